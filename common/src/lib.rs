@@ -12,6 +12,8 @@
 pub mod amount;
 pub mod ids;
 pub mod telemetry;
+pub mod time;
 
 pub use amount::StakeUnits;
 pub use ids::{AgentName, KeyId, OperatorId, TaskId};
+pub use time::{Clock, SystemClock, UnixMillis};
