@@ -5,14 +5,23 @@
 //! - [`ids`]: operator, agent, task and proving-key identifiers.
 //! - [`identity`]: the SPIFFE identity carried in a certificate's single URI SAN.
 //! - [`telemetry`]: what an agent reports about its hardware and calibrated throughput.
-//! - `protocol`: versioned messages (postcard), `framing`: length-prefixed frames with an
-//!   explicit maximum size and chunked streaming of large payloads, `tls`: rustls mutual-TLS
-//!   configuration for quinn.
+//! - [`protocol`]: versioned messages (postcard) and the stream flows between agents,
+//!   clients and the coordinator.
+//! - [`framing`]: length-prefixed frames with an explicit maximum size, and chunked,
+//!   hash-checked streaming of large payloads (proving keys).
+//! - [`tls`]: rustls mutual-TLS configuration for quinn (TLS 1.3, ALPN, ring).
+//! - [`revocation`]: the revoked-serials file and the shared, reloadable handle the TLS
+//!   verifier consults.
 
 pub mod amount;
+pub mod framing;
+pub mod identity;
 pub mod ids;
+pub mod protocol;
+pub mod revocation;
 pub mod telemetry;
 pub mod time;
+pub mod tls;
 
 pub use amount::StakeUnits;
 pub use ids::{AgentName, KeyId, OperatorId, TaskId};

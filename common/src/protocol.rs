@@ -1,0 +1,228 @@
+//! Versioned messages between agents, clients and the coordinator (postcard in
+//! [`crate::framing`] frames over QUIC bidirectional streams).
+//!
+//! # Streams
+//! The agent or client always opens the stream; its first frame is an [`OpenFrame`]
+//! (`protocol_version` + [`StreamOpen`]) saying what the stream is. A bad first frame gets
+//! an error reply and only that stream is closed.
+//!
+//! | opener | first frame | then |
+//! |---|---|---|
+//! | agent, once per connection | `Control(AgentHello)` | coordinator → agent: [`CoordinatorToAgent`] (`Welcome` first, or `Error` and finish); agent → coordinator: [`AgentToCoordinator`] |
+//! | agent | `FetchKey(FetchKey)` | coordinator → agent: [`KeyReply`], and after `Found` the key as a payload ([`crate::framing::send_payload`]) |
+//! | agent | `DeliverProof(DeliverProof)` | coordinator → agent: one [`DeliveryReply`] |
+//! | client, one per request | `Client(ClientRequest)` | coordinator → client: one [`ClientResponse`]; for `Watch`, a `Status` per change until a terminal state, then finish |
+//!
+//! Architecture invariant: the first frame of every stream begins with the protocol version
+//! as a postcard varint u32, in this and every future version, so a peer of another version
+//! gets [`ProtocolError::VersionMismatch`] and not a decode error.
+//!
+//! Every message is checked against the `MAX_*` bounds below on write and on read
+//! ([`Bounded`]); postcard itself only bounds by frame size.
+
+mod agent;
+mod client;
+mod error;
+
+pub use agent::*;
+pub use client::*;
+pub use error::*;
+
+use crate::framing::{self, FrameError};
+use crate::identity::IdentityKind;
+use crate::telemetry::Telemetry;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// The protocol this build speaks. Bump on any incompatible message change.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Task inputs travel inside one frame (an offer or a submission); half a frame leaves room
+/// for the rest of the message. Bigger witnesses belong in a payload, not an offer.
+pub const MAX_TASK_INPUTS_BYTES: usize = framing::MAX_FRAME_BYTES / 2;
+/// A compressed BN254 Groth16 proof is 128 B (uncompressed 256 B); 1 KiB allows another
+/// encoding but nothing that is not a proof.
+pub const MAX_PROOF_BYTES: usize = 1024;
+/// Public inputs (32-byte field elements) of one proof: 128 KiB at most. Circuits with more
+/// should commit to their inputs with a hash.
+pub const MAX_PUBLIC_INPUTS: usize = 4096;
+/// Free text: reasons, build strings, hardware summaries, NVML names.
+pub const MAX_TEXT_BYTES: usize = 1024;
+/// A hardware summary line in the agents table.
+pub const MAX_HARDWARE_SUMMARY_BYTES: usize = 256;
+/// History lines kept in a task's status view (the coordinator keeps the latest).
+pub const MAX_HISTORY_ENTRIES: usize = 64;
+/// Rows in a ledger, agents or circuits table. With in-flight lists at their bound a full
+/// agents table is about half a frame; a larger fleet needs paging, not a bigger frame.
+pub const MAX_VIEW_ROWS: usize = 512;
+/// Tasks one agent holds at once, as listed in views and allowed by capabilities.
+pub const MAX_IN_FLIGHT_PER_AGENT: usize = 64;
+/// GPUs reported by one agent (the largest boxes have 8 to 16).
+pub const MAX_GPUS_PER_AGENT: usize = 64;
+/// Proving keys an agent says it already holds.
+pub const MAX_CACHED_KEYS: usize = 256;
+/// Ceiling on one proving key payload. A 2^24-domain BN254 key is ~6 GiB; 64 GiB is far above
+/// any key a box could prove with, and the agent may pass a lower one for its disk.
+pub const MAX_PROVING_KEY_BYTES: u64 = 64 << 30;
+
+const _: () = assert!(MAX_PUBLIC_INPUTS * 32 + MAX_PROOF_BYTES < framing::MAX_FRAME_BYTES / 2);
+const _: () = assert!(MAX_TASK_INPUTS_BYTES + 64 * MAX_TEXT_BYTES < framing::MAX_FRAME_BYTES);
+
+/// What a stream is, as its opener says in the first frame.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum StreamOpen {
+    Control(AgentHello),
+    FetchKey(FetchKey),
+    DeliverProof(DeliverProof),
+    Client(ClientRequest),
+}
+
+impl StreamOpen {
+    /// The identity kind allowed to open this stream; the coordinator checks it against the
+    /// certificate and answers [`ProtocolError::NotAllowed`] otherwise.
+    pub fn required_kind(&self) -> IdentityKind {
+        match self {
+            StreamOpen::Control(_) | StreamOpen::FetchKey(_) | StreamOpen::DeliverProof(_) => IdentityKind::Agent,
+            StreamOpen::Client(_) => IdentityKind::Client,
+        }
+    }
+    pub fn describe(&self) -> &'static str {
+        match self {
+            StreamOpen::Control(_) => "an agent control stream",
+            StreamOpen::FetchKey(_) => "a key fetch",
+            StreamOpen::DeliverProof(_) => "a proof delivery",
+            StreamOpen::Client(_) => "a client request",
+        }
+    }
+}
+
+/// The first frame of every stream. `protocol_version` must stay the first field.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpenFrame {
+    pub protocol_version: u32,
+    pub open: StreamOpen,
+}
+
+/// Messages checked against the protocol's bounds.
+pub trait Bounded {
+    /// `Err` names the field, its size and the limit.
+    fn check_bounds(&self) -> Result<(), String>;
+}
+
+/// Writes a message after checking its bounds (an out-of-bounds message is refused here
+/// rather than by the peer).
+pub async fn write_message<W, T>(w: &mut W, msg: &T) -> Result<(), FrameError>
+where
+    W: AsyncWrite + Unpin,
+    T: Serialize + Bounded,
+{
+    msg.check_bounds().map_err(FrameError::OutOfBounds)?;
+    framing::write_frame(w, msg).await
+}
+
+/// Reads a message and checks its bounds.
+pub async fn read_message<R, T>(r: &mut R) -> Result<T, FrameError>
+where
+    R: AsyncRead + Unpin,
+    T: DeserializeOwned + Bounded,
+{
+    let msg: T = framing::read_frame(r).await?;
+    msg.check_bounds().map_err(FrameError::OutOfBounds)?;
+    Ok(msg)
+}
+
+/// Opens a stream: writes the [`OpenFrame`] with this build's version.
+pub async fn write_stream_open<W: AsyncWrite + Unpin>(w: &mut W, open: StreamOpen) -> Result<(), FrameError> {
+    write_message(w, &OpenFrame { protocol_version: PROTOCOL_VERSION, open }).await
+}
+
+/// Why a stream's first frame was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Reply with the error, finish the stream; the connection stays up.
+    #[error("{0}")]
+    Refused(ProtocolError),
+    /// The stream broke or closed; there is nobody to reply to.
+    #[error("{0}")]
+    Stream(FrameError),
+}
+
+/// Reads a stream's first frame (coordinator side). `peer_kind` comes from the peer's
+/// certificate and words a version mismatch ("agent speaks 2").
+pub async fn read_stream_open<R: AsyncRead + Unpin>(r: &mut R, peer_kind: IdentityKind) -> Result<StreamOpen, OpenError> {
+    let body = framing::read_frame_bytes(r, framing::MAX_FRAME_BYTES).await.map_err(|e| match e {
+        FrameError::TooLarge { .. } => OpenError::Refused(ProtocolError::Malformed { detail: e.to_string() }),
+        e => OpenError::Stream(e),
+    })?;
+    decode_stream_open(&body, peer_kind).map_err(OpenError::Refused)
+}
+
+/// Decodes an [`OpenFrame`] body: the version first, then the rest.
+pub fn decode_stream_open(body: &[u8], peer_kind: IdentityKind) -> Result<StreamOpen, ProtocolError> {
+    let (version, _) = postcard::take_from_bytes::<u32>(body).map_err(|e| ProtocolError::Malformed {
+        detail: format!("the first frame does not start with a protocol version: {e}"),
+    })?;
+    if version != PROTOCOL_VERSION {
+        return Err(ProtocolError::VersionMismatch { coordinator: PROTOCOL_VERSION, peer: version, peer_kind });
+    }
+    let frame: OpenFrame = framing::decode(body).map_err(|e| ProtocolError::Malformed { detail: e.to_string() })?;
+    frame.check_bounds().map_err(|detail| ProtocolError::Malformed { detail })?;
+    if let StreamOpen::Control(hello) = &frame.open {
+        if hello.protocol_version != frame.protocol_version {
+            return Err(ProtocolError::Malformed {
+                detail: format!(
+                    "AgentHello says protocol {} inside a frame opened with protocol {}",
+                    hello.protocol_version, frame.protocol_version
+                ),
+            });
+        }
+    }
+    Ok(frame.open)
+}
+
+// ---- bound-checking helpers shared by the message modules ----
+
+pub(crate) fn check_len(what: &str, len: usize, max: usize) -> Result<(), String> {
+    if len > max {
+        return Err(format!("{what}: {len} exceeds the limit of {max}"));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_text(what: &str, s: &str) -> Result<(), String> {
+    check_len(what, s.len(), MAX_TEXT_BYTES)
+}
+
+pub(crate) fn check_circuit_name(name: &str) -> Result<(), String> {
+    crate::ids::validate_name("circuit", name)
+}
+
+impl Bounded for OpenFrame {
+    fn check_bounds(&self) -> Result<(), String> {
+        match &self.open {
+            StreamOpen::Control(h) => h.check_bounds(),
+            StreamOpen::FetchKey(f) => f.check_bounds(),
+            StreamOpen::DeliverProof(d) => d.check_bounds(),
+            StreamOpen::Client(c) => c.check_bounds(),
+        }
+    }
+}
+
+impl Bounded for Telemetry {
+    fn check_bounds(&self) -> Result<(), String> {
+        check_len("telemetry.gpus", self.gpus.len(), MAX_GPUS_PER_AGENT)?;
+        for g in &self.gpus {
+            check_text("gpu.uuid", &g.uuid)?;
+            check_text("gpu.name", &g.name)?;
+        }
+        check_text("host.hostname", &self.host.hostname)?;
+        check_text("calibration.backend_name", &self.calibration.backend_name)?;
+        let (crate::telemetry::NvmlStatus::Available { driver_version: s } | crate::telemetry::NvmlStatus::Missing { reason: s }) =
+            &self.nvml;
+        check_text("nvml", s)
+    }
+}
+
+#[cfg(test)]
+mod tests;

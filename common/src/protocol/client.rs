@@ -1,0 +1,249 @@
+//! Client ↔ coordinator messages: submissions, task status, and the ledger, agents and
+//! circuits tables. The views mirror the coordinator core's state for display; the core
+//! owns the authoritative state.
+
+use super::agent::FieldBytes;
+use super::{check_circuit_name, check_len, check_text, Bounded, ProtocolError};
+use super::{MAX_HISTORY_ENTRIES, MAX_IN_FLIGHT_PER_AGENT, MAX_PROOF_BYTES, MAX_PUBLIC_INPUTS};
+use super::{MAX_HARDWARE_SUMMARY_BYTES, MAX_TASK_INPUTS_BYTES, MAX_VIEW_ROWS};
+use crate::amount::StakeUnits;
+use crate::identity::Identity;
+use crate::ids::{AgentName, KeyId, OperatorId, TaskId};
+use crate::telemetry::{ProofShape, ProverBackend};
+use crate::time::UnixMillis;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Submit a proof task.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitRequest {
+    pub circuit: String,
+    pub inputs: Vec<u8>,
+    /// Stake the proving operator must bind; slashed if the proof is late.
+    pub collateral: StakeUnits,
+    /// Time allowed from acceptance of the submission to a verified proof.
+    pub deadline_ms: u64,
+    /// Chosen by the client; a repeated (client identity, request_id) returns the task of the
+    /// first submission instead of creating another, so a retry after a lost reply is safe.
+    pub request_id: u64,
+}
+
+/// First frame of a client stream (inside `StreamOpen::Client`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientRequest {
+    Submit(SubmitRequest),
+    Status { task: TaskId },
+    /// `Status` replies on every change until the task is terminal, then the stream finishes.
+    Watch { task: TaskId },
+    Ledger,
+    Agents,
+    Circuits,
+}
+
+/// Coordinator → client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientResponse {
+    Submitted { task: TaskId },
+    /// The submission was refused (e.g. no operator could ever cover the collateral).
+    Rejected { reason: String },
+    Status(TaskStatusView),
+    Ledger(LedgerView),
+    Agents(AgentsView),
+    Circuits(CircuitsView),
+    Error(ProtocolError),
+}
+
+/// An agent, by operator and name. Displays as `name@operator`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AgentRef {
+    pub operator: OperatorId,
+    pub name: AgentName,
+}
+
+impl fmt::Display for AgentRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.name, self.operator)
+    }
+}
+
+impl AgentRef {
+    /// The agent behind an identity, if it is one.
+    pub fn from_identity(identity: &Identity) -> Option<AgentRef> {
+        match identity {
+            Identity::Agent { operator, name } => Some(AgentRef { operator: operator.clone(), name: name.clone() }),
+            _ => None,
+        }
+    }
+    pub fn to_identity(&self) -> Identity {
+        Identity::Agent { operator: self.operator.clone(), name: self.name.clone() }
+    }
+}
+
+/// Stake slashed when a task failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlashRecord {
+    pub operator: OperatorId,
+    pub amount: StakeUnits,
+}
+
+/// Where a task is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskState {
+    /// Waiting for an agent whose capacity and operator stake fit; `reason` says what is
+    /// missing (e.g. "no agent with 12 GiB free", "free stake 40 < collateral 100").
+    Queued { reason: String },
+    Offered { agent: AgentRef, offer_expires: UnixMillis },
+    /// Accepted: `agent.operator`'s collateral is bound.
+    Proving { agent: AgentRef, since: UnixMillis },
+    Verified { agent: AgentRef, proving_ms: u64, proof: Vec<u8>, public_outputs: Vec<FieldBytes> },
+    Failed { reason: String, slashed: Option<SlashRecord> },
+}
+
+impl TaskState {
+    /// No further change will happen.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, TaskState::Verified { .. } | TaskState::Failed { .. })
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            TaskState::Queued { .. } => "queued",
+            TaskState::Offered { .. } => "offered",
+            TaskState::Proving { .. } => "proving",
+            TaskState::Verified { .. } => "verified",
+            TaskState::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// One line of a task's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskEvent {
+    pub at: UnixMillis,
+    pub what: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskStatusView {
+    pub task: TaskId,
+    pub circuit: String,
+    pub state: TaskState,
+    pub collateral: StakeUnits,
+    /// Absolute deadline for a verified proof.
+    pub deadline: UnixMillis,
+    pub submitted: UnixMillis,
+    /// Oldest first, at most [`MAX_HISTORY_ENTRIES`] (the latest are kept).
+    pub history: Vec<TaskEvent>,
+}
+
+/// One operator's stake. Conservation: `delegated = active + withdrawing + free` (what the
+/// core asserts); `slashed` is cumulative and already deducted from `delegated`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorLedgerRow {
+    pub operator: OperatorId,
+    pub delegated: StakeUnits,
+    pub active: StakeUnits,
+    pub withdrawing: StakeUnits,
+    pub free: StakeUnits,
+    pub slashed: StakeUnits,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerView {
+    pub as_of: UnixMillis,
+    pub operators: Vec<OperatorLedgerRow>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRow {
+    pub agent: AgentRef,
+    pub backend: ProverBackend,
+    /// e.g. `2x NVIDIA H100 80GB, 64 cores, 512 GiB`.
+    pub hardware: String,
+    pub connected: bool,
+    /// `None` before the first report.
+    pub telemetry_age_ms: Option<u64>,
+    pub in_flight: Vec<TaskId>,
+    pub max_concurrent_tasks: u32,
+    pub msm_g1_points_per_sec: u64,
+    pub ntt_elements_per_sec: u64,
+    /// Thermal or power throttling in the latest report.
+    pub throttling: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentsView {
+    pub as_of: UnixMillis,
+    pub rows: Vec<AgentRow>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CircuitRow {
+    pub name: String,
+    pub key: KeyId,
+    pub shape: ProofShape,
+    pub num_public_inputs: u32,
+    pub key_bytes: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CircuitsView {
+    pub circuits: Vec<CircuitRow>,
+}
+
+impl Bounded for ClientRequest {
+    fn check_bounds(&self) -> Result<(), String> {
+        match self {
+            ClientRequest::Submit(s) => {
+                check_circuit_name(&s.circuit)?;
+                check_len("submit.inputs", s.inputs.len(), MAX_TASK_INPUTS_BYTES)
+            }
+            ClientRequest::Status { .. }
+            | ClientRequest::Watch { .. }
+            | ClientRequest::Ledger
+            | ClientRequest::Agents
+            | ClientRequest::Circuits => Ok(()),
+        }
+    }
+}
+
+impl Bounded for TaskStatusView {
+    fn check_bounds(&self) -> Result<(), String> {
+        check_text("status.circuit", &self.circuit)?;
+        check_len("status.history", self.history.len(), MAX_HISTORY_ENTRIES)?;
+        for e in &self.history {
+            check_text("status.history entry", &e.what)?;
+        }
+        match &self.state {
+            TaskState::Queued { reason } | TaskState::Failed { reason, .. } => check_text("status.reason", reason),
+            TaskState::Verified { proof, public_outputs, .. } => {
+                check_len("status.proof", proof.len(), MAX_PROOF_BYTES)?;
+                check_len("status.public_outputs", public_outputs.len(), MAX_PUBLIC_INPUTS)
+            }
+            TaskState::Offered { .. } | TaskState::Proving { .. } => Ok(()),
+        }
+    }
+}
+
+impl Bounded for ClientResponse {
+    fn check_bounds(&self) -> Result<(), String> {
+        match self {
+            ClientResponse::Submitted { .. } => Ok(()),
+            ClientResponse::Rejected { reason } => check_text("rejected.reason", reason),
+            ClientResponse::Status(v) => v.check_bounds(),
+            ClientResponse::Ledger(v) => check_len("ledger.operators", v.operators.len(), MAX_VIEW_ROWS),
+            ClientResponse::Agents(v) => {
+                check_len("agents.rows", v.rows.len(), MAX_VIEW_ROWS)?;
+                for r in &v.rows {
+                    check_len("agents.hardware", r.hardware.len(), MAX_HARDWARE_SUMMARY_BYTES)?;
+                    check_len("agents.in_flight", r.in_flight.len(), MAX_IN_FLIGHT_PER_AGENT)?;
+                }
+                Ok(())
+            }
+            ClientResponse::Circuits(v) => {
+                check_len("circuits", v.circuits.len(), MAX_VIEW_ROWS)?;
+                v.circuits.iter().try_for_each(|c| check_circuit_name(&c.name))
+            }
+            ClientResponse::Error(e) => e.check_bounds(),
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! Mutual-TLS configuration for quinn: TLS 1.3 only, ALPN [`ALPN_PROOFRACK`], the `ring`
+//! provider, certificates from one CA.
+//!
+//! The coordinator's verifier requires a client certificate that chains to the CA, has the
+//! ClientAuth EKU, is not revoked, and carries exactly one URI SAN that is a SPIFFE ID in our
+//! trust domain; all of that is checked in the handshake, so a refused peer never gets a
+//! connection. Clients check the coordinator's chain, its DNS/IP SAN against the host they
+//! dialled, and that its one URI SAN is a coordinator identity.
+//!
+//! A refused client still sees `connecting.await` succeed (TLS 1.3 finishes the client side
+//! first); the refusal shows at its first stream operation. Never treat a completed connect
+//! as authorised.
+
+use crate::identity::{Identity, IdentityError, IdentityKind, PeerCertInfo, TrustDomain};
+use crate::revocation::RevocationHandle;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::WebPkiClientVerifier;
+use rustls::client::WebPkiServerVerifier;
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The ALPN protocol both sides offer; QUIC requires one, and it names our wire protocol so
+/// a stray HTTP/3 client fails the handshake instead of sending garbage.
+pub const ALPN_PROOFRACK: &[u8] = b"proofrack/1";
+
+/// A connection with no traffic for this long is dead. Agent liveness drives admission: an
+/// agent that vanished must stop receiving offers within seconds, but a few lost keep-alives
+/// (one every [`KEEP_ALIVE_INTERVAL`]) on a busy rack network must not drop it.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(12);
+
+/// Keep-alive ping interval: four pings fit in one idle timeout.
+pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(3);
+
+/// Streams a peer may have open at once: an agent's control stream plus key fetches and
+/// deliveries for its in-flight tasks, or a client's concurrent requests and watches.
+pub const MAX_CONCURRENT_BIDI_STREAMS: u32 = 128;
+
+const _: () = assert!(KEEP_ALIVE_INTERVAL.as_millis() * 3 < IDLE_TIMEOUT.as_millis());
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {what} {}: {detail}", path.display())]
+    Pem { what: &'static str, path: PathBuf, detail: String },
+    #[error("{what} {} holds no {expected}", path.display())]
+    Empty { what: &'static str, path: PathBuf, expected: &'static str },
+    #[error("{0}")]
+    Identity(#[from] IdentityError),
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("TLS configuration: {0}")]
+    Verifier(String),
+}
+
+/// Everything one side needs: the CA to trust, its own chain and key, the trust domain.
+#[derive(Debug)]
+pub struct TlsMaterial {
+    pub ca_roots: Vec<CertificateDer<'static>>,
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+    pub trust_domain: TrustDomain,
+}
+
+impl Clone for TlsMaterial {
+    fn clone(&self) -> Self {
+        TlsMaterial {
+            ca_roots: self.ca_roots.clone(),
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+            trust_domain: self.trust_domain.clone(),
+        }
+    }
+}
+
+impl TlsMaterial {
+    /// Loads `ca.pem`, a certificate chain and its key. The trust domain is read from the CA
+    /// certificate's URI SAN (`spiffe://TD`, written by `certs init`), and the own
+    /// certificate must carry an identity in it.
+    pub fn load(ca_pem: &Path, cert_pem: &Path, key_pem: &Path) -> Result<TlsMaterial, TlsError> {
+        let ca_roots = load_certs(ca_pem, "CA certificate")?;
+        let trust_domain = TrustDomain::from_ca_certificate_der(&ca_roots[0]).map_err(|e| TlsError::Pem {
+            what: "CA certificate",
+            path: ca_pem.to_path_buf(),
+            detail: format!("{e}; was it made by `proofrack certs init`?"),
+        })?;
+        let m = TlsMaterial {
+            ca_roots,
+            chain: load_certs(cert_pem, "certificate")?,
+            key: load_private_key(key_pem)?,
+            trust_domain,
+        };
+        m.own_identity().map_err(|e| TlsError::Pem {
+            what: "certificate",
+            path: cert_pem.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        Ok(m)
+    }
+
+    /// The identity in this side's own certificate.
+    pub fn own_identity(&self) -> Result<PeerCertInfo, IdentityError> {
+        Identity::from_certificate_der(&self.chain[0], &self.trust_domain)
+    }
+
+    fn root_store(&self) -> Result<Arc<RootCertStore>, TlsError> {
+        let mut roots = RootCertStore::empty();
+        for ca in &self.ca_roots {
+            roots.add(ca.clone())?;
+        }
+        Ok(Arc::new(roots))
+    }
+}
+
+/// Reads every certificate in a PEM file; at least one.
+pub fn load_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem_err = |detail: String| TlsError::Pem { what, path: path.to_path_buf(), detail };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| pem_err(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_err(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(TlsError::Empty { what, path: path.to_path_buf(), expected: "CERTIFICATE block" });
+    }
+    Ok(certs)
+}
+
+/// Reads the first private key (PKCS#8, SEC1 or PKCS#1) in a PEM file.
+pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| match e {
+        rustls::pki_types::pem::Error::NoItemsFound => {
+            TlsError::Empty { what: "private key", path: path.to_path_buf(), expected: "PRIVATE KEY block" }
+        }
+        e => TlsError::Pem { what: "private key", path: path.to_path_buf(), detail: e.to_string() },
+    })
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn transport(max_bidi_streams: u32) -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    // IDLE_TIMEOUT is 12 s, far below the 2^62 ms QUIC allows; the conversion cannot fail.
+    t.max_idle_timeout(Some(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).expect("idle timeout fits QUIC's VarInt")));
+    t.keep_alive_interval(Some(KEEP_ALIVE_INTERVAL));
+    t.max_concurrent_bidi_streams(max_bidi_streams.into());
+    t.max_concurrent_uni_streams(0u32.into());
+    Arc::new(t)
+}
+
+/// The coordinator's server configuration: mutual TLS, revocation checked in the handshake.
+pub fn server_config(material: &TlsMaterial, revocation: RevocationHandle) -> Result<quinn::ServerConfig, TlsError> {
+    let provider = provider();
+    let webpki = WebPkiClientVerifier::builder_with_provider(material.root_store()?, provider.clone())
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let verifier = ProofrackClientVerifier { inner: webpki, trust_domain: material.trust_domain.clone(), revocation };
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(Arc::new(verifier))
+        .with_single_cert(material.chain.clone(), material.key.clone_key())?;
+    tls.alpn_protocols = vec![ALPN_PROOFRACK.to_vec()];
+    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    config.transport_config(transport(MAX_CONCURRENT_BIDI_STREAMS));
+    Ok(config)
+}
+
+/// An agent's or client's configuration. Dial with the coordinator's host as server name.
+pub fn client_config(material: &TlsMaterial) -> Result<quinn::ClientConfig, TlsError> {
+    let provider = provider();
+    let webpki = WebPkiServerVerifier::builder_with_provider(material.root_store()?, provider.clone())
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let verifier = CoordinatorVerifier { inner: webpki, trust_domain: material.trust_domain.clone() };
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_client_auth_cert(material.chain.clone(), material.key.clone_key())?;
+    tls.alpn_protocols = vec![ALPN_PROOFRACK.to_vec()];
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(quic));
+    // The coordinator never opens streams towards agents or clients.
+    config.transport_config(transport(0));
+    Ok(config)
+}
+
+fn refuse(e: impl std::error::Error + Send + Sync + 'static) -> rustls::Error {
+    rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(e))))
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the coordinator's certificate names {identity}, not a coordinator")]
+struct NotCoordinator {
+    identity: Identity,
+}
+
+/// WebPKI client verification plus our identity and revocation rules.
+#[derive(Debug)]
+struct ProofrackClientVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    trust_domain: TrustDomain,
+    revocation: RevocationHandle,
+}
+
+impl ClientCertVerifier for ProofrackClientVerifier {
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self.inner.verify_client_cert(end_entity, intermediates, now)?;
+        let info = Identity::from_certificate_der(end_entity, &self.trust_domain).map_err(refuse)?;
+        if info.identity.kind() == IdentityKind::Coordinator {
+            // Coordinator certificates have only the ServerAuth EKU, so webpki already refused
+            // them; this keeps the rule explicit should the EKU ever be widened.
+            return Err(refuse(NotCoordinator { identity: info.identity }));
+        }
+        if self.revocation.is_revoked(&info.serial_hex) {
+            tracing::warn!(serial = %info.serial_hex, identity = %info.identity, "refused revoked certificate");
+            return Err(rustls::Error::InvalidCertificate(CertificateError::Revoked));
+        }
+        Ok(verified)
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// WebPKI server verification plus: the server's identity is a coordinator in our domain.
+#[derive(Debug)]
+struct CoordinatorVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+    trust_domain: TrustDomain,
+}
+
+impl ServerCertVerifier for CoordinatorVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verified = self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)?;
+        let info = Identity::from_certificate_der(end_entity, &self.trust_domain).map_err(refuse)?;
+        if info.identity.kind() != IdentityKind::Coordinator {
+            return Err(refuse(NotCoordinator { identity: info.identity }));
+        }
+        Ok(verified)
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_and_empty_pem_files_name_the_file() {
+        let dir = std::env::temp_dir().join(format!("proofrack-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let err = load_certs(&dir.join("nope.pem"), "CA certificate").unwrap_err().to_string();
+        assert!(err.contains("CA certificate") && err.contains("nope.pem"), "{err}");
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "hello\n").unwrap();
+        let err = load_certs(&empty, "certificate").unwrap_err().to_string();
+        assert!(err.contains("empty.pem") && err.contains("no CERTIFICATE"), "{err}");
+        let err = load_private_key(&empty).unwrap_err().to_string();
+        assert!(err.contains("empty.pem") && err.contains("PRIVATE KEY"), "{err}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
