@@ -1,1 +1,26 @@
-//! placeholder
+//! The proofrack coordinator: holds every operator's stake ledger and hands out Groth16 proof
+//! tasks only to agents whose operator has the free stake and whose reported hardware has the
+//! capacity to finish before the deadline.
+//!
+//! # Layout
+//! - [`config`]: `coordinator.toml` types, defaults and validation (including the [`Policy`]).
+//! - [`ledger`]: the stake ledger, a pure state machine with asserted conservation;
+//!   [`ledger::source`] is the boundary to where delegations come from (config now, chain later).
+//! - [`admission`]: a pure function deciding which agent a task is offered to, or why none fits.
+//! - [`tasks`]: [`CoordinatorCore`], the task life cycle as a quinn-proto-style state machine
+//!   (`handle_*` events with `now`, `poll_effect`, `poll_timeout`, getters).
+//!
+//! Architecture invariant: `config`, `ledger`, `admission` and `tasks` do no I/O, read no
+//! clock and use no randomness; the QUIC server shell around them does, and translates
+//! protocol messages into core events and effects into messages.
+
+pub mod admission;
+pub mod config;
+pub mod ledger;
+pub mod tasks;
+
+pub use admission::testkit;
+pub use admission::AgentId;
+pub use config::{CoordinatorConfig, Policy};
+pub use ledger::Ledger;
+pub use tasks::{CoordinatorCore, Effect, Offer, OfferReply, TaskSpec, TaskStatus};

@@ -1,0 +1,355 @@
+//! `coordinator.toml`: where the coordinator listens, its certificates, the operators' stake
+//! (until the chain is the stake source) and the admission and slashing policy.
+//!
+//! Parsing a string and validating it is pure; the shell reads the file. Every field has a
+//! default that works on one machine, unknown keys are refused (a typo must not silently fall
+//! back to a default), and validation names the bad key and the values allowed.
+//!
+//! ```toml
+//! listen = "0.0.0.0:4433"
+//!
+//! [tls]
+//! ca_cert = "certs/ca.pem"
+//! cert = "certs/coordinator.pem"
+//! key = "certs/coordinator.key"
+//!
+//! [[operators]]
+//! id = "op-a"
+//! delegated = 100          # base units; a string such as "1_000_000_000_000_000_000" for big ones
+//!
+//! [policy]
+//! invalid_proof_slash_bps = 5000
+//! deadline_miss_slash_bps = 1000
+//! offer_timeout_ms = 5000
+//! ```
+
+use proofrack_common::{OperatorId, StakeUnits};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use thiserror::Error;
+
+/// Most tasks the coordinator holds unfinished at once; bounds memory (each task keeps its
+/// inputs) and the cost of an admission pass (queued tasks × agents).
+pub const MAX_QUEUE_CAPACITY: usize = 65_536;
+/// Most tasks offered to or bound to one agent at once; bounds per-agent bookkeeping and keeps
+/// an agent's local queue short enough that its predictions stay meaningful.
+pub const MAX_TASKS_PER_AGENT: u32 = 64;
+/// Longest allowed duration setting (one hour): anything longer is a unit mistake (s vs ms).
+pub const MAX_DURATION_SETTING_MS: u64 = 3_600_000;
+/// Shortest offer timeout: an agent needs at least a network round trip to answer.
+pub const MIN_OFFER_TIMEOUT_MS: u64 = 100;
+/// Shortest telemetry age bound: agents report about once a second.
+pub const MIN_TELEMETRY_MAX_AGE_MS: u64 = 100;
+/// Largest relative safety margin: 10× the predicted proving time.
+pub const MAX_DEADLINE_MARGIN_PCT: u32 = 1_000;
+/// Sensible range for a temperature limit in °C: below 30 nothing runs, above 120 a GPU is
+/// already shutting down.
+pub const TEMPERATURE_LIMIT_RANGE_C: std::ops::RangeInclusive<u32> = 30..=120;
+
+/// The whole file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinatorConfig {
+    /// UDP address the QUIC server binds, e.g. `"0.0.0.0:4433"`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The coordinator's mutual-TLS material.
+    #[serde(default)]
+    pub tls: TlsPaths,
+    /// Operators and their delegated stake (the static stake source).
+    #[serde(default)]
+    pub operators: Vec<OperatorStake>,
+    /// Admission, offer and slashing policy.
+    #[serde(default)]
+    pub policy: Policy,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 4433))
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        CoordinatorConfig {
+            listen: default_listen(),
+            tls: TlsPaths::default(),
+            operators: Vec::new(),
+            policy: Policy::default(),
+        }
+    }
+}
+
+/// Paths of the coordinator's certificates (PEM), relative to the working directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsPaths {
+    /// The CA that signed every agent's and client's certificate; peers must chain to it.
+    pub ca_cert: PathBuf,
+    /// The coordinator's own certificate chain.
+    pub cert: PathBuf,
+    /// The coordinator's private key.
+    pub key: PathBuf,
+}
+
+impl Default for TlsPaths {
+    fn default() -> Self {
+        TlsPaths {
+            ca_cert: PathBuf::from("certs/ca.pem"),
+            cert: PathBuf::from("certs/coordinator.pem"),
+            key: PathBuf::from("certs/coordinator.key"),
+        }
+    }
+}
+
+/// One `[[operators]]` entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorStake {
+    /// The operator's id as in its agents' certificates, e.g. `"op-a"`.
+    pub id: OperatorId,
+    /// Delegated stake in base units: a TOML integer, or a string for amounts above 2^63
+    /// (underscores allowed). Zero registers the operator with no stake.
+    #[serde(deserialize_with = "stake_amount")]
+    pub delegated: StakeUnits,
+}
+
+/// Accepts a non-negative TOML integer or a decimal string (TOML integers are i64).
+fn stake_amount<'de, D: Deserializer<'de>>(d: D) -> Result<StakeUnits, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Int(i64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Int(i) => u128::try_from(i)
+            .map(StakeUnits)
+            .map_err(|_| serde::de::Error::custom(format!("stake {i} is negative; use base units >= 0"))),
+        Raw::Text(s) => s.parse::<StakeUnits>().map_err(serde::de::Error::custom),
+    }
+}
+
+/// How the coordinator admits tasks, waits for agents and punishes failures.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    /// Share of a task's collateral slashed when its agent delivers a proof that does not
+    /// verify, in basis points (0..=10000). The rest is released.
+    pub invalid_proof_slash_bps: u16,
+    /// Share of a task's collateral slashed when its agent misses the due time it accepted,
+    /// in basis points (0..=10000). The rest is released.
+    pub deadline_miss_slash_bps: u16,
+    /// How long an agent has to accept or decline an offer before it goes to the next fit,
+    /// with no penalty.
+    pub offer_timeout_ms: u64,
+    /// Telemetry older than this excludes an agent from admission.
+    pub telemetry_max_age_ms: u64,
+    /// Safety margin added to a predicted finish before comparing with the deadline, as a
+    /// percentage of the predicted proving time ...
+    pub deadline_margin_pct: u32,
+    /// ... plus this constant (network, key loading, verification).
+    pub deadline_margin_ms: u64,
+    /// Most unfinished tasks (waiting, offered, proving or being verified) held at once; a
+    /// submission beyond it is refused with "queue full".
+    pub queue_capacity: usize,
+    /// A GPU at or above this temperature (°C), or at its own slowdown threshold, excludes
+    /// its agent.
+    pub max_temperature_c: u32,
+    /// After an agent declines a task or lets its offer expire, the task is not offered to
+    /// that agent again for this long (other agents may take it meanwhile).
+    pub decline_backoff_ms: u64,
+    /// Most tasks offered to or bound to one agent at once (its own concurrency limit
+    /// applies too).
+    pub max_tasks_per_agent: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            invalid_proof_slash_bps: 5_000,
+            deadline_miss_slash_bps: 1_000,
+            offer_timeout_ms: 5_000,
+            telemetry_max_age_ms: 10_000,
+            deadline_margin_pct: 20,
+            deadline_margin_ms: 1_000,
+            queue_capacity: 1_024,
+            max_temperature_c: 85,
+            decline_backoff_ms: 30_000,
+            max_tasks_per_agent: 4,
+        }
+    }
+}
+
+impl Policy {
+    /// The safety margin for a task predicted to take `proving_ms`.
+    pub fn deadline_margin_for(&self, proving_ms: u64) -> u64 {
+        let relative = (proving_ms as u128 * self.deadline_margin_pct as u128 / 100).min(u64::MAX as u128) as u64;
+        relative.saturating_add(self.deadline_margin_ms)
+    }
+
+    /// Checks every field against its allowed range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_range("policy.invalid_proof_slash_bps", self.invalid_proof_slash_bps as u64, 0, 10_000)?;
+        check_range("policy.deadline_miss_slash_bps", self.deadline_miss_slash_bps as u64, 0, 10_000)?;
+        check_range("policy.offer_timeout_ms", self.offer_timeout_ms, MIN_OFFER_TIMEOUT_MS, MAX_DURATION_SETTING_MS)?;
+        check_range(
+            "policy.telemetry_max_age_ms",
+            self.telemetry_max_age_ms,
+            MIN_TELEMETRY_MAX_AGE_MS,
+            MAX_DURATION_SETTING_MS,
+        )?;
+        check_range("policy.deadline_margin_pct", self.deadline_margin_pct as u64, 0, MAX_DEADLINE_MARGIN_PCT as u64)?;
+        check_range("policy.deadline_margin_ms", self.deadline_margin_ms, 0, MAX_DURATION_SETTING_MS)?;
+        check_range("policy.queue_capacity", self.queue_capacity as u64, 1, MAX_QUEUE_CAPACITY as u64)?;
+        check_range(
+            "policy.max_temperature_c",
+            self.max_temperature_c as u64,
+            *TEMPERATURE_LIMIT_RANGE_C.start() as u64,
+            *TEMPERATURE_LIMIT_RANGE_C.end() as u64,
+        )?;
+        check_range("policy.decline_backoff_ms", self.decline_backoff_ms, 0, MAX_DURATION_SETTING_MS)?;
+        check_range("policy.max_tasks_per_agent", self.max_tasks_per_agent as u64, 1, MAX_TASKS_PER_AGENT as u64)?;
+        Ok(())
+    }
+}
+
+fn check_range(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            key: key.to_string(),
+            value: value.to_string(),
+            allowed: format!("allowed: {min} to {max}"),
+        })
+    }
+}
+
+/// Why `coordinator.toml` was refused.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    #[error("coordinator.toml does not parse: {0}")]
+    Parse(String),
+    #[error("coordinator.toml: {key} = {value} is not allowed ({allowed})")]
+    Invalid { key: String, value: String, allowed: String },
+}
+
+impl CoordinatorConfig {
+    /// Parses and validates the text of a `coordinator.toml`.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        let config: CoordinatorConfig = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the policy and that each operator appears once.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.policy.validate()?;
+        let mut seen: BTreeMap<&OperatorId, usize> = BTreeMap::new();
+        for (i, op) in self.operators.iter().enumerate() {
+            if let Some(first) = seen.insert(&op.id, i) {
+                return Err(ConfigError::Invalid {
+                    key: format!("operators[{i}].id"),
+                    value: format!("{:?}", op.id.as_str()),
+                    allowed: format!("each operator once; it already appears as operators[{first}]"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The operators' stake as (operator, delegated) pairs, for a
+    /// [`StaticStakeSource`](crate::ledger::source::StaticStakeSource).
+    pub fn delegations(&self) -> Vec<(OperatorId, StakeUnits)> {
+        self.operators.iter().map(|o| (o.id.clone(), o.delegated)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_working_defaults() {
+        let c = CoordinatorConfig::from_toml_str("").unwrap();
+        assert_eq!(c, CoordinatorConfig::default());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn full_file_parses() {
+        let c = CoordinatorConfig::from_toml_str(
+            r#"
+            listen = "127.0.0.1:5000"
+            [tls]
+            ca_cert = "a.pem"
+            cert = "b.pem"
+            key = "c.key"
+            [[operators]]
+            id = "op-a"
+            delegated = 100
+            [[operators]]
+            id = "op-b"
+            delegated = "340_282_366_920_938_463_463_374_607_431_768_211_455"
+            [policy]
+            invalid_proof_slash_bps = 10000
+            deadline_miss_slash_bps = 0
+            offer_timeout_ms = 2000
+            queue_capacity = 8
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.listen, "127.0.0.1:5000".parse().unwrap());
+        assert_eq!(c.tls.key, PathBuf::from("c.key"));
+        assert_eq!(c.operators[0].delegated, StakeUnits(100));
+        assert_eq!(c.operators[1].delegated, StakeUnits(u128::MAX));
+        assert_eq!(c.policy.invalid_proof_slash_bps, 10_000);
+        assert_eq!(c.policy.queue_capacity, 8);
+        assert_eq!(c.policy.telemetry_max_age_ms, Policy::default().telemetry_max_age_ms);
+        assert_eq!(c.delegations().len(), 2);
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_key_and_the_allowed_range() {
+        let err = CoordinatorConfig::from_toml_str("[policy]\ninvalid_proof_slash_bps = 12000").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "coordinator.toml: policy.invalid_proof_slash_bps = 12000 is not allowed (allowed: 0 to 10000)"
+        );
+        let err = CoordinatorConfig::from_toml_str("[policy]\nqueue_capacity = 0").unwrap_err();
+        assert!(err.to_string().contains("policy.queue_capacity = 0"), "{err}");
+        let err = CoordinatorConfig::from_toml_str("[policy]\nmax_temperature_c = 200").unwrap_err();
+        assert!(err.to_string().contains("allowed: 30 to 120"), "{err}");
+    }
+
+    #[test]
+    fn typos_bad_names_negative_stake_and_duplicates_are_refused() {
+        let err = CoordinatorConfig::from_toml_str("[policy]\noffer_timeout = 5").unwrap_err();
+        assert!(err.to_string().contains("offer_timeout"), "{err}");
+        let err = CoordinatorConfig::from_toml_str("[[operators]]\nid = \"Op A\"\ndelegated = 1").unwrap_err();
+        assert!(err.to_string().contains("operator name"), "{err}");
+        let err = CoordinatorConfig::from_toml_str("[[operators]]\nid = \"op-a\"\ndelegated = -1").unwrap_err();
+        assert!(err.to_string().contains("negative"), "{err}");
+        let err = CoordinatorConfig::from_toml_str("[[operators]]\nid = \"op-a\"\ndelegated = \"1.5\"").unwrap_err();
+        assert!(err.to_string().contains("not a non-negative integer"), "{err}");
+        let err = CoordinatorConfig::from_toml_str(
+            "[[operators]]\nid = \"op-a\"\ndelegated = 1\n[[operators]]\nid = \"op-a\"\ndelegated = 2",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "coordinator.toml: operators[1].id = \"op-a\" is not allowed (each operator once; it already appears as operators[0])"
+        );
+    }
+
+    #[test]
+    fn margin_combines_percentage_and_constant() {
+        let p = Policy { deadline_margin_pct: 50, deadline_margin_ms: 100, ..Policy::default() };
+        assert_eq!(p.deadline_margin_for(1_000), 600);
+        assert_eq!(p.deadline_margin_for(u64::MAX), u64::MAX / 2 + 100);
+        let wide = Policy { deadline_margin_pct: 200, ..p };
+        assert_eq!(wide.deadline_margin_for(u64::MAX), u64::MAX, "saturates instead of overflowing");
+    }
+}

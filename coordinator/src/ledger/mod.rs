@@ -1,0 +1,402 @@
+//! The stake ledger: a pure state machine over operators' delegated stake, the stake bound to
+//! tasks, withdrawals and slashing.
+//!
+//! Architecture invariant: the ledger does no I/O and does not know where delegations come
+//! from (a TOML file today, a chain later: see [`source`]). It cannot fail on the network.
+//! After every mutation it asserts, per operator, `active + withdrawing <= delegated` and
+//! conservation (`ever delegated = free + active + withdrawing + withdrawn + slashed`), and the
+//! same sums globally.
+
+mod account;
+mod error;
+pub mod source;
+
+#[cfg(test)]
+mod proptests;
+
+pub use account::{Account, LedgerRow};
+pub use error::{BindRejected, DelegateRejected, UnbindRejected, WithdrawalRejected};
+
+use proofrack_common::{OperatorId, StakeUnits, TaskId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Stake bound to one task.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Binding {
+    pub operator: OperatorId,
+    pub amount: StakeUnits,
+}
+
+/// What a slash did: `slashed + released = the binding's amount`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlashOutcome {
+    pub operator: OperatorId,
+    /// Left the operator's delegation as a penalty.
+    pub slashed: StakeUnits,
+    /// Returned to the operator's free stake.
+    pub released: StakeUnits,
+}
+
+/// Global counters kept independently of the accounts, so the global conservation check
+/// compares two separately maintained numbers rather than a sum with itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Totals {
+    delegated_ever: StakeUnits,
+    withdrawn: StakeUnits,
+    slashed: StakeUnits,
+}
+
+/// The ledger. See the module documentation.
+#[derive(Clone, Debug, Default)]
+pub struct Ledger {
+    accounts: BTreeMap<OperatorId, Account>,
+    bindings: BTreeMap<TaskId, Binding>,
+    totals: Totals,
+}
+
+fn add(a: StakeUnits, b: StakeUnits, what: &str) -> StakeUnits {
+    a.checked_add(b).unwrap_or_else(|| panic!("ledger overflow adding to {what}: {a} + {b}"))
+}
+
+fn sub(a: StakeUnits, b: StakeUnits, what: &str) -> StakeUnits {
+    a.checked_sub(b).unwrap_or_else(|| panic!("ledger underflow taking from {what}: {a} - {b}"))
+}
+
+impl Ledger {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    // ---- getters ----
+
+    pub fn account(&self, operator: &OperatorId) -> Option<&Account> {
+        self.accounts.get(operator)
+    }
+
+    /// Free stake of `operator`, `None` if the ledger does not know it.
+    pub fn free(&self, operator: &OperatorId) -> Option<StakeUnits> {
+        self.accounts.get(operator).map(Account::free)
+    }
+
+    pub fn binding(&self, task: TaskId) -> Option<&Binding> {
+        self.bindings.get(&task)
+    }
+
+    pub fn bindings(&self) -> impl Iterator<Item = (TaskId, &Binding)> {
+        self.bindings.iter().map(|(t, b)| (*t, b))
+    }
+
+    pub fn operators(&self) -> impl Iterator<Item = (&OperatorId, &Account)> {
+        self.accounts.iter()
+    }
+
+    /// The largest current delegation of any operator (zero with no operators).
+    pub fn largest_delegation(&self) -> StakeUnits {
+        self.accounts.values().map(Account::delegated).max().unwrap_or(StakeUnits::ZERO)
+    }
+
+    /// One row per operator, in operator order.
+    pub fn rows(&self) -> Vec<LedgerRow> {
+        self.accounts
+            .iter()
+            .map(|(operator, a)| LedgerRow {
+                operator: operator.clone(),
+                delegated: a.delegated,
+                active: a.active,
+                withdrawing: a.withdrawing,
+                free: a.free(),
+                withdrawn: a.withdrawn,
+                slashed: a.slashed,
+                bound_tasks: self.bindings.values().filter(|b| &b.operator == operator).count(),
+            })
+            .collect()
+    }
+
+    // ---- mutations ----
+
+    /// Makes `operator` known with no stake. Returns whether it was new.
+    pub fn add_operator(&mut self, operator: OperatorId) -> bool {
+        let added = !self.accounts.contains_key(&operator);
+        self.accounts.entry(operator).or_default();
+        self.assert_invariants();
+        added
+    }
+
+    /// Adds `amount` to `operator`'s delegated stake, creating the operator if new.
+    pub fn delegate(&mut self, operator: &OperatorId, amount: StakeUnits) -> Result<(), DelegateRejected> {
+        if amount == StakeUnits::ZERO {
+            return Err(DelegateRejected::ZeroAmount { operator: operator.clone() });
+        }
+        let current = self.accounts.get(operator).cloned().unwrap_or_default();
+        let overflow = || DelegateRejected::Overflow {
+            operator: operator.clone(),
+            amount,
+            delegated_ever: current.delegated_ever,
+        };
+        let delegated_ever = current.delegated_ever.checked_add(amount).ok_or_else(overflow)?;
+        let delegated = current.delegated.checked_add(amount).ok_or_else(overflow)?;
+        let total_ever = self.totals.delegated_ever.checked_add(amount).ok_or_else(overflow)?;
+        let account = self.accounts.entry(operator.clone()).or_default();
+        account.delegated_ever = delegated_ever;
+        account.delegated = delegated;
+        self.totals.delegated_ever = total_ever;
+        self.assert_invariants();
+        Ok(())
+    }
+
+    /// Moves `amount` of `operator`'s free stake to withdrawing.
+    pub fn request_withdrawal(
+        &mut self,
+        operator: &OperatorId,
+        amount: StakeUnits,
+    ) -> Result<(), WithdrawalRejected> {
+        let account = self
+            .accounts
+            .get_mut(operator)
+            .ok_or_else(|| WithdrawalRejected::UnknownOperator { operator: operator.clone() })?;
+        if amount == StakeUnits::ZERO {
+            return Err(WithdrawalRejected::ZeroAmount { operator: operator.clone() });
+        }
+        let free = account.free();
+        if amount > free {
+            return Err(WithdrawalRejected::InsufficientFreeStake {
+                operator: operator.clone(),
+                free,
+                requested: amount,
+            });
+        }
+        account.withdrawing = add(account.withdrawing, amount, "withdrawing");
+        self.assert_invariants();
+        Ok(())
+    }
+
+    /// Pays out `amount` of `operator`'s pending withdrawal: it leaves the delegation.
+    pub fn complete_withdrawal(
+        &mut self,
+        operator: &OperatorId,
+        amount: StakeUnits,
+    ) -> Result<(), WithdrawalRejected> {
+        let account = self
+            .accounts
+            .get_mut(operator)
+            .ok_or_else(|| WithdrawalRejected::UnknownOperator { operator: operator.clone() })?;
+        if amount == StakeUnits::ZERO {
+            return Err(WithdrawalRejected::ZeroAmount { operator: operator.clone() });
+        }
+        if amount > account.withdrawing {
+            return Err(WithdrawalRejected::NotRequested {
+                operator: operator.clone(),
+                withdrawing: account.withdrawing,
+                requested: amount,
+            });
+        }
+        account.withdrawing = sub(account.withdrawing, amount, "withdrawing");
+        account.delegated = sub(account.delegated, amount, "delegated");
+        account.withdrawn = add(account.withdrawn, amount, "withdrawn");
+        self.totals.withdrawn = add(self.totals.withdrawn, amount, "total withdrawn");
+        self.assert_invariants();
+        Ok(())
+    }
+
+    /// Binds `amount` of `operator`'s free stake to `task`: it becomes active.
+    pub fn bind(&mut self, task: TaskId, operator: &OperatorId, amount: StakeUnits) -> Result<(), BindRejected> {
+        if let Some(existing) = self.bindings.get(&task) {
+            return Err(BindRejected::TaskAlreadyBound { task, operator: existing.operator.clone() });
+        }
+        let account = self
+            .accounts
+            .get_mut(operator)
+            .ok_or_else(|| BindRejected::UnknownOperator { operator: operator.clone() })?;
+        if amount == StakeUnits::ZERO {
+            return Err(BindRejected::ZeroAmount { task });
+        }
+        let free = account.free();
+        if amount > free {
+            return Err(BindRejected::InsufficientFreeStake {
+                task,
+                operator: operator.clone(),
+                free,
+                needed: amount,
+            });
+        }
+        account.active = add(account.active, amount, "active");
+        self.bindings.insert(task, Binding { operator: operator.clone(), amount });
+        self.assert_invariants();
+        Ok(())
+    }
+
+    /// Returns `task`'s whole binding to its operator's free stake.
+    pub fn release(&mut self, task: TaskId) -> Result<Binding, UnbindRejected> {
+        let binding = self.bindings.remove(&task).ok_or(UnbindRejected::NotBound { task })?;
+        let account = self
+            .accounts
+            .get_mut(&binding.operator)
+            .expect("ledger invariant: every binding's operator has an account");
+        account.active = sub(account.active, binding.amount, "active");
+        self.assert_invariants();
+        Ok(binding)
+    }
+
+    /// Takes `bps` basis points (rounded down) of `task`'s binding as a penalty, out of the
+    /// operator's delegation, and releases the rest. `bps` above 10 000 is a programmer error
+    /// (policies are validated when loaded).
+    pub fn slash(&mut self, task: TaskId, bps: u16) -> Result<SlashOutcome, UnbindRejected> {
+        assert!(bps <= 10_000, "slash of {bps} basis points; at most 10000");
+        let binding = self.bindings.remove(&task).ok_or(UnbindRejected::NotBound { task })?;
+        let slashed = binding.amount.mul_bps(bps);
+        let released = sub(binding.amount, slashed, "binding");
+        let account = self
+            .accounts
+            .get_mut(&binding.operator)
+            .expect("ledger invariant: every binding's operator has an account");
+        account.active = sub(account.active, binding.amount, "active");
+        account.delegated = sub(account.delegated, slashed, "delegated");
+        account.slashed = add(account.slashed, slashed, "slashed");
+        self.totals.slashed = add(self.totals.slashed, slashed, "total slashed");
+        self.assert_invariants();
+        Ok(SlashOutcome { operator: binding.operator, slashed, released })
+    }
+
+    // ---- invariants ----
+
+    /// Panics if any invariant is broken: per operator (see [`Account::assert_invariants`]),
+    /// active equals the sum of its bindings, and the global sums match the global counters.
+    pub fn assert_invariants(&self) {
+        let mut bound: BTreeMap<&OperatorId, StakeUnits> = BTreeMap::new();
+        for (task, b) in &self.bindings {
+            assert!(b.amount > StakeUnits::ZERO, "ledger invariant: {task} bound with zero stake");
+            assert!(
+                self.accounts.contains_key(&b.operator),
+                "ledger invariant: {task} bound to unknown operator {}",
+                b.operator
+            );
+            let sum = bound.entry(&b.operator).or_default();
+            *sum = add(*sum, b.amount, "bound sum");
+        }
+        let mut ever = StakeUnits::ZERO;
+        let mut withdrawn = StakeUnits::ZERO;
+        let mut slashed = StakeUnits::ZERO;
+        let mut parts = StakeUnits::ZERO;
+        for (operator, a) in &self.accounts {
+            a.assert_invariants(operator);
+            let bound_here = bound.get(operator).copied().unwrap_or_default();
+            assert_eq!(
+                a.active, bound_here,
+                "ledger invariant broken for {operator}: active {} != sum of its bindings {}",
+                a.active, bound_here
+            );
+            ever = add(ever, a.delegated_ever, "global ever");
+            withdrawn = add(withdrawn, a.withdrawn, "global withdrawn");
+            slashed = add(slashed, a.slashed, "global slashed");
+            for part in [a.free(), a.active, a.withdrawing, a.withdrawn, a.slashed] {
+                parts = add(parts, part, "global parts");
+            }
+        }
+        assert_eq!(ever, self.totals.delegated_ever, "global conservation: ever delegated");
+        assert_eq!(withdrawn, self.totals.withdrawn, "global conservation: withdrawn");
+        assert_eq!(slashed, self.totals.slashed, "global conservation: slashed");
+        assert_eq!(
+            parts, ever,
+            "global conservation: free + active + withdrawing + withdrawn + slashed != ever delegated"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(name: &str) -> OperatorId {
+        OperatorId::new(name).unwrap()
+    }
+
+    #[test]
+    fn bind_takes_free_stake_and_refuses_over_commitment() {
+        let mut l = Ledger::new();
+        l.delegate(&op("op-a"), StakeUnits(100)).unwrap();
+        l.bind(TaskId(1), &op("op-a"), StakeUnits(40)).unwrap();
+        l.bind(TaskId(2), &op("op-a"), StakeUnits(40)).unwrap();
+        let err = l.bind(TaskId(3), &op("op-a"), StakeUnits(40)).unwrap_err();
+        assert_eq!(
+            err,
+            BindRejected::InsufficientFreeStake {
+                task: TaskId(3),
+                operator: op("op-a"),
+                free: StakeUnits(20),
+                needed: StakeUnits(40)
+            }
+        );
+        assert_eq!(err.to_string(), "operator op-a has 20 free stake, task-3 needs 40");
+        l.release(TaskId(1)).unwrap();
+        l.bind(TaskId(3), &op("op-a"), StakeUnits(40)).unwrap();
+        assert_eq!(l.account(&op("op-a")).unwrap().active(), StakeUnits(80));
+    }
+
+    #[test]
+    fn bind_rejects_unknown_operator_duplicate_task_and_zero() {
+        let mut l = Ledger::new();
+        l.delegate(&op("op-a"), StakeUnits(10)).unwrap();
+        assert!(matches!(
+            l.bind(TaskId(1), &op("op-z"), StakeUnits(1)),
+            Err(BindRejected::UnknownOperator { .. })
+        ));
+        l.bind(TaskId(1), &op("op-a"), StakeUnits(1)).unwrap();
+        assert!(matches!(
+            l.bind(TaskId(1), &op("op-a"), StakeUnits(1)),
+            Err(BindRejected::TaskAlreadyBound { .. })
+        ));
+        assert!(matches!(l.bind(TaskId(2), &op("op-a"), StakeUnits(0)), Err(BindRejected::ZeroAmount { .. })));
+    }
+
+    #[test]
+    fn slash_takes_bps_out_of_delegation_and_releases_the_rest() {
+        let mut l = Ledger::new();
+        l.delegate(&op("op-a"), StakeUnits(100)).unwrap();
+        l.bind(TaskId(1), &op("op-a"), StakeUnits(40)).unwrap();
+        let out = l.slash(TaskId(1), 2_500).unwrap();
+        assert_eq!(out, SlashOutcome { operator: op("op-a"), slashed: StakeUnits(10), released: StakeUnits(30) });
+        let a = l.account(&op("op-a")).unwrap();
+        assert_eq!((a.delegated(), a.active(), a.free(), a.slashed()), (StakeUnits(90), StakeUnits(0), StakeUnits(90), StakeUnits(10)));
+        assert_eq!(l.slash(TaskId(1), 100), Err(UnbindRejected::NotBound { task: TaskId(1) }));
+    }
+
+    #[test]
+    fn withdrawal_only_of_free_stake() {
+        let mut l = Ledger::new();
+        l.delegate(&op("op-a"), StakeUnits(100)).unwrap();
+        l.bind(TaskId(1), &op("op-a"), StakeUnits(70)).unwrap();
+        assert!(matches!(
+            l.request_withdrawal(&op("op-a"), StakeUnits(31)),
+            Err(WithdrawalRejected::InsufficientFreeStake { .. })
+        ));
+        l.request_withdrawal(&op("op-a"), StakeUnits(30)).unwrap();
+        assert_eq!(l.free(&op("op-a")), Some(StakeUnits(0)));
+        assert!(matches!(
+            l.complete_withdrawal(&op("op-a"), StakeUnits(31)),
+            Err(WithdrawalRejected::NotRequested { .. })
+        ));
+        l.complete_withdrawal(&op("op-a"), StakeUnits(30)).unwrap();
+        let a = l.account(&op("op-a")).unwrap();
+        assert_eq!((a.delegated(), a.withdrawn(), a.withdrawing()), (StakeUnits(70), StakeUnits(30), StakeUnits(0)));
+    }
+
+    #[test]
+    fn delegation_overflow_is_a_typed_rejection() {
+        let mut l = Ledger::new();
+        l.delegate(&op("op-a"), StakeUnits(u128::MAX)).unwrap();
+        assert!(matches!(l.delegate(&op("op-a"), StakeUnits(1)), Err(DelegateRejected::Overflow { .. })));
+        // a second operator's delegation would overflow the global total
+        assert!(matches!(l.delegate(&op("op-b"), StakeUnits(1)), Err(DelegateRejected::Overflow { .. })));
+        assert!(l.account(&op("op-b")).is_none());
+    }
+
+    #[test]
+    #[should_panic(expected = "ledger invariant broken")]
+    fn a_corrupted_account_panics() {
+        let mut l = Ledger::new();
+        l.delegate(&op("op-a"), StakeUnits(10)).unwrap();
+        l.accounts.get_mut(&op("op-a")).unwrap().active = StakeUnits(11);
+        l.assert_invariants();
+    }
+}

@@ -1,0 +1,162 @@
+//! Offering waiting tasks: one admission pass over the queue, earliest deadline first, and
+//! the transitions that put a task back in the queue or finish it.
+
+use super::effect::{Effect, Offer};
+use super::history::TaskEvent;
+use super::model::TaskState;
+use super::{CoordinatorCore, MAX_FINISHED_TASKS};
+use crate::admission::{admit, AgentSnapshot, Assignment, Outcome, Placement, TaskDemand};
+use proofrack_common::{OperatorId, StakeUnits, TaskId, UnixMillis};
+use std::collections::BTreeMap;
+
+impl CoordinatorCore {
+    /// Stake each operator may still promise: ledger free stake less the collateral of its
+    /// outstanding offers. A withdrawal requested after an offer can make the promises exceed
+    /// the free stake; then this is zero and the accept's bind fails cleanly.
+    pub(crate) fn offerable_stake(&self) -> BTreeMap<OperatorId, StakeUnits> {
+        let mut offerable: BTreeMap<OperatorId, StakeUnits> =
+            self.ledger.operators().map(|(op, account)| (op.clone(), account.free())).collect();
+        for task in self.tasks.values() {
+            if let TaskState::Offered { placement, .. } = &task.state {
+                if let Some(free) = offerable.get_mut(&placement.agent.operator) {
+                    *free = free.saturating_sub(task.spec.collateral);
+                }
+            }
+        }
+        offerable
+    }
+
+    /// Tries every waiting task, earliest deadline first (ties by task id), against the fleet.
+    /// Later tasks see the stake and capacity promised to earlier ones in the same pass.
+    pub(crate) fn dispatch(&mut self, now: UnixMillis) {
+        let mut waiting: Vec<(UnixMillis, TaskId)> = self
+            .tasks
+            .values()
+            .filter(|t| t.state == TaskState::Queued)
+            .map(|t| (t.spec.deadline, t.id))
+            .collect();
+        if waiting.is_empty() {
+            return;
+        }
+        waiting.sort_unstable();
+        let mut offerable = self.offerable_stake();
+        for (_, id) in waiting {
+            let task = &self.tasks[&id];
+            let fleet: Vec<AgentSnapshot<'_>> = self.fleet.values().map(|r| r.snapshot()).collect();
+            let demand = TaskDemand {
+                task: id,
+                shape: task.shape,
+                collateral: task.spec.collateral,
+                deadline: task.spec.deadline,
+                declined_until: &task.declined_until,
+                failed_on: &task.failed_on,
+            };
+            let decision = admit(&demand, &fleet, &offerable, now, &self.policy);
+            match decision.outcome {
+                Outcome::Offer(placement) => {
+                    let free = offerable
+                        .get_mut(&placement.agent.operator)
+                        .expect("admission offers only to operators with offerable stake");
+                    *free = free
+                        .checked_sub(self.tasks[&id].spec.collateral)
+                        .expect("admission offers only within offerable stake");
+                    self.offer(now, id, placement, decision.verdicts);
+                }
+                Outcome::NoFit(no_fit) => {
+                    let task = self.tasks.get_mut(&id).expect("waiting task exists");
+                    task.waiting_reason = no_fit.to_string();
+                    let changed = task.history.last_no_fit().is_none_or(|last| !last.same_kind(&no_fit));
+                    if changed {
+                        tracing::debug!(task = %id, reason = %no_fit, "no agent fits");
+                        task.history.push(now, TaskEvent::NoFit { reason: no_fit, verdicts: decision.verdicts });
+                        self.emit_status(id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Offers a queued task to the agent admission chose.
+    fn offer(&mut self, now: UnixMillis, id: TaskId, placement: Placement, verdicts: Vec<crate::admission::AgentVerdict>) {
+        let expires_at = UnixMillis(now.0.saturating_add(self.policy.offer_timeout_ms)).min(placement.due_at);
+        let record = self.fleet.get_mut(&placement.agent).expect("admission offers only to agents in the fleet");
+        record.assignments.push(Assignment {
+            task: id,
+            memory_bytes: placement.memory_bytes,
+            predicted_done_at: placement.predicted_done_at,
+        });
+        let task = self.tasks.get_mut(&id).expect("offered task exists");
+        assert_eq!(task.state, TaskState::Queued, "only queued tasks are offered");
+        tracing::info!(task = %id, agent = %placement.agent, predicted_ms = placement.predicted_proving_ms, "offer");
+        let offer = Offer {
+            agent: placement.agent.clone(),
+            task: id,
+            circuit: task.spec.circuit.clone(),
+            key_id: task.key_id,
+            shape: task.shape,
+            inputs: task.spec.inputs.clone(),
+            collateral: task.spec.collateral,
+            deadline: task.spec.deadline,
+            due_at: placement.due_at,
+            offer_expires: expires_at,
+            predicted_proving_ms: placement.predicted_proving_ms,
+        };
+        task.history.push(now, TaskEvent::Offered { placement: placement.clone(), expires_at, verdicts });
+        task.state = TaskState::Offered { placement, expires_at };
+        self.emit(Effect::SendOffer(offer));
+        self.emit_status(id);
+    }
+
+    /// Takes back an outstanding offer (declined, expired, or the agent left) with no penalty.
+    /// Declines and expiries keep the task from that agent for the decline backoff.
+    pub(crate) fn withdraw_offer(&mut self, now: UnixMillis, id: TaskId, event: TaskEvent) {
+        let task = self.tasks.get_mut(&id).expect("withdrawn task exists");
+        let TaskState::Offered { placement, .. } = &task.state else {
+            panic!("withdraw_offer on a {} task", task.state.name());
+        };
+        let agent = placement.agent.clone();
+        if matches!(event, TaskEvent::Declined { .. } | TaskEvent::OfferExpired { .. }) {
+            let until = UnixMillis(now.0.saturating_add(self.policy.decline_backoff_ms));
+            task.declined_until.insert(agent.clone(), until);
+        }
+        task.history.push(now, event);
+        task.state = TaskState::Queued;
+        task.waiting_reason = format!("offer to {agent} withdrawn; looking for another agent");
+        self.unassign(&agent, id);
+        self.emit_status(id);
+    }
+
+    /// After a slash: back to the queue while the deadline has not passed, else failed.
+    pub(crate) fn requeue_or_fail(&mut self, now: UnixMillis, id: TaskId, why: String) {
+        let task = self.tasks.get_mut(&id).expect("requeued task exists");
+        if now < task.spec.deadline {
+            task.state = TaskState::Queued;
+            task.waiting_reason = format!("{why}; looking for another agent");
+            self.emit_status(id);
+        } else {
+            let deadline = task.spec.deadline;
+            self.fail(now, id, format!("{why}; no time left before the deadline {deadline}"));
+        }
+    }
+
+    pub(crate) fn fail(&mut self, now: UnixMillis, id: TaskId, cause: String) {
+        let task = self.tasks.get_mut(&id).expect("failed task exists");
+        tracing::warn!(task = %id, %cause, "task failed");
+        task.history.push(now, TaskEvent::Failed { cause: cause.clone() });
+        task.state = TaskState::Failed { cause, at: now };
+        self.finish(id);
+    }
+
+    /// Records a finished task and forgets the oldest ones past [`MAX_FINISHED_TASKS`].
+    pub(crate) fn finish(&mut self, id: TaskId) {
+        assert!(self.tasks[&id].state.is_finished(), "finish on an unfinished task");
+        self.emit_status(id);
+        self.finished.push_back(id);
+        while self.finished.len() > MAX_FINISHED_TASKS {
+            let old = self.finished.pop_front().expect("finished is not empty");
+            if let Some(t) = self.tasks.remove(&old) {
+                self.requests.remove(&(t.spec.client, t.spec.request_id));
+            }
+        }
+    }
+}

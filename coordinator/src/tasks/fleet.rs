@@ -1,0 +1,151 @@
+//! The fleet: agents connecting, disconnecting and reporting telemetry.
+
+use super::error::{AgentRejected, TelemetryRejected};
+use super::history::TaskEvent;
+use super::model::TaskState;
+use super::{CoordinatorCore, MAX_AGENTS};
+use crate::admission::{AgentId, AgentSnapshot, AgentTelemetry, Assignment};
+use crate::config::MAX_TASKS_PER_AGENT;
+use proofrack_common::telemetry::Telemetry;
+use proofrack_common::{TaskId, UnixMillis};
+
+/// One agent as the core tracks it.
+#[derive(Clone, Debug)]
+pub(crate) struct AgentRecord {
+    pub(crate) id: AgentId,
+    pub(crate) connected: bool,
+    /// Tasks it proves at once, as it declared when connecting (at least 1).
+    pub(crate) max_concurrent_tasks: u32,
+    /// Latest report of the current connection; `None` until the first one.
+    pub(crate) telemetry: Option<AgentTelemetry>,
+    /// Its offered and proving tasks, in the order they were offered.
+    pub(crate) assignments: Vec<Assignment>,
+}
+
+impl AgentRecord {
+    pub(crate) fn snapshot(&self) -> AgentSnapshot<'_> {
+        AgentSnapshot {
+            id: &self.id,
+            connected: self.connected,
+            telemetry: self.telemetry.as_ref(),
+            max_concurrent_tasks: self.max_concurrent_tasks,
+            assignments: &self.assignments,
+        }
+    }
+}
+
+impl CoordinatorCore {
+    /// An agent connected (its identity comes from its certificate). `max_concurrent_tasks`
+    /// is how many tasks it proves at once (clamped to 1..=MAX_TASKS_PER_AGENT); tasks
+    /// beyond that wait in its own queue. Tasks still bound to it from an earlier connection
+    /// stay bound.
+    pub fn handle_agent_connected(
+        &mut self,
+        now: UnixMillis,
+        agent: AgentId,
+        max_concurrent_tasks: u32,
+    ) -> Result<(), AgentRejected> {
+        self.expire(now);
+        let result = self.connect(agent, max_concurrent_tasks);
+        self.settle(now);
+        result
+    }
+
+    fn connect(&mut self, agent: AgentId, max_concurrent_tasks: u32) -> Result<(), AgentRejected> {
+        let slots = max_concurrent_tasks.clamp(1, MAX_TASKS_PER_AGENT);
+        let fleet_full = self.fleet.len() >= MAX_AGENTS;
+        match self.fleet.get_mut(&agent) {
+            Some(record) if record.connected => Err(AgentRejected::AlreadyConnected { agent }),
+            Some(record) => {
+                tracing::info!(%agent, slots, bound_tasks = record.assignments.len(), "agent reconnected");
+                record.connected = true;
+                record.telemetry = None;
+                record.max_concurrent_tasks = slots;
+                Ok(())
+            }
+            None if fleet_full => Err(AgentRejected::FleetFull { max: MAX_AGENTS }),
+            None => {
+                tracing::info!(%agent, slots, "agent connected");
+                let record = AgentRecord {
+                    id: agent.clone(),
+                    connected: true,
+                    max_concurrent_tasks: slots,
+                    telemetry: None,
+                    assignments: Vec::new(),
+                };
+                self.fleet.insert(agent, record);
+                Ok(())
+            }
+        }
+    }
+
+    /// An agent's connection closed. Offers outstanding to it are withdrawn with no penalty
+    /// and their tasks go to the next fit; tasks it accepted stay bound (it may reconnect and
+    /// deliver before their due time, or be slashed at it).
+    pub fn handle_agent_disconnected(&mut self, now: UnixMillis, agent: &AgentId) {
+        self.expire(now);
+        if let Some(record) = self.fleet.get_mut(agent) {
+            tracing::info!(%agent, "agent disconnected");
+            record.connected = false;
+            record.telemetry = None;
+            let offered: Vec<TaskId> = self
+                .tasks
+                .values()
+                .filter(|t| matches!(&t.state, TaskState::Offered { placement, .. } if &placement.agent == agent))
+                .map(|t| t.id)
+                .collect();
+            for task in offered {
+                self.withdraw_offer(
+                    now,
+                    task,
+                    TaskEvent::OfferWithdrawn { agent: agent.clone(), reason: "agent disconnected".into() },
+                );
+            }
+            self.forget_if_idle(agent);
+        }
+        self.settle(now);
+    }
+
+    /// A telemetry report from a connected agent.
+    pub fn handle_telemetry(
+        &mut self,
+        now: UnixMillis,
+        agent: &AgentId,
+        report: Telemetry,
+    ) -> Result<(), TelemetryRejected> {
+        self.expire(now);
+        let result = match self.fleet.get_mut(agent) {
+            Some(record) if record.connected => match &record.telemetry {
+                Some(previous) if report.seq <= previous.report.seq => Err(TelemetryRejected::OutOfOrder {
+                    agent: agent.clone(),
+                    seq: report.seq,
+                    last: previous.report.seq,
+                }),
+                _ => {
+                    record.telemetry = Some(AgentTelemetry::update(record.telemetry.take(), report, now));
+                    Ok(())
+                }
+            },
+            _ => Err(TelemetryRejected::NotConnected { agent: agent.clone() }),
+        };
+        self.settle(now);
+        result
+    }
+
+    /// Removes `task` from `agent`'s assignments (it must be there).
+    pub(crate) fn unassign(&mut self, agent: &AgentId, task: TaskId) {
+        let record = self.fleet.get_mut(agent).expect("an assigned task's agent is in the fleet");
+        let before = record.assignments.len();
+        record.assignments.retain(|a| a.task != task);
+        assert_eq!(record.assignments.len() + 1, before, "{task} was assigned to {agent} exactly once");
+        self.forget_if_idle(agent);
+    }
+
+    /// Drops a disconnected agent with nothing assigned, keeping the fleet bounded by the
+    /// agents that matter.
+    fn forget_if_idle(&mut self, agent: &AgentId) {
+        if self.fleet.get(agent).is_some_and(|r| !r.connected && r.assignments.is_empty()) {
+            self.fleet.remove(agent);
+        }
+    }
+}

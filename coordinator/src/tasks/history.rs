@@ -1,0 +1,145 @@
+//! A task's readable history: every transition with its time and reason, including the
+//! admission decisions (with every agent's verdict), predicted against actual proving time,
+//! stake bound and failure causes.
+
+use crate::admission::{AgentId, AgentVerdict, NoFit, Placement};
+use proofrack_common::{OperatorId, StakeUnits, UnixMillis};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Most history entries kept per task. A task that keeps being declined or reassigned would
+/// otherwise grow without bound; the first entry (submission) is always kept and the oldest
+/// of the rest are dropped.
+pub const MAX_HISTORY_ENTRIES: usize = 64;
+
+/// One transition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub at: UnixMillis,
+    pub event: TaskEvent,
+}
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskEvent {
+    Submitted { client: String, circuit: String, collateral: StakeUnits, deadline: UnixMillis },
+    /// Admission found no agent (recorded when the reason changes).
+    NoFit { reason: NoFit, verdicts: Vec<AgentVerdict> },
+    /// Admission chose `placement.agent`; `verdicts` has every agent's fit or misfits.
+    Offered { placement: Placement, expires_at: UnixMillis, verdicts: Vec<AgentVerdict> },
+    Declined { agent: AgentId, reason: String },
+    OfferExpired { agent: AgentId },
+    /// The offer was withdrawn without the agent answering (it disconnected).
+    OfferWithdrawn { agent: AgentId, reason: String },
+    /// The agent accepted and its operator's stake was bound.
+    StakeBound { agent: AgentId, operator: OperatorId, collateral: StakeUnits },
+    /// The agent accepted but the stake could no longer be bound.
+    BindFailed { agent: AgentId, reason: String },
+    Delivered { agent: AgentId },
+    Verified { agent: AgentId, predicted_proving_ms: u64, actual_proving_ms: u64 },
+    InvalidProof { agent: AgentId, slashed: StakeUnits, released: StakeUnits },
+    DueTimeMissed { agent: AgentId, due_at: UnixMillis, slashed: StakeUnits, released: StakeUnits },
+    Failed { cause: String },
+}
+
+impl fmt::Display for TaskEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskEvent::Submitted { client, circuit, collateral, deadline } => {
+                write!(f, "submitted by {client}: circuit {circuit}, collateral {collateral}, deadline {deadline}")
+            }
+            TaskEvent::NoFit { reason, .. } => write!(f, "no agent fits: {reason}"),
+            TaskEvent::Offered { placement, expires_at, verdicts } => {
+                let rejected = verdicts.iter().filter(|v| v.fit.is_err()).count();
+                write!(
+                    f,
+                    "offered to {} (predicted {} ms, start {}, done {}, due {}; offer expires {expires_at}; \
+                     {rejected} of {} agents did not fit)",
+                    placement.agent,
+                    placement.predicted_proving_ms,
+                    placement.start_at,
+                    placement.predicted_done_at,
+                    placement.due_at,
+                    verdicts.len()
+                )
+            }
+            TaskEvent::Declined { agent, reason } => write!(f, "declined by {agent}: {reason}"),
+            TaskEvent::OfferExpired { agent } => write!(f, "offer to {agent} expired unanswered"),
+            TaskEvent::OfferWithdrawn { agent, reason } => write!(f, "offer to {agent} withdrawn: {reason}"),
+            TaskEvent::StakeBound { agent, operator, collateral } => {
+                write!(f, "accepted by {agent}; {collateral} of {operator}'s stake bound")
+            }
+            TaskEvent::BindFailed { agent, reason } => write!(f, "accepted by {agent} but stake not bound: {reason}"),
+            TaskEvent::Delivered { agent } => write!(f, "proof delivered by {agent}; verifying"),
+            TaskEvent::Verified { agent, predicted_proving_ms, actual_proving_ms } => write!(
+                f,
+                "proof from {agent} verified (proving took {actual_proving_ms} ms, predicted {predicted_proving_ms} ms); stake released"
+            ),
+            TaskEvent::InvalidProof { agent, slashed, released } => {
+                write!(f, "proof from {agent} is invalid: {slashed} slashed, {released} released")
+            }
+            TaskEvent::DueTimeMissed { agent, due_at, slashed, released } => {
+                write!(f, "{agent} missed its due time {due_at}: {slashed} slashed, {released} released")
+            }
+            TaskEvent::Failed { cause } => write!(f, "failed: {cause}"),
+        }
+    }
+}
+
+/// Bounded list of entries; see [`MAX_HISTORY_ENTRIES`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct History {
+    entries: Vec<HistoryEntry>,
+}
+
+impl History {
+    pub(crate) fn push(&mut self, at: UnixMillis, event: TaskEvent) {
+        if self.entries.len() >= MAX_HISTORY_ENTRIES {
+            self.entries.remove(1);
+        }
+        self.entries.push(HistoryEntry { at, event });
+    }
+
+    pub(crate) fn entries(&self) -> &[HistoryEntry] {
+        &self.entries
+    }
+
+    /// The admission summary recorded since the task's last offer, if any, so that the same
+    /// summary is not recorded again on every retry.
+    pub(crate) fn last_no_fit(&self) -> Option<&NoFit> {
+        for entry in self.entries.iter().rev() {
+            match &entry.event {
+                TaskEvent::NoFit { reason, .. } => return Some(reason),
+                TaskEvent::Offered { .. } => return None,
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_submission_and_the_latest_entries() {
+        let mut h = History::default();
+        h.push(
+            UnixMillis(0),
+            TaskEvent::Submitted {
+                client: "c".into(),
+                circuit: "x".into(),
+                collateral: StakeUnits(1),
+                deadline: UnixMillis(9),
+            },
+        );
+        for i in 1..=200 {
+            h.push(UnixMillis(i), TaskEvent::Failed { cause: i.to_string() });
+        }
+        assert_eq!(h.entries().len(), MAX_HISTORY_ENTRIES);
+        assert!(matches!(h.entries()[0].event, TaskEvent::Submitted { .. }));
+        assert_eq!(h.entries().last().unwrap().at, UnixMillis(200));
+        assert_eq!(h.entries()[1].at, UnixMillis(200 - MAX_HISTORY_ENTRIES as u64 + 2));
+    }
+}

@@ -1,0 +1,149 @@
+//! The task life cycle: the coordinator's pure core, in the quinn-proto style.
+//!
+//! [`CoordinatorCore`] holds the stake ledger, the fleet, the circuit registry and the tasks.
+//! The shell (the QUIC server) calls `handle_*` with each event and the current time, then
+//! drains [`CoordinatorCore::poll_effect`] and sleeps until [`CoordinatorCore::poll_timeout`]
+//! to call [`CoordinatorCore::handle_timeout`]. Getters answer queries.
+//!
+//! Life cycle: `Queued` → `Offered` (collateral promised: counted against the operator's free
+//! stake for admission, so two outstanding offers never promise the same stake) → `Proving`
+//! (accepted: the collateral is bound in the ledger) → `Verifying` (proof delivered; the shell
+//! verifies it) → `Verified` (stake released) or, on an invalid proof or a missed due time,
+//! slashed and back to `Queued` while the deadline has not passed, else `Failed`. A decline or
+//! an unanswered offer frees the promise with no penalty and the task goes to the next fit.
+//!
+//! Every `handle_*` first applies timeouts due at `now`, so no event acts on an expired offer
+//! or a missed due time, and ends by offering waiting tasks whatever stake or capacity freed.
+//! After every event the core asserts its invariants: each bound task's collateral is in the
+//! ledger exactly once, each operator's active stake is the sum of its bound tasks' collateral,
+//! and each agent's assignments are exactly its offered and proving tasks.
+//!
+//! Architecture invariant: no I/O, no clock reads, no randomness.
+
+mod dispatch;
+mod effect;
+mod error;
+mod fleet;
+mod history;
+mod invariants;
+mod model;
+mod offers;
+mod proofs;
+mod queries;
+mod submit;
+mod timers;
+
+pub use effect::{Effect, Offer, OfferReply};
+pub use error::{
+    AgentRejected, CircuitRejected, DeliveryRejected, OfferReplyRejected, StakeEventRejected, SubmitRejected,
+    TelemetryRejected,
+};
+pub use history::{HistoryEntry, TaskEvent, MAX_HISTORY_ENTRIES};
+pub use model::{TaskSpec, TaskStatus};
+pub use queries::{AgentRow, OperatorRow, TaskView};
+
+use crate::config::{ConfigError, Policy};
+use crate::ledger::Ledger;
+use crate::admission::AgentId;
+use fleet::AgentRecord;
+use model::Task;
+use proofrack_common::telemetry::ProofShape;
+use proofrack_common::{KeyId, TaskId};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Most agents the core tracks (connected, or disconnected with tasks still bound); bounds
+/// memory and the cost of an admission pass.
+pub const MAX_AGENTS: usize = 4_096;
+/// Most registered circuits; bounds the registry a misbehaving shell could grow.
+pub const MAX_CIRCUITS: usize = 1_024;
+/// Longest circuit name, in bytes; names appear in logs and messages.
+pub const MAX_CIRCUIT_NAME_LEN: usize = 128;
+/// Finished tasks kept for queries before the oldest are forgotten; bounds memory while
+/// leaving clients time to fetch results.
+pub const MAX_FINISHED_TASKS: usize = 4_096;
+/// Effects not yet drained by the shell; more means the shell stopped polling (a bug).
+pub const MAX_PENDING_EFFECTS: usize = 1 << 20;
+
+/// A registered circuit: what tasks for it need to be offered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Circuit {
+    pub key_id: KeyId,
+    pub shape: ProofShape,
+}
+
+/// The coordinator's state machine. See the module documentation.
+#[derive(Debug)]
+pub struct CoordinatorCore {
+    policy: Policy,
+    ledger: Ledger,
+    fleet: BTreeMap<AgentId, AgentRecord>,
+    circuits: BTreeMap<String, Circuit>,
+    tasks: BTreeMap<TaskId, Task>,
+    /// Finished tasks, oldest first, for forgetting them past [`MAX_FINISHED_TASKS`].
+    finished: VecDeque<TaskId>,
+    /// (client, request id) → task, so a resubmitted request returns the same task.
+    requests: BTreeMap<(String, u64), TaskId>,
+    next_task: u64,
+    effects: VecDeque<Effect>,
+}
+
+impl CoordinatorCore {
+    /// A core with an empty ledger, fleet and registry. The policy must be valid.
+    pub fn new(policy: Policy) -> Result<Self, ConfigError> {
+        policy.validate()?;
+        Ok(CoordinatorCore {
+            policy,
+            ledger: Ledger::new(),
+            fleet: BTreeMap::new(),
+            circuits: BTreeMap::new(),
+            tasks: BTreeMap::new(),
+            finished: VecDeque::new(),
+            requests: BTreeMap::new(),
+            next_task: 1,
+            effects: VecDeque::new(),
+        })
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    pub fn circuit(&self, name: &str) -> Option<&Circuit> {
+        self.circuits.get(name)
+    }
+
+    /// The next thing for the shell to do, oldest first. Drain it after every `handle_*`.
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
+    }
+
+    fn emit(&mut self, effect: Effect) {
+        assert!(
+            self.effects.len() < MAX_PENDING_EFFECTS,
+            "{MAX_PENDING_EFFECTS} effects pending: the shell is not draining poll_effect"
+        );
+        self.effects.push_back(effect);
+    }
+
+    /// Emits the task's current status to watching clients.
+    fn emit_status(&mut self, task: TaskId) {
+        let t = &self.tasks[&task];
+        let effect = Effect::TaskUpdate {
+            task,
+            client: t.spec.client.clone(),
+            request_id: t.spec.request_id,
+            status: t.status(),
+        };
+        self.emit(effect);
+    }
+
+    /// Common tail of every event: offer waiting tasks, then check the invariants.
+    fn settle(&mut self, now: proofrack_common::UnixMillis) {
+        self.dispatch(now);
+        self.assert_invariants();
+    }
+}

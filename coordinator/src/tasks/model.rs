@@ -1,0 +1,112 @@
+//! A task: what the client asked for, where it is in its life cycle, and its history.
+
+use super::history::History;
+use crate::admission::{AgentId, Placement};
+use proofrack_common::telemetry::ProofShape;
+use proofrack_common::{KeyId, StakeUnits, TaskId, UnixMillis};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// What a client submits. The shell fills `client` from the client's certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskSpec {
+    /// A circuit registered with [`CoordinatorCore::register_circuit`](super::CoordinatorCore::register_circuit).
+    pub circuit: String,
+    /// The circuit's inputs as the agent's prover reads them; passed through untouched.
+    pub inputs: Arc<[u8]>,
+    /// Stake the proving operator binds for this task; slashed in part on failure.
+    pub collateral: StakeUnits,
+    /// Absolute time by which the client needs the proof.
+    pub deadline: UnixMillis,
+    /// The submitting client's name (for updates and the record).
+    pub client: String,
+    /// The client's id for this request; a repeated (client, request id) returns the same task.
+    pub request_id: u64,
+}
+
+/// Where a task is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum TaskState {
+    /// Waiting for an agent that fits.
+    Queued,
+    /// Offered to `placement.agent`; its collateral is promised (counted against the
+    /// operator's free stake for admission) but not yet bound.
+    Offered { placement: Placement, expires_at: UnixMillis },
+    /// Accepted: the collateral is bound (active stake) until the proof is judged.
+    Proving { placement: Placement, bound_at: UnixMillis },
+    /// The proof arrived and the shell is verifying it; stake stays bound, the agent's slot
+    /// and memory are free.
+    Verifying { placement: Placement, delivered_at: UnixMillis },
+    Verified { agent: AgentId, proving_ms: u64, at: UnixMillis },
+    Failed { cause: String, at: UnixMillis },
+}
+
+impl TaskState {
+    pub(crate) fn is_finished(&self) -> bool {
+        matches!(self, TaskState::Verified { .. } | TaskState::Failed { .. })
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            TaskState::Queued => "queued",
+            TaskState::Offered { .. } => "offered",
+            TaskState::Proving { .. } => "proving",
+            TaskState::Verifying { .. } => "verifying",
+            TaskState::Verified { .. } => "verified",
+            TaskState::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// A task's status as clients see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskStatus {
+    /// Waiting for an agent; `reason` says why none fits yet.
+    Queued { reason: String },
+    Offered { agent: AgentId, expires_at: UnixMillis },
+    /// Bound: the agent's operator has `collateral` at stake until `due_at`.
+    Proving { agent: AgentId, predicted_done_at: UnixMillis, due_at: UnixMillis },
+    Verifying { agent: AgentId },
+    Verified { agent: AgentId, proving_ms: u64 },
+    Failed { cause: String },
+}
+
+/// A task held by the core.
+#[derive(Clone, Debug)]
+pub(crate) struct Task {
+    pub(crate) id: TaskId,
+    pub(crate) spec: TaskSpec,
+    pub(crate) key_id: KeyId,
+    pub(crate) shape: ProofShape,
+    pub(crate) submitted_at: UnixMillis,
+    pub(crate) state: TaskState,
+    /// Agents that declined or let an offer expire, skipped until the given time.
+    pub(crate) declined_until: BTreeMap<AgentId, UnixMillis>,
+    /// Agents that delivered an invalid proof or missed their due time for this task.
+    pub(crate) failed_on: BTreeSet<AgentId>,
+    /// Why it is waiting, when queued (the last admission summary).
+    pub(crate) waiting_reason: String,
+    pub(crate) history: History,
+}
+
+impl Task {
+    pub(crate) fn status(&self) -> TaskStatus {
+        match &self.state {
+            TaskState::Queued => TaskStatus::Queued { reason: self.waiting_reason.clone() },
+            TaskState::Offered { placement, expires_at } => {
+                TaskStatus::Offered { agent: placement.agent.clone(), expires_at: *expires_at }
+            }
+            TaskState::Proving { placement, .. } => TaskStatus::Proving {
+                agent: placement.agent.clone(),
+                predicted_done_at: placement.predicted_done_at,
+                due_at: placement.due_at,
+            },
+            TaskState::Verifying { placement, .. } => TaskStatus::Verifying { agent: placement.agent.clone() },
+            TaskState::Verified { agent, proving_ms, .. } => {
+                TaskStatus::Verified { agent: agent.clone(), proving_ms: *proving_ms }
+            }
+            TaskState::Failed { cause, .. } => TaskStatus::Failed { cause: cause.clone() },
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Agents' answers to offers. Stake is bound at accept time.
+
+use super::effect::OfferReply;
+use super::error::OfferReplyRejected;
+use super::history::TaskEvent;
+use super::model::TaskState;
+use super::CoordinatorCore;
+use crate::admission::AgentId;
+use proofrack_common::{TaskId, UnixMillis};
+
+impl CoordinatorCore {
+    /// `agent` accepts or declines its offer of `task`. On accept the collateral is bound
+    /// from the agent's operator (active stake) and the task is proving. A decline frees the
+    /// promise with no penalty and the task goes to the next fit.
+    ///
+    /// If the stake can no longer be bound (a withdrawal took it after the offer), the task
+    /// goes back to the queue and `BindFailed` tells the agent not to prove it.
+    pub fn handle_offer_reply(
+        &mut self,
+        now: UnixMillis,
+        agent: &AgentId,
+        task: TaskId,
+        reply: OfferReply,
+    ) -> Result<(), OfferReplyRejected> {
+        self.expire(now);
+        let result = self.reply(now, agent, task, reply);
+        self.settle(now);
+        result
+    }
+
+    fn reply(&mut self, now: UnixMillis, agent: &AgentId, id: TaskId, reply: OfferReply) -> Result<(), OfferReplyRejected> {
+        let task = self.tasks.get(&id).ok_or(OfferReplyRejected::UnknownTask { task: id })?;
+        let placement = match &task.state {
+            TaskState::Offered { placement, .. } if &placement.agent == agent => placement.clone(),
+            other => {
+                return Err(OfferReplyRejected::NoOutstandingOffer {
+                    task: id,
+                    agent: agent.clone(),
+                    state: other.name(),
+                })
+            }
+        };
+        match reply {
+            OfferReply::Decline { reason } => {
+                tracing::info!(task = %id, %agent, %reason, "offer declined");
+                self.withdraw_offer(now, id, TaskEvent::Declined { agent: agent.clone(), reason });
+                Ok(())
+            }
+            OfferReply::Accept => {
+                let collateral = task.spec.collateral;
+                match self.ledger.bind(id, &agent.operator, collateral) {
+                    Ok(()) => {
+                        tracing::info!(task = %id, %agent, %collateral, "offer accepted; stake bound");
+                        let task = self.tasks.get_mut(&id).expect("task exists");
+                        task.history.push(
+                            now,
+                            TaskEvent::StakeBound { agent: agent.clone(), operator: agent.operator.clone(), collateral },
+                        );
+                        task.state = TaskState::Proving { placement, bound_at: now };
+                        self.emit_status(id);
+                        Ok(())
+                    }
+                    Err(source) => {
+                        tracing::warn!(task = %id, %agent, error = %source, "accepted but stake not bound");
+                        self.withdraw_offer(
+                            now,
+                            id,
+                            TaskEvent::BindFailed { agent: agent.clone(), reason: source.to_string() },
+                        );
+                        Err(OfferReplyRejected::BindFailed { task: id, agent: agent.clone(), source })
+                    }
+                }
+            }
+        }
+    }
+}

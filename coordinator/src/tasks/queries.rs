@@ -1,0 +1,178 @@
+//! Read-only views for operators and clients: stake per operator, the fleet, task records.
+
+use super::history::HistoryEntry;
+use super::model::{TaskState, TaskStatus};
+use super::CoordinatorCore;
+use crate::admission::{format, health_problems, AgentId};
+use proofrack_common::telemetry::ProverBackend;
+use proofrack_common::{KeyId, OperatorId, StakeUnits, TaskId, UnixMillis};
+use serde::{Deserialize, Serialize};
+
+/// One operator's stake.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorRow {
+    pub operator: OperatorId,
+    pub delegated: StakeUnits,
+    /// Bound to accepted tasks.
+    pub active: StakeUnits,
+    pub withdrawing: StakeUnits,
+    /// `delegated - active - withdrawing`.
+    pub free: StakeUnits,
+    /// Collateral of outstanding offers to its agents (part of `free`, not bindable by others).
+    pub promised_to_offers: StakeUnits,
+    pub withdrawn: StakeUnits,
+    pub slashed: StakeUnits,
+    pub bound_tasks: usize,
+}
+
+/// One agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRow {
+    pub agent: AgentId,
+    pub connected: bool,
+    pub backend: Option<ProverBackend>,
+    /// e.g. `cuda: NVIDIA H100 (sm_90); GPU 0 NVIDIA H100 78.1 GiB free of 79.6 GiB, 41 °C`.
+    pub hardware: String,
+    pub telemetry_age_ms: Option<u64>,
+    /// Health problems that exclude it from admission (empty when healthy).
+    pub health: Vec<String>,
+    /// Its offered and proving tasks.
+    pub tasks: Vec<TaskId>,
+    pub max_concurrent_tasks: u32,
+    pub msm_g1_points_per_sec: Option<u64>,
+    pub ntt_elements_per_sec: Option<u64>,
+    pub compute_memory_free_bytes: Option<u64>,
+    pub reserved_memory_bytes: u64,
+}
+
+/// A task's record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskView {
+    pub id: TaskId,
+    pub client: String,
+    pub request_id: u64,
+    pub circuit: String,
+    pub key_id: KeyId,
+    pub collateral: StakeUnits,
+    pub deadline: UnixMillis,
+    pub submitted_at: UnixMillis,
+    pub status: TaskStatus,
+    pub history: Vec<HistoryEntry>,
+}
+
+impl CoordinatorCore {
+    /// Stake per operator, in operator order.
+    pub fn ledger_rows(&self) -> Vec<OperatorRow> {
+        let offerable = self.offerable_stake();
+        self.ledger
+            .rows()
+            .into_iter()
+            .map(|r| {
+                let promised = self
+                    .tasks
+                    .values()
+                    .filter_map(|t| match &t.state {
+                        TaskState::Offered { placement, .. } if placement.agent.operator == r.operator => {
+                            Some(t.spec.collateral)
+                        }
+                        _ => None,
+                    })
+                    .fold(StakeUnits::ZERO, |sum, c| sum.checked_add(c).unwrap_or(StakeUnits(u128::MAX)));
+                debug_assert_eq!(offerable[&r.operator], r.free.saturating_sub(promised));
+                OperatorRow {
+                    operator: r.operator,
+                    delegated: r.delegated,
+                    active: r.active,
+                    withdrawing: r.withdrawing,
+                    free: r.free,
+                    promised_to_offers: promised,
+                    withdrawn: r.withdrawn,
+                    slashed: r.slashed,
+                    bound_tasks: r.bound_tasks,
+                }
+            })
+            .collect()
+    }
+
+    /// Every tracked agent, in id order.
+    pub fn agent_rows(&self, now: UnixMillis) -> Vec<AgentRow> {
+        self.fleet
+            .values()
+            .map(|r| {
+                let t = r.telemetry.as_ref();
+                let snapshot = r.snapshot();
+                AgentRow {
+                    agent: r.id.clone(),
+                    connected: r.connected,
+                    backend: t.map(|t| t.report.calibration.backend),
+                    hardware: t.map_or_else(|| "no telemetry yet".to_string(), hardware_summary),
+                    telemetry_age_ms: t.map(|t| t.age_ms(now)),
+                    health: t.map_or_else(Vec::new, |t| {
+                        health_problems(t, &self.policy).iter().map(ToString::to_string).collect()
+                    }),
+                    tasks: r.assignments.iter().map(|a| a.task).collect(),
+                    max_concurrent_tasks: r.max_concurrent_tasks,
+                    msm_g1_points_per_sec: t.map(|t| t.report.calibration.msm_g1_points_per_sec),
+                    ntt_elements_per_sec: t.map(|t| t.report.calibration.ntt_elements_per_sec),
+                    compute_memory_free_bytes: t.map(|t| t.compute_memory_free_bytes()),
+                    reserved_memory_bytes: snapshot.reserved_memory_bytes(),
+                }
+            })
+            .collect()
+    }
+
+    /// A task's status and history, while it is kept (see `MAX_FINISHED_TASKS`).
+    pub fn task(&self, id: TaskId) -> Option<TaskView> {
+        self.tasks.get(&id).map(|t| TaskView {
+            id: t.id,
+            client: t.spec.client.clone(),
+            request_id: t.spec.request_id,
+            circuit: t.spec.circuit.clone(),
+            key_id: t.key_id,
+            collateral: t.spec.collateral,
+            deadline: t.spec.deadline,
+            submitted_at: t.submitted_at,
+            status: t.status(),
+            history: t.history.entries().to_vec(),
+        })
+    }
+
+    /// Every kept task's status, in id order.
+    pub fn task_statuses(&self) -> Vec<(TaskId, TaskStatus)> {
+        self.tasks.values().map(|t| (t.id, t.status())).collect()
+    }
+
+    /// Tasks not yet verified or failed.
+    pub fn unfinished_tasks(&self) -> usize {
+        self.tasks.len() - self.finished.len()
+    }
+}
+
+fn hardware_summary(t: &crate::admission::AgentTelemetry) -> String {
+    let report = &t.report;
+    let mut out = report.calibration.backend_name.clone();
+    match report.calibration.backend {
+        ProverBackend::Cuda => {
+            for g in &report.gpus {
+                out.push_str(&format!(
+                    "; GPU {} {} {} free of {}, {} °C",
+                    g.index,
+                    g.name,
+                    format::bytes(g.memory_free_bytes),
+                    format::bytes(g.memory_total_bytes),
+                    g.temperature_c
+                ));
+            }
+            if report.gpus.is_empty() {
+                out.push_str("; no GPU reported");
+            }
+        }
+        ProverBackend::Cpu => out.push_str(&format!(
+            "; {} cores, {} available of {}",
+            report.host.cpu_cores,
+            format::bytes(report.host.memory_available_bytes),
+            format::bytes(report.host.memory_total_bytes)
+        )),
+    }
+    out
+}

@@ -1,0 +1,85 @@
+//! Time: offer expiry, missed due times, deadlines of waiting tasks and the end of decline
+//! backoffs. Each is due at an instant T and applies when `now >= T`; `poll_timeout` reports
+//! the earliest such T, so calling `handle_timeout` at it always makes progress.
+
+use super::effect::Effect;
+use super::history::TaskEvent;
+use super::model::TaskState;
+use super::CoordinatorCore;
+use proofrack_common::{TaskId, UnixMillis};
+
+impl CoordinatorCore {
+    /// Applies everything due at `now`, then offers waiting tasks.
+    pub fn handle_timeout(&mut self, now: UnixMillis) {
+        self.expire(now);
+        self.settle(now);
+    }
+
+    /// When `handle_timeout` must next be called, if anything is pending.
+    pub fn poll_timeout(&self) -> Option<UnixMillis> {
+        self.tasks
+            .values()
+            .filter_map(|t| match &t.state {
+                TaskState::Queued => t.declined_until.values().copied().chain([t.spec.deadline]).min(),
+                TaskState::Offered { expires_at, .. } => Some(*expires_at),
+                TaskState::Proving { placement, .. } => Some(placement.due_at),
+                TaskState::Verifying { .. } | TaskState::Verified { .. } | TaskState::Failed { .. } => None,
+            })
+            .min()
+    }
+
+    /// Applies every timeout due at `now`, in task order.
+    pub(crate) fn expire(&mut self, now: UnixMillis) {
+        let live: Vec<TaskId> = self.tasks.values().filter(|t| !t.state.is_finished()).map(|t| t.id).collect();
+        for id in live {
+            let task = self.tasks.get_mut(&id).expect("live task exists");
+            task.declined_until.retain(|_, until| *until > now);
+            match &task.state {
+                TaskState::Offered { placement, expires_at } if now >= *expires_at => {
+                    let (agent, expires_at) = (placement.agent.clone(), *expires_at);
+                    tracing::info!(task = %id, %agent, "offer expired");
+                    self.withdraw_offer(now, id, TaskEvent::OfferExpired { agent: agent.clone() });
+                    self.emit(Effect::CancelTask { agent, task: id, reason: format!("offer for {id} expired at {expires_at}") });
+                }
+                TaskState::Proving { placement, .. } if now >= placement.due_at => {
+                    let placement = placement.clone();
+                    self.miss_due_time(now, id, placement);
+                }
+                _ => {}
+            }
+            let task = &self.tasks[&id];
+            if task.state == TaskState::Queued && now >= task.spec.deadline {
+                let cause = format!("deadline {} passed while waiting: {}", task.spec.deadline, task.waiting_reason);
+                self.fail(now, id, cause);
+            }
+        }
+    }
+
+    /// The agent did not deliver by its due time: slash, tell it to stop, reassign or fail.
+    fn miss_due_time(&mut self, now: UnixMillis, id: TaskId, placement: crate::admission::Placement) {
+        let agent = placement.agent;
+        let outcome = self
+            .ledger
+            .slash(id, self.policy.deadline_miss_slash_bps)
+            .expect("a proving task has stake bound");
+        tracing::warn!(task = %id, %agent, due_at = %placement.due_at, slashed = %outcome.slashed, "due time missed; operator slashed");
+        self.unassign(&agent, id);
+        let task = self.tasks.get_mut(&id).expect("task exists");
+        task.failed_on.insert(agent.clone());
+        task.history.push(
+            now,
+            TaskEvent::DueTimeMissed {
+                agent: agent.clone(),
+                due_at: placement.due_at,
+                slashed: outcome.slashed,
+                released: outcome.released,
+            },
+        );
+        self.emit(Effect::CancelTask {
+            agent: agent.clone(),
+            task: id,
+            reason: format!("due time {} passed; {} of the collateral slashed", placement.due_at, outcome.slashed),
+        });
+        self.requeue_or_fail(now, id, format!("{agent} missed its due time {}", placement.due_at));
+    }
+}
