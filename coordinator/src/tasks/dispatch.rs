@@ -126,16 +126,19 @@ impl CoordinatorCore {
         self.emit_status(id);
     }
 
-    /// After a slash: back to the queue while the deadline has not passed, else failed.
+    /// After a slash: back to the queue if some agent could still make the deadline (on the
+    /// fastest calibration known, margin included), else failed.
     pub(crate) fn requeue_or_fail(&mut self, now: UnixMillis, id: TaskId, why: String) {
-        let task = self.tasks.get_mut(&id).expect("requeued task exists");
-        if now < task.spec.deadline {
+        let task = &self.tasks[&id];
+        let left_ms = task.spec.deadline.0.saturating_sub(now.0);
+        let (needed_ms, _) = self.fastest_possible_ms(&task.shape);
+        if left_ms >= needed_ms {
+            let task = self.tasks.get_mut(&id).expect("requeued task exists");
             task.state = TaskState::Queued;
             task.waiting_reason = format!("{why}; looking for another agent");
             self.emit_status(id);
         } else {
-            let deadline = task.spec.deadline;
-            self.fail(now, id, format!("{why}; no time left before the deadline {deadline}"));
+            self.fail(now, id, format!("{why}; no time left to reassign it: {left_ms} ms to the deadline, the fastest proof needs {needed_ms} ms"));
         }
     }
 

@@ -125,7 +125,7 @@ impl CoordinatorCore {
 
     /// The shortest time any proof of `shape` could take, margin included: on the fastest
     /// agent that has reported a calibration, or just the constant margin when none has.
-    fn fastest_possible_ms(&self, shape: &ProofShape) -> (u64, Option<AgentId>) {
+    pub(crate) fn fastest_possible_ms(&self, shape: &ProofShape) -> (u64, Option<AgentId>) {
         let floor = self.policy.deadline_margin_for(1).saturating_add(1);
         self.fleet
             .values()
