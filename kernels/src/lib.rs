@@ -16,6 +16,10 @@
 //! itself unavailable.
 
 pub mod backend;
+pub mod circuits;
+pub mod conformance;
+pub mod cpu;
+pub mod groth16;
 
 pub use backend::{
     Backend, BackendError, BackendInfo, BackendKind, NttDirection,
