@@ -73,7 +73,10 @@ where
 }
 
 /// Writes `body` as one raw frame.
-pub async fn write_frame_bytes<W: AsyncWrite + Unpin>(w: &mut W, body: &[u8]) -> Result<(), FrameError> {
+pub async fn write_frame_bytes<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    body: &[u8],
+) -> Result<(), FrameError> {
     check_len(body.len() as u64)?;
     w.write_all(&(body.len() as u32).to_le_bytes()).await?;
     w.write_all(body).await?;
@@ -93,7 +96,11 @@ where
 /// Decodes one frame body.
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
     let (msg, rest) = postcard::take_from_bytes::<T>(body).map_err(|e| {
-        FrameError::Malformed(format!("cannot decode {} ({} bytes): {e}", short_type_name::<T>(), body.len()))
+        FrameError::Malformed(format!(
+            "cannot decode {} ({} bytes): {e}",
+            short_type_name::<T>(),
+            body.len()
+        ))
     })?;
     if !rest.is_empty() {
         return Err(FrameError::Malformed(format!(
@@ -107,30 +114,45 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
 
 /// Reads one raw frame of at most `max` bytes. The length is checked before allocating.
 /// A stream that ends cleanly before the first length byte gives [`FrameError::Closed`].
-pub async fn read_frame_bytes<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<Vec<u8>, FrameError> {
+pub async fn read_frame_bytes<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> Result<Vec<u8>, FrameError> {
     let mut len_buf = [0u8; LEN_BYTES];
     let got = read_full(r, &mut len_buf).await?;
     if got == 0 {
         return Err(FrameError::Closed);
     }
     if got < LEN_BYTES {
-        return Err(FrameError::Truncated { expected: LEN_BYTES as u64, got: got as u64 });
+        return Err(FrameError::Truncated {
+            expected: LEN_BYTES as u64,
+            got: got as u64,
+        });
     }
     let len = u32::from_le_bytes(len_buf) as usize;
     if len > max {
-        return Err(FrameError::TooLarge { len: len as u64, max: max as u64 });
+        return Err(FrameError::TooLarge {
+            len: len as u64,
+            max: max as u64,
+        });
     }
     let mut body = vec![0u8; len];
     let got = read_full(r, &mut body).await?;
     if got < len {
-        return Err(FrameError::Truncated { expected: len as u64, got: got as u64 });
+        return Err(FrameError::Truncated {
+            expected: len as u64,
+            got: got as u64,
+        });
     }
     Ok(body)
 }
 
 fn check_len(len: u64) -> Result<(), FrameError> {
     if len > MAX_FRAME_BYTES as u64 {
-        return Err(FrameError::TooLarge { len, max: MAX_FRAME_BYTES as u64 });
+        return Err(FrameError::TooLarge {
+            len,
+            max: MAX_FRAME_BYTES as u64,
+        });
     }
     Ok(())
 }
@@ -161,8 +183,14 @@ pub struct PayloadHeader {
 }
 
 /// Sends `bytes` as a payload: header, then chunks.
-pub async fn send_payload<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> Result<(), FrameError> {
-    let header = PayloadHeader { total_len: bytes.len() as u64, sha256: Sha256::digest(bytes).into() };
+pub async fn send_payload<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    bytes: &[u8],
+) -> Result<(), FrameError> {
+    let header = PayloadHeader {
+        total_len: bytes.len() as u64,
+        sha256: Sha256::digest(bytes).into(),
+    };
     write_frame(w, &header).await?;
     for chunk in bytes.chunks(PAYLOAD_CHUNK_BYTES) {
         write_frame_bytes(w, chunk).await?;
@@ -173,7 +201,12 @@ pub async fn send_payload<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> Res
 /// Sends `total_len` bytes read from `src` (a file, say) as a payload whose SHA-256 the
 /// caller already knows (a proving key's id is its hash). If `src` ends early the payload is
 /// cut short and the receiver sees [`FrameError::Truncated`].
-pub async fn send_payload_from<W, S>(w: &mut W, src: &mut S, total_len: u64, sha256: [u8; 32]) -> Result<(), FrameError>
+pub async fn send_payload_from<W, S>(
+    w: &mut W,
+    src: &mut S,
+    total_len: u64,
+    sha256: [u8; 32],
+) -> Result<(), FrameError>
 where
     W: AsyncWrite + Unpin,
     S: AsyncRead + Unpin,
@@ -185,7 +218,10 @@ where
         let want = (total_len - sent).min(PAYLOAD_CHUNK_BYTES as u64) as usize;
         let got = read_full(src, &mut buf[..want]).await?;
         if got == 0 {
-            return Err(FrameError::Truncated { expected: total_len, got: sent });
+            return Err(FrameError::Truncated {
+                expected: total_len,
+                got: sent,
+            });
         }
         write_frame_bytes(w, &buf[..got]).await?;
         sent += got as u64;
@@ -194,13 +230,23 @@ where
 }
 
 /// Receives a payload into memory, refusing a total above `max_total` before reading it.
-pub async fn recv_payload<R: AsyncRead + Unpin>(r: &mut R, max_total: u64) -> Result<Vec<u8>, FrameError> {
+pub async fn recv_payload<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max_total: u64,
+) -> Result<Vec<u8>, FrameError> {
     let header: PayloadHeader = read_frame(r).await?;
     check_total(&header, max_total)?;
     let mut out = Vec::with_capacity(header.total_len.min(PAYLOAD_INITIAL_RESERVE_BYTES) as usize);
     let mut buf = Vec::with_capacity(PAYLOAD_CHUNK_BYTES.min(header.total_len as usize));
     while (out.len() as u64) < header.total_len {
-        read_chunk_into(r, &mut buf, header.total_len - out.len() as u64, &header, out.len() as u64).await?;
+        read_chunk_into(
+            r,
+            &mut buf,
+            header.total_len - out.len() as u64,
+            &header,
+            out.len() as u64,
+        )
+        .await?;
         out.extend_from_slice(&buf);
     }
     check_hash(&header, Sha256::digest(&out).into())?;
@@ -210,7 +256,11 @@ pub async fn recv_payload<R: AsyncRead + Unpin>(r: &mut R, max_total: u64) -> Re
 /// Receives a payload into `sink` (e.g. a temporary file), refusing a total above
 /// `max_total`. The hash is checked only at the end: write to a temporary path and move it
 /// into place only when this returns `Ok`.
-pub async fn recv_payload_to<R, S>(r: &mut R, sink: &mut S, max_total: u64) -> Result<PayloadHeader, FrameError>
+pub async fn recv_payload_to<R, S>(
+    r: &mut R,
+    sink: &mut S,
+    max_total: u64,
+) -> Result<PayloadHeader, FrameError>
 where
     R: AsyncRead + Unpin,
     S: AsyncWrite + Unpin,
@@ -235,7 +285,10 @@ where
 
 fn check_total(header: &PayloadHeader, max_total: u64) -> Result<(), FrameError> {
     if header.total_len > max_total {
-        return Err(FrameError::PayloadTooLarge { total_len: header.total_len, max: max_total });
+        return Err(FrameError::PayloadTooLarge {
+            total_len: header.total_len,
+            max: max_total,
+        });
     }
     Ok(())
 }
@@ -251,7 +304,10 @@ async fn read_chunk_into<R: AsyncRead + Unpin>(
     let mut len_buf = [0u8; LEN_BYTES];
     let got = read_full(r, &mut len_buf).await?;
     if got < LEN_BYTES {
-        return Err(FrameError::Truncated { expected: header.total_len, got: received });
+        return Err(FrameError::Truncated {
+            expected: header.total_len,
+            got: received,
+        });
     }
     let len = u32::from_le_bytes(len_buf) as u64;
     let allowed = remaining.min(PAYLOAD_CHUNK_BYTES as u64);
@@ -265,14 +321,20 @@ async fn read_chunk_into<R: AsyncRead + Unpin>(
     buf.resize(len as usize, 0);
     let got = read_full(r, buf).await?;
     if (got as u64) < len {
-        return Err(FrameError::Truncated { expected: header.total_len, got: received + got as u64 });
+        return Err(FrameError::Truncated {
+            expected: header.total_len,
+            got: received + got as u64,
+        });
     }
     Ok(())
 }
 
 fn check_hash(header: &PayloadHeader, actual: [u8; 32]) -> Result<(), FrameError> {
     if actual != header.sha256 {
-        return Err(FrameError::HashMismatch { expected: hex::encode(header.sha256), actual: hex::encode(actual) });
+        return Err(FrameError::HashMismatch {
+            expected: hex::encode(header.sha256),
+            actual: hex::encode(actual),
+        });
     }
     Ok(())
 }
@@ -284,7 +346,10 @@ mod tests {
     use tokio::io::duplex;
 
     fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
     }
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -298,11 +363,18 @@ mod tests {
     fn frames_round_trip_and_clean_close_is_closed() {
         rt().block_on(async {
             let (mut a, mut b) = duplex(1 << 16);
-            let m = Msg { a: 7, b: "x".into(), c: vec![1, 2, 3] };
+            let m = Msg {
+                a: 7,
+                b: "x".into(),
+                c: vec![1, 2, 3],
+            };
             write_frame(&mut a, &m).await.unwrap();
             drop(a);
             assert_eq!(read_frame::<_, Msg>(&mut b).await.unwrap(), m);
-            assert!(matches!(read_frame::<_, Msg>(&mut b).await, Err(FrameError::Closed)));
+            assert!(matches!(
+                read_frame::<_, Msg>(&mut b).await,
+                Err(FrameError::Closed)
+            ));
         });
     }
 
@@ -318,7 +390,11 @@ mod tests {
             _: &mut std::task::Context<'_>,
             buf: &mut tokio::io::ReadBuf<'_>,
         ) -> std::task::Poll<std::io::Result<()>> {
-            assert!(buf.remaining() <= LEN_BYTES, "asked for a body of {} bytes", buf.remaining());
+            assert!(
+                buf.remaining() <= LEN_BYTES,
+                "asked for a body of {} bytes",
+                buf.remaining()
+            );
             let n = (self.data.len() - self.pos).min(buf.remaining());
             let pos = self.pos;
             buf.put_slice(&self.data[pos..pos + n]);
@@ -330,7 +406,10 @@ mod tests {
     #[test]
     fn oversized_length_is_refused_before_allocation() {
         rt().block_on(async {
-            let mut r = StingyReader { data: u32::MAX.to_le_bytes().to_vec(), pos: 0 };
+            let mut r = StingyReader {
+                data: u32::MAX.to_le_bytes().to_vec(),
+                pos: 0,
+            };
             match read_frame::<_, Msg>(&mut r).await {
                 Err(FrameError::TooLarge { len, max }) => {
                     assert_eq!(len, u32::MAX as u64);
@@ -345,8 +424,15 @@ mod tests {
     fn oversized_message_is_refused_on_write() {
         rt().block_on(async {
             let (mut a, _b) = duplex(64);
-            let m = Msg { a: 0, b: String::new(), c: vec![0; MAX_FRAME_BYTES + 1] };
-            assert!(matches!(write_frame(&mut a, &m).await, Err(FrameError::TooLarge { .. })));
+            let m = Msg {
+                a: 0,
+                b: String::new(),
+                c: vec![0; MAX_FRAME_BYTES + 1],
+            };
+            assert!(matches!(
+                write_frame(&mut a, &m).await,
+                Err(FrameError::TooLarge { .. })
+            ));
         });
     }
 
@@ -360,7 +446,12 @@ mod tests {
             assert!(matches!(err, FrameError::Malformed(_)), "{err}");
             assert!(err.to_string().contains("Msg"), "{err}");
 
-            let mut body = postcard::to_stdvec(&Msg { a: 1, b: "b".into(), c: vec![] }).unwrap();
+            let mut body = postcard::to_stdvec(&Msg {
+                a: 1,
+                b: "b".into(),
+                c: vec![],
+            })
+            .unwrap();
             body.push(9);
             write_frame_bytes(&mut a, &body).await.unwrap();
             let err = read_frame::<_, Msg>(&mut b).await.unwrap_err();
@@ -371,7 +462,10 @@ mod tests {
             drop(a);
             assert!(matches!(
                 read_frame::<_, Msg>(&mut b).await,
-                Err(FrameError::Truncated { expected: 100, got: 10 })
+                Err(FrameError::Truncated {
+                    expected: 100,
+                    got: 10
+                })
             ));
         });
     }
@@ -395,7 +489,9 @@ mod tests {
                 };
                 assert_eq!(recv_payload(&mut b, len as u64).await.unwrap(), data);
                 let mut sink = Vec::new();
-                let h = recv_payload_to(&mut b, &mut sink, len as u64).await.unwrap();
+                let h = recv_payload_to(&mut b, &mut sink, len as u64)
+                    .await
+                    .unwrap();
                 assert_eq!(sink, data);
                 assert_eq!(h.total_len, len as u64);
                 sender.await.unwrap();
@@ -411,7 +507,9 @@ mod tests {
             let (mut a, mut b) = duplex(1 << 20);
             let d = data.clone();
             let sender = tokio::spawn(async move {
-                send_payload_from(&mut a, &mut d.as_slice(), d.len() as u64, hash).await.unwrap();
+                send_payload_from(&mut a, &mut d.as_slice(), d.len() as u64, hash)
+                    .await
+                    .unwrap();
             });
             assert_eq!(recv_payload(&mut b, u64::MAX).await.unwrap(), data);
             sender.await.unwrap();
@@ -419,10 +517,27 @@ mod tests {
             // A source shorter than announced: sender errors, receiver sees truncation.
             let (mut a, mut b) = duplex(1 << 20);
             let short = payload(10);
-            let err = send_payload_from(&mut a, &mut short.as_slice(), 20, hash).await.unwrap_err();
-            assert!(matches!(err, FrameError::Truncated { expected: 20, got: 10 }), "{err}");
+            let err = send_payload_from(&mut a, &mut short.as_slice(), 20, hash)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    FrameError::Truncated {
+                        expected: 20,
+                        got: 10
+                    }
+                ),
+                "{err}"
+            );
             drop(a);
-            assert!(matches!(recv_payload(&mut b, 100).await, Err(FrameError::Truncated { expected: 20, got: 10 })));
+            assert!(matches!(
+                recv_payload(&mut b, 100).await,
+                Err(FrameError::Truncated {
+                    expected: 20,
+                    got: 10
+                })
+            ));
         });
     }
 
@@ -440,22 +555,52 @@ mod tests {
     fn payload_hash_mismatch_and_bad_chunks() {
         rt().block_on(async {
             let (mut a, mut b) = duplex(1 << 16);
-            write_frame(&mut a, &PayloadHeader { total_len: 3, sha256: [7; 32] }).await.unwrap();
+            write_frame(
+                &mut a,
+                &PayloadHeader {
+                    total_len: 3,
+                    sha256: [7; 32],
+                },
+            )
+            .await
+            .unwrap();
             write_frame_bytes(&mut a, b"abc").await.unwrap();
             let err = recv_payload(&mut b, 10).await.unwrap_err();
             assert!(matches!(err, FrameError::HashMismatch { .. }), "{err}");
 
             // A chunk longer than what is left is refused before reading it.
-            write_frame(&mut a, &PayloadHeader { total_len: 3, sha256: [7; 32] }).await.unwrap();
+            write_frame(
+                &mut a,
+                &PayloadHeader {
+                    total_len: 3,
+                    sha256: [7; 32],
+                },
+            )
+            .await
+            .unwrap();
             write_frame_bytes(&mut a, b"abcd").await.unwrap();
             let err = recv_payload(&mut b, 10).await.unwrap_err();
-            assert!(err.to_string().contains("chunks must be 1 to 3 bytes"), "{err}");
+            assert!(
+                err.to_string().contains("chunks must be 1 to 3 bytes"),
+                "{err}"
+            );
 
             // An empty chunk would loop forever; it is malformed.
             let (mut a, mut b) = duplex(1 << 16);
-            write_frame(&mut a, &PayloadHeader { total_len: 3, sha256: [7; 32] }).await.unwrap();
+            write_frame(
+                &mut a,
+                &PayloadHeader {
+                    total_len: 3,
+                    sha256: [7; 32],
+                },
+            )
+            .await
+            .unwrap();
             write_frame_bytes(&mut a, b"").await.unwrap();
-            assert!(matches!(recv_payload(&mut b, 10).await, Err(FrameError::Malformed(_))));
+            assert!(matches!(
+                recv_payload(&mut b, 10).await,
+                Err(FrameError::Malformed(_))
+            ));
         });
     }
 

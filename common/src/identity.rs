@@ -32,18 +32,24 @@ pub struct TrustDomain(String);
 impl TrustDomain {
     pub fn new(name: impl Into<String>) -> Result<Self, IdentityError> {
         let name = name.into();
-        let bad = |why: &str| IdentityError::BadTrustDomain { trust_domain: name.clone(), why: why.into() };
+        let bad = |why: &str| IdentityError::BadTrustDomain {
+            trust_domain: name.clone(),
+            why: why.into(),
+        };
         if name.is_empty() || name.len() > MAX_TRUST_DOMAIN_LEN {
-            return Err(bad(&format!("it must be 1 to {MAX_TRUST_DOMAIN_LEN} characters")));
+            return Err(bad(&format!(
+                "it must be 1 to {MAX_TRUST_DOMAIN_LEN} characters"
+            )));
         }
         if name.starts_with('.') || name.starts_with('-') || name.ends_with('.') {
             return Err(bad("it must not start with '.' or '-' or end with '.'"));
         }
-        if let Some(c) = name
-            .chars()
-            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_')))
-        {
-            return Err(bad(&format!("it has {c:?}; use lowercase letters, digits, '.', '-' and '_'")));
+        if let Some(c) = name.chars().find(|c| {
+            !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_'))
+        }) {
+            return Err(bad(&format!(
+                "it has {c:?}; use lowercase letters, digits, '.', '-' and '_'"
+            )));
         }
         Ok(TrustDomain(name))
     }
@@ -64,7 +70,10 @@ impl TrustDomain {
         let uri = single_uri_san(der)?;
         let rest = uri
             .strip_prefix(SCHEME_PREFIX)
-            .ok_or_else(|| IdentityError::BadUri { uri: uri.clone(), why: "scheme is not spiffe://".into() })?;
+            .ok_or_else(|| IdentityError::BadUri {
+                uri: uri.clone(),
+                why: "scheme is not spiffe://".into(),
+            })?;
         if rest.contains('/') {
             return Err(IdentityError::BadUri {
                 uri: uri.clone(),
@@ -104,7 +113,10 @@ pub enum Identity {
     /// The coordinator at `host` (also a DNS/IP SAN, so clients can verify the server name).
     Coordinator { host: String },
     /// An agent run by an operator.
-    Agent { operator: OperatorId, name: AgentName },
+    Agent {
+        operator: OperatorId,
+        name: AgentName,
+    },
     /// A client that submits tasks and reads status.
     Client { name: String },
 }
@@ -130,7 +142,9 @@ impl fmt::Display for IdentityKind {
 impl Identity {
     pub fn coordinator(host: &str) -> Result<Identity, IdentityError> {
         validate_name("coordinator host", host).map_err(IdentityError::BadName)?;
-        Ok(Identity::Coordinator { host: host.to_string() })
+        Ok(Identity::Coordinator {
+            host: host.to_string(),
+        })
     }
     pub fn agent(operator: &str, name: &str) -> Result<Identity, IdentityError> {
         Ok(Identity::Agent {
@@ -140,7 +154,9 @@ impl Identity {
     }
     pub fn client(name: &str) -> Result<Identity, IdentityError> {
         validate_name("client", name).map_err(IdentityError::BadName)?;
-        Ok(Identity::Client { name: name.to_string() })
+        Ok(Identity::Client {
+            name: name.to_string(),
+        })
     }
 
     pub fn kind(&self) -> IdentityKind {
@@ -167,27 +183,46 @@ impl Identity {
 
     /// Parses a SPIFFE URI strictly and checks it belongs to `expected`.
     pub fn parse_spiffe_uri(uri: &str, expected: &TrustDomain) -> Result<Identity, IdentityError> {
-        let bad = |why: &str| IdentityError::BadUri { uri: uri.to_string(), why: why.to_string() };
-        let rest = uri.strip_prefix(SCHEME_PREFIX).ok_or_else(|| bad("it must start with spiffe://"))?;
-        if let Some(c) = rest.chars().find(|c| matches!(c, '?' | '#' | '%' | '@' | ':')) {
-            return Err(bad(&format!("it has {c:?}; ports, queries, fragments, user info and escapes are not allowed")));
+        let bad = |why: &str| IdentityError::BadUri {
+            uri: uri.to_string(),
+            why: why.to_string(),
+        };
+        let rest = uri
+            .strip_prefix(SCHEME_PREFIX)
+            .ok_or_else(|| bad("it must start with spiffe://"))?;
+        if let Some(c) = rest
+            .chars()
+            .find(|c| matches!(c, '?' | '#' | '%' | '@' | ':'))
+        {
+            return Err(bad(&format!(
+                "it has {c:?}; ports, queries, fragments, user info and escapes are not allowed"
+            )));
         }
-        let (domain, path) = rest.split_once('/').ok_or_else(|| bad("it has no path after the trust domain"))?;
+        let (domain, path) = rest
+            .split_once('/')
+            .ok_or_else(|| bad("it has no path after the trust domain"))?;
         let domain = TrustDomain::new(domain)?;
         if &domain != expected {
-            return Err(IdentityError::WrongTrustDomain { uri: uri.to_string(), expected: expected.clone() });
+            return Err(IdentityError::WrongTrustDomain {
+                uri: uri.to_string(),
+                expected: expected.clone(),
+            });
         }
         let segments: Vec<&str> = path.split('/').collect();
         let name = |kind: &str, s: &str| validate_name(kind, s).map_err(IdentityError::BadName);
         match segments.as_slice() {
             ["coordinator", host] => {
                 name("coordinator host", host)?;
-                Ok(Identity::Coordinator { host: host.to_string() })
+                Ok(Identity::Coordinator {
+                    host: host.to_string(),
+                })
             }
             ["operator", op, "agent", agent] => Identity::agent(op, agent),
             ["client", client] => {
                 name("client", client)?;
-                Ok(Identity::Client { name: client.to_string() })
+                Ok(Identity::Client {
+                    name: client.to_string(),
+                })
             }
             _ => Err(bad(
                 "its path must be coordinator/HOST, operator/OPERATOR/agent/NAME or client/NAME",
@@ -201,8 +236,9 @@ impl Identity {
         der: &[u8],
         expected_trust_domain: &TrustDomain,
     ) -> Result<PeerCertInfo, IdentityError> {
-        let (_, cert) = x509_parser::parse_x509_certificate(der)
-            .map_err(|e| IdentityError::BadCertificate(format!("cannot parse the X.509 certificate: {e}")))?;
+        let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| {
+            IdentityError::BadCertificate(format!("cannot parse the X.509 certificate: {e}"))
+        })?;
         let uri = single_uri_san_of(&cert)?;
         let identity = Identity::parse_spiffe_uri(&uri, expected_trust_domain)?;
         let not_after_secs = cert.validity().not_after.timestamp();
@@ -244,9 +280,15 @@ pub fn serial_hex(raw: &[u8]) -> String {
 
 /// Normalises a serial someone typed (`0A:1b`, `0x0a1b`, `0a1b`) to the canonical form.
 pub fn normalize_serial_hex(s: &str) -> Result<String, IdentityError> {
-    let t: String = s.trim().trim_start_matches("0x").chars().filter(|c| *c != ':').collect();
+    let t: String = s
+        .trim()
+        .trim_start_matches("0x")
+        .chars()
+        .filter(|c| *c != ':')
+        .collect();
     let t = if t.len() % 2 == 1 { format!("0{t}") } else { t };
-    let bytes = hex::decode(t.to_ascii_lowercase()).map_err(|_| IdentityError::BadSerial(s.to_string()))?;
+    let bytes =
+        hex::decode(t.to_ascii_lowercase()).map_err(|_| IdentityError::BadSerial(s.to_string()))?;
     if bytes.is_empty() {
         return Err(IdentityError::BadSerial(s.to_string()));
     }
@@ -254,15 +296,18 @@ pub fn normalize_serial_hex(s: &str) -> Result<String, IdentityError> {
 }
 
 fn single_uri_san(der: &[u8]) -> Result<String, IdentityError> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der)
-        .map_err(|e| IdentityError::BadCertificate(format!("cannot parse the X.509 certificate: {e}")))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| {
+        IdentityError::BadCertificate(format!("cannot parse the X.509 certificate: {e}"))
+    })?;
     single_uri_san_of(&cert)
 }
 
-fn single_uri_san_of(cert: &x509_parser::certificate::X509Certificate<'_>) -> Result<String, IdentityError> {
-    let san = cert
-        .subject_alternative_name()
-        .map_err(|e| IdentityError::BadCertificate(format!("invalid subject alternative name extension: {e}")))?;
+fn single_uri_san_of(
+    cert: &x509_parser::certificate::X509Certificate<'_>,
+) -> Result<String, IdentityError> {
+    let san = cert.subject_alternative_name().map_err(|e| {
+        IdentityError::BadCertificate(format!("invalid subject alternative name extension: {e}"))
+    })?;
     let uris: Vec<&str> = san
         .map(|ext| {
             ext.value
@@ -278,7 +323,9 @@ fn single_uri_san_of(cert: &x509_parser::certificate::X509Certificate<'_>) -> Re
     match uris.as_slice() {
         [one] => Ok(one.to_string()),
         [] => Err(IdentityError::NoUriSan),
-        many => Err(IdentityError::SeveralUriSans { uris: many.iter().map(|s| s.to_string()).collect() }),
+        many => Err(IdentityError::SeveralUriSans {
+            uris: many.iter().map(|s| s.to_string()).collect(),
+        }),
     }
 }
 
@@ -287,7 +334,9 @@ pub fn identity_from_connection(
     conn: &quinn::Connection,
     expected_trust_domain: &TrustDomain,
 ) -> Result<PeerCertInfo, IdentityError> {
-    let any = conn.peer_identity().ok_or(IdentityError::NoPeerCertificate)?;
+    let any = conn
+        .peer_identity()
+        .ok_or(IdentityError::NoPeerCertificate)?;
     let chain = any
         .downcast::<Vec<rustls_pki_types::CertificateDer<'static>>>()
         .map_err(|_| IdentityError::NoPeerCertificate)?;
@@ -301,7 +350,7 @@ pub enum IdentityError {
     BadTrustDomain { trust_domain: String, why: String },
     #[error("SPIFFE ID {uri:?} is invalid: {why}")]
     BadUri { uri: String, why: String },
-    #[error("SPIFFE ID {uri:?} is not in trust domain {expected:?}; issue the certificate from this deployment's CA")]
+    #[error("SPIFFE ID {uri:?} is not in trust domain \"{expected}\"; issue the certificate from this deployment's CA")]
     WrongTrustDomain { uri: String, expected: TrustDomain },
     #[error("{0}")]
     BadName(String),
@@ -333,10 +382,16 @@ mod tests {
             Identity::client("alice").unwrap(),
         ] {
             let uri = id.to_spiffe_uri(&td());
-            assert_eq!(Identity::parse_spiffe_uri(&uri, &td()).unwrap(), id, "{uri}");
+            assert_eq!(
+                Identity::parse_spiffe_uri(&uri, &td()).unwrap(),
+                id,
+                "{uri}"
+            );
         }
         assert_eq!(
-            Identity::agent("op-a", "gpu-1").unwrap().to_spiffe_uri(&td()),
+            Identity::agent("op-a", "gpu-1")
+                .unwrap()
+                .to_spiffe_uri(&td()),
             "spiffe://proofrack.local/operator/op-a/agent/gpu-1"
         );
     }
@@ -356,14 +411,22 @@ mod tests {
             ("spiffe://proofrack.local//client/a", "path must be"),
             ("spiffe://proofrack.local/client", "path must be"),
             ("spiffe://proofrack.local/operator/op/agent", "path must be"),
-            ("spiffe://proofrack.local/operator/op/client/x", "path must be"),
+            (
+                "spiffe://proofrack.local/operator/op/client/x",
+                "path must be",
+            ),
             ("spiffe://proofrack.local/admin/root", "path must be"),
             ("spiffe://proofrack.local/client/Alice", "lowercase"),
-            ("spiffe://proofrack.local/operator/op/agent/..", "must not start"),
+            (
+                "spiffe://proofrack.local/operator/op/agent/..",
+                "must not start",
+            ),
             ("spiffe://Proofrack.local/client/a", "trust domain"),
         ];
         for (uri, needle) in cases {
-            let err = Identity::parse_spiffe_uri(uri, &td()).unwrap_err().to_string();
+            let err = Identity::parse_spiffe_uri(uri, &td())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(needle), "{uri}: {err}");
         }
     }
@@ -371,7 +434,15 @@ mod tests {
     #[test]
     fn trust_domains_are_validated() {
         assert!(TrustDomain::new("prod.example-1").is_ok());
-        for bad in ["", "Upper", "a/b", ".lead", "trail.", "a:1", &"x".repeat(256)] {
+        for bad in [
+            "",
+            "Upper",
+            "a/b",
+            ".lead",
+            "trail.",
+            "a:1",
+            &"x".repeat(256),
+        ] {
             assert!(TrustDomain::new(bad).is_err(), "{bad}");
         }
     }
@@ -410,14 +481,22 @@ mod tests {
         assert_eq!(info.serial_hex, "9a01");
         assert!(info.not_after.0 > 0);
 
-        let none = cert_with_sans(vec![rcgen::SanType::DnsName("localhost".try_into().unwrap())]);
+        let none = cert_with_sans(vec![rcgen::SanType::DnsName(
+            "localhost".try_into().unwrap(),
+        )]);
         let err = Identity::from_certificate_der(&none, &td()).unwrap_err();
         assert_eq!(err, IdentityError::NoUriSan);
         assert!(err.to_string().contains("exactly one URI SAN"), "{err}");
 
-        let two = cert_with_sans(vec![uri("spiffe://proofrack.local/client/a"), uri("spiffe://proofrack.local/client/b")]);
+        let two = cert_with_sans(vec![
+            uri("spiffe://proofrack.local/client/a"),
+            uri("spiffe://proofrack.local/client/b"),
+        ]);
         let err = Identity::from_certificate_der(&two, &td()).unwrap_err();
-        assert!(matches!(&err, IdentityError::SeveralUriSans { uris } if uris.len() == 2), "{err}");
+        assert!(
+            matches!(&err, IdentityError::SeveralUriSans { uris } if uris.len() == 2),
+            "{err}"
+        );
         assert!(err.to_string().contains("2 URI SANs"), "{err}");
 
         let foreign = cert_with_sans(vec![uri("spiffe://elsewhere.local/client/a")]);

@@ -83,7 +83,9 @@ impl StreamOpen {
     /// certificate and answers [`ProtocolError::NotAllowed`] otherwise.
     pub fn required_kind(&self) -> IdentityKind {
         match self {
-            StreamOpen::Control(_) | StreamOpen::FetchKey(_) | StreamOpen::DeliverProof(_) => IdentityKind::Agent,
+            StreamOpen::Control(_) | StreamOpen::FetchKey(_) | StreamOpen::DeliverProof(_) => {
+                IdentityKind::Agent
+            }
             StreamOpen::Client(_) => IdentityKind::Client,
         }
     }
@@ -133,8 +135,18 @@ where
 }
 
 /// Opens a stream: writes the [`OpenFrame`] with this build's version.
-pub async fn write_stream_open<W: AsyncWrite + Unpin>(w: &mut W, open: StreamOpen) -> Result<(), FrameError> {
-    write_message(w, &OpenFrame { protocol_version: PROTOCOL_VERSION, open }).await
+pub async fn write_stream_open<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    open: StreamOpen,
+) -> Result<(), FrameError> {
+    write_message(
+        w,
+        &OpenFrame {
+            protocol_version: PROTOCOL_VERSION,
+            open,
+        },
+    )
+    .await
 }
 
 /// Why a stream's first frame was not accepted.
@@ -150,24 +162,43 @@ pub enum OpenError {
 
 /// Reads a stream's first frame (coordinator side). `peer_kind` comes from the peer's
 /// certificate and words a version mismatch ("agent speaks 2").
-pub async fn read_stream_open<R: AsyncRead + Unpin>(r: &mut R, peer_kind: IdentityKind) -> Result<StreamOpen, OpenError> {
-    let body = framing::read_frame_bytes(r, framing::MAX_FRAME_BYTES).await.map_err(|e| match e {
-        FrameError::TooLarge { .. } => OpenError::Refused(ProtocolError::Malformed { detail: e.to_string() }),
-        e => OpenError::Stream(e),
-    })?;
+pub async fn read_stream_open<R: AsyncRead + Unpin>(
+    r: &mut R,
+    peer_kind: IdentityKind,
+) -> Result<StreamOpen, OpenError> {
+    let body = framing::read_frame_bytes(r, framing::MAX_FRAME_BYTES)
+        .await
+        .map_err(|e| match e {
+            FrameError::TooLarge { .. } => OpenError::Refused(ProtocolError::Malformed {
+                detail: e.to_string(),
+            }),
+            e => OpenError::Stream(e),
+        })?;
     decode_stream_open(&body, peer_kind).map_err(OpenError::Refused)
 }
 
 /// Decodes an [`OpenFrame`] body: the version first, then the rest.
-pub fn decode_stream_open(body: &[u8], peer_kind: IdentityKind) -> Result<StreamOpen, ProtocolError> {
-    let (version, _) = postcard::take_from_bytes::<u32>(body).map_err(|e| ProtocolError::Malformed {
-        detail: format!("the first frame does not start with a protocol version: {e}"),
-    })?;
+pub fn decode_stream_open(
+    body: &[u8],
+    peer_kind: IdentityKind,
+) -> Result<StreamOpen, ProtocolError> {
+    let (version, _) =
+        postcard::take_from_bytes::<u32>(body).map_err(|e| ProtocolError::Malformed {
+            detail: format!("the first frame does not start with a protocol version: {e}"),
+        })?;
     if version != PROTOCOL_VERSION {
-        return Err(ProtocolError::VersionMismatch { coordinator: PROTOCOL_VERSION, peer: version, peer_kind });
+        return Err(ProtocolError::VersionMismatch {
+            coordinator: PROTOCOL_VERSION,
+            peer: version,
+            peer_kind,
+        });
     }
-    let frame: OpenFrame = framing::decode(body).map_err(|e| ProtocolError::Malformed { detail: e.to_string() })?;
-    frame.check_bounds().map_err(|detail| ProtocolError::Malformed { detail })?;
+    let frame: OpenFrame = framing::decode(body).map_err(|e| ProtocolError::Malformed {
+        detail: e.to_string(),
+    })?;
+    frame
+        .check_bounds()
+        .map_err(|detail| ProtocolError::Malformed { detail })?;
     if let StreamOpen::Control(hello) = &frame.open {
         if hello.protocol_version != frame.protocol_version {
             return Err(ProtocolError::Malformed {
@@ -218,8 +249,8 @@ impl Bounded for Telemetry {
         }
         check_text("host.hostname", &self.host.hostname)?;
         check_text("calibration.backend_name", &self.calibration.backend_name)?;
-        let (crate::telemetry::NvmlStatus::Available { driver_version: s } | crate::telemetry::NvmlStatus::Missing { reason: s }) =
-            &self.nvml;
+        let (crate::telemetry::NvmlStatus::Available { driver_version: s }
+        | crate::telemetry::NvmlStatus::Missing { reason: s }) = &self.nvml;
         check_text("nvml", s)
     }
 }

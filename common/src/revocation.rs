@@ -94,8 +94,11 @@ impl RevocationList {
     }
 
     pub fn from_json(path: &Path, text: &str) -> Result<RevocationList, RevocationError> {
-        let file: RevocationFile = serde_json::from_str(text)
-            .map_err(|e| RevocationError::Malformed { path: path.to_path_buf(), detail: e.to_string() })?;
+        let file: RevocationFile =
+            serde_json::from_str(text).map_err(|e| RevocationError::Malformed {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            })?;
         if file.format_version != REVOCATION_FORMAT_VERSION {
             return Err(RevocationError::Malformed {
                 path: path.to_path_buf(),
@@ -107,7 +110,10 @@ impl RevocationList {
         }
         let mut list = RevocationList::new();
         for entry in file.revoked {
-            list.revoke(entry).map_err(|e| RevocationError::Malformed { path: path.to_path_buf(), detail: e.to_string() })?;
+            list.revoke(entry).map_err(|e| RevocationError::Malformed {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            })?;
         }
         Ok(list)
     }
@@ -116,17 +122,28 @@ impl RevocationList {
     /// believing nothing is revoked because a path is wrong.
     pub fn load(path: &Path) -> Result<RevocationList, RevocationError> {
         let bytes = read_bounded(path)?;
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|_| RevocationError::Malformed { path: path.to_path_buf(), detail: "not UTF-8".into() })?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| RevocationError::Malformed {
+            path: path.to_path_buf(),
+            detail: "not UTF-8".into(),
+        })?;
         Self::from_json(path, text)
     }
 
     /// Writes the list atomically (temporary file, fsync, rename) so a polling coordinator
     /// never reads half a file.
     pub fn save(&self, path: &Path) -> Result<(), RevocationError> {
-        let io = |e: std::io::Error| RevocationError::Io { path: path.to_path_buf(), source: e };
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let io = |e: std::io::Error| RevocationError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        };
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
         {
             let mut f = std::fs::File::create(&tmp).map_err(io)?;
@@ -138,17 +155,29 @@ impl RevocationList {
 }
 
 fn read_bounded(path: &Path) -> Result<Vec<u8>, RevocationError> {
-    let meta = std::fs::metadata(path).map_err(|e| RevocationError::Io { path: path.to_path_buf(), source: e })?;
+    let meta = std::fs::metadata(path).map_err(|e| RevocationError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
     if meta.len() > MAX_REVOCATION_FILE_BYTES {
-        return Err(RevocationError::TooLarge { path: path.to_path_buf(), len: meta.len() });
+        return Err(RevocationError::TooLarge {
+            path: path.to_path_buf(),
+            len: meta.len(),
+        });
     }
-    std::fs::read(path).map_err(|e| RevocationError::Io { path: path.to_path_buf(), source: e })
+    std::fs::read(path).map_err(|e| RevocationError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum RevocationError {
     #[error("revocation list {}: {source}; `proofrack certs init` creates it in the CA directory", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("revocation list {} is malformed: {detail}; fix or restore the file (the previous list stays in force)", path.display())]
     Malformed { path: PathBuf, detail: String },
     #[error("revocation list {} is {len} bytes, above the {MAX_REVOCATION_FILE_BYTES}-byte limit", path.display())]
@@ -187,19 +216,30 @@ impl RevocationHandle {
     pub fn load(path: impl Into<PathBuf>) -> Result<RevocationHandle, RevocationError> {
         let path = path.into();
         let bytes = read_bounded(&path)?;
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|_| RevocationError::Malformed { path: path.clone(), detail: "not UTF-8".into() })?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| RevocationError::Malformed {
+            path: path.clone(),
+            detail: "not UTF-8".into(),
+        })?;
         let list = RevocationList::from_json(&path, text)?;
         let digest = Sha256::digest(&bytes).into();
         Ok(RevocationHandle {
-            inner: Arc::new(Shared { path: Some(path), state: RwLock::new(Loaded { list, digest }) }),
+            inner: Arc::new(Shared {
+                path: Some(path),
+                state: RwLock::new(Loaded { list, digest }),
+            }),
         })
     }
 
     /// A fixed list with no file behind it.
     pub fn fixed(list: RevocationList) -> RevocationHandle {
         RevocationHandle {
-            inner: Arc::new(Shared { path: None, state: RwLock::new(Loaded { list, digest: [0; 32] }) }),
+            inner: Arc::new(Shared {
+                path: None,
+                state: RwLock::new(Loaded {
+                    list,
+                    digest: [0; 32],
+                }),
+            }),
         }
     }
 
@@ -228,11 +268,20 @@ impl RevocationHandle {
         };
         let bytes = read_bounded(path)?;
         let digest: [u8; 32] = Sha256::digest(&bytes).into();
-        if self.inner.state.read().unwrap_or_else(|p| p.into_inner()).digest == digest {
+        if self
+            .inner
+            .state
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .digest
+            == digest
+        {
             return Ok(ReloadOutcome::Unchanged);
         }
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|_| RevocationError::Malformed { path: path.to_path_buf(), detail: "not UTF-8".into() })?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| RevocationError::Malformed {
+            path: path.to_path_buf(),
+            detail: "not UTF-8".into(),
+        })?;
         let list = RevocationList::from_json(path, text)?;
         let revoked = list.len();
         let mut guard = self.inner.state.write().unwrap_or_else(|p| p.into_inner());
@@ -247,11 +296,19 @@ mod tests {
     use super::*;
 
     fn entry(serial: &str) -> RevokedEntry {
-        RevokedEntry { serial_hex: serial.into(), identity: None, revoked_at: UnixMillis(1), reason: "test".into() }
+        RevokedEntry {
+            serial_hex: serial.into(),
+            identity: None,
+            revoked_at: UnixMillis(1),
+            reason: "test".into(),
+        }
     }
 
     fn temp_path(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("proofrack-revocation-{}-{name}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "proofrack-revocation-{}-{name}",
+            std::process::id()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         dir.join("revoked.json")
     }
@@ -271,35 +328,50 @@ mod tests {
         let path = temp_path("reload");
         RevocationList::new().save(&path).unwrap();
         let handle = RevocationHandle::load(&path).unwrap();
-        assert_eq!(handle.reload_if_changed().unwrap(), ReloadOutcome::Unchanged);
+        assert_eq!(
+            handle.reload_if_changed().unwrap(),
+            ReloadOutcome::Unchanged
+        );
         assert!(!handle.is_revoked("0a"));
 
         let mut l = RevocationList::load(&path).unwrap();
         l.revoke(entry("0a")).unwrap();
         l.save(&path).unwrap();
-        assert_eq!(handle.reload_if_changed().unwrap(), ReloadOutcome::Reloaded { revoked: 1 });
+        assert_eq!(
+            handle.reload_if_changed().unwrap(),
+            ReloadOutcome::Reloaded { revoked: 1 }
+        );
         assert!(handle.is_revoked("0a"));
         assert_eq!(RevocationList::load(&path).unwrap(), l);
 
         // A corrupted file is an error and the old list stays in force.
         std::fs::write(&path, "{ nope").unwrap();
         let err = handle.reload_if_changed().unwrap_err().to_string();
-        assert!(err.contains("malformed") && err.contains("revoked.json"), "{err}");
+        assert!(
+            err.contains("malformed") && err.contains("revoked.json"),
+            "{err}"
+        );
         assert!(handle.is_revoked("0a"));
         std::fs::remove_dir_all(path.parent().unwrap()).ok();
     }
 
     #[test]
     fn missing_file_names_the_path() {
-        let err = RevocationHandle::load("/nonexistent/proofrack/revoked.json").unwrap_err().to_string();
-        assert!(err.contains("/nonexistent/proofrack/revoked.json") && err.contains("certs init"), "{err}");
+        let err = RevocationHandle::load("/nonexistent/proofrack/revoked.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/nonexistent/proofrack/revoked.json") && err.contains("certs init"),
+            "{err}"
+        );
     }
 
     #[test]
     fn wrong_format_version_is_refused() {
-        let err = RevocationList::from_json(Path::new("r.json"), r#"{"format_version":9,"revoked":[]}"#)
-            .unwrap_err()
-            .to_string();
+        let err =
+            RevocationList::from_json(Path::new("r.json"), r#"{"format_version":9,"revoked":[]}"#)
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("format_version 9"), "{err}");
     }
 }

@@ -14,13 +14,15 @@
 use crate::identity::{Identity, IdentityError, IdentityKind, PeerCertInfo, TrustDomain};
 use crate::revocation::RevocationHandle;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
-use rustls::client::WebPkiServerVerifier;
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme,
+};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,9 +48,17 @@ const _: () = assert!(KEEP_ALIVE_INTERVAL.as_millis() * 3 < IDLE_TIMEOUT.as_mill
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read {what} {}: {detail}", path.display())]
-    Pem { what: &'static str, path: PathBuf, detail: String },
+    Pem {
+        what: &'static str,
+        path: PathBuf,
+        detail: String,
+    },
     #[error("{what} {} holds no {expected}", path.display())]
-    Empty { what: &'static str, path: PathBuf, expected: &'static str },
+    Empty {
+        what: &'static str,
+        path: PathBuf,
+        expected: &'static str,
+    },
     #[error("{0}")]
     Identity(#[from] IdentityError),
     #[error("TLS configuration: {0}")]
@@ -83,11 +93,12 @@ impl TlsMaterial {
     /// certificate must carry an identity in it.
     pub fn load(ca_pem: &Path, cert_pem: &Path, key_pem: &Path) -> Result<TlsMaterial, TlsError> {
         let ca_roots = load_certs(ca_pem, "CA certificate")?;
-        let trust_domain = TrustDomain::from_ca_certificate_der(&ca_roots[0]).map_err(|e| TlsError::Pem {
-            what: "CA certificate",
-            path: ca_pem.to_path_buf(),
-            detail: format!("{e}; was it made by `proofrack certs init`?"),
-        })?;
+        let trust_domain =
+            TrustDomain::from_ca_certificate_der(&ca_roots[0]).map_err(|e| TlsError::Pem {
+                what: "CA certificate",
+                path: ca_pem.to_path_buf(),
+                detail: format!("{e}; was it made by `proofrack certs init`?"),
+            })?;
         let m = TlsMaterial {
             ca_roots,
             chain: load_certs(cert_pem, "certificate")?,
@@ -117,14 +128,25 @@ impl TlsMaterial {
 }
 
 /// Reads every certificate in a PEM file; at least one.
-pub fn load_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem_err = |detail: String| TlsError::Pem { what, path: path.to_path_buf(), detail };
+pub fn load_certs(
+    path: &Path,
+    what: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem_err = |detail: String| TlsError::Pem {
+        what,
+        path: path.to_path_buf(),
+        detail,
+    };
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| pem_err(e.to_string()))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| pem_err(e.to_string()))?;
     if certs.is_empty() {
-        return Err(TlsError::Empty { what, path: path.to_path_buf(), expected: "CERTIFICATE block" });
+        return Err(TlsError::Empty {
+            what,
+            path: path.to_path_buf(),
+            expected: "CERTIFICATE block",
+        });
     }
     Ok(certs)
 }
@@ -132,10 +154,16 @@ pub fn load_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<
 /// Reads the first private key (PKCS#8, SEC1 or PKCS#1) in a PEM file.
 pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     PrivateKeyDer::from_pem_file(path).map_err(|e| match e {
-        rustls::pki_types::pem::Error::NoItemsFound => {
-            TlsError::Empty { what: "private key", path: path.to_path_buf(), expected: "PRIVATE KEY block" }
-        }
-        e => TlsError::Pem { what: "private key", path: path.to_path_buf(), detail: e.to_string() },
+        rustls::pki_types::pem::Error::NoItemsFound => TlsError::Empty {
+            what: "private key",
+            path: path.to_path_buf(),
+            expected: "PRIVATE KEY block",
+        },
+        e => TlsError::Pem {
+            what: "private key",
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        },
     })
 }
 
@@ -146,7 +174,9 @@ fn provider() -> Arc<CryptoProvider> {
 fn transport(max_bidi_streams: u32) -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     // IDLE_TIMEOUT is 12 s, far below the 2^62 ms QUIC allows; the conversion cannot fail.
-    t.max_idle_timeout(Some(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).expect("idle timeout fits QUIC's VarInt")));
+    t.max_idle_timeout(Some(
+        quinn::IdleTimeout::try_from(IDLE_TIMEOUT).expect("idle timeout fits QUIC's VarInt"),
+    ));
     t.keep_alive_interval(Some(KEEP_ALIVE_INTERVAL));
     t.max_concurrent_bidi_streams(max_bidi_streams.into());
     t.max_concurrent_uni_streams(0u32.into());
@@ -154,18 +184,27 @@ fn transport(max_bidi_streams: u32) -> Arc<quinn::TransportConfig> {
 }
 
 /// The coordinator's server configuration: mutual TLS, revocation checked in the handshake.
-pub fn server_config(material: &TlsMaterial, revocation: RevocationHandle) -> Result<quinn::ServerConfig, TlsError> {
+pub fn server_config(
+    material: &TlsMaterial,
+    revocation: RevocationHandle,
+) -> Result<quinn::ServerConfig, TlsError> {
     let provider = provider();
-    let webpki = WebPkiClientVerifier::builder_with_provider(material.root_store()?, provider.clone())
-        .build()
-        .map_err(|e| TlsError::Verifier(e.to_string()))?;
-    let verifier = ProofrackClientVerifier { inner: webpki, trust_domain: material.trust_domain.clone(), revocation };
+    let webpki =
+        WebPkiClientVerifier::builder_with_provider(material.root_store()?, provider.clone())
+            .build()
+            .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let verifier = ProofrackClientVerifier {
+        inner: webpki,
+        trust_domain: material.trust_domain.clone(),
+        revocation,
+    };
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(Arc::new(verifier))
         .with_single_cert(material.chain.clone(), material.key.clone_key())?;
     tls.alpn_protocols = vec![ALPN_PROOFRACK.to_vec()];
-    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| TlsError::Verifier(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
     config.transport_config(transport(MAX_CONCURRENT_BIDI_STREAMS));
     Ok(config)
@@ -174,26 +213,69 @@ pub fn server_config(material: &TlsMaterial, revocation: RevocationHandle) -> Re
 /// An agent's or client's configuration. Dial with the coordinator's host as server name.
 pub fn client_config(material: &TlsMaterial) -> Result<quinn::ClientConfig, TlsError> {
     let provider = provider();
-    let webpki = WebPkiServerVerifier::builder_with_provider(material.root_store()?, provider.clone())
-        .build()
-        .map_err(|e| TlsError::Verifier(e.to_string()))?;
-    let verifier = CoordinatorVerifier { inner: webpki, trust_domain: material.trust_domain.clone() };
+    let webpki =
+        WebPkiServerVerifier::builder_with_provider(material.root_store()?, provider.clone())
+            .build()
+            .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let verifier = CoordinatorVerifier {
+        inner: webpki,
+        trust_domain: material.trust_domain.clone(),
+    };
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_client_auth_cert(material.chain.clone(), material.key.clone_key())?;
     tls.alpn_protocols = vec![ALPN_PROOFRACK.to_vec()];
-    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| TlsError::Verifier(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     // The coordinator never opens streams towards agents or clients.
     config.transport_config(transport(0));
     Ok(config)
 }
 
-fn refuse(e: impl std::error::Error + Send + Sync + 'static) -> rustls::Error {
-    rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(e))))
+/// Why the peer closed `conn`, in words; `None` while it is open. A client whose certificate
+/// the coordinator refused sees its connect succeed and its first stream operation fail with
+/// "connection lost": call this then to log the TLS alert (e.g. "Revoked").
+pub fn close_reason_text(conn: &quinn::Connection) -> Option<String> {
+    Some(match conn.close_reason()? {
+        quinn::ConnectionError::ConnectionClosed(c) => {
+            let text = String::from_utf8_lossy(&c.reason).into_owned();
+            // QUIC carries TLS alerts as transport codes 0x100..=0x1ff.
+            if (0x100..=0x1ff).contains(&u64::from(c.error_code)) {
+                format!(
+                    "the peer refused the TLS handshake: {text}; check this side's certificate \
+                     (issued by the deployment's CA, not expired, not revoked: `proofrack certs list`)"
+                )
+            } else {
+                format!("the peer closed the connection: {text} ({})", c.error_code)
+            }
+        }
+        other => other.to_string(),
+    })
 }
+
+fn refuse(e: impl std::fmt::Display) -> rustls::Error {
+    rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(
+        Refusal(e.to_string()),
+    ))))
+}
+
+/// rustls prints `OtherError` with `Debug`; this makes that the readable message, which
+/// reaches the server's log and the refused peer's close reason.
+struct Refusal(String);
+impl std::fmt::Debug for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for Refusal {}
 
 #[derive(Debug, thiserror::Error)]
 #[error("the coordinator's certificate names {identity}, not a coordinator")]
@@ -222,12 +304,17 @@ impl ClientCertVerifier for ProofrackClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let verified = self.inner.verify_client_cert(end_entity, intermediates, now)?;
-        let info = Identity::from_certificate_der(end_entity, &self.trust_domain).map_err(refuse)?;
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        let info =
+            Identity::from_certificate_der(end_entity, &self.trust_domain).map_err(refuse)?;
         if info.identity.kind() == IdentityKind::Coordinator {
             // Coordinator certificates have only the ServerAuth EKU, so webpki already refused
             // them; this keeps the rule explicit should the EKU ever be widened.
-            return Err(refuse(NotCoordinator { identity: info.identity }));
+            return Err(refuse(NotCoordinator {
+                identity: info.identity,
+            }));
         }
         if self.revocation.is_revoked(&info.serial_hex) {
             tracing::warn!(serial = %info.serial_hex, identity = %info.identity, "refused revoked certificate");
@@ -272,10 +359,19 @@ impl ServerCertVerifier for CoordinatorVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let verified = self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)?;
-        let info = Identity::from_certificate_der(end_entity, &self.trust_domain).map_err(refuse)?;
+        let verified = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        let info =
+            Identity::from_certificate_der(end_entity, &self.trust_domain).map_err(refuse)?;
         if info.identity.kind() != IdentityKind::Coordinator {
-            return Err(refuse(NotCoordinator { identity: info.identity }));
+            return Err(refuse(NotCoordinator {
+                identity: info.identity,
+            }));
         }
         Ok(verified)
     }
@@ -308,14 +404,25 @@ mod tests {
     fn missing_and_empty_pem_files_name_the_file() {
         let dir = std::env::temp_dir().join(format!("proofrack-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let err = load_certs(&dir.join("nope.pem"), "CA certificate").unwrap_err().to_string();
-        assert!(err.contains("CA certificate") && err.contains("nope.pem"), "{err}");
+        let err = load_certs(&dir.join("nope.pem"), "CA certificate")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("CA certificate") && err.contains("nope.pem"),
+            "{err}"
+        );
         let empty = dir.join("empty.pem");
         std::fs::write(&empty, "hello\n").unwrap();
         let err = load_certs(&empty, "certificate").unwrap_err().to_string();
-        assert!(err.contains("empty.pem") && err.contains("no CERTIFICATE"), "{err}");
+        assert!(
+            err.contains("empty.pem") && err.contains("no CERTIFICATE"),
+            "{err}"
+        );
         let err = load_private_key(&empty).unwrap_err().to_string();
-        assert!(err.contains("empty.pem") && err.contains("PRIVATE KEY"), "{err}");
+        assert!(
+            err.contains("empty.pem") && err.contains("PRIVATE KEY"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }

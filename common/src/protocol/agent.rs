@@ -83,7 +83,10 @@ pub enum CoordinatorToAgent {
     Welcome(Welcome),
     Offer(TaskOffer),
     /// Stop working on `task` (deadline passed, offer withdrawn, task failed elsewhere).
-    Cancelled { task: TaskId, reason: String },
+    Cancelled {
+        task: TaskId,
+        reason: String,
+    },
     /// The hello was refused (then the stream is finished) or a later message was bad.
     Error(ProtocolError),
 }
@@ -95,9 +98,14 @@ pub enum AgentToCoordinator {
     OfferReply(OfferReply),
     /// The agent gives up on an accepted task (proving failed, out of memory); the
     /// coordinator decides what that costs the operator.
-    TaskFailed { task: TaskId, reason: String },
+    TaskFailed {
+        task: TaskId,
+        reason: String,
+    },
     /// The agent is shutting down: finish what is in flight, offer nothing new.
-    Draining { reason: String },
+    Draining {
+        reason: String,
+    },
 }
 
 /// First frame of a key fetch stream.
@@ -149,13 +157,21 @@ impl Bounded for AgentHello {
     fn check_bounds(&self) -> Result<(), String> {
         check_text("agent_build", &self.agent_build)?;
         check_text("calibration.backend_name", &self.calibration.backend_name)?;
-        check_len("capabilities.cached_keys", self.capabilities.cached_keys.len(), MAX_CACHED_KEYS)?;
+        check_len(
+            "capabilities.cached_keys",
+            self.capabilities.cached_keys.len(),
+            MAX_CACHED_KEYS,
+        )?;
         check_len(
             "capabilities.max_concurrent_tasks",
             self.capabilities.max_concurrent_tasks as usize,
             super::MAX_IN_FLIGHT_PER_AGENT,
         )?;
-        check_len("capabilities.gpus", self.capabilities.gpus as usize, super::MAX_GPUS_PER_AGENT)
+        check_len(
+            "capabilities.gpus",
+            self.capabilities.gpus as usize,
+            super::MAX_GPUS_PER_AGENT,
+        )
     }
 }
 
@@ -184,13 +200,13 @@ impl Bounded for AgentToCoordinator {
     fn check_bounds(&self) -> Result<(), String> {
         match self {
             AgentToCoordinator::Telemetry(t) => t.check_bounds(),
-            AgentToCoordinator::OfferReply(OfferReply { decision: OfferDecision::Decline { reason }, .. }) => {
-                check_text("offer_reply.reason", reason)
-            }
+            AgentToCoordinator::OfferReply(OfferReply {
+                decision: OfferDecision::Decline { reason },
+                ..
+            }) => check_text("offer_reply.reason", reason),
             AgentToCoordinator::OfferReply(_) => Ok(()),
-            AgentToCoordinator::TaskFailed { reason, .. } | AgentToCoordinator::Draining { reason } => {
-                check_text("reason", reason)
-            }
+            AgentToCoordinator::TaskFailed { reason, .. }
+            | AgentToCoordinator::Draining { reason } => check_text("reason", reason),
         }
     }
 }
@@ -228,9 +244,10 @@ impl Bounded for DeliverProof {
 impl Bounded for DeliveryReply {
     fn check_bounds(&self) -> Result<(), String> {
         match self {
-            DeliveryReply::Verdict(DeliveryVerdict { outcome: DeliveryOutcome::Rejected { reason }, .. }) => {
-                check_text("verdict.reason", reason)
-            }
+            DeliveryReply::Verdict(DeliveryVerdict {
+                outcome: DeliveryOutcome::Rejected { reason },
+                ..
+            }) => check_text("verdict.reason", reason),
             DeliveryReply::Verdict(_) => Ok(()),
             DeliveryReply::Error(e) => e.check_bounds(),
         }

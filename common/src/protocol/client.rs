@@ -4,8 +4,8 @@
 
 use super::agent::FieldBytes;
 use super::{check_circuit_name, check_len, check_text, Bounded, ProtocolError};
-use super::{MAX_HISTORY_ENTRIES, MAX_IN_FLIGHT_PER_AGENT, MAX_PROOF_BYTES, MAX_PUBLIC_INPUTS};
 use super::{MAX_HARDWARE_SUMMARY_BYTES, MAX_TASK_INPUTS_BYTES, MAX_VIEW_ROWS};
+use super::{MAX_HISTORY_ENTRIES, MAX_IN_FLIGHT_PER_AGENT, MAX_PROOF_BYTES, MAX_PUBLIC_INPUTS};
 use crate::amount::StakeUnits;
 use crate::identity::Identity;
 use crate::ids::{AgentName, KeyId, OperatorId, TaskId};
@@ -32,9 +32,13 @@ pub struct SubmitRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientRequest {
     Submit(SubmitRequest),
-    Status { task: TaskId },
+    Status {
+        task: TaskId,
+    },
     /// `Status` replies on every change until the task is terminal, then the stream finishes.
-    Watch { task: TaskId },
+    Watch {
+        task: TaskId,
+    },
     Ledger,
     Agents,
     Circuits,
@@ -43,9 +47,13 @@ pub enum ClientRequest {
 /// Coordinator → client.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientResponse {
-    Submitted { task: TaskId },
+    Submitted {
+        task: TaskId,
+    },
     /// The submission was refused (e.g. no operator could ever cover the collateral).
-    Rejected { reason: String },
+    Rejected {
+        reason: String,
+    },
     Status(TaskStatusView),
     Ledger(LedgerView),
     Agents(AgentsView),
@@ -70,12 +78,18 @@ impl AgentRef {
     /// The agent behind an identity, if it is one.
     pub fn from_identity(identity: &Identity) -> Option<AgentRef> {
         match identity {
-            Identity::Agent { operator, name } => Some(AgentRef { operator: operator.clone(), name: name.clone() }),
+            Identity::Agent { operator, name } => Some(AgentRef {
+                operator: operator.clone(),
+                name: name.clone(),
+            }),
             _ => None,
         }
     }
     pub fn to_identity(&self) -> Identity {
-        Identity::Agent { operator: self.operator.clone(), name: self.name.clone() }
+        Identity::Agent {
+            operator: self.operator.clone(),
+            name: self.name.clone(),
+        }
     }
 }
 
@@ -92,11 +106,22 @@ pub enum TaskState {
     /// Waiting for an agent whose capacity and operator stake fit; `reason` says what is
     /// missing (e.g. "no agent with 12 GiB free", "free stake 40 < collateral 100").
     Queued { reason: String },
-    Offered { agent: AgentRef, offer_expires: UnixMillis },
+    Offered {
+        agent: AgentRef,
+        offer_expires: UnixMillis,
+    },
     /// Accepted: `agent.operator`'s collateral is bound.
     Proving { agent: AgentRef, since: UnixMillis },
-    Verified { agent: AgentRef, proving_ms: u64, proof: Vec<u8>, public_outputs: Vec<FieldBytes> },
-    Failed { reason: String, slashed: Option<SlashRecord> },
+    Verified {
+        agent: AgentRef,
+        proving_ms: u64,
+        proof: Vec<u8>,
+        public_outputs: Vec<FieldBytes>,
+    },
+    Failed {
+        reason: String,
+        slashed: Option<SlashRecord>,
+    },
 }
 
 impl TaskState {
@@ -214,10 +239,20 @@ impl Bounded for TaskStatusView {
             check_text("status.history entry", &e.what)?;
         }
         match &self.state {
-            TaskState::Queued { reason } | TaskState::Failed { reason, .. } => check_text("status.reason", reason),
-            TaskState::Verified { proof, public_outputs, .. } => {
+            TaskState::Queued { reason } | TaskState::Failed { reason, .. } => {
+                check_text("status.reason", reason)
+            }
+            TaskState::Verified {
+                proof,
+                public_outputs,
+                ..
+            } => {
                 check_len("status.proof", proof.len(), MAX_PROOF_BYTES)?;
-                check_len("status.public_outputs", public_outputs.len(), MAX_PUBLIC_INPUTS)
+                check_len(
+                    "status.public_outputs",
+                    public_outputs.len(),
+                    MAX_PUBLIC_INPUTS,
+                )
             }
             TaskState::Offered { .. } | TaskState::Proving { .. } => Ok(()),
         }
@@ -230,18 +265,30 @@ impl Bounded for ClientResponse {
             ClientResponse::Submitted { .. } => Ok(()),
             ClientResponse::Rejected { reason } => check_text("rejected.reason", reason),
             ClientResponse::Status(v) => v.check_bounds(),
-            ClientResponse::Ledger(v) => check_len("ledger.operators", v.operators.len(), MAX_VIEW_ROWS),
+            ClientResponse::Ledger(v) => {
+                check_len("ledger.operators", v.operators.len(), MAX_VIEW_ROWS)
+            }
             ClientResponse::Agents(v) => {
                 check_len("agents.rows", v.rows.len(), MAX_VIEW_ROWS)?;
                 for r in &v.rows {
-                    check_len("agents.hardware", r.hardware.len(), MAX_HARDWARE_SUMMARY_BYTES)?;
-                    check_len("agents.in_flight", r.in_flight.len(), MAX_IN_FLIGHT_PER_AGENT)?;
+                    check_len(
+                        "agents.hardware",
+                        r.hardware.len(),
+                        MAX_HARDWARE_SUMMARY_BYTES,
+                    )?;
+                    check_len(
+                        "agents.in_flight",
+                        r.in_flight.len(),
+                        MAX_IN_FLIGHT_PER_AGENT,
+                    )?;
                 }
                 Ok(())
             }
             ClientResponse::Circuits(v) => {
                 check_len("circuits", v.circuits.len(), MAX_VIEW_ROWS)?;
-                v.circuits.iter().try_for_each(|c| check_circuit_name(&c.name))
+                v.circuits
+                    .iter()
+                    .try_for_each(|c| check_circuit_name(&c.name))
             }
             ClientResponse::Error(e) => e.check_bounds(),
         }

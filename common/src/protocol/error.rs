@@ -12,7 +12,11 @@ pub enum ProtocolError {
     /// Fields are named from the coordinator's side so the message reads the same on both
     /// ends: the coordinator speaks `coordinator`, the peer (an agent or client) `peer`.
     #[error("protocol version mismatch: coordinator speaks {coordinator}, {peer_kind} speaks {peer}; upgrade the {}", if peer < coordinator { peer_kind.to_string() } else { "coordinator".to_string() })]
-    VersionMismatch { coordinator: u32, peer: u32, peer_kind: IdentityKind },
+    VersionMismatch {
+        coordinator: u32,
+        peer: u32,
+        peer_kind: IdentityKind,
+    },
     #[error("malformed message: {detail}")]
     Malformed { detail: String },
     #[error("{identity} may not open {action}; use a certificate of the right kind (`proofrack certs issue`)")]
@@ -37,7 +41,9 @@ impl ProtocolError {
     pub fn for_frame_error(e: &FrameError) -> Option<ProtocolError> {
         match e {
             FrameError::Closed | FrameError::Truncated { .. } | FrameError::Io(_) => None,
-            other => Some(ProtocolError::Malformed { detail: other.to_string() }),
+            other => Some(ProtocolError::Malformed {
+                detail: other.to_string(),
+            }),
         }
     }
 
@@ -45,15 +51,18 @@ impl ProtocolError {
     pub fn truncated(mut self) -> ProtocolError {
         let cut = |s: &mut String| truncate_utf8(s, super::MAX_TEXT_BYTES);
         match &mut self {
-            ProtocolError::Malformed { detail } | ProtocolError::Unavailable { detail } | ProtocolError::Internal { detail } => {
-                cut(detail)
-            }
+            ProtocolError::Malformed { detail }
+            | ProtocolError::Unavailable { detail }
+            | ProtocolError::Internal { detail } => cut(detail),
             ProtocolError::NotAllowed { identity, action } => {
                 cut(identity);
                 cut(action)
             }
-            ProtocolError::UnknownCircuit { circuit: s } | ProtocolError::AlreadyConnected { agent: s } => cut(s),
-            ProtocolError::VersionMismatch { .. } | ProtocolError::UnknownTask { .. } | ProtocolError::UnknownKey { .. } => {}
+            ProtocolError::UnknownCircuit { circuit: s }
+            | ProtocolError::AlreadyConnected { agent: s } => cut(s),
+            ProtocolError::VersionMismatch { .. }
+            | ProtocolError::UnknownTask { .. }
+            | ProtocolError::UnknownKey { .. } => {}
         }
         self
     }
@@ -75,15 +84,18 @@ impl super::Bounded for ProtocolError {
     fn check_bounds(&self) -> Result<(), String> {
         let t = super::check_text;
         match self {
-            ProtocolError::Malformed { detail } | ProtocolError::Unavailable { detail } | ProtocolError::Internal { detail } => {
-                t("error.detail", detail)
-            }
+            ProtocolError::Malformed { detail }
+            | ProtocolError::Unavailable { detail }
+            | ProtocolError::Internal { detail } => t("error.detail", detail),
             ProtocolError::NotAllowed { identity, action } => {
                 t("error.identity", identity)?;
                 t("error.action", action)
             }
-            ProtocolError::UnknownCircuit { circuit: s } | ProtocolError::AlreadyConnected { agent: s } => t("error.name", s),
-            ProtocolError::VersionMismatch { .. } | ProtocolError::UnknownTask { .. } | ProtocolError::UnknownKey { .. } => Ok(()),
+            ProtocolError::UnknownCircuit { circuit: s }
+            | ProtocolError::AlreadyConnected { agent: s } => t("error.name", s),
+            ProtocolError::VersionMismatch { .. }
+            | ProtocolError::UnknownTask { .. }
+            | ProtocolError::UnknownKey { .. } => Ok(()),
         }
     }
 }

@@ -1,13 +1,18 @@
 use super::*;
 use crate::amount::StakeUnits;
 use crate::ids::{AgentName, KeyId, OperatorId, TaskId};
-use crate::telemetry::{Calibration, HostTelemetry, NvmlStatus, ProofShape, ProverBackend, Telemetry};
+use crate::telemetry::{
+    Calibration, HostTelemetry, NvmlStatus, ProofShape, ProverBackend, Telemetry,
+};
 use crate::time::UnixMillis;
 use proptest::prelude::*;
 use tokio::io::duplex;
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn calibration() -> Calibration {
@@ -37,7 +42,10 @@ fn hello() -> AgentHello {
 }
 
 fn agent_ref() -> AgentRef {
-    AgentRef { operator: OperatorId::new("op-a").unwrap(), name: AgentName::new("gpu-1").unwrap() }
+    AgentRef {
+        operator: OperatorId::new("op-a").unwrap(),
+        name: AgentName::new("gpu-1").unwrap(),
+    }
 }
 
 async fn round_trip<T>(msg: &T) -> T
@@ -54,7 +62,9 @@ fn stream_opens_round_trip() {
     rt().block_on(async {
         let opens = [
             StreamOpen::Control(hello()),
-            StreamOpen::FetchKey(FetchKey { key: KeyId([1; 32]) }),
+            StreamOpen::FetchKey(FetchKey {
+                key: KeyId([1; 32]),
+            }),
             StreamOpen::DeliverProof(DeliverProof {
                 task: TaskId(4),
                 proof: vec![7; 128],
@@ -105,9 +115,16 @@ fn other_version_gets_a_mismatch_naming_both_versions() {
 fn hello_version_must_match_the_frame() {
     let mut h = hello();
     h.protocol_version = 7;
-    let body = postcard::to_stdvec(&OpenFrame { protocol_version: PROTOCOL_VERSION, open: StreamOpen::Control(h) }).unwrap();
+    let body = postcard::to_stdvec(&OpenFrame {
+        protocol_version: PROTOCOL_VERSION,
+        open: StreamOpen::Control(h),
+    })
+    .unwrap();
     let err = decode_stream_open(&body, IdentityKind::Agent).unwrap_err();
-    assert!(err.to_string().contains("AgentHello says protocol 7"), "{err}");
+    assert!(
+        err.to_string().contains("AgentHello says protocol 7"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -130,7 +147,10 @@ fn malformed_first_frame_is_a_refusal_not_a_stream_error() {
             Err(OpenError::Refused(ProtocolError::Malformed { .. }))
         ));
         drop(a);
-        assert!(matches!(read_stream_open(&mut b, IdentityKind::Client).await, Err(OpenError::Stream(FrameError::Closed))));
+        assert!(matches!(
+            read_stream_open(&mut b, IdentityKind::Client).await,
+            Err(OpenError::Stream(FrameError::Closed))
+        ));
     });
 }
 
@@ -139,13 +159,27 @@ use tokio::io::AsyncWriteExt;
 #[test]
 fn out_of_bounds_messages_are_refused_on_write_and_read() {
     rt().block_on(async {
-        let big = DeliverProof { task: TaskId(1), proof: vec![0; MAX_PROOF_BYTES + 1], public_inputs: vec![], proving_ms: 1 };
+        let big = DeliverProof {
+            task: TaskId(1),
+            proof: vec![0; MAX_PROOF_BYTES + 1],
+            public_inputs: vec![],
+            proving_ms: 1,
+        };
         let (mut a, mut b) = duplex(1 << 16);
-        let err = write_stream_open(&mut a, StreamOpen::DeliverProof(big.clone())).await.unwrap_err();
-        assert!(err.to_string().contains("proof: 1025 exceeds the limit of 1024"), "{err}");
+        let err = write_stream_open(&mut a, StreamOpen::DeliverProof(big.clone()))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("proof: 1025 exceeds the limit of 1024"),
+            "{err}"
+        );
 
         // A peer that skips the check is refused by the reader.
-        let frame = OpenFrame { protocol_version: PROTOCOL_VERSION, open: StreamOpen::DeliverProof(big) };
+        let frame = OpenFrame {
+            protocol_version: PROTOCOL_VERSION,
+            open: StreamOpen::DeliverProof(big),
+        };
         framing::write_frame(&mut a, &frame).await.unwrap();
         assert!(matches!(
             read_stream_open(&mut b, IdentityKind::Agent).await,
@@ -170,7 +204,10 @@ fn control_and_client_replies_round_trip() {
             task: TaskId(9),
             key: KeyId([5; 32]),
             circuit: "multiplier".into(),
-            shape: ProofShape { domain_size: 1 << 10, num_variables: 900 },
+            shape: ProofShape {
+                domain_size: 1 << 10,
+                num_variables: 900,
+            },
             inputs: vec![0; MAX_TASK_INPUTS_BYTES],
             collateral: StakeUnits(u128::MAX),
             deadline: UnixMillis(10),
@@ -180,9 +217,15 @@ fn control_and_client_replies_round_trip() {
 
         let tele = AgentToCoordinator::Telemetry(Telemetry {
             seq: 3,
-            nvml: NvmlStatus::Missing { reason: "no driver".into() },
+            nvml: NvmlStatus::Missing {
+                reason: "no driver".into(),
+            },
             gpus: vec![],
-            host: HostTelemetry { hostname: "box".into(), cpu_cores: 2, ..Default::default() },
+            host: HostTelemetry {
+                hostname: "box".into(),
+                cpu_cores: 2,
+                ..Default::default()
+            },
             calibration: calibration(),
         });
         assert_eq!(round_trip(&tele).await, tele);
@@ -190,11 +233,19 @@ fn control_and_client_replies_round_trip() {
         let status = ClientResponse::Status(TaskStatusView {
             task: TaskId(9),
             circuit: "multiplier".into(),
-            state: TaskState::Verified { agent: agent_ref(), proving_ms: 80, proof: vec![1; 128], public_outputs: vec![[2; 32]] },
+            state: TaskState::Verified {
+                agent: agent_ref(),
+                proving_ms: 80,
+                proof: vec![1; 128],
+                public_outputs: vec![[2; 32]],
+            },
             collateral: StakeUnits(100),
             deadline: UnixMillis(1_000),
             submitted: UnixMillis(1),
-            history: vec![TaskEvent { at: UnixMillis(1), what: "submitted".into() }],
+            history: vec![TaskEvent {
+                at: UnixMillis(1),
+                what: "submitted".into(),
+            }],
         });
         assert_eq!(round_trip(&status).await, status);
 
@@ -206,9 +257,14 @@ fn control_and_client_replies_round_trip() {
 
 #[test]
 fn long_error_details_are_truncated_to_fit() {
-    let e = ProtocolError::Internal { detail: "é".repeat(MAX_TEXT_BYTES) }.truncated();
+    let e = ProtocolError::Internal {
+        detail: "é".repeat(MAX_TEXT_BYTES),
+    }
+    .truncated();
     assert!(e.check_bounds().is_ok());
-    let ProtocolError::Internal { detail } = e else { unreachable!() };
+    let ProtocolError::Internal { detail } = e else {
+        unreachable!()
+    };
     assert!(detail.len() <= MAX_TEXT_BYTES && detail.len() >= MAX_TEXT_BYTES - 1);
 }
 
@@ -219,18 +275,44 @@ fn name() -> impl Strategy<Value = String> {
     "[a-z][a-z0-9-]{0,20}"
 }
 fn agent_ref_s() -> impl Strategy<Value = AgentRef> {
-    (name(), name()).prop_map(|(o, n)| AgentRef { operator: OperatorId::new(o).unwrap(), name: AgentName::new(n).unwrap() })
+    (name(), name()).prop_map(|(o, n)| AgentRef {
+        operator: OperatorId::new(o).unwrap(),
+        name: AgentName::new(n).unwrap(),
+    })
 }
 fn task_state() -> impl Strategy<Value = TaskState> {
     prop_oneof![
         text().prop_map(|reason| TaskState::Queued { reason }),
-        (agent_ref_s(), any::<u64>()).prop_map(|(agent, t)| TaskState::Offered { agent, offer_expires: UnixMillis(t) }),
-        (agent_ref_s(), any::<u64>()).prop_map(|(agent, t)| TaskState::Proving { agent, since: UnixMillis(t) }),
-        (agent_ref_s(), any::<u64>(), proptest::collection::vec(any::<u8>(), 0..256), proptest::collection::vec(any::<[u8; 32]>(), 0..8))
-            .prop_map(|(agent, proving_ms, proof, public_outputs)| TaskState::Verified { agent, proving_ms, proof, public_outputs }),
-        (text(), proptest::option::of((name(), any::<u128>()))).prop_map(|(reason, s)| TaskState::Failed {
-            reason,
-            slashed: s.map(|(o, a)| SlashRecord { operator: OperatorId::new(o).unwrap(), amount: StakeUnits(a) })
+        (agent_ref_s(), any::<u64>()).prop_map(|(agent, t)| TaskState::Offered {
+            agent,
+            offer_expires: UnixMillis(t)
+        }),
+        (agent_ref_s(), any::<u64>()).prop_map(|(agent, t)| TaskState::Proving {
+            agent,
+            since: UnixMillis(t)
+        }),
+        (
+            agent_ref_s(),
+            any::<u64>(),
+            proptest::collection::vec(any::<u8>(), 0..256),
+            proptest::collection::vec(any::<[u8; 32]>(), 0..8)
+        )
+            .prop_map(
+                |(agent, proving_ms, proof, public_outputs)| TaskState::Verified {
+                    agent,
+                    proving_ms,
+                    proof,
+                    public_outputs
+                }
+            ),
+        (text(), proptest::option::of((name(), any::<u128>()))).prop_map(|(reason, s)| {
+            TaskState::Failed {
+                reason,
+                slashed: s.map(|(o, a)| SlashRecord {
+                    operator: OperatorId::new(o).unwrap(),
+                    amount: StakeUnits(a),
+                }),
+            }
         }),
     ]
 }
@@ -238,48 +320,69 @@ fn client_response() -> impl Strategy<Value = ClientResponse> {
     prop_oneof![
         any::<u64>().prop_map(|t| ClientResponse::Submitted { task: TaskId(t) }),
         text().prop_map(|reason| ClientResponse::Rejected { reason }),
-        (any::<u64>(), name(), task_state(), any::<u128>(), proptest::collection::vec((any::<u64>(), text()), 0..10)).prop_map(
-            |(t, circuit, state, c, h)| ClientResponse::Status(TaskStatusView {
-                task: TaskId(t),
-                circuit,
-                state,
-                collateral: StakeUnits(c),
-                deadline: UnixMillis(t / 2),
-                submitted: UnixMillis(t / 3),
-                history: h.into_iter().map(|(at, what)| TaskEvent { at: UnixMillis(at), what }).collect(),
-            })
-        ),
-        proptest::collection::vec((name(), any::<[u128; 5]>()), 0..10).prop_map(|rows| ClientResponse::Ledger(LedgerView {
-            as_of: UnixMillis(1),
-            operators: rows
-                .into_iter()
-                .map(|(o, v)| OperatorLedgerRow {
-                    operator: OperatorId::new(o).unwrap(),
-                    delegated: StakeUnits(v[0]),
-                    active: StakeUnits(v[1]),
-                    withdrawing: StakeUnits(v[2]),
-                    free: StakeUnits(v[3]),
-                    slashed: StakeUnits(v[4]),
+        (
+            any::<u64>(),
+            name(),
+            task_state(),
+            any::<u128>(),
+            proptest::collection::vec((any::<u64>(), text()), 0..10)
+        )
+            .prop_map(
+                |(t, circuit, state, c, h)| ClientResponse::Status(TaskStatusView {
+                    task: TaskId(t),
+                    circuit,
+                    state,
+                    collateral: StakeUnits(c),
+                    deadline: UnixMillis(t / 2),
+                    submitted: UnixMillis(t / 3),
+                    history: h
+                        .into_iter()
+                        .map(|(at, what)| TaskEvent {
+                            at: UnixMillis(at),
+                            what
+                        })
+                        .collect(),
                 })
-                .collect()
-        })),
-        (agent_ref_s(), text(), proptest::collection::vec(any::<u64>(), 0..8), any::<(bool, Option<u64>, u64, u64)>()).prop_map(
-            |(agent, hardware, tasks, (connected, age, msm, ntt))| ClientResponse::Agents(AgentsView {
-                as_of: UnixMillis(2),
-                rows: vec![AgentRow {
-                    agent,
-                    backend: ProverBackend::Cuda,
-                    hardware,
-                    connected,
-                    telemetry_age_ms: age,
-                    in_flight: tasks.into_iter().map(TaskId).collect(),
-                    max_concurrent_tasks: 4,
-                    msm_g1_points_per_sec: msm,
-                    ntt_elements_per_sec: ntt,
-                    throttling: !connected,
-                }]
+            ),
+        proptest::collection::vec((name(), any::<[u128; 5]>()), 0..10).prop_map(|rows| {
+            ClientResponse::Ledger(LedgerView {
+                as_of: UnixMillis(1),
+                operators: rows
+                    .into_iter()
+                    .map(|(o, v)| OperatorLedgerRow {
+                        operator: OperatorId::new(o).unwrap(),
+                        delegated: StakeUnits(v[0]),
+                        active: StakeUnits(v[1]),
+                        withdrawing: StakeUnits(v[2]),
+                        free: StakeUnits(v[3]),
+                        slashed: StakeUnits(v[4]),
+                    })
+                    .collect(),
             })
-        ),
+        }),
+        (
+            agent_ref_s(),
+            text(),
+            proptest::collection::vec(any::<u64>(), 0..8),
+            any::<(bool, Option<u64>, u64, u64)>()
+        )
+            .prop_map(|(agent, hardware, tasks, (connected, age, msm, ntt))| {
+                ClientResponse::Agents(AgentsView {
+                    as_of: UnixMillis(2),
+                    rows: vec![AgentRow {
+                        agent,
+                        backend: ProverBackend::Cuda,
+                        hardware,
+                        connected,
+                        telemetry_age_ms: age,
+                        in_flight: tasks.into_iter().map(TaskId).collect(),
+                        max_concurrent_tasks: 4,
+                        msm_g1_points_per_sec: msm,
+                        ntt_elements_per_sec: ntt,
+                        throttling: !connected,
+                    }],
+                })
+            }),
         (any::<u64>(), text()).prop_map(|(t, detail)| ClientResponse::Error(if t % 2 == 0 {
             ProtocolError::UnknownTask { task: TaskId(t) }
         } else {
@@ -289,24 +392,39 @@ fn client_response() -> impl Strategy<Value = ClientResponse> {
 }
 fn agent_message() -> impl Strategy<Value = AgentToCoordinator> {
     prop_oneof![
-        (any::<u64>(), proptest::option::of(text())).prop_map(|(t, r)| AgentToCoordinator::OfferReply(OfferReply {
+        (any::<u64>(), proptest::option::of(text())).prop_map(|(t, r)| {
+            AgentToCoordinator::OfferReply(OfferReply {
+                task: TaskId(t),
+                decision: r.map_or(OfferDecision::Accept, |reason| OfferDecision::Decline {
+                    reason,
+                }),
+            })
+        }),
+        (any::<u64>(), text()).prop_map(|(t, reason)| AgentToCoordinator::TaskFailed {
             task: TaskId(t),
-            decision: r.map_or(OfferDecision::Accept, |reason| OfferDecision::Decline { reason }),
-        })),
-        (any::<u64>(), text()).prop_map(|(t, reason)| AgentToCoordinator::TaskFailed { task: TaskId(t), reason }),
+            reason
+        }),
         text().prop_map(|reason| AgentToCoordinator::Draining { reason }),
-        (any::<u64>(), text(), 0u32..16).prop_map(|(seq, host, cores)| AgentToCoordinator::Telemetry(Telemetry {
-            seq,
-            nvml: NvmlStatus::Available { driver_version: "580.1".into() },
-            gpus: vec![],
-            host: HostTelemetry { hostname: host, cpu_cores: cores, ..Default::default() },
-            calibration: calibration(),
-        })),
+        (any::<u64>(), text(), 0u32..16).prop_map(|(seq, host, cores)| {
+            AgentToCoordinator::Telemetry(Telemetry {
+                seq,
+                nvml: NvmlStatus::Available {
+                    driver_version: "580.1".into(),
+                },
+                gpus: vec![],
+                host: HostTelemetry {
+                    hostname: host,
+                    cpu_cores: cores,
+                    ..Default::default()
+                },
+                calibration: calibration(),
+            })
+        }),
     ]
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, rng_seed: proptest::test_runner::RngSeed::Fixed(0x0070_c01), ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, rng_seed: proptest::test_runner::RngSeed::Fixed(0x0007_0c01), ..ProptestConfig::default() })]
 
     #[test]
     fn arbitrary_client_responses_round_trip(msg in client_response()) {
