@@ -186,7 +186,7 @@ fn an_unanswered_offer_expires_with_no_penalty_and_goes_to_the_next_fit() {
     assert!(sim.take_offers().is_empty(), "not expired a millisecond early");
     sim.advance(1);
     assert_eq!(sim.take_cancels(), [(fast.clone(), t)], "the late agent is told the offer is gone");
-    assert_eq!(sim.take_offers().iter().map(|o| o.agent.clone()).collect::<Vec<_>>(), [slow.clone()]);
+    assert_eq!(sim.take_offers().iter().map(|o| o.agent.clone()).collect::<Vec<_>>(), [slow]);
     assert_eq!(sim.row("op-a").slashed, StakeUnits(0));
     // The expired agent's late accept is refused.
     let err = sim.core.handle_offer_reply(sim.now, &fast, t, OfferReply::Accept).unwrap_err();
