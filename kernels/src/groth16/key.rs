@@ -78,7 +78,8 @@ pub enum KeyError {
     VerifyingKeyEncoding(String),
 }
 
-/// How much to check points read from bytes. Field elements and lengths are always checked.
+/// How much to check points read from bytes. Field elements and lengths are always checked;
+/// `Full` and `OnCurve` also require the canonical encoding of each point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PointCheck {
     /// On the curve and in the prime-order subgroup. For keys from outside.

@@ -254,7 +254,7 @@ impl<'a> Reader<'a> {
 }
 
 /// The two point types in a key, with the checks `PointCheck` asks for.
-trait KeyPoint: CanonicalDeserialize + Send + Sync {
+trait KeyPoint: CanonicalSerialize + CanonicalDeserialize + Send + Sync {
     fn on_curve(&self) -> bool;
     fn in_subgroup(&self) -> bool;
 }
@@ -277,11 +277,21 @@ fn parse_points<P: KeyPoint>(
     bytes
         .par_chunks_exact(size)
         .enumerate()
-        .map(|(index, mut c)| {
+        .map(|(index, chunk)| {
             let bad = |reason| KeyError::BadPoint { section, index, reason };
-            let p = P::deserialize_with_mode(&mut c, Compress::No, Validate::No)
+            let p = P::deserialize_with_mode(chunk, Compress::No, Validate::No)
                 .map_err(|_| bad("coordinates are not canonical field elements"))?;
-            if check != PointCheck::None && !p.on_curve() {
+            if check == PointCheck::None {
+                return Ok(p);
+            }
+            // arkworks ignores the y-sign flag of uncompressed points and the coordinates of
+            // infinity; only the canonical form keeps "one key, one byte string, one id".
+            let mut canonical = [0u8; G2_BYTES];
+            p.serialize_uncompressed(&mut canonical[..size]).expect("size is the point size");
+            if canonical[..size] != *chunk {
+                return Err(bad("non-canonical encoding"));
+            }
+            if !p.on_curve() {
                 return Err(bad("not on the curve"));
             }
             if check == PointCheck::Full && !p.in_subgroup() {
