@@ -49,13 +49,16 @@ pub const MAX_PROOF_BYTES: usize = 1024;
 pub const MAX_PUBLIC_INPUTS: usize = 4096;
 /// Free text: reasons, build strings, hardware summaries, NVML names.
 pub const MAX_TEXT_BYTES: usize = 1024;
-/// A hardware summary line in the agents table.
-pub const MAX_HARDWARE_SUMMARY_BYTES: usize = 256;
+/// A hardware summary line in the agents table (a few GPUs' names, memory, temperature).
+pub const MAX_HARDWARE_SUMMARY_BYTES: usize = 512;
+/// Health problems listed per agent, and the length of each.
+pub const MAX_HEALTH_ENTRIES: usize = 8;
+pub const MAX_HEALTH_ENTRY_BYTES: usize = 128;
 /// History lines kept in a task's status view (the coordinator keeps the latest).
 pub const MAX_HISTORY_ENTRIES: usize = 64;
-/// Rows in a ledger, agents or circuits table. With in-flight lists at their bound a full
-/// agents table is about half a frame; a larger fleet needs paging, not a bigger frame.
-pub const MAX_VIEW_ROWS: usize = 512;
+/// Rows in a ledger, agents or circuits table. With every field of every row at its bound an
+/// agents table still fits in a frame (checked below); a larger fleet needs paging.
+pub const MAX_VIEW_ROWS: usize = 256;
 /// Tasks one agent holds at once, as listed in views and allowed by capabilities.
 pub const MAX_IN_FLIGHT_PER_AGENT: usize = 64;
 /// GPUs reported by one agent (the largest boxes have 8 to 16).
@@ -68,6 +71,14 @@ pub const MAX_PROVING_KEY_BYTES: u64 = 64 << 30;
 
 const _: () = assert!(MAX_PUBLIC_INPUTS * 32 + MAX_PROOF_BYTES < framing::MAX_FRAME_BYTES / 2);
 const _: () = assert!(MAX_TASK_INPUTS_BYTES + 64 * MAX_TEXT_BYTES < framing::MAX_FRAME_BYTES);
+/// Worst-case agents row: names (2 × 65), hardware, health, in-flight ids (10-byte varints)
+/// and ~120 bytes of numbers and tags.
+const MAX_AGENT_ROW_BYTES: usize = 130
+    + MAX_HARDWARE_SUMMARY_BYTES
+    + MAX_HEALTH_ENTRIES * (MAX_HEALTH_ENTRY_BYTES + 2)
+    + MAX_IN_FLIGHT_PER_AGENT * 10
+    + 120;
+const _: () = assert!(MAX_VIEW_ROWS * MAX_AGENT_ROW_BYTES < framing::MAX_FRAME_BYTES);
 
 /// What a stream is, as its opener says in the first frame.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -14,11 +14,16 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 /// Largest revocation file read. Each entry is ~200 bytes, so this holds tens of thousands
 /// of revocations, far more than a rack's worth of leaves over years, while keeping a
 /// once-a-second poll cheap and a corrupted giant file from being read into memory.
 pub const MAX_REVOCATION_FILE_BYTES: u64 = 8 << 20;
+
+/// How often a coordinator re-reads the list: a revocation takes effect within this, and
+/// reading a small bounded file every two seconds costs nothing measurable.
+pub const REVOCATION_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Version of the file format, written into the file.
 pub const REVOCATION_FORMAT_VERSION: u32 = 1;
@@ -291,6 +296,28 @@ impl RevocationHandle {
     }
 }
 
+impl RevocationHandle {
+    /// Reloads every `interval` forever (spawn it). Errors are logged and the previous list
+    /// stays in force. `on_reload` runs after each change, e.g. to close live connections
+    /// whose serial is now revoked (the handshake check only guards new connections).
+    pub async fn reload_every(
+        self,
+        interval: Duration,
+        mut on_reload: impl FnMut(&RevocationHandle) + Send,
+    ) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match self.reload_if_changed() {
+                Ok(ReloadOutcome::Unchanged) => {}
+                Ok(ReloadOutcome::Reloaded { .. }) => on_reload(&self),
+                Err(e) => tracing::warn!(error = %e, "revocation list not reloaded"),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,6 +379,33 @@ mod tests {
             "{err}"
         );
         assert!(handle.is_revoked("0a"));
+        std::fs::remove_dir_all(path.parent().unwrap()).ok();
+    }
+
+    #[test]
+    fn reload_every_picks_up_changes_and_calls_back() {
+        let path = temp_path("every");
+        RevocationList::new().save(&path).unwrap();
+        let handle = RevocationHandle::load(&path).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let task = tokio::spawn(handle.clone().reload_every(
+                Duration::from_secs(2),
+                move |h| {
+                    let _ = tx.send(h.is_revoked("0b"));
+                },
+            ));
+            let mut l = RevocationList::new();
+            l.revoke(entry("0b")).unwrap();
+            l.save(&path).unwrap();
+            assert_eq!(rx.recv().await, Some(true));
+            task.abort();
+        });
         std::fs::remove_dir_all(path.parent().unwrap()).ok();
     }
 

@@ -4,8 +4,9 @@
 
 use super::agent::FieldBytes;
 use super::{check_circuit_name, check_len, check_text, Bounded, ProtocolError};
-use super::{MAX_HARDWARE_SUMMARY_BYTES, MAX_TASK_INPUTS_BYTES, MAX_VIEW_ROWS};
+use super::{MAX_HARDWARE_SUMMARY_BYTES, MAX_HEALTH_ENTRIES, MAX_HEALTH_ENTRY_BYTES};
 use super::{MAX_HISTORY_ENTRIES, MAX_IN_FLIGHT_PER_AGENT, MAX_PROOF_BYTES, MAX_PUBLIC_INPUTS};
+use super::{MAX_TASK_INPUTS_BYTES, MAX_VIEW_ROWS};
 use crate::amount::StakeUnits;
 use crate::identity::Identity;
 use crate::ids::{AgentName, KeyId, OperatorId, TaskId};
@@ -45,6 +46,9 @@ pub enum ClientRequest {
 }
 
 /// Coordinator → client.
+// Each response is built once and serialised; boxing the status view would only make the
+// lead's code noisier.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientResponse {
     Submitted {
@@ -61,7 +65,8 @@ pub enum ClientResponse {
     Error(ProtocolError),
 }
 
-/// An agent, by operator and name. Displays as `name@operator`.
+/// An agent, by operator and name. Displays as `operator/name`, like the coordinator core's
+/// `AgentId` (same fields; convert field by field).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct AgentRef {
     pub operator: OperatorId,
@@ -70,7 +75,7 @@ pub struct AgentRef {
 
 impl fmt::Display for AgentRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}", self.name, self.operator)
+        write!(f, "{}/{}", self.operator, self.name)
     }
 }
 
@@ -100,7 +105,7 @@ pub struct SlashRecord {
     pub amount: StakeUnits,
 }
 
-/// Where a task is.
+/// Where a task is (mirrors the coordinator core's `TaskStatus`, plus the proof).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TaskState {
     /// Waiting for an agent whose capacity and operator stake fit; `reason` says what is
@@ -110,8 +115,15 @@ pub enum TaskState {
         agent: AgentRef,
         offer_expires: UnixMillis,
     },
-    /// Accepted: `agent.operator`'s collateral is bound.
-    Proving { agent: AgentRef, since: UnixMillis },
+    /// Accepted: `agent.operator`'s collateral is bound until the proof is verified; missing
+    /// `due_at` slashes it.
+    Proving {
+        agent: AgentRef,
+        predicted_done_at: UnixMillis,
+        due_at: UnixMillis,
+    },
+    /// Delivered; the coordinator is checking the proof.
+    Verifying { agent: AgentRef },
     Verified {
         agent: AgentRef,
         proving_ms: u64,
@@ -134,15 +146,16 @@ impl TaskState {
             TaskState::Queued { .. } => "queued",
             TaskState::Offered { .. } => "offered",
             TaskState::Proving { .. } => "proving",
+            TaskState::Verifying { .. } => "verifying",
             TaskState::Verified { .. } => "verified",
             TaskState::Failed { .. } => "failed",
         }
     }
 }
 
-/// One line of a task's history.
+/// One line of a task's history (the core's `HistoryEntry`, rendered with `Display`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TaskEvent {
+pub struct HistoryLine {
     pub at: UnixMillis,
     pub what: String,
 }
@@ -150,18 +163,22 @@ pub struct TaskEvent {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskStatusView {
     pub task: TaskId,
+    /// The submitting client's identity (`client/NAME`) and its request id.
+    pub client: String,
+    pub request_id: u64,
     pub circuit: String,
+    pub key: KeyId,
     pub state: TaskState,
     pub collateral: StakeUnits,
     /// Absolute deadline for a verified proof.
     pub deadline: UnixMillis,
     pub submitted: UnixMillis,
-    /// Oldest first, at most [`MAX_HISTORY_ENTRIES`] (the latest are kept).
-    pub history: Vec<TaskEvent>,
+    /// Oldest first, at most [`MAX_HISTORY_ENTRIES`] (the first and the latest are kept).
+    pub history: Vec<HistoryLine>,
 }
 
-/// One operator's stake. Conservation: `delegated = active + withdrawing + free` (what the
-/// core asserts); `slashed` is cumulative and already deducted from `delegated`.
+/// One operator's stake (the core's `OperatorRow`). `free = delegated - active -
+/// withdrawing`; `promised_to_offers` is the part of `free` held for outstanding offers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OperatorLedgerRow {
     pub operator: OperatorId,
@@ -169,7 +186,10 @@ pub struct OperatorLedgerRow {
     pub active: StakeUnits,
     pub withdrawing: StakeUnits,
     pub free: StakeUnits,
+    pub promised_to_offers: StakeUnits,
+    pub withdrawn: StakeUnits,
     pub slashed: StakeUnits,
+    pub bound_tasks: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,21 +198,29 @@ pub struct LedgerView {
     pub operators: Vec<OperatorLedgerRow>,
 }
 
+/// One agent (the core's `AgentRow`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentRow {
     pub agent: AgentRef,
-    pub backend: ProverBackend,
-    /// e.g. `2x NVIDIA H100 80GB, 64 cores, 512 GiB`.
-    pub hardware: String,
     pub connected: bool,
+    /// `None` until the agent's hello.
+    pub backend: Option<ProverBackend>,
+    /// e.g. `cuda: NVIDIA H100 (sm_90); GPU 0 NVIDIA H100 78.1 GiB free of 79.6 GiB, 41 °C`
+    /// (at most [`MAX_HARDWARE_SUMMARY_BYTES`]).
+    pub hardware: String,
     /// `None` before the first report.
     pub telemetry_age_ms: Option<u64>,
+    /// Problems that exclude it from admission; empty when healthy (at most
+    /// [`MAX_HEALTH_ENTRIES`] of [`MAX_HEALTH_ENTRY_BYTES`]).
+    pub health: Vec<String>,
+    /// Its offered and proving tasks.
     pub in_flight: Vec<TaskId>,
     pub max_concurrent_tasks: u32,
-    pub msm_g1_points_per_sec: u64,
-    pub ntt_elements_per_sec: u64,
-    /// Thermal or power throttling in the latest report.
-    pub throttling: bool,
+    pub msm_g1_points_per_sec: Option<u64>,
+    pub ntt_elements_per_sec: Option<u64>,
+    pub compute_memory_free_bytes: Option<u64>,
+    /// Memory set aside for its in-flight tasks.
+    pub reserved_memory_bytes: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -234,6 +262,7 @@ impl Bounded for ClientRequest {
 impl Bounded for TaskStatusView {
     fn check_bounds(&self) -> Result<(), String> {
         check_text("status.circuit", &self.circuit)?;
+        check_text("status.client", &self.client)?;
         check_len("status.history", self.history.len(), MAX_HISTORY_ENTRIES)?;
         for e in &self.history {
             check_text("status.history entry", &e.what)?;
@@ -254,7 +283,9 @@ impl Bounded for TaskStatusView {
                     MAX_PUBLIC_INPUTS,
                 )
             }
-            TaskState::Offered { .. } | TaskState::Proving { .. } => Ok(()),
+            TaskState::Offered { .. } | TaskState::Proving { .. } | TaskState::Verifying { .. } => {
+                Ok(())
+            }
         }
     }
 }
@@ -281,6 +312,10 @@ impl Bounded for ClientResponse {
                         r.in_flight.len(),
                         MAX_IN_FLIGHT_PER_AGENT,
                     )?;
+                    check_len("agents.health", r.health.len(), MAX_HEALTH_ENTRIES)?;
+                    for h in &r.health {
+                        check_len("agents.health entry", h.len(), MAX_HEALTH_ENTRY_BYTES)?;
+                    }
                 }
                 Ok(())
             }

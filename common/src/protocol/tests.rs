@@ -232,7 +232,10 @@ fn control_and_client_replies_round_trip() {
 
         let status = ClientResponse::Status(TaskStatusView {
             task: TaskId(9),
+            client: "client/alice".into(),
+            request_id: 3,
             circuit: "multiplier".into(),
+            key: KeyId([8; 32]),
             state: TaskState::Verified {
                 agent: agent_ref(),
                 proving_ms: 80,
@@ -242,7 +245,7 @@ fn control_and_client_replies_round_trip() {
             collateral: StakeUnits(100),
             deadline: UnixMillis(1_000),
             submitted: UnixMillis(1),
-            history: vec![TaskEvent {
+            history: vec![HistoryLine {
                 at: UnixMillis(1),
                 what: "submitted".into(),
             }],
@@ -251,7 +254,7 @@ fn control_and_client_replies_round_trip() {
 
         let err = ClientResponse::Error(ProtocolError::UnknownTask { task: TaskId(77) });
         assert_eq!(round_trip(&err).await, err);
-        assert_eq!(agent_ref().to_string(), "gpu-1@op-a");
+        assert_eq!(agent_ref().to_string(), "op-a/gpu-1");
     });
 }
 
@@ -289,8 +292,10 @@ fn task_state() -> impl Strategy<Value = TaskState> {
         }),
         (agent_ref_s(), any::<u64>()).prop_map(|(agent, t)| TaskState::Proving {
             agent,
-            since: UnixMillis(t)
+            predicted_done_at: UnixMillis(t / 2),
+            due_at: UnixMillis(t)
         }),
+        agent_ref_s().prop_map(|agent| TaskState::Verifying { agent }),
         (
             agent_ref_s(),
             any::<u64>(),
@@ -330,21 +335,24 @@ fn client_response() -> impl Strategy<Value = ClientResponse> {
             .prop_map(
                 |(t, circuit, state, c, h)| ClientResponse::Status(TaskStatusView {
                     task: TaskId(t),
+                    client: "client/c".into(),
+                    request_id: t / 5,
                     circuit,
+                    key: KeyId([t as u8; 32]),
                     state,
                     collateral: StakeUnits(c),
                     deadline: UnixMillis(t / 2),
                     submitted: UnixMillis(t / 3),
                     history: h
                         .into_iter()
-                        .map(|(at, what)| TaskEvent {
+                        .map(|(at, what)| HistoryLine {
                             at: UnixMillis(at),
                             what
                         })
                         .collect(),
                 })
             ),
-        proptest::collection::vec((name(), any::<[u128; 5]>()), 0..10).prop_map(|rows| {
+        proptest::collection::vec((name(), any::<[u128; 7]>()), 0..10).prop_map(|rows| {
             ClientResponse::Ledger(LedgerView {
                 as_of: UnixMillis(1),
                 operators: rows
@@ -355,7 +363,10 @@ fn client_response() -> impl Strategy<Value = ClientResponse> {
                         active: StakeUnits(v[1]),
                         withdrawing: StakeUnits(v[2]),
                         free: StakeUnits(v[3]),
-                        slashed: StakeUnits(v[4]),
+                        promised_to_offers: StakeUnits(v[4]),
+                        withdrawn: StakeUnits(v[5]),
+                        slashed: StakeUnits(v[6]),
+                        bound_tasks: v[0] as u64,
                     })
                     .collect(),
             })
@@ -364,25 +375,30 @@ fn client_response() -> impl Strategy<Value = ClientResponse> {
             agent_ref_s(),
             text(),
             proptest::collection::vec(any::<u64>(), 0..8),
-            any::<(bool, Option<u64>, u64, u64)>()
+            any::<(bool, Option<u64>, Option<u64>, Option<u64>)>(),
+            proptest::collection::vec(text(), 0..4)
         )
-            .prop_map(|(agent, hardware, tasks, (connected, age, msm, ntt))| {
-                ClientResponse::Agents(AgentsView {
-                    as_of: UnixMillis(2),
-                    rows: vec![AgentRow {
-                        agent,
-                        backend: ProverBackend::Cuda,
-                        hardware,
-                        connected,
-                        telemetry_age_ms: age,
-                        in_flight: tasks.into_iter().map(TaskId).collect(),
-                        max_concurrent_tasks: 4,
-                        msm_g1_points_per_sec: msm,
-                        ntt_elements_per_sec: ntt,
-                        throttling: !connected,
-                    }],
-                })
-            }),
+            .prop_map(
+                |(agent, hardware, tasks, (connected, age, msm, ntt), health)| {
+                    ClientResponse::Agents(AgentsView {
+                        as_of: UnixMillis(2),
+                        rows: vec![AgentRow {
+                            agent,
+                            backend: connected.then_some(ProverBackend::Cuda),
+                            hardware,
+                            connected,
+                            telemetry_age_ms: age,
+                            health,
+                            in_flight: tasks.into_iter().map(TaskId).collect(),
+                            max_concurrent_tasks: 4,
+                            msm_g1_points_per_sec: msm,
+                            ntt_elements_per_sec: ntt,
+                            compute_memory_free_bytes: age.map(|a| a / 3),
+                            reserved_memory_bytes: 12,
+                        }],
+                    })
+                }
+            ),
         (any::<u64>(), text()).prop_map(|(t, detail)| ClientResponse::Error(if t % 2 == 0 {
             ProtocolError::UnknownTask { task: TaskId(t) }
         } else {
@@ -449,4 +465,41 @@ proptest! {
         let at = cut.index(body.len().max(1)).min(body.len().saturating_sub(1));
         prop_assert!(framing::decode::<ClientResponse>(&body[..at]).is_err());
     }
+}
+
+#[test]
+fn a_full_agents_table_at_every_bound_fits_one_frame() {
+    let row = AgentRow {
+        agent: AgentRef {
+            operator: OperatorId::new("o".repeat(crate::ids::MAX_NAME_LEN)).unwrap(),
+            name: AgentName::new("n".repeat(crate::ids::MAX_NAME_LEN)).unwrap(),
+        },
+        connected: true,
+        backend: Some(ProverBackend::Cuda),
+        hardware: "h".repeat(MAX_HARDWARE_SUMMARY_BYTES),
+        telemetry_age_ms: Some(u64::MAX),
+        health: vec!["x".repeat(MAX_HEALTH_ENTRY_BYTES); MAX_HEALTH_ENTRIES],
+        in_flight: vec![TaskId(u64::MAX); MAX_IN_FLIGHT_PER_AGENT],
+        max_concurrent_tasks: u32::MAX,
+        msm_g1_points_per_sec: Some(u64::MAX),
+        ntt_elements_per_sec: Some(u64::MAX),
+        compute_memory_free_bytes: Some(u64::MAX),
+        reserved_memory_bytes: u64::MAX,
+    };
+    let view = ClientResponse::Agents(AgentsView {
+        as_of: UnixMillis(u64::MAX),
+        rows: vec![row; MAX_VIEW_ROWS],
+    });
+    assert!(view.check_bounds().is_ok());
+    let len = postcard::to_stdvec(&view).unwrap().len();
+    assert!(len <= framing::MAX_FRAME_BYTES, "{len} bytes");
+    // One more health line is out of bounds.
+    let ClientResponse::Agents(mut v) = view else {
+        unreachable!()
+    };
+    v.rows[0].health.push(String::new());
+    assert!(ClientResponse::Agents(v)
+        .check_bounds()
+        .unwrap_err()
+        .contains("agents.health"));
 }
