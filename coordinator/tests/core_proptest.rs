@@ -53,7 +53,9 @@ enum Ev {
     StrayDelivery { agent: usize, task: usize, valid: bool },
     /// The verdict for the `pick`-th verifying task.
     Verdict { pick: usize, valid: bool },
-    Advance { ms: u64 },
+    /// Time passes. A prompt shell handles each timeout when due; a late one lets the next
+    /// event find the timeouts already due (every `handle_*` applies them first).
+    Advance { ms: u64, prompt: bool },
     Delegate { operator: usize, amount: u128 },
     RequestWithdrawal { operator: usize, amount: u128 },
     CompleteWithdrawal { operator: usize, amount: u128 },
@@ -93,7 +95,8 @@ fn event() -> impl Strategy<Value = Ev> {
             .prop_map(|(pick, valid, verdict_now)| Ev::Deliver { pick, valid, verdict_now }),
         1 => (agent, 0usize..10, any::<bool>()).prop_map(|(agent, task, valid)| Ev::StrayDelivery { agent, task, valid }),
         2 => (any::<usize>(), any::<bool>()).prop_map(|(pick, valid)| Ev::Verdict { pick, valid }),
-        4 => prop_oneof![0u64..100, 100u64..3_000, 3_000u64..40_000].prop_map(|ms| Ev::Advance { ms }),
+        4 => (prop_oneof![0u64..100, 100u64..3_000, 3_000u64..40_000], prop::bool::weighted(0.7))
+            .prop_map(|(ms, prompt)| Ev::Advance { ms, prompt }),
         1 => (op.clone(), 0u128..80).prop_map(|(operator, amount)| Ev::Delegate { operator, amount }),
         1 => (op.clone(), 0u128..80).prop_map(|(operator, amount)| Ev::RequestWithdrawal { operator, amount }),
         1 => (op, 0u128..80).prop_map(|(operator, amount)| Ev::CompleteWithdrawal { operator, amount }),
@@ -152,6 +155,8 @@ impl World {
 
     fn step(&mut self, ev: &Ev) {
         let now = self.now;
+        // With a late shell, timeouts due now apply first and may take the task away.
+        let late = self.core.poll_timeout().is_some_and(|t| t <= now);
         match ev.clone() {
             Ev::Connect { agent: i, slots } => {
                 let id = agent(i);
@@ -208,6 +213,7 @@ impl World {
                         self.withdrawal_requested,
                         "an accept failed to bind although no withdrawal ever competed for the stake"
                     ),
+                    Err(OfferReplyRejected::NoOutstandingOffer { .. }) if late => {}
                     Err(e) => panic!("reply to an outstanding offer refused: {e}"),
                 }
             }
@@ -229,7 +235,11 @@ impl World {
                     return;
                 }
                 let (task, TaskStatus::Proving { agent, .. }) = proving[pick % proving.len()].clone() else { unreachable!() };
-                self.core.handle_proof_delivered(now, &agent, task).unwrap();
+                match self.core.handle_proof_delivered(now, &agent, task) {
+                    Ok(()) => {}
+                    Err(_) if late => return self.drain_effects(),
+                    Err(e) => panic!("delivery of a proving task by its agent refused: {e}"),
+                }
                 if verdict_now {
                     self.core.handle_proof_verified(now, &agent, task, valid, 10).unwrap();
                 }
@@ -245,7 +255,7 @@ impl World {
                     Some(TaskStatus::Proving { agent: a, .. } | TaskStatus::Verifying { agent: a }) if a == agent(i)
                 );
                 let r = self.core.handle_proof_verified(now, &agent(i), task, valid, 10);
-                if !bound_to_it {
+                if !bound_to_it && !late {
                     assert!(r.is_err(), "a delivery for a task not bound to {} was taken", agent(i));
                     assert_eq!(before, self.core.ledger_rows(), "a refused delivery moved stake");
                 }
@@ -258,10 +268,10 @@ impl World {
                 let (task, TaskStatus::Verifying { agent }) = verifying[pick % verifying.len()].clone() else { unreachable!() };
                 self.core.handle_proof_verified(now, &agent, task, valid, 10).unwrap();
             }
-            Ev::Advance { ms } => {
+            Ev::Advance { ms, prompt } => {
                 let end = UnixMillis(now.0 + ms);
                 let mut guard = 0;
-                while let Some(t) = self.core.poll_timeout().filter(|t| *t <= end) {
+                while let Some(t) = self.core.poll_timeout().filter(|t| prompt && *t <= end) {
                     guard += 1;
                     assert!(guard < 10_000, "poll_timeout does not make progress");
                     self.now = self.now.max(t);
@@ -302,6 +312,10 @@ impl World {
 
     fn check(&self) {
         self.core.assert_invariants();
+        if self.core.poll_timeout().is_none_or(|t| t > self.now) {
+            // Settled unless a late shell has timeouts pending (they may free stake).
+            self.core.assert_settled(self.now);
+        }
         let ledger = self.core.ledger();
 
         // Bound tasks: exactly one binding each, from the agent's operator, for its collateral.

@@ -4,7 +4,7 @@
 use super::effect::{Effect, Offer};
 use super::history::TaskEvent;
 use super::model::TaskState;
-use super::{CoordinatorCore, MAX_FINISHED_TASKS};
+use super::{CoordinatorCore, PassScope, FULL_PASS_MIN_INTERVAL_MS, MAX_FINISHED_TASKS};
 use crate::admission::{admit, AgentSnapshot, Assignment, Outcome, Placement, TaskDemand};
 use proofrack_common::{OperatorId, StakeUnits, TaskId, UnixMillis};
 use std::collections::BTreeMap;
@@ -26,13 +26,26 @@ impl CoordinatorCore {
         offerable
     }
 
-    /// Tries every waiting task, earliest deadline first (ties by task id), against the fleet.
-    /// Later tasks see the stake and capacity promised to earlier ones in the same pass.
-    pub(crate) fn dispatch(&mut self, now: UnixMillis) {
+    /// Tries waiting tasks, earliest deadline first (ties by task id), against the fleet: all
+    /// of them against every agent, or as narrowed by `scope` (see [`PassScope`]). Later tasks
+    /// see the stake and capacity promised to earlier ones in the same pass.
+    pub(crate) fn dispatch(&mut self, now: UnixMillis, scope: PassScope) {
+        let full_due = self.last_full_pass.is_none_or(|t| now.0.saturating_sub(t.0) >= FULL_PASS_MIN_INTERVAL_MS);
+        let scope = match scope {
+            _ if self.needs_full_pass => PassScope::All,
+            PassScope::Agent(_) if full_due => PassScope::All,
+            PassScope::OnlyIfNeeded => return,
+            scope => scope,
+        };
+        if scope == PassScope::All {
+            self.needs_full_pass = false;
+            self.last_full_pass = Some(now);
+        }
         let mut waiting: Vec<(UnixMillis, TaskId)> = self
             .tasks
             .values()
             .filter(|t| t.state == TaskState::Queued)
+            .filter(|t| !matches!(scope, PassScope::Task(id) if id != t.id))
             .map(|t| (t.spec.deadline, t.id))
             .collect();
         if waiting.is_empty() {
@@ -42,7 +55,10 @@ impl CoordinatorCore {
         let mut offerable = self.offerable_stake();
         for (_, id) in waiting {
             let task = &self.tasks[&id];
-            let fleet: Vec<AgentSnapshot<'_>> = self.fleet.values().map(|r| r.snapshot()).collect();
+            let fleet: Vec<AgentSnapshot<'_>> = match &scope {
+                PassScope::Agent(agent) => self.fleet.get(agent).map(|r| r.snapshot()).into_iter().collect(),
+                _ => self.fleet.values().map(|r| r.snapshot()).collect(),
+            };
             let demand = TaskDemand {
                 task: id,
                 shape: task.shape,
@@ -62,6 +78,9 @@ impl CoordinatorCore {
                         .expect("admission offers only within offerable stake");
                     self.offer(now, id, placement, decision.verdicts);
                 }
+                // A narrow pass over one agent knows too little to explain a no-fit; the last
+                // full pass's reason stands.
+                Outcome::NoFit(_) if matches!(scope, PassScope::Agent(_)) => {}
                 Outcome::NoFit(no_fit) => {
                     let task = self.tasks.get_mut(&id).expect("waiting task exists");
                     task.waiting_reason = no_fit.to_string();
@@ -115,6 +134,7 @@ impl CoordinatorCore {
             panic!("withdraw_offer on a {} task", task.state.name());
         };
         let agent = placement.agent.clone();
+        self.needs_full_pass = true;
         if matches!(event, TaskEvent::Declined { .. } | TaskEvent::OfferExpired { .. }) {
             let until = UnixMillis(now.0.saturating_add(self.policy.decline_backoff_ms));
             task.declined_until.insert(agent.clone(), until);
@@ -133,6 +153,7 @@ impl CoordinatorCore {
         let left_ms = task.spec.deadline.0.saturating_sub(now.0);
         let (needed_ms, _) = self.fastest_possible_ms(&task.shape);
         if left_ms >= needed_ms {
+            self.needs_full_pass = true;
             let task = self.tasks.get_mut(&id).expect("requeued task exists");
             task.state = TaskState::Queued;
             task.waiting_reason = format!("{why}; looking for another agent");

@@ -3,7 +3,7 @@
 use super::error::{AgentRejected, TelemetryRejected};
 use super::history::TaskEvent;
 use super::model::TaskState;
-use super::{CoordinatorCore, MAX_AGENTS};
+use super::{CoordinatorCore, PassScope, MAX_AGENTS};
 use crate::admission::{AgentId, AgentSnapshot, AgentTelemetry, Assignment};
 use crate::config::MAX_TASKS_PER_AGENT;
 use proofrack_common::telemetry::Telemetry;
@@ -128,7 +128,8 @@ impl CoordinatorCore {
             },
             _ => Err(TelemetryRejected::NotConnected { agent: agent.clone() }),
         };
-        self.settle(now);
+        let scope = if result.is_ok() { PassScope::Agent(agent.clone()) } else { PassScope::OnlyIfNeeded };
+        self.settle_scoped(now, scope);
         result
     }
 
@@ -138,6 +139,7 @@ impl CoordinatorCore {
         let before = record.assignments.len();
         record.assignments.retain(|a| a.task != task);
         assert_eq!(record.assignments.len() + 1, before, "{task} was assigned to {agent} exactly once");
+        self.needs_full_pass = true;
         self.forget_if_idle(agent);
     }
 

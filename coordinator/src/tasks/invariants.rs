@@ -3,6 +3,8 @@
 
 use super::model::TaskState;
 use super::{CoordinatorCore, MAX_FINISHED_TASKS};
+use crate::admission::{admit, AgentSnapshot, Outcome, TaskDemand};
+use proofrack_common::UnixMillis;
 use crate::ledger::Binding;
 use proofrack_common::{OperatorId, StakeUnits, TaskId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -69,5 +71,26 @@ impl CoordinatorCore {
             "more unfinished tasks than the queue capacity"
         );
         assert_eq!(self.requests.len(), self.tasks.len(), "request index out of step with tasks");
+    }
+
+    /// Panics if a waiting task fits some agent at `now`: after every event each fit must
+    /// have been offered. Costs a full admission pass, so tests call it, not the core (the
+    /// core's narrow passes rely on this holding; see `PassScope`).
+    pub fn assert_settled(&self, now: UnixMillis) {
+        let offerable = self.offerable_stake();
+        let fleet: Vec<AgentSnapshot<'_>> = self.fleet.values().map(|r| r.snapshot()).collect();
+        for task in self.tasks.values().filter(|t| t.state == TaskState::Queued) {
+            let demand = TaskDemand {
+                task: task.id,
+                shape: task.shape,
+                collateral: task.spec.collateral,
+                deadline: task.spec.deadline,
+                declined_until: &task.declined_until,
+                failed_on: &task.failed_on,
+            };
+            if let Outcome::Offer(p) = admit(&demand, &fleet, &offerable, now, &self.policy).outcome {
+                panic!("{} is waiting although {} fits it", task.id, p.agent);
+            }
+        }
     }
 }

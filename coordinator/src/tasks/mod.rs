@@ -48,7 +48,7 @@ use crate::admission::AgentId;
 use fleet::AgentRecord;
 use model::Task;
 use proofrack_common::telemetry::ProofShape;
-use proofrack_common::{KeyId, TaskId};
+use proofrack_common::{KeyId, TaskId, UnixMillis};
 use std::collections::{BTreeMap, VecDeque};
 
 /// Most agents the core tracks (connected, or disconnected with tasks still bound); bounds
@@ -63,6 +63,11 @@ pub const MAX_CIRCUIT_NAME_LEN: usize = 128;
 pub const MAX_FINISHED_TASKS: usize = 4_096;
 /// Effects not yet drained by the shell; more means the shell stopped polling (a bug).
 pub const MAX_PENDING_EFFECTS: usize = 1 << 20;
+/// A telemetry report re-runs admission for every waiting task against every agent at most
+/// this often; in between it only tries the reporting agent. A full pass costs waiting tasks ×
+/// agents evaluations (~44 ms for 1024 × 64 in a debug build), too much for every report of a
+/// large fleet, while waiting clients' reasons stay at most this stale.
+pub const FULL_PASS_MIN_INTERVAL_MS: u64 = 1_000;
 
 /// A registered circuit: what tasks for it need to be offered.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,6 +90,23 @@ pub struct CoordinatorCore {
     requests: BTreeMap<(String, u64), TaskId>,
     next_task: u64,
     effects: VecDeque<Effect>,
+    /// Something freed stake or capacity (or requeued a task) since the last full admission
+    /// pass; the next pass must try every waiting task against every agent.
+    needs_full_pass: bool,
+    last_full_pass: Option<UnixMillis>,
+}
+
+/// Which admission pass an event calls for. Between passes no waiting task fits any agent (a
+/// full pass offers every fit), and only events that free stake or capacity can change that,
+/// except a telemetry report (only its agent can newly fit) and a submission (only the new
+/// task can). Those two run the narrow passes; everything else runs a full one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PassScope {
+    All,
+    Agent(AgentId),
+    Task(TaskId),
+    /// Only what earlier changes (`needs_full_pass`) call for.
+    OnlyIfNeeded,
 }
 
 impl CoordinatorCore {
@@ -101,6 +123,8 @@ impl CoordinatorCore {
             requests: BTreeMap::new(),
             next_task: 1,
             effects: VecDeque::new(),
+            needs_full_pass: false,
+            last_full_pass: None,
         })
     }
 
@@ -142,8 +166,12 @@ impl CoordinatorCore {
     }
 
     /// Common tail of every event: offer waiting tasks, then check the invariants.
-    fn settle(&mut self, now: proofrack_common::UnixMillis) {
-        self.dispatch(now);
+    fn settle(&mut self, now: UnixMillis) {
+        self.settle_scoped(now, PassScope::All);
+    }
+
+    fn settle_scoped(&mut self, now: UnixMillis, scope: PassScope) {
+        self.dispatch(now, scope);
         self.assert_invariants();
     }
 }

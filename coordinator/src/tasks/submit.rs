@@ -3,7 +3,7 @@
 use super::error::{CircuitRejected, StakeEventRejected, SubmitRejected};
 use super::history::{History, TaskEvent};
 use super::model::{Task, TaskSpec, TaskState};
-use super::{Circuit, CoordinatorCore, MAX_CIRCUITS, MAX_CIRCUIT_NAME_LEN};
+use super::{Circuit, CoordinatorCore, PassScope, MAX_CIRCUITS, MAX_CIRCUIT_NAME_LEN};
 use crate::admission::AgentId;
 use crate::ledger::source::StakeEvent;
 use proofrack_common::telemetry::ProofShape;
@@ -54,7 +54,11 @@ impl CoordinatorCore {
     pub fn handle_submit(&mut self, now: UnixMillis, spec: TaskSpec) -> Result<TaskId, SubmitRejected> {
         self.expire(now);
         let result = self.submit(now, spec);
-        self.settle(now);
+        let scope = match &result {
+            Ok(id) => PassScope::Task(*id),
+            Err(_) => PassScope::OnlyIfNeeded,
+        };
+        self.settle_scoped(now, scope);
         result
     }
 

@@ -33,16 +33,23 @@ impl CoordinatorCore {
         let live: Vec<TaskId> = self.tasks.values().filter(|t| !t.state.is_finished()).map(|t| t.id).collect();
         for id in live {
             let task = self.tasks.get_mut(&id).expect("live task exists");
+            let declines = task.declined_until.len();
             task.declined_until.retain(|_, until| *until > now);
+            if task.declined_until.len() != declines {
+                self.needs_full_pass = true;
+            }
+            let task = &self.tasks[&id];
             match &task.state {
                 TaskState::Offered { placement, expires_at } if now >= *expires_at => {
                     let (agent, expires_at) = (placement.agent.clone(), *expires_at);
                     tracing::info!(task = %id, %agent, "offer expired");
+                    self.needs_full_pass = true;
                     self.withdraw_offer(now, id, TaskEvent::OfferExpired { agent: agent.clone() });
                     self.emit(Effect::CancelTask { agent, task: id, reason: format!("offer for {id} expired at {expires_at}") });
                 }
                 TaskState::Proving { placement, .. } if now >= placement.due_at => {
                     let placement = placement.clone();
+                    self.needs_full_pass = true;
                     self.miss_due_time(now, id, placement);
                 }
                 _ => {}
