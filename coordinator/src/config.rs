@@ -124,9 +124,9 @@ fn stake_amount<'de, D: Deserializer<'de>>(d: D) -> Result<StakeUnits, D::Error>
         Text(String),
     }
     match Raw::deserialize(d)? {
-        Raw::Int(i) => u128::try_from(i)
-            .map(StakeUnits)
-            .map_err(|_| serde::de::Error::custom(format!("stake {i} is negative; use base units >= 0"))),
+        Raw::Int(i) => u128::try_from(i).map(StakeUnits).map_err(|_| {
+            serde::de::Error::custom(format!("stake {i} is negative; use base units >= 0"))
+        }),
         Raw::Text(s) => s.parse::<StakeUnits>().map_err(serde::de::Error::custom),
     }
 }
@@ -185,32 +185,73 @@ impl Default for Policy {
 impl Policy {
     /// The safety margin for a task predicted to take `proving_ms`.
     pub fn deadline_margin_for(&self, proving_ms: u64) -> u64 {
-        let relative = (proving_ms as u128 * self.deadline_margin_pct as u128 / 100).min(u64::MAX as u128) as u64;
+        let relative = (proving_ms as u128 * self.deadline_margin_pct as u128 / 100)
+            .min(u64::MAX as u128) as u64;
         relative.saturating_add(self.deadline_margin_ms)
     }
 
     /// Checks every field against its allowed range.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check_range("policy.invalid_proof_slash_bps", self.invalid_proof_slash_bps as u64, 0, 10_000)?;
-        check_range("policy.deadline_miss_slash_bps", self.deadline_miss_slash_bps as u64, 0, 10_000)?;
-        check_range("policy.offer_timeout_ms", self.offer_timeout_ms, MIN_OFFER_TIMEOUT_MS, MAX_DURATION_SETTING_MS)?;
+        check_range(
+            "policy.invalid_proof_slash_bps",
+            self.invalid_proof_slash_bps as u64,
+            0,
+            10_000,
+        )?;
+        check_range(
+            "policy.deadline_miss_slash_bps",
+            self.deadline_miss_slash_bps as u64,
+            0,
+            10_000,
+        )?;
+        check_range(
+            "policy.offer_timeout_ms",
+            self.offer_timeout_ms,
+            MIN_OFFER_TIMEOUT_MS,
+            MAX_DURATION_SETTING_MS,
+        )?;
         check_range(
             "policy.telemetry_max_age_ms",
             self.telemetry_max_age_ms,
             MIN_TELEMETRY_MAX_AGE_MS,
             MAX_DURATION_SETTING_MS,
         )?;
-        check_range("policy.deadline_margin_pct", self.deadline_margin_pct as u64, 0, MAX_DEADLINE_MARGIN_PCT as u64)?;
-        check_range("policy.deadline_margin_ms", self.deadline_margin_ms, 0, MAX_DURATION_SETTING_MS)?;
-        check_range("policy.queue_capacity", self.queue_capacity as u64, 1, MAX_QUEUE_CAPACITY as u64)?;
+        check_range(
+            "policy.deadline_margin_pct",
+            self.deadline_margin_pct as u64,
+            0,
+            MAX_DEADLINE_MARGIN_PCT as u64,
+        )?;
+        check_range(
+            "policy.deadline_margin_ms",
+            self.deadline_margin_ms,
+            0,
+            MAX_DURATION_SETTING_MS,
+        )?;
+        check_range(
+            "policy.queue_capacity",
+            self.queue_capacity as u64,
+            1,
+            MAX_QUEUE_CAPACITY as u64,
+        )?;
         check_range(
             "policy.max_temperature_c",
             self.max_temperature_c as u64,
             *TEMPERATURE_LIMIT_RANGE_C.start() as u64,
             *TEMPERATURE_LIMIT_RANGE_C.end() as u64,
         )?;
-        check_range("policy.decline_backoff_ms", self.decline_backoff_ms, 0, MAX_DURATION_SETTING_MS)?;
-        check_range("policy.max_tasks_per_agent", self.max_tasks_per_agent as u64, 1, MAX_TASKS_PER_AGENT as u64)?;
+        check_range(
+            "policy.decline_backoff_ms",
+            self.decline_backoff_ms,
+            0,
+            MAX_DURATION_SETTING_MS,
+        )?;
+        check_range(
+            "policy.max_tasks_per_agent",
+            self.max_tasks_per_agent as u64,
+            1,
+            MAX_TASKS_PER_AGENT as u64,
+        )?;
         Ok(())
     }
 }
@@ -233,13 +274,18 @@ pub enum ConfigError {
     #[error("coordinator.toml does not parse: {0}")]
     Parse(String),
     #[error("coordinator.toml: {key} = {value} is not allowed ({allowed})")]
-    Invalid { key: String, value: String, allowed: String },
+    Invalid {
+        key: String,
+        value: String,
+        allowed: String,
+    },
 }
 
 impl CoordinatorConfig {
     /// Parses and validates the text of a `coordinator.toml`.
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
-        let config: CoordinatorConfig = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let config: CoordinatorConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
@@ -253,7 +299,9 @@ impl CoordinatorConfig {
                 return Err(ConfigError::Invalid {
                     key: format!("operators[{i}].id"),
                     value: format!("{:?}", op.id.as_str()),
-                    allowed: format!("each operator once; it already appears as operators[{first}]"),
+                    allowed: format!(
+                        "each operator once; it already appears as operators[{first}]"
+                    ),
                 });
             }
         }
@@ -263,7 +311,10 @@ impl CoordinatorConfig {
     /// The operators' stake as (operator, delegated) pairs, for a
     /// [`StaticStakeSource`](crate::ledger::source::StaticStakeSource).
     pub fn delegations(&self) -> Vec<(OperatorId, StakeUnits)> {
-        self.operators.iter().map(|o| (o.id.clone(), o.delegated)).collect()
+        self.operators
+            .iter()
+            .map(|o| (o.id.clone(), o.delegated))
+            .collect()
     }
 }
 
@@ -307,20 +358,28 @@ mod tests {
         assert_eq!(c.operators[1].delegated, StakeUnits(u128::MAX));
         assert_eq!(c.policy.invalid_proof_slash_bps, 10_000);
         assert_eq!(c.policy.queue_capacity, 8);
-        assert_eq!(c.policy.telemetry_max_age_ms, Policy::default().telemetry_max_age_ms);
+        assert_eq!(
+            c.policy.telemetry_max_age_ms,
+            Policy::default().telemetry_max_age_ms
+        );
         assert_eq!(c.delegations().len(), 2);
     }
 
     #[test]
     fn out_of_range_values_name_the_key_and_the_allowed_range() {
-        let err = CoordinatorConfig::from_toml_str("[policy]\ninvalid_proof_slash_bps = 12000").unwrap_err();
+        let err = CoordinatorConfig::from_toml_str("[policy]\ninvalid_proof_slash_bps = 12000")
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "coordinator.toml: policy.invalid_proof_slash_bps = 12000 is not allowed (allowed: 0 to 10000)"
         );
         let err = CoordinatorConfig::from_toml_str("[policy]\nqueue_capacity = 0").unwrap_err();
-        assert!(err.to_string().contains("policy.queue_capacity = 0"), "{err}");
-        let err = CoordinatorConfig::from_toml_str("[policy]\nmax_temperature_c = 200").unwrap_err();
+        assert!(
+            err.to_string().contains("policy.queue_capacity = 0"),
+            "{err}"
+        );
+        let err =
+            CoordinatorConfig::from_toml_str("[policy]\nmax_temperature_c = 200").unwrap_err();
         assert!(err.to_string().contains("allowed: 30 to 120"), "{err}");
     }
 
@@ -328,12 +387,19 @@ mod tests {
     fn typos_bad_names_negative_stake_and_duplicates_are_refused() {
         let err = CoordinatorConfig::from_toml_str("[policy]\noffer_timeout = 5").unwrap_err();
         assert!(err.to_string().contains("offer_timeout"), "{err}");
-        let err = CoordinatorConfig::from_toml_str("[[operators]]\nid = \"Op A\"\ndelegated = 1").unwrap_err();
+        let err = CoordinatorConfig::from_toml_str("[[operators]]\nid = \"Op A\"\ndelegated = 1")
+            .unwrap_err();
         assert!(err.to_string().contains("operator name"), "{err}");
-        let err = CoordinatorConfig::from_toml_str("[[operators]]\nid = \"op-a\"\ndelegated = -1").unwrap_err();
+        let err = CoordinatorConfig::from_toml_str("[[operators]]\nid = \"op-a\"\ndelegated = -1")
+            .unwrap_err();
         assert!(err.to_string().contains("negative"), "{err}");
-        let err = CoordinatorConfig::from_toml_str("[[operators]]\nid = \"op-a\"\ndelegated = \"1.5\"").unwrap_err();
-        assert!(err.to_string().contains("not a non-negative integer"), "{err}");
+        let err =
+            CoordinatorConfig::from_toml_str("[[operators]]\nid = \"op-a\"\ndelegated = \"1.5\"")
+                .unwrap_err();
+        assert!(
+            err.to_string().contains("not a non-negative integer"),
+            "{err}"
+        );
         let err = CoordinatorConfig::from_toml_str(
             "[[operators]]\nid = \"op-a\"\ndelegated = 1\n[[operators]]\nid = \"op-a\"\ndelegated = 2",
         )
@@ -346,10 +412,21 @@ mod tests {
 
     #[test]
     fn margin_combines_percentage_and_constant() {
-        let p = Policy { deadline_margin_pct: 50, deadline_margin_ms: 100, ..Policy::default() };
+        let p = Policy {
+            deadline_margin_pct: 50,
+            deadline_margin_ms: 100,
+            ..Policy::default()
+        };
         assert_eq!(p.deadline_margin_for(1_000), 600);
         assert_eq!(p.deadline_margin_for(u64::MAX), u64::MAX / 2 + 100);
-        let wide = Policy { deadline_margin_pct: 200, ..p };
-        assert_eq!(wide.deadline_margin_for(u64::MAX), u64::MAX, "saturates instead of overflowing");
+        let wide = Policy {
+            deadline_margin_pct: 200,
+            ..p
+        };
+        assert_eq!(
+            wide.deadline_margin_for(u64::MAX),
+            u64::MAX,
+            "saturates instead of overflowing"
+        );
     }
 }

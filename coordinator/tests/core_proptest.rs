@@ -12,7 +12,9 @@ use proofrack_common::{KeyId, OperatorId, StakeUnits, TaskId, UnixMillis};
 use proofrack_coordinator::ledger::source::StakeEvent;
 use proofrack_coordinator::tasks::{OfferReplyRejected, TaskEvent};
 use proofrack_coordinator::testkit::{agent_id, cpu_telemetry, cuda_telemetry};
-use proofrack_coordinator::{AgentId, CoordinatorCore, Effect, OfferReply, Policy, TaskSpec, TaskStatus};
+use proofrack_coordinator::{
+    AgentId, CoordinatorCore, Effect, OfferReply, Policy, TaskSpec, TaskStatus,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, RngSeed};
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,7 +24,12 @@ use std::sync::Arc;
 const SEED: u64 = 0x5eed_c00d_0000_0002;
 const CASES: u32 = 5_000;
 const MAX_STEPS: usize = 80;
-const AGENTS: [(&str, &str); 4] = [("op-a", "g1"), ("op-a", "g2"), ("op-b", "g1"), ("op-c", "cpu")];
+const AGENTS: [(&str, &str); 4] = [
+    ("op-a", "g1"),
+    ("op-a", "g2"),
+    ("op-b", "g1"),
+    ("op-c", "cpu"),
+];
 const OPERATORS: [&str; 3] = ["op-a", "op-b", "op-c"];
 const GIB: u64 = 1 << 30;
 const START: UnixMillis = UnixMillis(1_000_000_000);
@@ -39,26 +46,68 @@ struct Report {
 
 #[derive(Clone, Debug)]
 enum Ev {
-    Connect { agent: usize, slots: u32 },
-    Disconnect { agent: usize },
-    Telemetry { agent: usize, report: Report },
-    Submit { collateral: u128, deadline_ms: u64, big: bool },
+    Connect {
+        agent: usize,
+        slots: u32,
+    },
+    Disconnect {
+        agent: usize,
+    },
+    Telemetry {
+        agent: usize,
+        report: Report,
+    },
+    Submit {
+        collateral: u128,
+        deadline_ms: u64,
+        big: bool,
+    },
     /// Replies to the `pick`-th outstanding offer, from its agent.
-    ReplyToOffer { pick: usize, accept: bool },
+    ReplyToOffer {
+        pick: usize,
+        accept: bool,
+    },
     /// Any agent replies about any task (mostly refused).
-    StrayReply { agent: usize, task: usize, accept: bool },
+    StrayReply {
+        agent: usize,
+        task: usize,
+        accept: bool,
+    },
     /// The agent of the `pick`-th proving task delivers; the shell's verdict follows.
-    Deliver { pick: usize, valid: bool, verdict_now: bool },
+    Deliver {
+        pick: usize,
+        valid: bool,
+        verdict_now: bool,
+    },
     /// Any agent delivers or reports a verdict for any task (mostly refused).
-    StrayDelivery { agent: usize, task: usize, valid: bool },
+    StrayDelivery {
+        agent: usize,
+        task: usize,
+        valid: bool,
+    },
     /// The verdict for the `pick`-th verifying task.
-    Verdict { pick: usize, valid: bool },
+    Verdict {
+        pick: usize,
+        valid: bool,
+    },
     /// Time passes. A prompt shell handles each timeout when due; a late one lets the next
     /// event find the timeouts already due (every `handle_*` applies them first).
-    Advance { ms: u64, prompt: bool },
-    Delegate { operator: usize, amount: u128 },
-    RequestWithdrawal { operator: usize, amount: u128 },
-    CompleteWithdrawal { operator: usize, amount: u128 },
+    Advance {
+        ms: u64,
+        prompt: bool,
+    },
+    Delegate {
+        operator: usize,
+        amount: u128,
+    },
+    RequestWithdrawal {
+        operator: usize,
+        amount: u128,
+    },
+    CompleteWithdrawal {
+        operator: usize,
+        amount: u128,
+    },
 }
 
 fn report() -> impl Strategy<Value = Report> {
@@ -70,14 +119,16 @@ fn report() -> impl Strategy<Value = Report> {
         prop_oneof![9 => Just(0u64), 1 => Just(1)],
         prop::bool::weighted(0.1),
     )
-        .prop_map(|(cpu, memory_gib, msm, temperature_c, ecc, throttled)| Report {
-            cpu,
-            memory_gib,
-            msm,
-            temperature_c,
-            ecc,
-            throttled,
-        })
+        .prop_map(
+            |(cpu, memory_gib, msm, temperature_c, ecc, throttled)| Report {
+                cpu,
+                memory_gib,
+                msm,
+                temperature_c,
+                ecc,
+                throttled,
+            },
+        )
 }
 
 fn event() -> impl Strategy<Value = Ev> {
@@ -126,12 +177,30 @@ fn agent(i: usize) -> AgentId {
 
 impl World {
     fn new() -> World {
-        let policy = Policy { offer_timeout_ms: 2_000, decline_backoff_ms: 3_000, ..Policy::default() };
+        let policy = Policy {
+            offer_timeout_ms: 2_000,
+            decline_backoff_ms: 3_000,
+            ..Policy::default()
+        };
         let mut core = CoordinatorCore::new(policy).unwrap();
-        core.register_circuit("small".into(), KeyId([1; 32]), ProofShape { domain_size: 1 << 10, num_variables: 1 << 10 })
-            .unwrap();
-        core.register_circuit("big".into(), KeyId([2; 32]), ProofShape { domain_size: 1 << 22, num_variables: 1 << 22 })
-            .unwrap();
+        core.register_circuit(
+            "small".into(),
+            KeyId([1; 32]),
+            ProofShape {
+                domain_size: 1 << 10,
+                num_variables: 1 << 10,
+            },
+        )
+        .unwrap();
+        core.register_circuit(
+            "big".into(),
+            KeyId([2; 32]),
+            ProofShape {
+                domain_size: 1 << 22,
+                num_variables: 1 << 22,
+            },
+        )
+        .unwrap();
         let mut w = World {
             core,
             now: START,
@@ -143,14 +212,26 @@ impl World {
             withdrawal_requested: false,
         };
         for (op, stake) in [(0, 100u128), (1, 50)] {
-            w.core.handle_stake_event(w.now, StakeEvent::Delegated { operator: operator(op), amount: StakeUnits(stake) }).unwrap();
+            w.core
+                .handle_stake_event(
+                    w.now,
+                    StakeEvent::Delegated {
+                        operator: operator(op),
+                        amount: StakeUnits(stake),
+                    },
+                )
+                .unwrap();
             w.delegated_ever.insert(operator(op), stake);
         }
         w
     }
 
     fn tasks_in(&self, wanted: fn(&TaskStatus) -> bool) -> Vec<(TaskId, TaskStatus)> {
-        self.core.task_statuses().into_iter().filter(|(_, s)| wanted(s)).collect()
+        self.core
+            .task_statuses()
+            .into_iter()
+            .filter(|(_, s)| wanted(s))
+            .collect()
     }
 
     fn step(&mut self, ev: &Ev) {
@@ -185,7 +266,11 @@ impl World {
                 let r = self.core.handle_telemetry(now, &id, t);
                 assert_eq!(r.is_ok(), self.connected.contains(&id), "{r:?}");
             }
-            Ev::Submit { collateral, deadline_ms, big } => {
+            Ev::Submit {
+                collateral,
+                deadline_ms,
+                big,
+            } => {
                 self.next_request += 1;
                 let spec = TaskSpec {
                     circuit: if big { "big" } else { "small" }.into(),
@@ -205,8 +290,18 @@ impl World {
                 if offered.is_empty() {
                     return;
                 }
-                let (task, TaskStatus::Offered { agent, .. }) = offered[pick % offered.len()].clone() else { unreachable!() };
-                let reply = if accept { OfferReply::Accept } else { OfferReply::Decline { reason: "test".into() } };
+                let (task, TaskStatus::Offered { agent, .. }) =
+                    offered[pick % offered.len()].clone()
+                else {
+                    unreachable!()
+                };
+                let reply = if accept {
+                    OfferReply::Accept
+                } else {
+                    OfferReply::Decline {
+                        reason: "test".into(),
+                    }
+                };
                 match self.core.handle_offer_reply(now, &agent, task, reply) {
                     Ok(()) => {}
                     Err(OfferReplyRejected::BindFailed { .. }) => assert!(
@@ -217,34 +312,61 @@ impl World {
                     Err(e) => panic!("reply to an outstanding offer refused: {e}"),
                 }
             }
-            Ev::StrayReply { agent: i, task, accept } => {
+            Ev::StrayReply {
+                agent: i,
+                task,
+                accept,
+            } => {
                 if self.tasks.is_empty() {
                     return;
                 }
                 let task = self.tasks[task % self.tasks.len()];
-                let reply = if accept { OfferReply::Accept } else { OfferReply::Decline { reason: "stray".into() } };
+                let reply = if accept {
+                    OfferReply::Accept
+                } else {
+                    OfferReply::Decline {
+                        reason: "stray".into(),
+                    }
+                };
                 let offered_to_it = matches!(self.core.task(task).map(|t| t.status), Some(TaskStatus::Offered { agent: a, .. }) if a == agent(i));
                 let r = self.core.handle_offer_reply(now, &agent(i), task, reply);
                 if !offered_to_it {
-                    assert!(matches!(r, Err(OfferReplyRejected::NoOutstandingOffer { .. })), "{r:?}");
+                    assert!(
+                        matches!(r, Err(OfferReplyRejected::NoOutstandingOffer { .. })),
+                        "{r:?}"
+                    );
                 }
             }
-            Ev::Deliver { pick, valid, verdict_now } => {
+            Ev::Deliver {
+                pick,
+                valid,
+                verdict_now,
+            } => {
                 let proving = self.tasks_in(|s| matches!(s, TaskStatus::Proving { .. }));
                 if proving.is_empty() {
                     return;
                 }
-                let (task, TaskStatus::Proving { agent, .. }) = proving[pick % proving.len()].clone() else { unreachable!() };
+                let (task, TaskStatus::Proving { agent, .. }) =
+                    proving[pick % proving.len()].clone()
+                else {
+                    unreachable!()
+                };
                 match self.core.handle_proof_delivered(now, &agent, task) {
                     Ok(()) => {}
                     Err(_) if late => return self.drain_effects(),
                     Err(e) => panic!("delivery of a proving task by its agent refused: {e}"),
                 }
                 if verdict_now {
-                    self.core.handle_proof_verified(now, &agent, task, valid, 10).unwrap();
+                    self.core
+                        .handle_proof_verified(now, &agent, task, valid, 10)
+                        .unwrap();
                 }
             }
-            Ev::StrayDelivery { agent: i, task, valid } => {
+            Ev::StrayDelivery {
+                agent: i,
+                task,
+                valid,
+            } => {
                 if self.tasks.is_empty() {
                     return;
                 }
@@ -254,10 +376,20 @@ impl World {
                     self.core.task(task).map(|t| t.status),
                     Some(TaskStatus::Proving { agent: a, .. } | TaskStatus::Verifying { agent: a }) if a == agent(i)
                 );
-                let r = self.core.handle_proof_verified(now, &agent(i), task, valid, 10);
+                let r = self
+                    .core
+                    .handle_proof_verified(now, &agent(i), task, valid, 10);
                 if !bound_to_it && !late {
-                    assert!(r.is_err(), "a delivery for a task not bound to {} was taken", agent(i));
-                    assert_eq!(before, self.core.ledger_rows(), "a refused delivery moved stake");
+                    assert!(
+                        r.is_err(),
+                        "a delivery for a task not bound to {} was taken",
+                        agent(i)
+                    );
+                    assert_eq!(
+                        before,
+                        self.core.ledger_rows(),
+                        "a refused delivery moved stake"
+                    );
                 }
             }
             Ev::Verdict { pick, valid } => {
@@ -265,8 +397,14 @@ impl World {
                 if verifying.is_empty() {
                     return;
                 }
-                let (task, TaskStatus::Verifying { agent }) = verifying[pick % verifying.len()].clone() else { unreachable!() };
-                self.core.handle_proof_verified(now, &agent, task, valid, 10).unwrap();
+                let (task, TaskStatus::Verifying { agent }) =
+                    verifying[pick % verifying.len()].clone()
+                else {
+                    unreachable!()
+                };
+                self.core
+                    .handle_proof_verified(now, &agent, task, valid, 10)
+                    .unwrap();
             }
             Ev::Advance { ms, prompt } => {
                 let end = UnixMillis(now.0 + ms);
@@ -280,21 +418,48 @@ impl World {
                 }
                 self.now = end;
             }
-            Ev::Delegate { operator: i, amount } => {
-                if self.core.handle_stake_event(now, StakeEvent::Delegated { operator: operator(i), amount: StakeUnits(amount) }).is_ok() {
+            Ev::Delegate {
+                operator: i,
+                amount,
+            } => {
+                if self
+                    .core
+                    .handle_stake_event(
+                        now,
+                        StakeEvent::Delegated {
+                            operator: operator(i),
+                            amount: StakeUnits(amount),
+                        },
+                    )
+                    .is_ok()
+                {
                     *self.delegated_ever.entry(operator(i)).or_default() += amount;
                 }
             }
-            Ev::RequestWithdrawal { operator: i, amount } => {
-                let r = self
-                    .core
-                    .handle_stake_event(now, StakeEvent::WithdrawalRequested { operator: operator(i), amount: StakeUnits(amount) });
+            Ev::RequestWithdrawal {
+                operator: i,
+                amount,
+            } => {
+                let r = self.core.handle_stake_event(
+                    now,
+                    StakeEvent::WithdrawalRequested {
+                        operator: operator(i),
+                        amount: StakeUnits(amount),
+                    },
+                );
                 self.withdrawal_requested |= r.is_ok();
             }
-            Ev::CompleteWithdrawal { operator: i, amount } => {
-                let _ = self
-                    .core
-                    .handle_stake_event(now, StakeEvent::WithdrawalCompleted { operator: operator(i), amount: StakeUnits(amount) });
+            Ev::CompleteWithdrawal {
+                operator: i,
+                amount,
+            } => {
+                let _ = self.core.handle_stake_event(
+                    now,
+                    StakeEvent::WithdrawalCompleted {
+                        operator: operator(i),
+                        amount: StakeUnits(amount),
+                    },
+                );
             }
         }
         self.drain_effects();
@@ -303,9 +468,16 @@ impl World {
     fn drain_effects(&mut self) {
         while let Some(effect) = self.core.poll_effect() {
             if let Effect::SendOffer(offer) = &effect {
-                assert!(self.connected.contains(&offer.agent), "offer to a disconnected agent: {}", offer.agent);
+                assert!(
+                    self.connected.contains(&offer.agent),
+                    "offer to a disconnected agent: {}",
+                    offer.agent
+                );
                 assert!(offer.due_at <= offer.deadline && offer.offer_expires <= offer.due_at);
-                assert!(offer.offer_expires > self.now, "offer already expired when sent");
+                assert!(
+                    offer.offer_expires > self.now,
+                    "offer already expired when sent"
+                );
             }
         }
     }
@@ -323,36 +495,63 @@ impl World {
         let mut bound_count = 0;
         let mut slashed_by_history: BTreeMap<OperatorId, u128> = BTreeMap::new();
         for &id in &self.tasks {
-            let view = self.core.task(id).expect("tasks are kept in these short runs");
+            let view = self
+                .core
+                .task(id)
+                .expect("tasks are kept in these short runs");
             match &view.status {
                 TaskStatus::Proving { agent, .. } | TaskStatus::Verifying { agent } => {
-                    let b = ledger.binding(id).expect("a bound task has stake in the ledger");
+                    let b = ledger
+                        .binding(id)
+                        .expect("a bound task has stake in the ledger");
                     assert_eq!((&b.operator, b.amount), (&agent.operator, view.collateral));
                     *bound.entry(agent.operator.clone()).or_default() += view.collateral.0;
                     bound_count += 1;
                 }
-                _ => assert!(ledger.binding(id).is_none(), "{id} is not bound but has stake bound"),
+                _ => assert!(
+                    ledger.binding(id).is_none(),
+                    "{id} is not bound but has stake bound"
+                ),
             }
             for h in &view.history {
-                if let TaskEvent::InvalidProof { agent, slashed, .. } | TaskEvent::DueTimeMissed { agent, slashed, .. } = &h.event {
-                    *slashed_by_history.entry(agent.operator.clone()).or_default() += slashed.0;
+                if let TaskEvent::InvalidProof { agent, slashed, .. }
+                | TaskEvent::DueTimeMissed { agent, slashed, .. } = &h.event
+                {
+                    *slashed_by_history
+                        .entry(agent.operator.clone())
+                        .or_default() += slashed.0;
                 }
             }
         }
-        assert_eq!(ledger.bindings().count(), bound_count, "bindings for tasks that are not bound");
+        assert_eq!(
+            ledger.bindings().count(),
+            bound_count,
+            "bindings for tasks that are not bound"
+        );
 
         for row in self.core.ledger_rows() {
             let account = ledger.account(&row.operator).unwrap();
             assert!(row.active <= row.delegated);
-            assert_eq!(row.free.0, row.delegated.0 - row.active.0 - row.withdrawing.0);
-            assert_eq!(row.active.0, bound.get(&row.operator).copied().unwrap_or(0), "{}: active != bound collateral", row.operator);
+            assert_eq!(
+                row.free.0,
+                row.delegated.0 - row.active.0 - row.withdrawing.0
+            );
+            assert_eq!(
+                row.active.0,
+                bound.get(&row.operator).copied().unwrap_or(0),
+                "{}: active != bound collateral",
+                row.operator
+            );
             assert_eq!(
                 account.delegated_ever().0,
                 row.free.0 + row.active.0 + row.withdrawing.0 + row.withdrawn.0 + row.slashed.0,
                 "{}: conservation",
                 row.operator
             );
-            assert_eq!(account.delegated_ever().0, self.delegated_ever.get(&row.operator).copied().unwrap_or(0));
+            assert_eq!(
+                account.delegated_ever().0,
+                self.delegated_ever.get(&row.operator).copied().unwrap_or(0)
+            );
             assert_eq!(
                 row.slashed.0,
                 slashed_by_history.get(&row.operator).copied().unwrap_or(0),
@@ -360,7 +559,11 @@ impl World {
                 row.operator
             );
             if !self.withdrawal_requested {
-                assert!(row.promised_to_offers <= row.free, "{}: offers promise more than the free stake", row.operator);
+                assert!(
+                    row.promised_to_offers <= row.free,
+                    "{}: offers promise more than the free stake",
+                    row.operator
+                );
             }
         }
     }

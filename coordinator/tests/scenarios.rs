@@ -6,7 +6,9 @@ mod sim;
 use proofrack_common::{StakeUnits, TaskId, UnixMillis};
 use proofrack_coordinator::ledger::source::StakeEvent;
 use proofrack_coordinator::ledger::BindRejected;
-use proofrack_coordinator::tasks::{DeliveryRejected, OfferReplyRejected, SubmitRejected, TaskEvent};
+use proofrack_coordinator::tasks::{
+    DeliveryRejected, OfferReplyRejected, SubmitRejected, TaskEvent,
+};
 use proofrack_coordinator::testkit::{agent_id, cuda_telemetry};
 use proofrack_coordinator::{Effect, OfferReply, Policy, TaskStatus};
 use sim::{Sim, GIB};
@@ -16,7 +18,10 @@ const FAST: u64 = 10_000_000;
 const SLOW: u64 = 1_000_000;
 
 fn policy() -> Policy {
-    Policy { max_tasks_per_agent: 8, ..Policy::default() }
+    Policy {
+        max_tasks_per_agent: 8,
+        ..Policy::default()
+    }
 }
 
 #[test]
@@ -31,19 +36,28 @@ fn over_commitment_is_impossible_and_the_third_task_runs_when_one_finishes() {
     assert_eq!(offers.iter().map(|o| o.task).collect::<Vec<_>>(), [t1, t2]);
     assert_eq!(sim.row("op-a").promised_to_offers, StakeUnits(80));
     match sim.status(t3) {
-        TaskStatus::Queued { reason } => assert_eq!(reason, "no operator with 40 free stake; best has 20 (op-a)"),
+        TaskStatus::Queued { reason } => {
+            assert_eq!(reason, "no operator with 40 free stake; best has 20 (op-a)")
+        }
         other => panic!("t3 should wait, is {other:?}"),
     }
     sim.accept(&a, t1);
     sim.accept(&a, t2);
     let row = sim.row("op-a");
-    assert_eq!((row.active, row.free, row.bound_tasks), (StakeUnits(80), StakeUnits(20), 2));
+    assert_eq!(
+        (row.active, row.free, row.bound_tasks),
+        (StakeUnits(80), StakeUnits(20), 2)
+    );
     assert!(sim.take_offers().is_empty());
 
     sim.advance(20);
     sim.prove(&a, t1, true);
     let offers = sim.take_offers();
-    assert_eq!(offers.iter().map(|o| o.task).collect::<Vec<_>>(), [t3], "t3 runs when t1 finishes");
+    assert_eq!(
+        offers.iter().map(|o| o.task).collect::<Vec<_>>(),
+        [t3],
+        "t3 runs when t1 finishes"
+    );
     sim.accept(&a, t3);
     assert_eq!(sim.row("op-a").active, StakeUnits(80));
     assert!(matches!(sim.status(t1), TaskStatus::Verified { .. }));
@@ -57,12 +71,22 @@ fn two_agents_of_one_operator_cannot_both_be_promised_the_same_stake() {
     let t1 = sim.submit(40, MINUTE_MS).unwrap();
     let t2 = sim.submit(40, MINUTE_MS).unwrap();
     let offers = sim.take_offers();
-    assert_eq!(offers.len(), 1, "only one offer may promise the 50: {offers:?}");
+    assert_eq!(
+        offers.len(),
+        1,
+        "only one offer may promise the 50: {offers:?}"
+    );
     assert!(matches!(sim.status(t2), TaskStatus::Queued { .. }));
     // The agent not offered anything cannot take t1 either.
     let other = if offers[0].agent == a1 { &a2 } else { &a1 };
-    let err = sim.core.handle_offer_reply(sim.now, other, t1, OfferReply::Accept).unwrap_err();
-    assert!(matches!(err, OfferReplyRejected::NoOutstandingOffer { .. }), "{err}");
+    let err = sim
+        .core
+        .handle_offer_reply(sim.now, other, t1, OfferReply::Accept)
+        .unwrap_err();
+    assert!(
+        matches!(err, OfferReplyRejected::NoOutstandingOffer { .. }),
+        "{err}"
+    );
     sim.accept(&offers[0].agent.clone(), t1);
     assert_eq!(sim.row("op-a").active, StakeUnits(40));
 }
@@ -70,14 +94,34 @@ fn two_agents_of_one_operator_cannot_both_be_promised_the_same_stake() {
 #[test]
 fn a_task_larger_than_every_agents_memory_is_offered_to_none_with_that_reason() {
     let mut sim = Sim::new(policy(), &[("op-a", 100), ("op-b", 100)]);
-    sim.agent_with("op-a", "gpu-1", cuda_telemetry(1, 8 << 20, FAST, 1_000_000_000), 1);
-    sim.agent_with("op-b", "box-2", cuda_telemetry(1, 16 << 20, FAST, 1_000_000_000), 1);
+    sim.agent_with(
+        "op-a",
+        "gpu-1",
+        cuda_telemetry(1, 8 << 20, FAST, 1_000_000_000),
+        1,
+    );
+    sim.agent_with(
+        "op-b",
+        "box-2",
+        cuda_telemetry(1, 16 << 20, FAST, 1_000_000_000),
+        1,
+    );
     let t = sim.submit(10, MINUTE_MS).unwrap();
     assert!(sim.take_offers().is_empty());
-    let TaskStatus::Queued { reason } = sim.status(t) else { panic!("should wait") };
-    assert_eq!(reason, "needs 41.0 MiB; largest free memory is 16.0 MiB (agent op-b/box-2)");
+    let TaskStatus::Queued { reason } = sim.status(t) else {
+        panic!("should wait")
+    };
+    assert_eq!(
+        reason,
+        "needs 41.0 MiB; largest free memory is 16.0 MiB (agent op-b/box-2)"
+    );
     let view = sim.core.task(t).unwrap();
-    let Some(TaskEvent::NoFit { verdicts, .. }) = view.history.iter().map(|h| &h.event).find(|e| matches!(e, TaskEvent::NoFit { .. })) else {
+    let Some(TaskEvent::NoFit { verdicts, .. }) = view
+        .history
+        .iter()
+        .map(|h| &h.event)
+        .find(|e| matches!(e, TaskEvent::NoFit { .. }))
+    else {
         panic!("history records the admission decision: {:?}", view.history)
     };
     assert_eq!(verdicts.len(), 2, "every agent's misfit is recorded");
@@ -96,16 +140,35 @@ fn a_valid_proof_releases_the_stake_and_records_predicted_and_actual_time() {
     sim.advance(30);
     sim.prove(&a, t, true);
     let row = sim.row("op-a");
-    assert_eq!((row.active, row.free, row.slashed), (StakeUnits(0), StakeUnits(100), StakeUnits(0)));
-    assert_eq!(sim.status(t), TaskStatus::Verified { agent: a.clone(), proving_ms: 40 });
+    assert_eq!(
+        (row.active, row.free, row.slashed),
+        (StakeUnits(0), StakeUnits(100), StakeUnits(0))
+    );
+    assert_eq!(
+        sim.status(t),
+        TaskStatus::Verified {
+            agent: a.clone(),
+            proving_ms: 40
+        }
+    );
     let history = sim.core.task(t).unwrap().history;
     let verified = history.iter().find_map(|h| match &h.event {
-        TaskEvent::Verified { predicted_proving_ms, actual_proving_ms, .. } => Some((*predicted_proving_ms, *actual_proving_ms)),
+        TaskEvent::Verified {
+            predicted_proving_ms,
+            actual_proving_ms,
+            ..
+        } => Some((*predicted_proving_ms, *actual_proving_ms)),
         _ => None,
     });
     assert_eq!(verified, Some((45, 40)));
-    let lines: Vec<String> = history.iter().map(|h| format!("{} {}", h.at, h.event)).collect();
-    assert!(lines.iter().any(|l| l.contains("40 of op-a's stake bound")), "{lines:#?}");
+    let lines: Vec<String> = history
+        .iter()
+        .map(|h| format!("{} {}", h.at, h.event))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.contains("40 of op-a's stake bound")),
+        "{lines:#?}"
+    );
 }
 
 #[test]
@@ -120,14 +183,31 @@ fn an_invalid_proof_slashes_the_operator_and_the_task_is_reassigned() {
     sim.prove(&fast, t, false);
     let row = sim.row("op-a");
     // default invalid_proof_slash_bps = 5000: half of 40 leaves the delegation, the rest is free
-    assert_eq!((row.delegated, row.active, row.slashed, row.free), (StakeUnits(80), StakeUnits(0), StakeUnits(20), StakeUnits(80)));
+    assert_eq!(
+        (row.delegated, row.active, row.slashed, row.free),
+        (
+            StakeUnits(80),
+            StakeUnits(0),
+            StakeUnits(20),
+            StakeUnits(80)
+        )
+    );
     let offers = sim.take_offers();
     assert_eq!(offers.len(), 1);
-    assert_eq!(offers[0].agent, slow, "reassigned to another agent although the slashed one is faster");
+    assert_eq!(
+        offers[0].agent, slow,
+        "reassigned to another agent although the slashed one is faster"
+    );
     sim.accept(&slow, t);
     sim.advance(1_000);
     sim.prove(&slow, t, true);
-    assert_eq!(sim.status(t), TaskStatus::Verified { agent: slow, proving_ms: 40 });
+    assert_eq!(
+        sim.status(t),
+        TaskStatus::Verified {
+            agent: slow,
+            proving_ms: 40
+        }
+    );
     assert_eq!(sim.row("op-b").slashed, StakeUnits(0));
 }
 
@@ -139,15 +219,34 @@ fn an_agent_of_one_operator_cannot_deliver_for_a_task_bound_to_another() {
     let t = sim.submit(40, MINUTE_MS).unwrap();
     sim.accept(&b, t);
     let err = sim.core.handle_proof_delivered(sim.now, &a, t).unwrap_err();
-    assert_eq!(err, DeliveryRejected::NotYourTask { task: t, agent: a.clone(), bound_to: Some(b.clone()) });
-    assert_eq!(err.to_string(), "task-1 is not bound to op-a/gpu-1; it is bound to op-b/gpu-1");
-    let err = sim.core.handle_proof_verified(sim.now, &a, t, true, 1).unwrap_err();
+    assert_eq!(
+        err,
+        DeliveryRejected::NotYourTask {
+            task: t,
+            agent: a.clone(),
+            bound_to: Some(b.clone())
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "task-1 is not bound to op-a/gpu-1; it is bound to op-b/gpu-1"
+    );
+    let err = sim
+        .core
+        .handle_proof_verified(sim.now, &a, t, true, 1)
+        .unwrap_err();
     assert!(matches!(err, DeliveryRejected::NotYourTask { .. }));
     // Nothing moved: still proving on b with b's stake bound.
     assert!(matches!(sim.status(t), TaskStatus::Proving { ref agent, .. } if *agent == b));
-    assert_eq!((sim.row("op-a").active, sim.row("op-b").active), (StakeUnits(0), StakeUnits(40)));
+    assert_eq!(
+        (sim.row("op-a").active, sim.row("op-b").active),
+        (StakeUnits(0), StakeUnits(40))
+    );
     // Unknown and unbound tasks are refused too.
-    assert!(matches!(sim.core.handle_proof_delivered(sim.now, &b, TaskId(99)), Err(DeliveryRejected::UnknownTask { .. })));
+    assert!(matches!(
+        sim.core.handle_proof_delivered(sim.now, &b, TaskId(99)),
+        Err(DeliveryRejected::UnknownTask { .. })
+    ));
     let queued = sim.submit(80, MINUTE_MS).unwrap();
     sim.take_offers();
     assert!(matches!(
@@ -155,7 +254,10 @@ fn an_agent_of_one_operator_cannot_deliver_for_a_task_bound_to_another() {
         Err(DeliveryRejected::NotYourTask { bound_to: None, .. })
     ));
     sim.core.handle_proof_delivered(sim.now, &b, t).unwrap();
-    assert!(matches!(sim.core.handle_proof_delivered(sim.now, &b, t), Err(DeliveryRejected::AlreadyDelivered { .. })));
+    assert!(matches!(
+        sim.core.handle_proof_delivered(sim.now, &b, t),
+        Err(DeliveryRejected::AlreadyDelivered { .. })
+    ));
 }
 
 #[test]
@@ -169,7 +271,13 @@ fn a_decline_frees_the_promise_with_no_penalty_and_goes_to_the_next_fit() {
     assert_eq!(sim.row("op-a").promised_to_offers, StakeUnits(0));
     assert_eq!(sim.row("op-a").slashed, StakeUnits(0));
     let offers = sim.take_offers();
-    assert_eq!(offers.iter().map(|o| (&o.agent, o.task)).collect::<Vec<_>>(), [(&slow, t)]);
+    assert_eq!(
+        offers
+            .iter()
+            .map(|o| (&o.agent, o.task))
+            .collect::<Vec<_>>(),
+        [(&slow, t)]
+    );
     assert_eq!(sim.row("op-b").promised_to_offers, StakeUnits(40));
 }
 
@@ -181,32 +289,66 @@ fn an_unanswered_offer_expires_with_no_penalty_and_goes_to_the_next_fit() {
     let t = sim.submit(40, MINUTE_MS).unwrap();
     let first = sim.take_offers();
     assert_eq!(first[0].agent, fast);
-    assert_eq!(first[0].offer_expires, UnixMillis(sim.now.0 + Policy::default().offer_timeout_ms).min(first[0].due_at));
+    assert_eq!(
+        first[0].offer_expires,
+        UnixMillis(sim.now.0 + Policy::default().offer_timeout_ms).min(first[0].due_at)
+    );
     sim.advance(first[0].offer_expires.0 - sim.now.0 - 1);
-    assert!(sim.take_offers().is_empty(), "not expired a millisecond early");
+    assert!(
+        sim.take_offers().is_empty(),
+        "not expired a millisecond early"
+    );
     sim.advance(1);
-    assert_eq!(sim.take_cancels(), [(fast.clone(), t)], "the late agent is told the offer is gone");
-    assert_eq!(sim.take_offers().iter().map(|o| o.agent.clone()).collect::<Vec<_>>(), [slow]);
+    assert_eq!(
+        sim.take_cancels(),
+        [(fast.clone(), t)],
+        "the late agent is told the offer is gone"
+    );
+    assert_eq!(
+        sim.take_offers()
+            .iter()
+            .map(|o| o.agent.clone())
+            .collect::<Vec<_>>(),
+        [slow]
+    );
     assert_eq!(sim.row("op-a").slashed, StakeUnits(0));
     // The expired agent's late accept is refused.
-    let err = sim.core.handle_offer_reply(sim.now, &fast, t, OfferReply::Accept).unwrap_err();
-    assert!(matches!(err, OfferReplyRejected::NoOutstandingOffer { .. }), "{err}");
+    let err = sim
+        .core
+        .handle_offer_reply(sim.now, &fast, t, OfferReply::Accept)
+        .unwrap_err();
+    assert!(
+        matches!(err, OfferReplyRejected::NoOutstandingOffer { .. }),
+        "{err}"
+    );
 }
 
 #[test]
 fn with_one_agent_a_declined_task_is_offered_again_after_the_backoff() {
-    let p = Policy { decline_backoff_ms: 5_000, ..policy() };
+    let p = Policy {
+        decline_backoff_ms: 5_000,
+        ..policy()
+    };
     let mut sim = Sim::new(p, &[("op-a", 100)]);
     let a = sim.gpu_agent("op-a", "gpu-1", FAST);
     let t = sim.submit(40, MINUTE_MS).unwrap();
     sim.take_offers();
     sim.decline(&a, t);
     assert!(sim.take_offers().is_empty());
-    assert_eq!(sim.status(t), TaskStatus::Queued { reason: "declined this task recently".into() });
+    assert_eq!(
+        sim.status(t),
+        TaskStatus::Queued {
+            reason: "declined this task recently".into()
+        }
+    );
     sim.advance(4_999);
     assert!(sim.take_offers().is_empty());
     sim.advance(1);
-    assert_eq!(sim.take_offers().len(), 1, "offered again when the backoff ends");
+    assert_eq!(
+        sim.take_offers().len(),
+        1,
+        "offered again when the backoff ends"
+    );
 }
 
 #[test]
@@ -218,22 +360,45 @@ fn a_missed_due_time_slashes_cancels_and_reassigns_while_time_remains() {
     let offer = sim.take_offers().remove(0);
     sim.accept(&fast, t);
     sim.advance(offer.due_at.0 - sim.now.0 - 1);
-    assert_eq!(sim.row("op-a").slashed, StakeUnits(0), "not slashed before the due time");
+    assert_eq!(
+        sim.row("op-a").slashed,
+        StakeUnits(0),
+        "not slashed before the due time"
+    );
     sim.advance(1);
     // default deadline_miss_slash_bps = 1000: 4 of 40
     let row = sim.row("op-a");
-    assert_eq!((row.slashed, row.active, row.delegated), (StakeUnits(4), StakeUnits(0), StakeUnits(96)));
+    assert_eq!(
+        (row.slashed, row.active, row.delegated),
+        (StakeUnits(4), StakeUnits(0), StakeUnits(96))
+    );
     assert_eq!(sim.take_cancels(), [(fast.clone(), t)]);
-    assert_eq!(sim.take_offers().iter().map(|o| o.agent.clone()).collect::<Vec<_>>(), [slow]);
+    assert_eq!(
+        sim.take_offers()
+            .iter()
+            .map(|o| o.agent.clone())
+            .collect::<Vec<_>>(),
+        [slow]
+    );
     // The late agent can no longer deliver.
     assert!(sim.core.handle_proof_delivered(sim.now, &fast, t).is_err());
     let history = sim.core.task(t).unwrap().history;
-    assert!(history.iter().any(|h| matches!(h.event, TaskEvent::DueTimeMissed { slashed: StakeUnits(4), .. })));
+    assert!(history.iter().any(|h| matches!(
+        h.event,
+        TaskEvent::DueTimeMissed {
+            slashed: StakeUnits(4),
+            ..
+        }
+    )));
 }
 
 #[test]
 fn a_missed_due_time_with_no_time_left_fails_the_task() {
-    let p = Policy { deadline_margin_pct: 0, deadline_margin_ms: 0, ..policy() };
+    let p = Policy {
+        deadline_margin_pct: 0,
+        deadline_margin_ms: 0,
+        ..policy()
+    };
     let mut sim = Sim::new(p, &[("op-a", 100)]);
     let a = sim.gpu_agent("op-a", "gpu-1", FAST);
     let t = sim.submit(40, 46).unwrap(); // proving predicted 45 ms: due at the deadline
@@ -241,8 +406,16 @@ fn a_missed_due_time_with_no_time_left_fails_the_task() {
     assert_eq!(offer.due_at, offer.deadline.min(UnixMillis(sim.now.0 + 45)));
     sim.accept(&a, t);
     sim.advance(100);
-    let TaskStatus::Failed { cause } = sim.status(t) else { panic!("{:?}", sim.status(t)) };
-    assert!(cause.contains("missed its due time") && cause.contains("no time left to reassign it: 1 ms to the deadline, the fastest proof needs 45 ms"), "{cause}");
+    let TaskStatus::Failed { cause } = sim.status(t) else {
+        panic!("{:?}", sim.status(t))
+    };
+    assert!(
+        cause.contains("missed its due time")
+            && cause.contains(
+                "no time left to reassign it: 1 ms to the deadline, the fastest proof needs 45 ms"
+            ),
+        "{cause}"
+    );
     assert_eq!(sim.row("op-a").slashed, StakeUnits(4));
 }
 
@@ -250,11 +423,24 @@ fn a_missed_due_time_with_no_time_left_fails_the_task() {
 fn a_queued_task_fails_at_its_deadline_with_the_reason_it_waited() {
     let mut sim = Sim::new(policy(), &[("op-a", 100)]);
     sim.gpu_agent("op-a", "gpu-1", FAST);
-    sim.core.handle_stake_event(sim.now, StakeEvent::WithdrawalRequested { operator: "op-a".parse().unwrap(), amount: StakeUnits(90) }).unwrap();
+    sim.core
+        .handle_stake_event(
+            sim.now,
+            StakeEvent::WithdrawalRequested {
+                operator: "op-a".parse().unwrap(),
+                amount: StakeUnits(90),
+            },
+        )
+        .unwrap();
     let t = sim.submit(40, 5_000).unwrap();
     sim.advance(5_000);
-    let TaskStatus::Failed { cause } = sim.status(t) else { panic!() };
-    assert!(cause.contains("passed while waiting: no operator with 40 free stake; best has 10 (op-a)"), "{cause}");
+    let TaskStatus::Failed { cause } = sim.status(t) else {
+        panic!()
+    };
+    assert!(
+        cause.contains("passed while waiting: no operator with 40 free stake; best has 10 (op-a)"),
+        "{cause}"
+    );
 }
 
 #[test]
@@ -268,7 +454,12 @@ fn unhealthy_or_silent_agents_are_excluded_until_they_recover() {
     sim.report(&a, hot);
     let t = sim.submit(10, MINUTE_MS).unwrap();
     assert!(sim.take_offers().is_empty());
-    assert_eq!(sim.status(t), TaskStatus::Queued { reason: "unhealthy, e.g. op-a/gpu-1: GPU 0 at 88 °C (limit 85 °C)".into() });
+    assert_eq!(
+        sim.status(t),
+        TaskStatus::Queued {
+            reason: "unhealthy, e.g. op-a/gpu-1: GPU 0 at 88 °C (limit 85 °C)".into()
+        }
+    );
     sim.report(&a, healthy.clone());
     assert_eq!(sim.take_offers().len(), 1, "offered once it cools down");
     sim.decline(&a, t);
@@ -278,7 +469,9 @@ fn unhealthy_or_silent_agents_are_excluded_until_they_recover() {
     sim.report(&a, throttled);
     let t2 = sim.submit(10, MINUTE_MS).unwrap();
     assert!(sim.take_offers().is_empty());
-    assert!(matches!(sim.status(t2), TaskStatus::Queued { reason } if reason.contains("throttling")));
+    assert!(
+        matches!(sim.status(t2), TaskStatus::Queued { reason } if reason.contains("throttling"))
+    );
 
     let mut ecc = healthy.clone();
     ecc.gpus[0].ecc_uncorrectable_total = Some(1);
@@ -288,15 +481,24 @@ fn unhealthy_or_silent_agents_are_excluded_until_they_recover() {
     // task's reason may lag; the next report after the interval refreshes it.
     sim.advance(proofrack_coordinator::tasks::FULL_PASS_MIN_INTERVAL_MS);
     assert!(sim.take_offers().is_empty());
-    assert!(matches!(sim.status(t2), TaskStatus::Queued { reason } if reason.contains("new uncorrectable ECC errors")));
+    assert!(
+        matches!(sim.status(t2), TaskStatus::Queued { reason } if reason.contains("new uncorrectable ECC errors"))
+    );
     // ECC errors stick until the agent reconnects with a new baseline.
-    sim.report(&a, { let mut h = healthy.clone(); h.gpus[0].ecc_uncorrectable_total = Some(1); h });
+    sim.report(&a, {
+        let mut h = healthy.clone();
+        h.gpus[0].ecc_uncorrectable_total = Some(1);
+        h
+    });
     assert!(sim.take_offers().is_empty());
     sim.disconnect(&a);
     let mut after = healthy.clone();
     after.gpus[0].ecc_uncorrectable_total = Some(1);
     sim.agent_with("op-a", "gpu-1", after, 4);
-    assert_eq!(sim.take_offers().iter().map(|o| o.task).collect::<Vec<_>>(), [t2]);
+    assert_eq!(
+        sim.take_offers().iter().map(|o| o.task).collect::<Vec<_>>(),
+        [t2]
+    );
     sim.accept(&a, t2);
     sim.prove(&a, t2, true);
 
@@ -306,13 +508,18 @@ fn unhealthy_or_silent_agents_are_excluded_until_they_recover() {
     assert!(sim.take_offers().is_empty());
     assert_eq!(
         sim.status(t3),
-        TaskStatus::Queued { reason: "no agent has fresh telemetry (newest is 10 s old, limit 10 s)".into() }
+        TaskStatus::Queued {
+            reason: "no agent has fresh telemetry (newest is 10 s old, limit 10 s)".into()
+        }
     );
 }
 
 #[test]
 fn submissions_are_validated_with_clear_errors() {
-    let p = Policy { queue_capacity: 2, ..policy() };
+    let p = Policy {
+        queue_capacity: 2,
+        ..policy()
+    };
     let mut sim = Sim::new(p, &[("op-a", 100)]);
     let spec = |circuit: &str, collateral, deadline| proofrack_coordinator::TaskSpec {
         circuit: circuit.into(),
@@ -324,20 +531,65 @@ fn submissions_are_validated_with_clear_errors() {
     };
     let now = sim.now;
     let later = UnixMillis(now.0 + MINUTE_MS);
-    let err = sim.core.handle_submit(now, spec("cube", 1, later)).unwrap_err();
-    assert_eq!(err.to_string(), "unknown circuit \"cube\"; registered circuits: square");
-    assert_eq!(sim.core.handle_submit(now, spec("square", 0, later)), Err(SubmitRejected::ZeroCollateral));
-    assert!(matches!(sim.core.handle_submit(now, spec("square", 1, now)), Err(SubmitRejected::DeadlinePassed { .. })));
-    let err = sim.core.handle_submit(now, spec("square", 1, UnixMillis(now.0 + 500))).unwrap_err();
-    assert!(matches!(err, SubmitRejected::DeadlineTooShort { fastest: None, .. }), "{err}");
-    let err = sim.core.handle_submit(now, spec("square", 101, later)).unwrap_err();
-    assert_eq!(err.to_string(), "collateral 101 exceeds every operator's delegated stake (largest 100); submit at most 100");
+    let err = sim
+        .core
+        .handle_submit(now, spec("cube", 1, later))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unknown circuit \"cube\"; registered circuits: square"
+    );
+    assert_eq!(
+        sim.core.handle_submit(now, spec("square", 0, later)),
+        Err(SubmitRejected::ZeroCollateral)
+    );
+    assert!(matches!(
+        sim.core.handle_submit(now, spec("square", 1, now)),
+        Err(SubmitRejected::DeadlinePassed { .. })
+    ));
+    let err = sim
+        .core
+        .handle_submit(now, spec("square", 1, UnixMillis(now.0 + 500)))
+        .unwrap_err();
+    assert!(
+        matches!(err, SubmitRejected::DeadlineTooShort { fastest: None, .. }),
+        "{err}"
+    );
+    let err = sim
+        .core
+        .handle_submit(now, spec("square", 101, later))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "collateral 101 exceeds every operator's delegated stake (largest 100); submit at most 100"
+    );
     sim.gpu_agent("op-a", "gpu-1", SLOW);
-    let err = sim.core.handle_submit(now, spec("square", 1, UnixMillis(now.0 + 1_500))).unwrap_err();
-    assert!(matches!(&err, SubmitRejected::DeadlineTooShort { fastest: Some(_), .. }), "{err}");
-    let first = sim.core.handle_submit(now, spec("square", 1, later)).unwrap();
-    assert_eq!(sim.core.handle_submit(now, spec("square", 1, later)), Ok(first), "a repeated request is the same task");
-    sim.core.handle_submit(now, spec("square", 2, later)).unwrap();
+    let err = sim
+        .core
+        .handle_submit(now, spec("square", 1, UnixMillis(now.0 + 1_500)))
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            SubmitRejected::DeadlineTooShort {
+                fastest: Some(_),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let first = sim
+        .core
+        .handle_submit(now, spec("square", 1, later))
+        .unwrap();
+    assert_eq!(
+        sim.core.handle_submit(now, spec("square", 1, later)),
+        Ok(first),
+        "a repeated request is the same task"
+    );
+    sim.core
+        .handle_submit(now, spec("square", 2, later))
+        .unwrap();
     assert_eq!(
         sim.core.handle_submit(now, spec("square", 3, later)),
         Err(SubmitRejected::QueueFull { capacity: 2 })
@@ -354,10 +606,24 @@ fn a_disconnect_withdraws_outstanding_offers_but_keeps_accepted_tasks_bound() {
     let t2 = sim.submit(40, MINUTE_MS).unwrap();
     assert_eq!(sim.take_offers().last().unwrap().agent, a);
     sim.disconnect(&a);
-    assert!(matches!(sim.status(t1), TaskStatus::Proving { .. }), "accepted work stays bound");
-    assert_eq!(sim.take_offers().iter().map(|o| (o.agent.clone(), o.task)).collect::<Vec<_>>(), [(b, t2)]);
+    assert!(
+        matches!(sim.status(t1), TaskStatus::Proving { .. }),
+        "accepted work stays bound"
+    );
+    assert_eq!(
+        sim.take_offers()
+            .iter()
+            .map(|o| (o.agent.clone(), o.task))
+            .collect::<Vec<_>>(),
+        [(b, t2)]
+    );
     // The agent comes back and delivers in time.
-    sim.agent_with("op-a", "fast", cuda_telemetry(1, 8 * GIB, FAST, 1_000_000_000), 4);
+    sim.agent_with(
+        "op-a",
+        "fast",
+        cuda_telemetry(1, 8 * GIB, FAST, 1_000_000_000),
+        4,
+    );
     sim.prove(&a, t1, true);
     assert!(matches!(sim.status(t1), TaskStatus::Verified { .. }));
     assert_eq!(sim.row("op-a").active, StakeUnits(0));
@@ -370,11 +636,26 @@ fn an_accept_after_the_stake_was_withdrawn_is_refused_and_the_task_requeued() {
     let t = sim.submit(40, MINUTE_MS).unwrap();
     assert_eq!(sim.take_offers().len(), 1);
     sim.core
-        .handle_stake_event(sim.now, StakeEvent::WithdrawalRequested { operator: "op-a".parse().unwrap(), amount: StakeUnits(70) })
+        .handle_stake_event(
+            sim.now,
+            StakeEvent::WithdrawalRequested {
+                operator: "op-a".parse().unwrap(),
+                amount: StakeUnits(70),
+            },
+        )
         .unwrap();
-    let err = sim.core.handle_offer_reply(sim.now, &a, t, OfferReply::Accept).unwrap_err();
+    let err = sim
+        .core
+        .handle_offer_reply(sim.now, &a, t, OfferReply::Accept)
+        .unwrap_err();
     assert!(
-        matches!(&err, OfferReplyRejected::BindFailed { source: BindRejected::InsufficientFreeStake { .. }, .. }),
+        matches!(
+            &err,
+            OfferReplyRejected::BindFailed {
+                source: BindRejected::InsufficientFreeStake { .. },
+                ..
+            }
+        ),
         "{err}"
     );
     sim.collect();
@@ -382,10 +663,20 @@ fn an_accept_after_the_stake_was_withdrawn_is_refused_and_the_task_requeued() {
     assert_eq!(sim.row("op-a").active, StakeUnits(0));
     assert!(sim.take_offers().is_empty(), "30 free cannot cover 40");
     sim.core
-        .handle_stake_event(sim.now, StakeEvent::Delegated { operator: "op-a".parse().unwrap(), amount: StakeUnits(10) })
+        .handle_stake_event(
+            sim.now,
+            StakeEvent::Delegated {
+                operator: "op-a".parse().unwrap(),
+                amount: StakeUnits(10),
+            },
+        )
         .unwrap();
     sim.collect();
-    assert_eq!(sim.take_offers().len(), 1, "offered again as soon as stake frees");
+    assert_eq!(
+        sim.take_offers().len(),
+        1,
+        "offered again as soon as stake frees"
+    );
 }
 
 #[test]
@@ -412,18 +703,39 @@ fn queries_show_stake_agents_and_history() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].tasks, [t]);
     assert_eq!(rows[0].telemetry_age_ms, Some(0));
-    assert!(rows[0].hardware.contains("GPU 0 Test GPU 8.0 GiB free of 16.0 GiB"), "{}", rows[0].hardware);
+    assert!(
+        rows[0]
+            .hardware
+            .contains("GPU 0 Test GPU 8.0 GiB free of 16.0 GiB"),
+        "{}",
+        rows[0].hardware
+    );
     assert!(rows[0].health.is_empty());
     assert_eq!(rows[0].msm_g1_points_per_sec, Some(FAST));
     let ledger = sim.core.ledger_rows();
     assert_eq!(ledger[0].active, StakeUnits(40));
     let view = sim.core.task(t).unwrap();
-    assert_eq!((view.client.as_str(), view.collateral), ("client-1", StakeUnits(40)));
+    assert_eq!(
+        (view.client.as_str(), view.collateral),
+        ("client-1", StakeUnits(40))
+    );
     let kinds: Vec<String> = view.history.iter().map(|h| h.event.to_string()).collect();
     assert!(kinds[0].starts_with("submitted by client-1"), "{kinds:?}");
-    assert!(kinds[1].starts_with("offered to op-a/gpu-1 (predicted 45 ms"), "{kinds:?}");
-    assert!(kinds[2].starts_with("accepted by op-a/gpu-1; 40 of op-a's stake bound"), "{kinds:?}");
-    assert!(sim.effects.iter().any(|e| matches!(e, Effect::TaskUpdate { status: TaskStatus::Proving { .. }, .. })));
+    assert!(
+        kinds[1].starts_with("offered to op-a/gpu-1 (predicted 45 ms"),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds[2].starts_with("accepted by op-a/gpu-1; 40 of op-a's stake bound"),
+        "{kinds:?}"
+    );
+    assert!(sim.effects.iter().any(|e| matches!(
+        e,
+        Effect::TaskUpdate {
+            status: TaskStatus::Proving { .. },
+            ..
+        }
+    )));
     let _ = agent_id("op-a", "gpu-1");
 }
 
@@ -436,18 +748,34 @@ fn queries_show_stake_agents_and_history() {
 fn measure_admission_cost_at_the_bounds() {
     let mut sim = Sim::new(Policy::default(), &[("op-a", 1_000_000)]);
     let agents: Vec<_> = (0..64)
-        .map(|i| sim.agent_with("op-a", &format!("gpu-{i}"), cuda_telemetry(1, 16 << 20, FAST, 1_000_000_000), 1))
+        .map(|i| {
+            sim.agent_with(
+                "op-a",
+                &format!("gpu-{i}"),
+                cuda_telemetry(1, 16 << 20, FAST, 1_000_000_000),
+                1,
+            )
+        })
         .collect();
     for _ in 0..1024 {
         sim.submit(1, 10 * MINUTE_MS).unwrap();
     }
-    assert!(sim.take_offers().is_empty(), "16 MiB agents fit no 41 MiB task");
+    assert!(
+        sim.take_offers().is_empty(),
+        "16 MiB agents fit no 41 MiB task"
+    );
     let seconds = 10u64;
     let started = std::time::Instant::now();
     for i in 0..seconds * 64 {
         sim.now = UnixMillis(sim.now.0 + 1_000 / 64);
         let a = &agents[(i % 64) as usize];
-        sim.core.handle_telemetry(sim.now, a, cuda_telemetry(2 + i, 16 << 20, FAST, 1_000_000_000)).unwrap();
+        sim.core
+            .handle_telemetry(
+                sim.now,
+                a,
+                cuda_telemetry(2 + i, 16 << 20, FAST, 1_000_000_000),
+            )
+            .unwrap();
         while sim.core.poll_effect().is_some() {}
     }
     let per_second = started.elapsed() / seconds as u32;

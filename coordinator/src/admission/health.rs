@@ -16,17 +16,31 @@ pub fn problems(t: &AgentTelemetry, policy: &Policy) -> Vec<Misfit> {
     for gpu in &t.report.gpus {
         let limit_c = gpu
             .temperature_slowdown_c
-            .map_or(policy.max_temperature_c, |slowdown| slowdown.min(policy.max_temperature_c));
+            .map_or(policy.max_temperature_c, |slowdown| {
+                slowdown.min(policy.max_temperature_c)
+            });
         if gpu.temperature_c >= limit_c {
-            out.push(Misfit::Overheating { gpu: gpu.index, temperature_c: gpu.temperature_c, limit_c });
+            out.push(Misfit::Overheating {
+                gpu: gpu.index,
+                temperature_c: gpu.temperature_c,
+                limit_c,
+            });
         }
-        if let (Some(now), Some(first)) = (gpu.ecc_uncorrectable_total, t.ecc_baseline.get(&gpu.uuid)) {
+        if let (Some(now), Some(first)) =
+            (gpu.ecc_uncorrectable_total, t.ecc_baseline.get(&gpu.uuid))
+        {
             if now > *first {
-                out.push(Misfit::NewEccErrors { gpu: gpu.index, new_errors: now - first });
+                out.push(Misfit::NewEccErrors {
+                    gpu: gpu.index,
+                    new_errors: now - first,
+                });
             }
         }
         if gpu.throttle.is_throttling() {
-            out.push(Misfit::Throttling { gpu: gpu.index, nvml_reasons: gpu.throttle.raw });
+            out.push(Misfit::Throttling {
+                gpu: gpu.index,
+                nvml_reasons: gpu.throttle.raw,
+            });
         }
     }
     out

@@ -10,22 +10,58 @@ use std::fmt;
 pub enum Misfit {
     Disconnected,
     NoTelemetry,
-    StaleTelemetry { age_ms: u64, limit_ms: u64 },
-    Overheating { gpu: u32, temperature_c: u32, limit_c: u32 },
-    NewEccErrors { gpu: u32, new_errors: u64 },
-    Throttling { gpu: u32, nvml_reasons: u64 },
-    UnknownOperator { operator: OperatorId },
-    InsufficientStake { operator: OperatorId, free: StakeUnits, needed: StakeUnits },
-    AgentFull { tasks: usize, limit: u32 },
-    InsufficientMemory { needed_bytes: u64, free_bytes: u64, reported_free_bytes: u64, reserved_bytes: u64 },
-    TooSlow { finish_in_ms: u64, margin_ms: u64, deadline_in_ms: u64 },
-    RecentlyDeclined { until: UnixMillis },
+    StaleTelemetry {
+        age_ms: u64,
+        limit_ms: u64,
+    },
+    Overheating {
+        gpu: u32,
+        temperature_c: u32,
+        limit_c: u32,
+    },
+    NewEccErrors {
+        gpu: u32,
+        new_errors: u64,
+    },
+    Throttling {
+        gpu: u32,
+        nvml_reasons: u64,
+    },
+    UnknownOperator {
+        operator: OperatorId,
+    },
+    InsufficientStake {
+        operator: OperatorId,
+        free: StakeUnits,
+        needed: StakeUnits,
+    },
+    AgentFull {
+        tasks: usize,
+        limit: u32,
+    },
+    InsufficientMemory {
+        needed_bytes: u64,
+        free_bytes: u64,
+        reported_free_bytes: u64,
+        reserved_bytes: u64,
+    },
+    TooSlow {
+        finish_in_ms: u64,
+        margin_ms: u64,
+        deadline_in_ms: u64,
+    },
+    RecentlyDeclined {
+        until: UnixMillis,
+    },
 }
 
 impl Misfit {
     /// Whether this is a health problem (excludes the agent whatever the task).
     pub fn is_health(&self) -> bool {
-        matches!(self, Misfit::Overheating { .. } | Misfit::NewEccErrors { .. } | Misfit::Throttling { .. })
+        matches!(
+            self,
+            Misfit::Overheating { .. } | Misfit::NewEccErrors { .. } | Misfit::Throttling { .. }
+        )
     }
 }
 
@@ -40,7 +76,11 @@ impl fmt::Display for Misfit {
                 format::millis(*age_ms),
                 format::millis(*limit_ms)
             ),
-            Misfit::Overheating { gpu, temperature_c, limit_c } => {
+            Misfit::Overheating {
+                gpu,
+                temperature_c,
+                limit_c,
+            } => {
                 write!(f, "GPU {gpu} at {temperature_c} °C (limit {limit_c} °C)")
             }
             Misfit::NewEccErrors { gpu, new_errors } => {
@@ -49,12 +89,28 @@ impl fmt::Display for Misfit {
             Misfit::Throttling { gpu, nvml_reasons } => {
                 write!(f, "GPU {gpu} is throttling (thermal or power brake, NVML reasons {nvml_reasons:#x})")
             }
-            Misfit::UnknownOperator { operator } => write!(f, "operator {operator} has no stake in the ledger"),
-            Misfit::InsufficientStake { operator, free, needed } => {
-                write!(f, "operator {operator} has {free} free stake, needs {needed}")
+            Misfit::UnknownOperator { operator } => {
+                write!(f, "operator {operator} has no stake in the ledger")
             }
-            Misfit::AgentFull { tasks, limit } => write!(f, "has {tasks} tasks (limit {limit} per agent)"),
-            Misfit::InsufficientMemory { needed_bytes, free_bytes, reported_free_bytes, reserved_bytes } => write!(
+            Misfit::InsufficientStake {
+                operator,
+                free,
+                needed,
+            } => {
+                write!(
+                    f,
+                    "operator {operator} has {free} free stake, needs {needed}"
+                )
+            }
+            Misfit::AgentFull { tasks, limit } => {
+                write!(f, "has {tasks} tasks (limit {limit} per agent)")
+            }
+            Misfit::InsufficientMemory {
+                needed_bytes,
+                free_bytes,
+                reported_free_bytes,
+                reserved_bytes,
+            } => write!(
                 f,
                 "needs {}; {} free ({} reported, {} reserved by its tasks)",
                 format::bytes(*needed_bytes),
@@ -62,7 +118,11 @@ impl fmt::Display for Misfit {
                 format::bytes(*reported_free_bytes),
                 format::bytes(*reserved_bytes)
             ),
-            Misfit::TooSlow { finish_in_ms, margin_ms, deadline_in_ms } => write!(
+            Misfit::TooSlow {
+                finish_in_ms,
+                margin_ms,
+                deadline_in_ms,
+            } => write!(
                 f,
                 "would finish in {} (+{} safety margin), deadline in {}",
                 format::millis(*finish_in_ms),
@@ -70,7 +130,10 @@ impl fmt::Display for Misfit {
                 format::millis(*deadline_in_ms)
             ),
             Misfit::RecentlyDeclined { until } => {
-                write!(f, "declined this task or let its offer expire; not offered again before {until}")
+                write!(
+                    f,
+                    "declined this task or let its offer expire; not offered again before {until}"
+                )
             }
         }
     }

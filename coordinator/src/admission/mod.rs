@@ -93,8 +93,10 @@ pub fn admit(
     now: UnixMillis,
     policy: &Policy,
 ) -> AdmissionDecision {
-    let mut verdicts: Vec<AgentVerdict> =
-        fleet.iter().map(|agent| evaluate(demand, agent, free_stake, now, policy)).collect();
+    let mut verdicts: Vec<AgentVerdict> = fleet
+        .iter()
+        .map(|agent| evaluate(demand, agent, free_stake, now, policy))
+        .collect();
     verdicts.sort_by(|a, b| a.agent.cmp(&b.agent));
 
     let best = |preferred: bool| {
@@ -107,9 +109,16 @@ pub fn admit(
     };
     let outcome = match best(true).or_else(|| best(false)) {
         Some(placement) => Outcome::Offer(placement),
-        None => Outcome::NoFit(NoFit::summarise(demand, &verdicts, fleet, free_stake, now, policy)),
+        None => Outcome::NoFit(NoFit::summarise(
+            demand, &verdicts, fleet, free_stake, now, policy,
+        )),
     };
-    AdmissionDecision { task: demand.task, decided_at: now, outcome, verdicts }
+    AdmissionDecision {
+        task: demand.task,
+        decided_at: now,
+        outcome,
+        verdicts,
+    }
 }
 
 /// Every reason `agent` does not fit, or its placement.
@@ -120,7 +129,10 @@ fn evaluate(
     now: UnixMillis,
     policy: &Policy,
 ) -> AgentVerdict {
-    let verdict = |fit| AgentVerdict { agent: agent.id.clone(), fit };
+    let verdict = |fit| AgentVerdict {
+        agent: agent.id.clone(),
+        fit,
+    };
     if !agent.connected {
         return verdict(Err(vec![Misfit::Disconnected]));
     }
@@ -131,7 +143,10 @@ fn evaluate(
         Some(t) => {
             let age_ms = t.age_ms(now);
             if age_ms > policy.telemetry_max_age_ms {
-                misfits.push(Misfit::StaleTelemetry { age_ms, limit_ms: policy.telemetry_max_age_ms });
+                misfits.push(Misfit::StaleTelemetry {
+                    age_ms,
+                    limit_ms: policy.telemetry_max_age_ms,
+                });
             }
             misfits.extend(health::problems(t, policy));
         }
@@ -139,7 +154,9 @@ fn evaluate(
 
     let operator = &agent.id.operator;
     match free_stake.get(operator) {
-        None => misfits.push(Misfit::UnknownOperator { operator: operator.clone() }),
+        None => misfits.push(Misfit::UnknownOperator {
+            operator: operator.clone(),
+        }),
         Some(free) if *free < demand.collateral => misfits.push(Misfit::InsufficientStake {
             operator: operator.clone(),
             free: *free,
@@ -149,7 +166,10 @@ fn evaluate(
     }
 
     if agent.assignments.len() >= policy.max_tasks_per_agent as usize {
-        misfits.push(Misfit::AgentFull { tasks: agent.assignments.len(), limit: policy.max_tasks_per_agent });
+        misfits.push(Misfit::AgentFull {
+            tasks: agent.assignments.len(),
+            limit: policy.max_tasks_per_agent,
+        });
     }
 
     let needed_bytes = demand.shape.estimate_memory_bytes();
@@ -159,7 +179,12 @@ fn evaluate(
         let reserved_bytes = agent.reserved_memory_bytes();
         let free_bytes = reported_free_bytes.saturating_sub(reserved_bytes);
         if needed_bytes > free_bytes {
-            misfits.push(Misfit::InsufficientMemory { needed_bytes, free_bytes, reported_free_bytes, reserved_bytes });
+            misfits.push(Misfit::InsufficientMemory {
+                needed_bytes,
+                free_bytes,
+                reported_free_bytes,
+                reserved_bytes,
+            });
         }
 
         let predicted_proving_ms = demand.shape.estimate_proving_ms(&t.report.calibration);

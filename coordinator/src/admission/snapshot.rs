@@ -40,14 +40,22 @@ pub struct AgentTelemetry {
 
 impl AgentTelemetry {
     /// Folds a new report into the previous one of the same connection (`None` for the first).
-    pub fn update(previous: Option<AgentTelemetry>, report: Telemetry, now: UnixMillis) -> AgentTelemetry {
+    pub fn update(
+        previous: Option<AgentTelemetry>,
+        report: Telemetry,
+        now: UnixMillis,
+    ) -> AgentTelemetry {
         let mut ecc_baseline = previous.map(|p| p.ecc_baseline).unwrap_or_default();
         for gpu in &report.gpus {
             if let Some(total) = gpu.ecc_uncorrectable_total {
                 ecc_baseline.entry(gpu.uuid.clone()).or_insert(total);
             }
         }
-        AgentTelemetry { report, received_at: now, ecc_baseline }
+        AgentTelemetry {
+            report,
+            received_at: now,
+            ecc_baseline,
+        }
     }
 
     pub fn age_ms(&self, now: UnixMillis) -> u64 {
@@ -58,7 +66,13 @@ impl AgentTelemetry {
     /// agents (a proof runs on one GPU), available host memory for CPU agents.
     pub fn compute_memory_free_bytes(&self) -> u64 {
         match self.report.calibration.backend {
-            ProverBackend::Cuda => self.report.gpus.iter().map(|g| g.memory_free_bytes).max().unwrap_or(0),
+            ProverBackend::Cuda => self
+                .report
+                .gpus
+                .iter()
+                .map(|g| g.memory_free_bytes)
+                .max()
+                .unwrap_or(0),
             ProverBackend::Cpu => self.report.host.memory_available_bytes,
         }
     }
@@ -87,7 +101,9 @@ pub struct AgentSnapshot<'a> {
 
 impl AgentSnapshot<'_> {
     pub fn reserved_memory_bytes(&self) -> u64 {
-        self.assignments.iter().fold(0u64, |sum, a| sum.saturating_add(a.memory_bytes))
+        self.assignments
+            .iter()
+            .fold(0u64, |sum, a| sum.saturating_add(a.memory_bytes))
     }
 
     /// When a new task could start: now if a slot is free, else when the earliest of its
@@ -98,7 +114,11 @@ impl AgentSnapshot<'_> {
         if self.assignments.len() < slots {
             return now;
         }
-        let mut done: Vec<u64> = self.assignments.iter().map(|a| a.predicted_done_at.0).collect();
+        let mut done: Vec<u64> = self
+            .assignments
+            .iter()
+            .map(|a| a.predicted_done_at.0)
+            .collect();
         done.sort_unstable_by(|a, b| b.cmp(a));
         UnixMillis(done[slots - 1].max(now.0))
     }
@@ -109,11 +129,18 @@ mod tests {
     use super::*;
 
     fn id() -> AgentId {
-        AgentId::new(OperatorId::new("op-a").unwrap(), AgentName::new("gpu-1").unwrap())
+        AgentId::new(
+            OperatorId::new("op-a").unwrap(),
+            AgentName::new("gpu-1").unwrap(),
+        )
     }
 
     fn assignment(task: u64, done: u64) -> Assignment {
-        Assignment { task: TaskId(task), memory_bytes: 10, predicted_done_at: UnixMillis(done) }
+        Assignment {
+            task: TaskId(task),
+            memory_bytes: 10,
+            predicted_done_at: UnixMillis(done),
+        }
     }
 
     #[test]
@@ -127,12 +154,27 @@ mod tests {
             max_concurrent_tasks: slots,
             assignments,
         };
-        assert_eq!(snap(4, &a[..]).earliest_start(UnixMillis(100)), UnixMillis(100));
-        assert_eq!(snap(1, &a[..]).earliest_start(UnixMillis(100)), UnixMillis(1_400));
-        assert_eq!(snap(2, &a[..]).earliest_start(UnixMillis(100)), UnixMillis(900));
-        assert_eq!(snap(3, &a[..]).earliest_start(UnixMillis(100)), UnixMillis(500));
+        assert_eq!(
+            snap(4, &a[..]).earliest_start(UnixMillis(100)),
+            UnixMillis(100)
+        );
+        assert_eq!(
+            snap(1, &a[..]).earliest_start(UnixMillis(100)),
+            UnixMillis(1_400)
+        );
+        assert_eq!(
+            snap(2, &a[..]).earliest_start(UnixMillis(100)),
+            UnixMillis(900)
+        );
+        assert_eq!(
+            snap(3, &a[..]).earliest_start(UnixMillis(100)),
+            UnixMillis(500)
+        );
         // a task predicted done already (running late) frees nothing before now
-        assert_eq!(snap(3, &a[..]).earliest_start(UnixMillis(700)), UnixMillis(700));
+        assert_eq!(
+            snap(3, &a[..]).earliest_start(UnixMillis(700)),
+            UnixMillis(700)
+        );
         assert_eq!(snap(2, &a[..]).reserved_memory_bytes(), 30);
         assert_eq!(id.to_string(), "op-a/gpu-1");
     }

@@ -17,13 +17,41 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FleetReason {
     NoAgentsConnected,
-    Telemetry { agents: usize, newest_age_ms: Option<u64>, limit_ms: u64 },
-    Unhealthy { agents: usize, example_agent: AgentId, example: Misfit },
-    Stake { agents: usize, needed: StakeUnits, best: Option<(OperatorId, StakeUnits)> },
-    Full { agents: usize, limit: u32 },
-    Memory { agents: usize, needed_bytes: u64, largest_free_bytes: u64, largest_on: AgentId },
-    Speed { agents: usize, finish_in_ms: u64, margin_ms: u64, deadline_in_ms: u64, fastest: AgentId },
-    Declined { agents: usize },
+    Telemetry {
+        agents: usize,
+        newest_age_ms: Option<u64>,
+        limit_ms: u64,
+    },
+    Unhealthy {
+        agents: usize,
+        example_agent: AgentId,
+        example: Misfit,
+    },
+    Stake {
+        agents: usize,
+        needed: StakeUnits,
+        best: Option<(OperatorId, StakeUnits)>,
+    },
+    Full {
+        agents: usize,
+        limit: u32,
+    },
+    Memory {
+        agents: usize,
+        needed_bytes: u64,
+        largest_free_bytes: u64,
+        largest_on: AgentId,
+    },
+    Speed {
+        agents: usize,
+        finish_in_ms: u64,
+        margin_ms: u64,
+        deadline_in_ms: u64,
+        fastest: AgentId,
+    },
+    Declined {
+        agents: usize,
+    },
 }
 
 impl FleetReason {
@@ -45,36 +73,69 @@ impl FleetReason {
     fn describe(&self, every: bool) -> String {
         match self {
             FleetReason::NoAgentsConnected => "no agents connected".to_string(),
-            FleetReason::Telemetry { newest_age_ms: None, .. } if every => {
-                "no agent has sent telemetry yet".to_string()
-            }
-            FleetReason::Telemetry { newest_age_ms: Some(age), limit_ms, .. } if every => format!(
+            FleetReason::Telemetry {
+                newest_age_ms: None,
+                ..
+            } if every => "no agent has sent telemetry yet".to_string(),
+            FleetReason::Telemetry {
+                newest_age_ms: Some(age),
+                limit_ms,
+                ..
+            } if every => format!(
                 "no agent has fresh telemetry (newest is {} old, limit {})",
                 format::millis(*age),
                 format::millis(*limit_ms)
             ),
             FleetReason::Telemetry { limit_ms, .. } => {
-                format!("telemetry stale or missing (limit {})", format::millis(*limit_ms))
+                format!(
+                    "telemetry stale or missing (limit {})",
+                    format::millis(*limit_ms)
+                )
             }
-            FleetReason::Unhealthy { example_agent, example, .. } => {
+            FleetReason::Unhealthy {
+                example_agent,
+                example,
+                ..
+            } => {
                 format!("unhealthy, e.g. {example_agent}: {example}")
             }
-            FleetReason::Stake { needed, best: None, .. } => {
+            FleetReason::Stake {
+                needed, best: None, ..
+            } => {
                 format!("no operator with {needed} free stake; their operators have no stake in the ledger")
             }
-            FleetReason::Stake { needed, best: Some((op, free)), .. } if every => {
+            FleetReason::Stake {
+                needed,
+                best: Some((op, free)),
+                ..
+            } if every => {
                 format!("no operator with {needed} free stake; best has {free} ({op})")
             }
-            FleetReason::Stake { needed, best: Some((op, free)), .. } => {
+            FleetReason::Stake {
+                needed,
+                best: Some((op, free)),
+                ..
+            } => {
                 format!("operator has under {needed} free stake (best {free}, {op})")
             }
             FleetReason::Full { limit, .. } => format!("at the limit of {limit} tasks per agent"),
-            FleetReason::Memory { needed_bytes, largest_free_bytes, largest_on, .. } => format!(
+            FleetReason::Memory {
+                needed_bytes,
+                largest_free_bytes,
+                largest_on,
+                ..
+            } => format!(
                 "needs {}; largest free memory is {} (agent {largest_on})",
                 format::bytes(*needed_bytes),
                 format::bytes(*largest_free_bytes)
             ),
-            FleetReason::Speed { finish_in_ms, margin_ms, deadline_in_ms, fastest, .. } => format!(
+            FleetReason::Speed {
+                finish_in_ms,
+                margin_ms,
+                deadline_in_ms,
+                fastest,
+                ..
+            } => format!(
                 "would finish in {}, deadline in {} (fastest: {fastest}; safety margin {})",
                 format::millis(*finish_in_ms),
                 format::millis(*deadline_in_ms),
@@ -104,7 +165,13 @@ impl fmt::Display for NoFit {
             if every {
                 f.write_str(&reason.describe(true))?;
             } else {
-                write!(f, "{} of {} agents: {}", reason.agents(), self.connected_agents, reason.describe(false))?;
+                write!(
+                    f,
+                    "{} of {} agents: {}",
+                    reason.agents(),
+                    self.connected_agents,
+                    reason.describe(false)
+                )?;
             }
         }
         Ok(())
@@ -117,7 +184,10 @@ impl NoFit {
     /// only when it changes in substance.
     pub fn same_kind(&self, other: &NoFit) -> bool {
         let key = |n: &NoFit| -> Vec<(std::mem::Discriminant<FleetReason>, usize)> {
-            n.reasons.iter().map(|r| (std::mem::discriminant(r), r.agents())).collect()
+            n.reasons
+                .iter()
+                .map(|r| (std::mem::discriminant(r), r.agents()))
+                .collect()
         };
         self.connected_agents == other.connected_agents && key(self) == key(other)
     }
@@ -132,9 +202,13 @@ impl NoFit {
     ) -> NoFit {
         let connected_agents = fleet.iter().filter(|a| a.connected).count();
         if connected_agents == 0 {
-            return NoFit { connected_agents, reasons: vec![FleetReason::NoAgentsConnected] };
+            return NoFit {
+                connected_agents,
+                reasons: vec![FleetReason::NoAgentsConnected],
+            };
         }
-        let by_id: BTreeMap<&AgentId, &AgentSnapshot<'_>> = fleet.iter().map(|a| (a.id, a)).collect();
+        let by_id: BTreeMap<&AgentId, &AgentSnapshot<'_>> =
+            fleet.iter().map(|a| (a.id, a)).collect();
         let mut telemetry = (0usize, None::<u64>);
         let mut unhealthy: Option<(usize, AgentId, Misfit)> = None;
         let mut stake = (0usize, None::<(OperatorId, StakeUnits)>);
@@ -154,13 +228,18 @@ impl NoFit {
                     Misfit::Disconnected => {}
                     Misfit::NoTelemetry | Misfit::StaleTelemetry { .. } => {
                         telemetry.0 += 1;
-                        let age = by_id.get(&v.agent).and_then(|a| a.telemetry).map(|t| t.age_ms(now));
+                        let age = by_id
+                            .get(&v.agent)
+                            .and_then(|a| a.telemetry)
+                            .map(|t| t.age_ms(now));
                         telemetry.1 = match (telemetry.1, age) {
                             (Some(a), Some(b)) => Some(a.min(b)),
                             (a, b) => a.or(b),
                         };
                     }
-                    Misfit::Overheating { .. } | Misfit::NewEccErrors { .. } | Misfit::Throttling { .. } => {
+                    Misfit::Overheating { .. }
+                    | Misfit::NewEccErrors { .. }
+                    | Misfit::Throttling { .. } => {
                         if !counted_health {
                             counted_health = true;
                             match &mut unhealthy {
@@ -188,7 +267,11 @@ impl NoFit {
                         }
                         None => memory = Some((1, *free_bytes, v.agent.clone())),
                     },
-                    Misfit::TooSlow { finish_in_ms, margin_ms, deadline_in_ms } => match &mut speed {
+                    Misfit::TooSlow {
+                        finish_in_ms,
+                        margin_ms,
+                        deadline_in_ms,
+                    } => match &mut speed {
                         Some((n, finish, margin, _, fastest)) => {
                             *n += 1;
                             if finish_in_ms < finish {
@@ -197,7 +280,15 @@ impl NoFit {
                                 *fastest = v.agent.clone();
                             }
                         }
-                        None => speed = Some((1, *finish_in_ms, *margin_ms, *deadline_in_ms, v.agent.clone())),
+                        None => {
+                            speed = Some((
+                                1,
+                                *finish_in_ms,
+                                *margin_ms,
+                                *deadline_in_ms,
+                                v.agent.clone(),
+                            ))
+                        }
                     },
                     Misfit::RecentlyDeclined { .. } => declined += 1,
                 }
@@ -213,13 +304,24 @@ impl NoFit {
             });
         }
         if let Some((agents, example_agent, example)) = unhealthy {
-            reasons.push(FleetReason::Unhealthy { agents, example_agent, example });
+            reasons.push(FleetReason::Unhealthy {
+                agents,
+                example_agent,
+                example,
+            });
         }
         if stake.0 > 0 {
-            reasons.push(FleetReason::Stake { agents: stake.0, needed: demand.collateral, best: stake.1 });
+            reasons.push(FleetReason::Stake {
+                agents: stake.0,
+                needed: demand.collateral,
+                best: stake.1,
+            });
         }
         if full > 0 {
-            reasons.push(FleetReason::Full { agents: full, limit: policy.max_tasks_per_agent });
+            reasons.push(FleetReason::Full {
+                agents: full,
+                limit: policy.max_tasks_per_agent,
+            });
         }
         if let Some((agents, largest_free_bytes, largest_on)) = memory {
             reasons.push(FleetReason::Memory {
@@ -230,12 +332,24 @@ impl NoFit {
             });
         }
         if let Some((agents, finish_in_ms, margin_ms, deadline_in_ms, fastest)) = speed {
-            reasons.push(FleetReason::Speed { agents, finish_in_ms, margin_ms, deadline_in_ms, fastest });
+            reasons.push(FleetReason::Speed {
+                agents,
+                finish_in_ms,
+                margin_ms,
+                deadline_in_ms,
+                fastest,
+            });
         }
         if declined > 0 {
             reasons.push(FleetReason::Declined { agents: declined });
         }
-        assert!(!reasons.is_empty(), "admission: a connected agent was rejected without a reason");
-        NoFit { connected_agents, reasons }
+        assert!(
+            !reasons.is_empty(),
+            "admission: a connected agent was rejected without a reason"
+        );
+        NoFit {
+            connected_agents,
+            reasons,
+        }
     }
 }

@@ -4,7 +4,8 @@
 
 use super::AgentId;
 use proofrack_common::telemetry::{
-    Calibration, GpuTelemetry, HostTelemetry, NvmlStatus, ProofShape, ProverBackend, Telemetry, ThrottleReasons,
+    Calibration, GpuTelemetry, HostTelemetry, NvmlStatus, ProofShape, ProverBackend, Telemetry,
+    ThrottleReasons,
 };
 use proofrack_common::{AgentName, OperatorId};
 
@@ -18,10 +19,17 @@ pub fn agent_id(operator: &str, name: &str) -> AgentId {
 
 /// A healthy one-GPU CUDA agent report: 60 °C, no throttling, no ECC errors, the given free
 /// memory and calibrated throughputs.
-pub fn cuda_telemetry(seq: u64, memory_free_bytes: u64, msm_points_per_sec: u64, ntt_elements_per_sec: u64) -> Telemetry {
+pub fn cuda_telemetry(
+    seq: u64,
+    memory_free_bytes: u64,
+    msm_points_per_sec: u64,
+    ntt_elements_per_sec: u64,
+) -> Telemetry {
     Telemetry {
         seq,
-        nvml: NvmlStatus::Available { driver_version: "580.00".into() },
+        nvml: NvmlStatus::Available {
+            driver_version: "580.00".into(),
+        },
         gpus: vec![GpuTelemetry {
             index: 0,
             uuid: "GPU-test-0".into(),
@@ -40,18 +48,35 @@ pub fn cuda_telemetry(seq: u64, memory_free_bytes: u64, msm_points_per_sec: u64,
             ecc_uncorrectable_total: Some(0),
         }],
         host: host(64 << 30),
-        calibration: calibration(ProverBackend::Cuda, msm_points_per_sec, ntt_elements_per_sec, memory_free_bytes),
+        calibration: calibration(
+            ProverBackend::Cuda,
+            msm_points_per_sec,
+            ntt_elements_per_sec,
+            memory_free_bytes,
+        ),
     }
 }
 
 /// A CPU agent report with the given available host memory and throughputs, no GPUs.
-pub fn cpu_telemetry(seq: u64, memory_available_bytes: u64, msm_points_per_sec: u64, ntt_elements_per_sec: u64) -> Telemetry {
+pub fn cpu_telemetry(
+    seq: u64,
+    memory_available_bytes: u64,
+    msm_points_per_sec: u64,
+    ntt_elements_per_sec: u64,
+) -> Telemetry {
     Telemetry {
         seq,
-        nvml: NvmlStatus::Missing { reason: "libnvidia-ml.so.1: cannot open shared object file".into() },
+        nvml: NvmlStatus::Missing {
+            reason: "libnvidia-ml.so.1: cannot open shared object file".into(),
+        },
         gpus: Vec::new(),
         host: host(memory_available_bytes),
-        calibration: calibration(ProverBackend::Cpu, msm_points_per_sec, ntt_elements_per_sec, memory_available_bytes),
+        calibration: calibration(
+            ProverBackend::Cpu,
+            msm_points_per_sec,
+            ntt_elements_per_sec,
+            memory_available_bytes,
+        ),
     }
 }
 
@@ -79,5 +104,8 @@ fn calibration(backend: ProverBackend, msm: u64, ntt: u64, memory: u64) -> Calib
 
 /// A square shape: `2^log_size` domain and variables.
 pub fn shape(log_size: u32) -> ProofShape {
-    ProofShape { domain_size: 1 << log_size, num_variables: 1 << log_size }
+    ProofShape {
+        domain_size: 1 << log_size,
+        num_variables: 1 << log_size,
+    }
 }

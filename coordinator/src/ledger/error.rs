@@ -13,7 +13,11 @@ pub enum DelegateRejected {
         "delegation of {amount} to {operator} would overflow its stake ({delegated_ever} already \
          delegated): amounts are u128 base units, check the amount's unit"
     )]
-    Overflow { operator: OperatorId, amount: StakeUnits, delegated_ever: StakeUnits },
+    Overflow {
+        operator: OperatorId,
+        amount: StakeUnits,
+        delegated_ever: StakeUnits,
+    },
 }
 
 /// Why a withdrawal request or completion was refused.
@@ -27,12 +31,20 @@ pub enum WithdrawalRejected {
         "operator {operator} has {free} free stake, cannot withdraw {requested}: only stake not \
          bound to tasks can be withdrawn; wait for tasks to finish"
     )]
-    InsufficientFreeStake { operator: OperatorId, free: StakeUnits, requested: StakeUnits },
+    InsufficientFreeStake {
+        operator: OperatorId,
+        free: StakeUnits,
+        requested: StakeUnits,
+    },
     #[error(
         "operator {operator} has {withdrawing} pending withdrawal, cannot complete {requested}: \
          request the withdrawal first"
     )]
-    NotRequested { operator: OperatorId, withdrawing: StakeUnits, requested: StakeUnits },
+    NotRequested {
+        operator: OperatorId,
+        withdrawing: StakeUnits,
+        requested: StakeUnits,
+    },
 }
 
 /// Why stake could not be bound to a task.
@@ -40,12 +52,19 @@ pub enum WithdrawalRejected {
 pub enum BindRejected {
     #[error("operator {operator} is not in the ledger and has no stake to bind")]
     UnknownOperator { operator: OperatorId },
-    #[error("{task} already has stake bound (operator {operator}); release it before binding again")]
+    #[error(
+        "{task} already has stake bound (operator {operator}); release it before binding again"
+    )]
     TaskAlreadyBound { task: TaskId, operator: OperatorId },
     #[error("binding 0 units to {task}: a task's collateral must be positive")]
     ZeroAmount { task: TaskId },
     #[error("operator {operator} has {free} free stake, {task} needs {needed}")]
-    InsufficientFreeStake { task: TaskId, operator: OperatorId, free: StakeUnits, needed: StakeUnits },
+    InsufficientFreeStake {
+        task: TaskId,
+        operator: OperatorId,
+        free: StakeUnits,
+        needed: StakeUnits,
+    },
 }
 
 /// Why a release or slash was refused.

@@ -56,11 +56,13 @@ pub struct Ledger {
 }
 
 fn add(a: StakeUnits, b: StakeUnits, what: &str) -> StakeUnits {
-    a.checked_add(b).unwrap_or_else(|| panic!("ledger overflow adding to {what}: {a} + {b}"))
+    a.checked_add(b)
+        .unwrap_or_else(|| panic!("ledger overflow adding to {what}: {a} + {b}"))
 }
 
 fn sub(a: StakeUnits, b: StakeUnits, what: &str) -> StakeUnits {
-    a.checked_sub(b).unwrap_or_else(|| panic!("ledger underflow taking from {what}: {a} - {b}"))
+    a.checked_sub(b)
+        .unwrap_or_else(|| panic!("ledger underflow taking from {what}: {a} - {b}"))
 }
 
 impl Ledger {
@@ -93,7 +95,11 @@ impl Ledger {
 
     /// The largest current delegation of any operator (zero with no operators).
     pub fn largest_delegation(&self) -> StakeUnits {
-        self.accounts.values().map(Account::delegated).max().unwrap_or(StakeUnits::ZERO)
+        self.accounts
+            .values()
+            .map(Account::delegated)
+            .max()
+            .unwrap_or(StakeUnits::ZERO)
     }
 
     /// One row per operator, in operator order.
@@ -108,7 +114,11 @@ impl Ledger {
                 free: a.free(),
                 withdrawn: a.withdrawn,
                 slashed: a.slashed,
-                bound_tasks: self.bindings.values().filter(|b| &b.operator == operator).count(),
+                bound_tasks: self
+                    .bindings
+                    .values()
+                    .filter(|b| &b.operator == operator)
+                    .count(),
             })
             .collect()
     }
@@ -124,9 +134,15 @@ impl Ledger {
     }
 
     /// Adds `amount` to `operator`'s delegated stake, creating the operator if new.
-    pub fn delegate(&mut self, operator: &OperatorId, amount: StakeUnits) -> Result<(), DelegateRejected> {
+    pub fn delegate(
+        &mut self,
+        operator: &OperatorId,
+        amount: StakeUnits,
+    ) -> Result<(), DelegateRejected> {
         if amount == StakeUnits::ZERO {
-            return Err(DelegateRejected::ZeroAmount { operator: operator.clone() });
+            return Err(DelegateRejected::ZeroAmount {
+                operator: operator.clone(),
+            });
         }
         let current = self.accounts.get(operator).cloned().unwrap_or_default();
         let overflow = || DelegateRejected::Overflow {
@@ -134,9 +150,16 @@ impl Ledger {
             amount,
             delegated_ever: current.delegated_ever,
         };
-        let delegated_ever = current.delegated_ever.checked_add(amount).ok_or_else(overflow)?;
+        let delegated_ever = current
+            .delegated_ever
+            .checked_add(amount)
+            .ok_or_else(overflow)?;
         let delegated = current.delegated.checked_add(amount).ok_or_else(overflow)?;
-        let total_ever = self.totals.delegated_ever.checked_add(amount).ok_or_else(overflow)?;
+        let total_ever = self
+            .totals
+            .delegated_ever
+            .checked_add(amount)
+            .ok_or_else(overflow)?;
         let account = self.accounts.entry(operator.clone()).or_default();
         account.delegated_ever = delegated_ever;
         account.delegated = delegated;
@@ -151,12 +174,16 @@ impl Ledger {
         operator: &OperatorId,
         amount: StakeUnits,
     ) -> Result<(), WithdrawalRejected> {
-        let account = self
-            .accounts
-            .get_mut(operator)
-            .ok_or_else(|| WithdrawalRejected::UnknownOperator { operator: operator.clone() })?;
+        let account =
+            self.accounts
+                .get_mut(operator)
+                .ok_or_else(|| WithdrawalRejected::UnknownOperator {
+                    operator: operator.clone(),
+                })?;
         if amount == StakeUnits::ZERO {
-            return Err(WithdrawalRejected::ZeroAmount { operator: operator.clone() });
+            return Err(WithdrawalRejected::ZeroAmount {
+                operator: operator.clone(),
+            });
         }
         let free = account.free();
         if amount > free {
@@ -177,12 +204,16 @@ impl Ledger {
         operator: &OperatorId,
         amount: StakeUnits,
     ) -> Result<(), WithdrawalRejected> {
-        let account = self
-            .accounts
-            .get_mut(operator)
-            .ok_or_else(|| WithdrawalRejected::UnknownOperator { operator: operator.clone() })?;
+        let account =
+            self.accounts
+                .get_mut(operator)
+                .ok_or_else(|| WithdrawalRejected::UnknownOperator {
+                    operator: operator.clone(),
+                })?;
         if amount == StakeUnits::ZERO {
-            return Err(WithdrawalRejected::ZeroAmount { operator: operator.clone() });
+            return Err(WithdrawalRejected::ZeroAmount {
+                operator: operator.clone(),
+            });
         }
         if amount > account.withdrawing {
             return Err(WithdrawalRejected::NotRequested {
@@ -200,14 +231,24 @@ impl Ledger {
     }
 
     /// Binds `amount` of `operator`'s free stake to `task`: it becomes active.
-    pub fn bind(&mut self, task: TaskId, operator: &OperatorId, amount: StakeUnits) -> Result<(), BindRejected> {
+    pub fn bind(
+        &mut self,
+        task: TaskId,
+        operator: &OperatorId,
+        amount: StakeUnits,
+    ) -> Result<(), BindRejected> {
         if let Some(existing) = self.bindings.get(&task) {
-            return Err(BindRejected::TaskAlreadyBound { task, operator: existing.operator.clone() });
+            return Err(BindRejected::TaskAlreadyBound {
+                task,
+                operator: existing.operator.clone(),
+            });
         }
-        let account = self
-            .accounts
-            .get_mut(operator)
-            .ok_or_else(|| BindRejected::UnknownOperator { operator: operator.clone() })?;
+        let account =
+            self.accounts
+                .get_mut(operator)
+                .ok_or_else(|| BindRejected::UnknownOperator {
+                    operator: operator.clone(),
+                })?;
         if amount == StakeUnits::ZERO {
             return Err(BindRejected::ZeroAmount { task });
         }
@@ -221,14 +262,23 @@ impl Ledger {
             });
         }
         account.active = add(account.active, amount, "active");
-        self.bindings.insert(task, Binding { operator: operator.clone(), amount });
+        self.bindings.insert(
+            task,
+            Binding {
+                operator: operator.clone(),
+                amount,
+            },
+        );
         self.assert_invariants();
         Ok(())
     }
 
     /// Returns `task`'s whole binding to its operator's free stake.
     pub fn release(&mut self, task: TaskId) -> Result<Binding, UnbindRejected> {
-        let binding = self.bindings.remove(&task).ok_or(UnbindRejected::NotBound { task })?;
+        let binding = self
+            .bindings
+            .remove(&task)
+            .ok_or(UnbindRejected::NotBound { task })?;
         let account = self
             .accounts
             .get_mut(&binding.operator)
@@ -243,7 +293,10 @@ impl Ledger {
     /// (policies are validated when loaded).
     pub fn slash(&mut self, task: TaskId, bps: u16) -> Result<SlashOutcome, UnbindRejected> {
         assert!(bps <= 10_000, "slash of {bps} basis points; at most 10000");
-        let binding = self.bindings.remove(&task).ok_or(UnbindRejected::NotBound { task })?;
+        let binding = self
+            .bindings
+            .remove(&task)
+            .ok_or(UnbindRejected::NotBound { task })?;
         let slashed = binding.amount.mul_bps(bps);
         let released = sub(binding.amount, slashed, "binding");
         let account = self
@@ -255,7 +308,11 @@ impl Ledger {
         account.slashed = add(account.slashed, slashed, "slashed");
         self.totals.slashed = add(self.totals.slashed, slashed, "total slashed");
         self.assert_invariants();
-        Ok(SlashOutcome { operator: binding.operator, slashed, released })
+        Ok(SlashOutcome {
+            operator: binding.operator,
+            slashed,
+            released,
+        })
     }
 
     // ---- invariants ----
@@ -265,7 +322,10 @@ impl Ledger {
     pub fn assert_invariants(&self) {
         let mut bound: BTreeMap<&OperatorId, StakeUnits> = BTreeMap::new();
         for (task, b) in &self.bindings {
-            assert!(b.amount > StakeUnits::ZERO, "ledger invariant: {task} bound with zero stake");
+            assert!(
+                b.amount > StakeUnits::ZERO,
+                "ledger invariant: {task} bound with zero stake"
+            );
             assert!(
                 self.accounts.contains_key(&b.operator),
                 "ledger invariant: {task} bound to unknown operator {}",
@@ -293,8 +353,14 @@ impl Ledger {
                 parts = add(parts, part, "global parts");
             }
         }
-        assert_eq!(ever, self.totals.delegated_ever, "global conservation: ever delegated");
-        assert_eq!(withdrawn, self.totals.withdrawn, "global conservation: withdrawn");
+        assert_eq!(
+            ever, self.totals.delegated_ever,
+            "global conservation: ever delegated"
+        );
+        assert_eq!(
+            withdrawn, self.totals.withdrawn,
+            "global conservation: withdrawn"
+        );
         assert_eq!(slashed, self.totals.slashed, "global conservation: slashed");
         assert_eq!(
             parts, ever,
@@ -327,7 +393,10 @@ mod tests {
                 needed: StakeUnits(40)
             }
         );
-        assert_eq!(err.to_string(), "operator op-a has 20 free stake, task-3 needs 40");
+        assert_eq!(
+            err.to_string(),
+            "operator op-a has 20 free stake, task-3 needs 40"
+        );
         l.release(TaskId(1)).unwrap();
         l.bind(TaskId(3), &op("op-a"), StakeUnits(40)).unwrap();
         assert_eq!(l.account(&op("op-a")).unwrap().active(), StakeUnits(80));
@@ -346,7 +415,10 @@ mod tests {
             l.bind(TaskId(1), &op("op-a"), StakeUnits(1)),
             Err(BindRejected::TaskAlreadyBound { .. })
         ));
-        assert!(matches!(l.bind(TaskId(2), &op("op-a"), StakeUnits(0)), Err(BindRejected::ZeroAmount { .. })));
+        assert!(matches!(
+            l.bind(TaskId(2), &op("op-a"), StakeUnits(0)),
+            Err(BindRejected::ZeroAmount { .. })
+        ));
     }
 
     #[test]
@@ -355,10 +427,28 @@ mod tests {
         l.delegate(&op("op-a"), StakeUnits(100)).unwrap();
         l.bind(TaskId(1), &op("op-a"), StakeUnits(40)).unwrap();
         let out = l.slash(TaskId(1), 2_500).unwrap();
-        assert_eq!(out, SlashOutcome { operator: op("op-a"), slashed: StakeUnits(10), released: StakeUnits(30) });
+        assert_eq!(
+            out,
+            SlashOutcome {
+                operator: op("op-a"),
+                slashed: StakeUnits(10),
+                released: StakeUnits(30)
+            }
+        );
         let a = l.account(&op("op-a")).unwrap();
-        assert_eq!((a.delegated(), a.active(), a.free(), a.slashed()), (StakeUnits(90), StakeUnits(0), StakeUnits(90), StakeUnits(10)));
-        assert_eq!(l.slash(TaskId(1), 100), Err(UnbindRejected::NotBound { task: TaskId(1) }));
+        assert_eq!(
+            (a.delegated(), a.active(), a.free(), a.slashed()),
+            (
+                StakeUnits(90),
+                StakeUnits(0),
+                StakeUnits(90),
+                StakeUnits(10)
+            )
+        );
+        assert_eq!(
+            l.slash(TaskId(1), 100),
+            Err(UnbindRejected::NotBound { task: TaskId(1) })
+        );
     }
 
     #[test]
@@ -378,16 +468,25 @@ mod tests {
         ));
         l.complete_withdrawal(&op("op-a"), StakeUnits(30)).unwrap();
         let a = l.account(&op("op-a")).unwrap();
-        assert_eq!((a.delegated(), a.withdrawn(), a.withdrawing()), (StakeUnits(70), StakeUnits(30), StakeUnits(0)));
+        assert_eq!(
+            (a.delegated(), a.withdrawn(), a.withdrawing()),
+            (StakeUnits(70), StakeUnits(30), StakeUnits(0))
+        );
     }
 
     #[test]
     fn delegation_overflow_is_a_typed_rejection() {
         let mut l = Ledger::new();
         l.delegate(&op("op-a"), StakeUnits(u128::MAX)).unwrap();
-        assert!(matches!(l.delegate(&op("op-a"), StakeUnits(1)), Err(DelegateRejected::Overflow { .. })));
+        assert!(matches!(
+            l.delegate(&op("op-a"), StakeUnits(1)),
+            Err(DelegateRejected::Overflow { .. })
+        ));
         // a second operator's delegation would overflow the global total
-        assert!(matches!(l.delegate(&op("op-b"), StakeUnits(1)), Err(DelegateRejected::Overflow { .. })));
+        assert!(matches!(
+            l.delegate(&op("op-b"), StakeUnits(1)),
+            Err(DelegateRejected::Overflow { .. })
+        ));
         assert!(l.account(&op("op-b")).is_none());
     }
 

@@ -66,7 +66,11 @@ struct Model {
 
 impl Model {
     fn active(&self, o: usize) -> u128 {
-        self.bindings.values().filter(|(op, _)| *op == o).map(|(_, a)| a).sum()
+        self.bindings
+            .values()
+            .filter(|(op, _)| *op == o)
+            .map(|(_, a)| a)
+            .sum()
     }
     fn free(&self, o: usize) -> u128 {
         let a = &self.accounts[&o];
@@ -98,15 +102,26 @@ fn step(ledger: &mut Ledger, model: &mut Model, op: &Op) {
         Op::RequestWithdrawal(o, a) => {
             let got = ledger.request_withdrawal(&name(o), StakeUnits(a));
             let ok = model.accounts.contains_key(&o) && a > 0 && a <= model.free(o);
-            assert_eq!(got.is_ok(), ok, "request withdrawal {a} from op-{o}: {got:?}");
+            assert_eq!(
+                got.is_ok(),
+                ok,
+                "request withdrawal {a} from op-{o}: {got:?}"
+            );
             if ok {
                 model.accounts.get_mut(&o).unwrap().withdrawing += a;
             }
         }
         Op::CompleteWithdrawal(o, a) => {
             let got = ledger.complete_withdrawal(&name(o), StakeUnits(a));
-            let ok = model.accounts.get(&o).is_some_and(|m| a > 0 && a <= m.withdrawing);
-            assert_eq!(got.is_ok(), ok, "complete withdrawal {a} from op-{o}: {got:?}");
+            let ok = model
+                .accounts
+                .get(&o)
+                .is_some_and(|m| a > 0 && a <= m.withdrawing);
+            assert_eq!(
+                got.is_ok(),
+                ok,
+                "complete withdrawal {a} from op-{o}: {got:?}"
+            );
             if ok {
                 let m = model.accounts.get_mut(&o).unwrap();
                 m.withdrawing -= a;
@@ -131,7 +146,13 @@ fn step(ledger: &mut Ledger, model: &mut Model, op: &Op) {
         Op::Release(t) => {
             let got = ledger.release(TaskId(t));
             match model.bindings.remove(&t) {
-                Some((o, a)) => assert_eq!(got, Ok(Binding { operator: name(o), amount: StakeUnits(a) })),
+                Some((o, a)) => assert_eq!(
+                    got,
+                    Ok(Binding {
+                        operator: name(o),
+                        amount: StakeUnits(a)
+                    })
+                ),
                 None => assert!(got.is_err()),
             }
         }
@@ -141,8 +162,15 @@ fn step(ledger: &mut Ledger, model: &mut Model, op: &Op) {
                 Some((o, a)) => {
                     let out = got.expect("slash of a bound task");
                     assert_eq!(out.operator, name(o));
-                    assert_eq!(out.slashed.0 + out.released.0, a, "slash must split the binding exactly");
-                    assert!(out.slashed.0 <= a / 10_000 * bps as u128 + (a % 10_000) * bps as u128 / 10_000);
+                    assert_eq!(
+                        out.slashed.0 + out.released.0,
+                        a,
+                        "slash must split the binding exactly"
+                    );
+                    assert!(
+                        out.slashed.0
+                            <= a / 10_000 * bps as u128 + (a % 10_000) * bps as u128 / 10_000
+                    );
                     let m = model.accounts.get_mut(&o).unwrap();
                     m.delegated -= out.slashed.0;
                     m.slashed += out.slashed.0;
@@ -158,10 +186,15 @@ fn check(ledger: &Ledger, model: &Model) {
     let mut global_parts: u128 = 0;
     for o in 0..OPERATORS {
         let Some(m) = model.accounts.get(&o) else {
-            assert!(ledger.account(&name(o)).is_none(), "op-{o} appeared without a delegation");
+            assert!(
+                ledger.account(&name(o)).is_none(),
+                "op-{o} appeared without a delegation"
+            );
             continue;
         };
-        let a = ledger.account(&name(o)).expect("delegated operator is in the ledger");
+        let a = ledger
+            .account(&name(o))
+            .expect("delegated operator is in the ledger");
         let active = model.active(o);
         assert_eq!(a.delegated_ever().0, m.ever);
         assert_eq!(a.delegated().0, m.delegated);
@@ -170,12 +203,23 @@ fn check(ledger: &Ledger, model: &Model) {
         assert_eq!(a.withdrawn().0, m.withdrawn);
         assert_eq!(a.slashed().0, m.slashed);
         assert!(a.active() <= a.delegated());
-        let parts = [a.free().0, a.active().0, a.withdrawing().0, a.withdrawn().0, a.slashed().0]
-            .into_iter()
-            .try_fold(0u128, u128::checked_add)
-            .expect("an operator's parts fit in u128 since their sum is its ever-delegated total");
-        assert_eq!(parts, m.ever, "op-{o}: free + active + withdrawing + withdrawn + slashed");
-        global_parts = global_parts.checked_add(parts).expect("global parts fit in u128");
+        let parts = [
+            a.free().0,
+            a.active().0,
+            a.withdrawing().0,
+            a.withdrawn().0,
+            a.slashed().0,
+        ]
+        .into_iter()
+        .try_fold(0u128, u128::checked_add)
+        .expect("an operator's parts fit in u128 since their sum is its ever-delegated total");
+        assert_eq!(
+            parts, m.ever,
+            "op-{o}: free + active + withdrawing + withdrawn + slashed"
+        );
+        global_parts = global_parts
+            .checked_add(parts)
+            .expect("global parts fit in u128");
     }
     assert_eq!(global_parts, model.global_ever, "global conservation");
 }

@@ -16,11 +16,20 @@ pub enum StakeEvent {
     /// The operator is known (possibly with no stake yet).
     OperatorRegistered { operator: OperatorId },
     /// Stake delegated to the operator.
-    Delegated { operator: OperatorId, amount: StakeUnits },
+    Delegated {
+        operator: OperatorId,
+        amount: StakeUnits,
+    },
     /// The operator asked to withdraw free stake.
-    WithdrawalRequested { operator: OperatorId, amount: StakeUnits },
+    WithdrawalRequested {
+        operator: OperatorId,
+        amount: StakeUnits,
+    },
     /// A requested withdrawal was paid out.
-    WithdrawalCompleted { operator: OperatorId, amount: StakeUnits },
+    WithdrawalCompleted {
+        operator: OperatorId,
+        amount: StakeUnits,
+    },
 }
 
 /// Something that reports delegation changes. Sources do their I/O elsewhere (the shell);
@@ -42,7 +51,9 @@ impl StaticStakeSource {
     pub fn new(delegations: impl IntoIterator<Item = (OperatorId, StakeUnits)>) -> Self {
         let mut pending = VecDeque::new();
         for (operator, amount) in delegations {
-            pending.push_back(StakeEvent::OperatorRegistered { operator: operator.clone() });
+            pending.push_back(StakeEvent::OperatorRegistered {
+                operator: operator.clone(),
+            });
             if amount > StakeUnits::ZERO {
                 pending.push_back(StakeEvent::Delegated { operator, amount });
             }
@@ -65,12 +76,18 @@ mod tests {
     fn static_source_reports_once_and_skips_zero_delegations() {
         let a = OperatorId::new("op-a").unwrap();
         let b = OperatorId::new("op-b").unwrap();
-        let mut s = StaticStakeSource::new([(a.clone(), StakeUnits(100)), (b.clone(), StakeUnits(0))]);
+        let mut s =
+            StaticStakeSource::new([(a.clone(), StakeUnits(100)), (b.clone(), StakeUnits(0))]);
         assert_eq!(
             s.drain(),
             vec![
-                StakeEvent::OperatorRegistered { operator: a.clone() },
-                StakeEvent::Delegated { operator: a, amount: StakeUnits(100) },
+                StakeEvent::OperatorRegistered {
+                    operator: a.clone()
+                },
+                StakeEvent::Delegated {
+                    operator: a,
+                    amount: StakeUnits(100)
+                },
                 StakeEvent::OperatorRegistered { operator: b },
             ]
         );

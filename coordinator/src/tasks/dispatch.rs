@@ -14,8 +14,11 @@ impl CoordinatorCore {
     /// outstanding offers. A withdrawal requested after an offer can make the promises exceed
     /// the free stake; then this is zero and the accept's bind fails cleanly.
     pub(crate) fn offerable_stake(&self) -> BTreeMap<OperatorId, StakeUnits> {
-        let mut offerable: BTreeMap<OperatorId, StakeUnits> =
-            self.ledger.operators().map(|(op, account)| (op.clone(), account.free())).collect();
+        let mut offerable: BTreeMap<OperatorId, StakeUnits> = self
+            .ledger
+            .operators()
+            .map(|(op, account)| (op.clone(), account.free()))
+            .collect();
         for task in self.tasks.values() {
             if let TaskState::Offered { placement, .. } = &task.state {
                 if let Some(free) = offerable.get_mut(&placement.agent.operator) {
@@ -30,7 +33,9 @@ impl CoordinatorCore {
     /// of them against every agent, or as narrowed by `scope` (see [`PassScope`]). Later tasks
     /// see the stake and capacity promised to earlier ones in the same pass.
     pub(crate) fn dispatch(&mut self, now: UnixMillis, scope: PassScope) {
-        let full_due = self.last_full_pass.is_none_or(|t| now.0.saturating_sub(t.0) >= FULL_PASS_MIN_INTERVAL_MS);
+        let full_due = self
+            .last_full_pass
+            .is_none_or(|t| now.0.saturating_sub(t.0) >= FULL_PASS_MIN_INTERVAL_MS);
         let scope = match scope {
             _ if self.needs_full_pass => PassScope::All,
             PassScope::Agent(_) if full_due => PassScope::All,
@@ -56,7 +61,12 @@ impl CoordinatorCore {
         for (_, id) in waiting {
             let task = &self.tasks[&id];
             let fleet: Vec<AgentSnapshot<'_>> = match &scope {
-                PassScope::Agent(agent) => self.fleet.get(agent).map(|r| r.snapshot()).into_iter().collect(),
+                PassScope::Agent(agent) => self
+                    .fleet
+                    .get(agent)
+                    .map(|r| r.snapshot())
+                    .into_iter()
+                    .collect(),
                 _ => self.fleet.values().map(|r| r.snapshot()).collect(),
             };
             let demand = TaskDemand {
@@ -84,10 +94,19 @@ impl CoordinatorCore {
                 Outcome::NoFit(no_fit) => {
                     let task = self.tasks.get_mut(&id).expect("waiting task exists");
                     task.waiting_reason = no_fit.to_string();
-                    let changed = task.history.last_no_fit().is_none_or(|last| !last.same_kind(&no_fit));
+                    let changed = task
+                        .history
+                        .last_no_fit()
+                        .is_none_or(|last| !last.same_kind(&no_fit));
                     if changed {
                         tracing::debug!(task = %id, reason = %no_fit, "no agent fits");
-                        task.history.push(now, TaskEvent::NoFit { reason: no_fit, verdicts: decision.verdicts });
+                        task.history.push(
+                            now,
+                            TaskEvent::NoFit {
+                                reason: no_fit,
+                                verdicts: decision.verdicts,
+                            },
+                        );
                         self.emit_status(id);
                     }
                 }
@@ -96,16 +115,30 @@ impl CoordinatorCore {
     }
 
     /// Offers a queued task to the agent admission chose.
-    fn offer(&mut self, now: UnixMillis, id: TaskId, placement: Placement, verdicts: Vec<crate::admission::AgentVerdict>) {
-        let expires_at = UnixMillis(now.0.saturating_add(self.policy.offer_timeout_ms)).min(placement.due_at);
-        let record = self.fleet.get_mut(&placement.agent).expect("admission offers only to agents in the fleet");
+    fn offer(
+        &mut self,
+        now: UnixMillis,
+        id: TaskId,
+        placement: Placement,
+        verdicts: Vec<crate::admission::AgentVerdict>,
+    ) {
+        let expires_at =
+            UnixMillis(now.0.saturating_add(self.policy.offer_timeout_ms)).min(placement.due_at);
+        let record = self
+            .fleet
+            .get_mut(&placement.agent)
+            .expect("admission offers only to agents in the fleet");
         record.assignments.push(Assignment {
             task: id,
             memory_bytes: placement.memory_bytes,
             predicted_done_at: placement.predicted_done_at,
         });
         let task = self.tasks.get_mut(&id).expect("offered task exists");
-        assert_eq!(task.state, TaskState::Queued, "only queued tasks are offered");
+        assert_eq!(
+            task.state,
+            TaskState::Queued,
+            "only queued tasks are offered"
+        );
         tracing::info!(task = %id, agent = %placement.agent, predicted_ms = placement.predicted_proving_ms, "offer");
         let offer = Offer {
             agent: placement.agent.clone(),
@@ -120,8 +153,18 @@ impl CoordinatorCore {
             offer_expires: expires_at,
             predicted_proving_ms: placement.predicted_proving_ms,
         };
-        task.history.push(now, TaskEvent::Offered { placement: placement.clone(), expires_at, verdicts });
-        task.state = TaskState::Offered { placement, expires_at };
+        task.history.push(
+            now,
+            TaskEvent::Offered {
+                placement: placement.clone(),
+                expires_at,
+                verdicts,
+            },
+        );
+        task.state = TaskState::Offered {
+            placement,
+            expires_at,
+        };
         self.emit(Effect::SendOffer(offer));
         self.emit_status(id);
     }
@@ -135,7 +178,10 @@ impl CoordinatorCore {
         };
         let agent = placement.agent.clone();
         self.needs_full_pass = true;
-        if matches!(event, TaskEvent::Declined { .. } | TaskEvent::OfferExpired { .. }) {
+        if matches!(
+            event,
+            TaskEvent::Declined { .. } | TaskEvent::OfferExpired { .. }
+        ) {
             let until = UnixMillis(now.0.saturating_add(self.policy.decline_backoff_ms));
             task.declined_until.insert(agent.clone(), until);
         }
@@ -166,14 +212,22 @@ impl CoordinatorCore {
     pub(crate) fn fail(&mut self, now: UnixMillis, id: TaskId, cause: String) {
         let task = self.tasks.get_mut(&id).expect("failed task exists");
         tracing::warn!(task = %id, %cause, "task failed");
-        task.history.push(now, TaskEvent::Failed { cause: cause.clone() });
+        task.history.push(
+            now,
+            TaskEvent::Failed {
+                cause: cause.clone(),
+            },
+        );
         task.state = TaskState::Failed { cause, at: now };
         self.finish(id);
     }
 
     /// Records a finished task and forgets the oldest ones past [`MAX_FINISHED_TASKS`].
     pub(crate) fn finish(&mut self, id: TaskId) {
-        assert!(self.tasks[&id].state.is_finished(), "finish on an unfinished task");
+        assert!(
+            self.tasks[&id].state.is_finished(),
+            "finish on an unfinished task"
+        );
         self.emit_status(id);
         self.finished.push_back(id);
         while self.finished.len() > MAX_FINISHED_TASKS {

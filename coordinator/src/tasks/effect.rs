@@ -42,7 +42,16 @@ pub enum Effect {
     /// Send this offer to its agent.
     SendOffer(Offer),
     /// Tell `agent` to stop working on `task` (its offer expired or its due time passed).
-    CancelTask { agent: AgentId, task: TaskId, reason: String },
+    CancelTask {
+        agent: AgentId,
+        task: TaskId,
+        reason: String,
+    },
     /// Tell clients watching `task` its new status.
-    TaskUpdate { task: TaskId, client: String, request_id: u64, status: TaskStatus },
+    TaskUpdate {
+        task: TaskId,
+        client: String,
+        request_id: u64,
+        status: TaskStatus,
+    },
 }

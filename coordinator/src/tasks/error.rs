@@ -14,18 +14,28 @@ pub enum SubmitRejected {
     #[error("collateral is 0: a task must put stake at risk; submit a positive collateral")]
     ZeroCollateral,
     #[error("deadline {deadline} has already passed (now {now}); submit a later deadline")]
-    DeadlinePassed { deadline: UnixMillis, now: UnixMillis },
+    DeadlinePassed {
+        deadline: UnixMillis,
+        now: UnixMillis,
+    },
     #[error(
         "deadline is {available_ms} ms away but the fastest possible proof needs {needed_ms} ms \
          including the safety margin{}; submit a later deadline",
         fastest.as_ref().map(|a| format!(" (fastest agent: {a})")).unwrap_or_default()
     )]
-    DeadlineTooShort { available_ms: u64, needed_ms: u64, fastest: Option<AgentId> },
+    DeadlineTooShort {
+        available_ms: u64,
+        needed_ms: u64,
+        fastest: Option<AgentId>,
+    },
     #[error(
         "collateral {collateral} exceeds every operator's delegated stake (largest {largest_delegated}); \
          submit at most {largest_delegated}"
     )]
-    CollateralAboveAllStake { collateral: StakeUnits, largest_delegated: StakeUnits },
+    CollateralAboveAllStake {
+        collateral: StakeUnits,
+        largest_delegated: StakeUnits,
+    },
     #[error("queue full: {capacity} tasks are unfinished; retry when some finish")]
     QueueFull { capacity: usize },
 }
@@ -62,10 +72,20 @@ pub enum TelemetryRejected {
 pub enum OfferReplyRejected {
     #[error("{task} is unknown to the coordinator")]
     UnknownTask { task: TaskId },
-    #[error("{task} has no outstanding offer to {agent} (it is {state}); the offer may have expired")]
-    NoOutstandingOffer { task: TaskId, agent: AgentId, state: &'static str },
+    #[error(
+        "{task} has no outstanding offer to {agent} (it is {state}); the offer may have expired"
+    )]
+    NoOutstandingOffer {
+        task: TaskId,
+        agent: AgentId,
+        state: &'static str,
+    },
     #[error("{task}: accepted by {agent} but its stake could not be bound ({source}); do not prove it, it went back to the queue")]
-    BindFailed { task: TaskId, agent: AgentId, source: BindRejected },
+    BindFailed {
+        task: TaskId,
+        agent: AgentId,
+        source: BindRejected,
+    },
 }
 
 /// Why a proof delivery or verification result was refused.
@@ -74,7 +94,11 @@ pub enum DeliveryRejected {
     #[error("{task} is unknown to the coordinator")]
     UnknownTask { task: TaskId },
     #[error("{task} is not bound to {agent}; it is bound to {}", bound_to.as_ref().map_or("no agent".to_string(), |a| a.to_string()))]
-    NotYourTask { task: TaskId, agent: AgentId, bound_to: Option<AgentId> },
+    NotYourTask {
+        task: TaskId,
+        agent: AgentId,
+        bound_to: Option<AgentId>,
+    },
     #[error("{task} is {state}, not proving; nothing to deliver")]
     NotProving { task: TaskId, state: &'static str },
     #[error("{task}: a proof from {agent} was already delivered and is being verified")]

@@ -98,7 +98,10 @@ impl CoordinatorCore {
                 self.withdraw_offer(
                     now,
                     task,
-                    TaskEvent::OfferWithdrawn { agent: agent.clone(), reason: "agent disconnected".into() },
+                    TaskEvent::OfferWithdrawn {
+                        agent: agent.clone(),
+                        reason: "agent disconnected".into(),
+                    },
                 );
             }
             self.forget_if_idle(agent);
@@ -116,29 +119,45 @@ impl CoordinatorCore {
         self.expire(now);
         let result = match self.fleet.get_mut(agent) {
             Some(record) if record.connected => match &record.telemetry {
-                Some(previous) if report.seq <= previous.report.seq => Err(TelemetryRejected::OutOfOrder {
-                    agent: agent.clone(),
-                    seq: report.seq,
-                    last: previous.report.seq,
-                }),
+                Some(previous) if report.seq <= previous.report.seq => {
+                    Err(TelemetryRejected::OutOfOrder {
+                        agent: agent.clone(),
+                        seq: report.seq,
+                        last: previous.report.seq,
+                    })
+                }
                 _ => {
-                    record.telemetry = Some(AgentTelemetry::update(record.telemetry.take(), report, now));
+                    record.telemetry =
+                        Some(AgentTelemetry::update(record.telemetry.take(), report, now));
                     Ok(())
                 }
             },
-            _ => Err(TelemetryRejected::NotConnected { agent: agent.clone() }),
+            _ => Err(TelemetryRejected::NotConnected {
+                agent: agent.clone(),
+            }),
         };
-        let scope = if result.is_ok() { PassScope::Agent(agent.clone()) } else { PassScope::OnlyIfNeeded };
+        let scope = if result.is_ok() {
+            PassScope::Agent(agent.clone())
+        } else {
+            PassScope::OnlyIfNeeded
+        };
         self.settle_scoped(now, scope);
         result
     }
 
     /// Removes `task` from `agent`'s assignments (it must be there).
     pub(crate) fn unassign(&mut self, agent: &AgentId, task: TaskId) {
-        let record = self.fleet.get_mut(agent).expect("an assigned task's agent is in the fleet");
+        let record = self
+            .fleet
+            .get_mut(agent)
+            .expect("an assigned task's agent is in the fleet");
         let before = record.assignments.len();
         record.assignments.retain(|a| a.task != task);
-        assert_eq!(record.assignments.len() + 1, before, "{task} was assigned to {agent} exactly once");
+        assert_eq!(
+            record.assignments.len() + 1,
+            before,
+            "{task} was assigned to {agent} exactly once"
+        );
         self.needs_full_pass = true;
         self.forget_if_idle(agent);
     }
@@ -146,7 +165,11 @@ impl CoordinatorCore {
     /// Drops a disconnected agent with nothing assigned, keeping the fleet bounded by the
     /// agents that matter.
     fn forget_if_idle(&mut self, agent: &AgentId) {
-        if self.fleet.get(agent).is_some_and(|r| !r.connected && r.assignments.is_empty()) {
+        if self
+            .fleet
+            .get(agent)
+            .is_some_and(|r| !r.connected && r.assignments.is_empty())
+        {
             self.fleet.remove(agent);
         }
     }

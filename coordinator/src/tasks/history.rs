@@ -22,24 +22,68 @@ pub struct HistoryEntry {
 /// What happened.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TaskEvent {
-    Submitted { client: String, circuit: String, collateral: StakeUnits, deadline: UnixMillis },
+    Submitted {
+        client: String,
+        circuit: String,
+        collateral: StakeUnits,
+        deadline: UnixMillis,
+    },
     /// Admission found no agent (recorded when the reason changes).
-    NoFit { reason: NoFit, verdicts: Vec<AgentVerdict> },
+    NoFit {
+        reason: NoFit,
+        verdicts: Vec<AgentVerdict>,
+    },
     /// Admission chose `placement.agent`; `verdicts` has every agent's fit or misfits.
-    Offered { placement: Placement, expires_at: UnixMillis, verdicts: Vec<AgentVerdict> },
-    Declined { agent: AgentId, reason: String },
-    OfferExpired { agent: AgentId },
+    Offered {
+        placement: Placement,
+        expires_at: UnixMillis,
+        verdicts: Vec<AgentVerdict>,
+    },
+    Declined {
+        agent: AgentId,
+        reason: String,
+    },
+    OfferExpired {
+        agent: AgentId,
+    },
     /// The offer was withdrawn without the agent answering (it disconnected).
-    OfferWithdrawn { agent: AgentId, reason: String },
+    OfferWithdrawn {
+        agent: AgentId,
+        reason: String,
+    },
     /// The agent accepted and its operator's stake was bound.
-    StakeBound { agent: AgentId, operator: OperatorId, collateral: StakeUnits },
+    StakeBound {
+        agent: AgentId,
+        operator: OperatorId,
+        collateral: StakeUnits,
+    },
     /// The agent accepted but the stake could no longer be bound.
-    BindFailed { agent: AgentId, reason: String },
-    Delivered { agent: AgentId },
-    Verified { agent: AgentId, predicted_proving_ms: u64, actual_proving_ms: u64 },
-    InvalidProof { agent: AgentId, slashed: StakeUnits, released: StakeUnits },
-    DueTimeMissed { agent: AgentId, due_at: UnixMillis, slashed: StakeUnits, released: StakeUnits },
-    Failed { cause: String },
+    BindFailed {
+        agent: AgentId,
+        reason: String,
+    },
+    Delivered {
+        agent: AgentId,
+    },
+    Verified {
+        agent: AgentId,
+        predicted_proving_ms: u64,
+        actual_proving_ms: u64,
+    },
+    InvalidProof {
+        agent: AgentId,
+        slashed: StakeUnits,
+        released: StakeUnits,
+    },
+    DueTimeMissed {
+        agent: AgentId,
+        due_at: UnixMillis,
+        slashed: StakeUnits,
+        released: StakeUnits,
+    },
+    Failed {
+        cause: String,
+    },
 }
 
 impl fmt::Display for TaskEvent {
@@ -135,11 +179,19 @@ mod tests {
             },
         );
         for i in 1..=200 {
-            h.push(UnixMillis(i), TaskEvent::Failed { cause: i.to_string() });
+            h.push(
+                UnixMillis(i),
+                TaskEvent::Failed {
+                    cause: i.to_string(),
+                },
+            );
         }
         assert_eq!(h.entries().len(), MAX_HISTORY_ENTRIES);
         assert!(matches!(h.entries()[0].event, TaskEvent::Submitted { .. }));
         assert_eq!(h.entries().last().unwrap().at, UnixMillis(200));
-        assert_eq!(h.entries()[1].at, UnixMillis(200 - MAX_HISTORY_ENTRIES as u64 + 2));
+        assert_eq!(
+            h.entries()[1].at,
+            UnixMillis(200 - MAX_HISTORY_ENTRIES as u64 + 2)
+        );
     }
 }

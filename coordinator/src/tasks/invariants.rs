@@ -4,8 +4,8 @@
 use super::model::TaskState;
 use super::{CoordinatorCore, MAX_FINISHED_TASKS};
 use crate::admission::{admit, AgentSnapshot, Outcome, TaskDemand};
-use proofrack_common::UnixMillis;
 use crate::ledger::Binding;
+use proofrack_common::UnixMillis;
 use proofrack_common::{OperatorId, StakeUnits, TaskId};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -21,20 +21,39 @@ impl CoordinatorCore {
         self.ledger.assert_invariants();
 
         let mut bound_per_operator: BTreeMap<&OperatorId, StakeUnits> = BTreeMap::new();
-        let mut expected_assignments: BTreeSet<(&crate::admission::AgentId, TaskId)> = BTreeSet::new();
+        let mut expected_assignments: BTreeSet<(&crate::admission::AgentId, TaskId)> =
+            BTreeSet::new();
         let mut bound_tasks = 0usize;
         let mut finished = 0usize;
         for task in self.tasks.values() {
             let binding = self.ledger.binding(task.id);
             match &task.state {
                 TaskState::Proving { placement, .. } | TaskState::Verifying { placement, .. } => {
-                    let expected = Binding { operator: placement.agent.operator.clone(), amount: task.spec.collateral };
-                    assert_eq!(binding, Some(&expected), "{} is {} but its stake binding is {binding:?}", task.id, task.state.name());
+                    let expected = Binding {
+                        operator: placement.agent.operator.clone(),
+                        amount: task.spec.collateral,
+                    };
+                    assert_eq!(
+                        binding,
+                        Some(&expected),
+                        "{} is {} but its stake binding is {binding:?}",
+                        task.id,
+                        task.state.name()
+                    );
                     bound_tasks += 1;
-                    let sum = bound_per_operator.entry(&placement.agent.operator).or_default();
-                    *sum = sum.checked_add(task.spec.collateral).expect("bound collateral fits in u128");
+                    let sum = bound_per_operator
+                        .entry(&placement.agent.operator)
+                        .or_default();
+                    *sum = sum
+                        .checked_add(task.spec.collateral)
+                        .expect("bound collateral fits in u128");
                 }
-                _ => assert!(binding.is_none(), "{} is {} but has stake bound: {binding:?}", task.id, task.state.name()),
+                _ => assert!(
+                    binding.is_none(),
+                    "{} is {} but has stake bound: {binding:?}",
+                    task.id,
+                    task.state.name()
+                ),
             }
             match &task.state {
                 TaskState::Offered { placement, .. } | TaskState::Proving { placement, .. } => {
@@ -50,27 +69,55 @@ impl CoordinatorCore {
             "the ledger has bindings for tasks that are not proving or verifying"
         );
         for (operator, account) in self.ledger.operators() {
-            let bound = bound_per_operator.get(operator).copied().unwrap_or_default();
-            assert_eq!(account.active(), bound, "{operator}: active stake != collateral of its bound tasks");
+            let bound = bound_per_operator
+                .get(operator)
+                .copied()
+                .unwrap_or_default();
+            assert_eq!(
+                account.active(),
+                bound,
+                "{operator}: active stake != collateral of its bound tasks"
+            );
         }
 
         let mut actual_assignments = BTreeSet::new();
         for (id, record) in &self.fleet {
             assert_eq!(id, &record.id, "fleet key matches the record");
-            assert!(record.connected || !record.assignments.is_empty(), "idle disconnected agent {id} kept");
+            assert!(
+                record.connected || !record.assignments.is_empty(),
+                "idle disconnected agent {id} kept"
+            );
             for a in &record.assignments {
-                assert!(actual_assignments.insert((id, a.task)), "{} assigned twice to {id}", a.task);
+                assert!(
+                    actual_assignments.insert((id, a.task)),
+                    "{} assigned twice to {id}",
+                    a.task
+                );
             }
         }
-        assert_eq!(actual_assignments, expected_assignments, "agents' assignments != offered and proving tasks");
+        assert_eq!(
+            actual_assignments, expected_assignments,
+            "agents' assignments != offered and proving tasks"
+        );
 
-        assert_eq!(finished, self.finished.len(), "finished list out of step with task states");
-        assert!(self.finished.len() <= MAX_FINISHED_TASKS, "finished tasks over retention bound");
+        assert_eq!(
+            finished,
+            self.finished.len(),
+            "finished list out of step with task states"
+        );
+        assert!(
+            self.finished.len() <= MAX_FINISHED_TASKS,
+            "finished tasks over retention bound"
+        );
         assert!(
             self.tasks.len() - finished <= self.policy.queue_capacity,
             "more unfinished tasks than the queue capacity"
         );
-        assert_eq!(self.requests.len(), self.tasks.len(), "request index out of step with tasks");
+        assert_eq!(
+            self.requests.len(),
+            self.tasks.len(),
+            "request index out of step with tasks"
+        );
     }
 
     /// Panics if a waiting task fits some agent at `now`: after every event each fit must
@@ -88,7 +135,8 @@ impl CoordinatorCore {
                 declined_until: &task.declined_until,
                 failed_on: &task.failed_on,
             };
-            if let Outcome::Offer(p) = admit(&demand, &fleet, &offerable, now, &self.policy).outcome {
+            if let Outcome::Offer(p) = admit(&demand, &fleet, &offerable, now, &self.policy).outcome
+            {
                 panic!("{} is waiting although {} fits it", task.id, p.agent);
             }
         }

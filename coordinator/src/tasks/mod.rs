@@ -35,16 +35,16 @@ mod timers;
 
 pub use effect::{Effect, Offer, OfferReply};
 pub use error::{
-    AgentRejected, CircuitRejected, DeliveryRejected, OfferReplyRejected, StakeEventRejected, SubmitRejected,
-    TelemetryRejected,
+    AgentRejected, CircuitRejected, DeliveryRejected, OfferReplyRejected, StakeEventRejected,
+    SubmitRejected, TelemetryRejected,
 };
 pub use history::{HistoryEntry, TaskEvent, MAX_HISTORY_ENTRIES};
 pub use model::{TaskSpec, TaskStatus};
 pub use queries::{AgentRow, OperatorRow, TaskView};
 
+use crate::admission::AgentId;
 use crate::config::{ConfigError, Policy};
 use crate::ledger::Ledger;
-use crate::admission::AgentId;
 use fleet::AgentRecord;
 use model::Task;
 use proofrack_common::telemetry::ProofShape;

@@ -32,14 +32,30 @@ pub(crate) enum TaskState {
     Queued,
     /// Offered to `placement.agent`; its collateral is promised (counted against the
     /// operator's free stake for admission) but not yet bound.
-    Offered { placement: Placement, expires_at: UnixMillis },
+    Offered {
+        placement: Placement,
+        expires_at: UnixMillis,
+    },
     /// Accepted: the collateral is bound (active stake) until the proof is judged.
-    Proving { placement: Placement, bound_at: UnixMillis },
+    Proving {
+        placement: Placement,
+        bound_at: UnixMillis,
+    },
     /// The proof arrived and the shell is verifying it; stake stays bound, the agent's slot
     /// and memory are free.
-    Verifying { placement: Placement, delivered_at: UnixMillis },
-    Verified { agent: AgentId, proving_ms: u64, at: UnixMillis },
-    Failed { cause: String, at: UnixMillis },
+    Verifying {
+        placement: Placement,
+        delivered_at: UnixMillis,
+    },
+    Verified {
+        agent: AgentId,
+        proving_ms: u64,
+        at: UnixMillis,
+    },
+    Failed {
+        cause: String,
+        at: UnixMillis,
+    },
 }
 
 impl TaskState {
@@ -63,13 +79,29 @@ impl TaskState {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TaskStatus {
     /// Waiting for an agent; `reason` says why none fits yet.
-    Queued { reason: String },
-    Offered { agent: AgentId, expires_at: UnixMillis },
+    Queued {
+        reason: String,
+    },
+    Offered {
+        agent: AgentId,
+        expires_at: UnixMillis,
+    },
     /// Bound: the agent's operator has `collateral` at stake until `due_at`.
-    Proving { agent: AgentId, predicted_done_at: UnixMillis, due_at: UnixMillis },
-    Verifying { agent: AgentId },
-    Verified { agent: AgentId, proving_ms: u64 },
-    Failed { cause: String },
+    Proving {
+        agent: AgentId,
+        predicted_done_at: UnixMillis,
+        due_at: UnixMillis,
+    },
+    Verifying {
+        agent: AgentId,
+    },
+    Verified {
+        agent: AgentId,
+        proving_ms: u64,
+    },
+    Failed {
+        cause: String,
+    },
 }
 
 /// A task held by the core.
@@ -93,20 +125,33 @@ pub(crate) struct Task {
 impl Task {
     pub(crate) fn status(&self) -> TaskStatus {
         match &self.state {
-            TaskState::Queued => TaskStatus::Queued { reason: self.waiting_reason.clone() },
-            TaskState::Offered { placement, expires_at } => {
-                TaskStatus::Offered { agent: placement.agent.clone(), expires_at: *expires_at }
-            }
+            TaskState::Queued => TaskStatus::Queued {
+                reason: self.waiting_reason.clone(),
+            },
+            TaskState::Offered {
+                placement,
+                expires_at,
+            } => TaskStatus::Offered {
+                agent: placement.agent.clone(),
+                expires_at: *expires_at,
+            },
             TaskState::Proving { placement, .. } => TaskStatus::Proving {
                 agent: placement.agent.clone(),
                 predicted_done_at: placement.predicted_done_at,
                 due_at: placement.due_at,
             },
-            TaskState::Verifying { placement, .. } => TaskStatus::Verifying { agent: placement.agent.clone() },
-            TaskState::Verified { agent, proving_ms, .. } => {
-                TaskStatus::Verified { agent: agent.clone(), proving_ms: *proving_ms }
-            }
-            TaskState::Failed { cause, .. } => TaskStatus::Failed { cause: cause.clone() },
+            TaskState::Verifying { placement, .. } => TaskStatus::Verifying {
+                agent: placement.agent.clone(),
+            },
+            TaskState::Verified {
+                agent, proving_ms, ..
+            } => TaskStatus::Verified {
+                agent: agent.clone(),
+                proving_ms: *proving_ms,
+            },
+            TaskState::Failed { cause, .. } => TaskStatus::Failed {
+                cause: cause.clone(),
+            },
         }
     }
 }

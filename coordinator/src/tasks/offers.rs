@@ -28,8 +28,17 @@ impl CoordinatorCore {
         result
     }
 
-    fn reply(&mut self, now: UnixMillis, agent: &AgentId, id: TaskId, reply: OfferReply) -> Result<(), OfferReplyRejected> {
-        let task = self.tasks.get(&id).ok_or(OfferReplyRejected::UnknownTask { task: id })?;
+    fn reply(
+        &mut self,
+        now: UnixMillis,
+        agent: &AgentId,
+        id: TaskId,
+        reply: OfferReply,
+    ) -> Result<(), OfferReplyRejected> {
+        let task = self
+            .tasks
+            .get(&id)
+            .ok_or(OfferReplyRejected::UnknownTask { task: id })?;
         let placement = match &task.state {
             TaskState::Offered { placement, .. } if &placement.agent == agent => placement.clone(),
             other => {
@@ -43,7 +52,14 @@ impl CoordinatorCore {
         match reply {
             OfferReply::Decline { reason } => {
                 tracing::info!(task = %id, %agent, %reason, "offer declined");
-                self.withdraw_offer(now, id, TaskEvent::Declined { agent: agent.clone(), reason });
+                self.withdraw_offer(
+                    now,
+                    id,
+                    TaskEvent::Declined {
+                        agent: agent.clone(),
+                        reason,
+                    },
+                );
                 Ok(())
             }
             OfferReply::Accept => {
@@ -54,9 +70,16 @@ impl CoordinatorCore {
                         let task = self.tasks.get_mut(&id).expect("task exists");
                         task.history.push(
                             now,
-                            TaskEvent::StakeBound { agent: agent.clone(), operator: agent.operator.clone(), collateral },
+                            TaskEvent::StakeBound {
+                                agent: agent.clone(),
+                                operator: agent.operator.clone(),
+                                collateral,
+                            },
                         );
-                        task.state = TaskState::Proving { placement, bound_at: now };
+                        task.state = TaskState::Proving {
+                            placement,
+                            bound_at: now,
+                        };
                         self.emit_status(id);
                         Ok(())
                     }
@@ -65,9 +88,16 @@ impl CoordinatorCore {
                         self.withdraw_offer(
                             now,
                             id,
-                            TaskEvent::BindFailed { agent: agent.clone(), reason: source.to_string() },
+                            TaskEvent::BindFailed {
+                                agent: agent.clone(),
+                                reason: source.to_string(),
+                            },
                         );
-                        Err(OfferReplyRejected::BindFailed { task: id, agent: agent.clone(), source })
+                        Err(OfferReplyRejected::BindFailed {
+                            task: id,
+                            agent: agent.clone(),
+                            source,
+                        })
                     }
                 }
             }

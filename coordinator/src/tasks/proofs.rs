@@ -12,7 +12,12 @@ impl CoordinatorCore {
     /// `agent` delivered a proof for `task`; the shell will verify it. Refused unless the task
     /// is bound to this agent. From here the due time no longer runs and the agent's slot and
     /// memory are free; the stake stays bound until the verdict.
-    pub fn handle_proof_delivered(&mut self, now: UnixMillis, agent: &AgentId, task: TaskId) -> Result<(), DeliveryRejected> {
+    pub fn handle_proof_delivered(
+        &mut self,
+        now: UnixMillis,
+        agent: &AgentId,
+        task: TaskId,
+    ) -> Result<(), DeliveryRejected> {
         self.expire(now);
         let result = self.deliver(now, agent, task);
         self.settle(now);
@@ -40,15 +45,31 @@ impl CoordinatorCore {
 
     /// Checks `task` is bound to `agent`: returns its placement and whether it is already
     /// delivered.
-    fn bound_placement(&self, agent: &AgentId, id: TaskId) -> Result<(Placement, bool), DeliveryRejected> {
-        let task = self.tasks.get(&id).ok_or(DeliveryRejected::UnknownTask { task: id })?;
+    fn bound_placement(
+        &self,
+        agent: &AgentId,
+        id: TaskId,
+    ) -> Result<(Placement, bool), DeliveryRejected> {
+        let task = self
+            .tasks
+            .get(&id)
+            .ok_or(DeliveryRejected::UnknownTask { task: id })?;
         let (placement, delivered) = match &task.state {
             TaskState::Proving { placement, .. } => (placement, false),
             TaskState::Verifying { placement, .. } => (placement, true),
             TaskState::Queued | TaskState::Offered { .. } => {
-                return Err(DeliveryRejected::NotYourTask { task: id, agent: agent.clone(), bound_to: None })
+                return Err(DeliveryRejected::NotYourTask {
+                    task: id,
+                    agent: agent.clone(),
+                    bound_to: None,
+                })
             }
-            other => return Err(DeliveryRejected::NotProving { task: id, state: other.name() }),
+            other => {
+                return Err(DeliveryRejected::NotProving {
+                    task: id,
+                    state: other.name(),
+                })
+            }
         };
         if &placement.agent != agent {
             return Err(DeliveryRejected::NotYourTask {
@@ -60,26 +81,52 @@ impl CoordinatorCore {
         Ok((placement.clone(), delivered))
     }
 
-    fn deliver(&mut self, now: UnixMillis, agent: &AgentId, id: TaskId) -> Result<(), DeliveryRejected> {
+    fn deliver(
+        &mut self,
+        now: UnixMillis,
+        agent: &AgentId,
+        id: TaskId,
+    ) -> Result<(), DeliveryRejected> {
         let (placement, delivered) = self.bound_placement(agent, id)?;
         if delivered {
-            return Err(DeliveryRejected::AlreadyDelivered { task: id, agent: agent.clone() });
+            return Err(DeliveryRejected::AlreadyDelivered {
+                task: id,
+                agent: agent.clone(),
+            });
         }
         self.unassign(agent, id);
         let task = self.tasks.get_mut(&id).expect("task exists");
-        task.history.push(now, TaskEvent::Delivered { agent: agent.clone() });
-        task.state = TaskState::Verifying { placement, delivered_at: now };
+        task.history.push(
+            now,
+            TaskEvent::Delivered {
+                agent: agent.clone(),
+            },
+        );
+        task.state = TaskState::Verifying {
+            placement,
+            delivered_at: now,
+        };
         self.emit_status(id);
         Ok(())
     }
 
-    fn judge(&mut self, now: UnixMillis, agent: &AgentId, id: TaskId, valid: bool, proving_ms: u64) -> Result<(), DeliveryRejected> {
+    fn judge(
+        &mut self,
+        now: UnixMillis,
+        agent: &AgentId,
+        id: TaskId,
+        valid: bool,
+        proving_ms: u64,
+    ) -> Result<(), DeliveryRejected> {
         let (placement, delivered) = self.bound_placement(agent, id)?;
         if !delivered {
             self.unassign(agent, id);
         }
         if valid {
-            let binding = self.ledger.release(id).expect("a proving or verifying task has stake bound");
+            let binding = self
+                .ledger
+                .release(id)
+                .expect("a proving or verifying task has stake bound");
             tracing::info!(task = %id, %agent, proving_ms, predicted_ms = placement.predicted_proving_ms, released = %binding.amount, "proof verified");
             let task = self.tasks.get_mut(&id).expect("task exists");
             task.history.push(
@@ -90,7 +137,11 @@ impl CoordinatorCore {
                     actual_proving_ms: proving_ms,
                 },
             );
-            task.state = TaskState::Verified { agent: agent.clone(), proving_ms, at: now };
+            task.state = TaskState::Verified {
+                agent: agent.clone(),
+                proving_ms,
+                at: now,
+            };
             self.finish(id);
         } else {
             let outcome = self
@@ -102,7 +153,11 @@ impl CoordinatorCore {
             task.failed_on.insert(agent.clone());
             task.history.push(
                 now,
-                TaskEvent::InvalidProof { agent: agent.clone(), slashed: outcome.slashed, released: outcome.released },
+                TaskEvent::InvalidProof {
+                    agent: agent.clone(),
+                    slashed: outcome.slashed,
+                    released: outcome.released,
+                },
             );
             self.requeue_or_fail(now, id, format!("invalid proof from {agent}"));
         }

@@ -72,12 +72,16 @@ impl CoordinatorCore {
                     .tasks
                     .values()
                     .filter_map(|t| match &t.state {
-                        TaskState::Offered { placement, .. } if placement.agent.operator == r.operator => {
+                        TaskState::Offered { placement, .. }
+                            if placement.agent.operator == r.operator =>
+                        {
                             Some(t.spec.collateral)
                         }
                         _ => None,
                     })
-                    .fold(StakeUnits::ZERO, |sum, c| sum.checked_add(c).unwrap_or(StakeUnits(u128::MAX)));
+                    .fold(StakeUnits::ZERO, |sum, c| {
+                        sum.checked_add(c).unwrap_or(StakeUnits(u128::MAX))
+                    });
                 debug_assert_eq!(offerable[&r.operator], r.free.saturating_sub(promised));
                 OperatorRow {
                     operator: r.operator,
@@ -108,7 +112,10 @@ impl CoordinatorCore {
                     hardware: t.map_or_else(|| "no telemetry yet".to_string(), hardware_summary),
                     telemetry_age_ms: t.map(|t| t.age_ms(now)),
                     health: t.map_or_else(Vec::new, |t| {
-                        health_problems(t, &self.policy).iter().map(ToString::to_string).collect()
+                        health_problems(t, &self.policy)
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect()
                     }),
                     tasks: r.assignments.iter().map(|a| a.task).collect(),
                     max_concurrent_tasks: r.max_concurrent_tasks,

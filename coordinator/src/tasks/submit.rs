@@ -16,9 +16,17 @@ const MAX_CIRCUITS_LISTED: usize = 16;
 impl CoordinatorCore {
     /// Registers (or replaces) a circuit. Tasks already submitted keep the key and shape they
     /// were submitted with.
-    pub fn register_circuit(&mut self, name: String, key_id: KeyId, shape: ProofShape) -> Result<(), CircuitRejected> {
+    pub fn register_circuit(
+        &mut self,
+        name: String,
+        key_id: KeyId,
+        shape: ProofShape,
+    ) -> Result<(), CircuitRejected> {
         if name.is_empty() || name.len() > MAX_CIRCUIT_NAME_LEN {
-            return Err(CircuitRejected::BadName { name, max: MAX_CIRCUIT_NAME_LEN });
+            return Err(CircuitRejected::BadName {
+                name,
+                max: MAX_CIRCUIT_NAME_LEN,
+            });
         }
         if !self.circuits.contains_key(&name) && self.circuits.len() >= MAX_CIRCUITS {
             return Err(CircuitRejected::TooMany { max: MAX_CIRCUITS });
@@ -29,20 +37,28 @@ impl CoordinatorCore {
     }
 
     /// A delegation change from the stake source. More stake may let waiting tasks run.
-    pub fn handle_stake_event(&mut self, now: UnixMillis, event: StakeEvent) -> Result<(), StakeEventRejected> {
+    pub fn handle_stake_event(
+        &mut self,
+        now: UnixMillis,
+        event: StakeEvent,
+    ) -> Result<(), StakeEventRejected> {
         self.expire(now);
         let result = match event {
             StakeEvent::OperatorRegistered { operator } => {
                 self.ledger.add_operator(operator);
                 Ok(())
             }
-            StakeEvent::Delegated { operator, amount } => self.ledger.delegate(&operator, amount).map_err(Into::into),
-            StakeEvent::WithdrawalRequested { operator, amount } => {
-                self.ledger.request_withdrawal(&operator, amount).map_err(Into::into)
+            StakeEvent::Delegated { operator, amount } => {
+                self.ledger.delegate(&operator, amount).map_err(Into::into)
             }
-            StakeEvent::WithdrawalCompleted { operator, amount } => {
-                self.ledger.complete_withdrawal(&operator, amount).map_err(Into::into)
-            }
+            StakeEvent::WithdrawalRequested { operator, amount } => self
+                .ledger
+                .request_withdrawal(&operator, amount)
+                .map_err(Into::into),
+            StakeEvent::WithdrawalCompleted { operator, amount } => self
+                .ledger
+                .complete_withdrawal(&operator, amount)
+                .map_err(Into::into),
         };
         self.settle(now);
         result
@@ -51,7 +67,11 @@ impl CoordinatorCore {
     /// A client's submission. Returns the task's id; a repeated (client, request id) returns
     /// the id of the task it created. The task is offered at once if an agent fits, else it
     /// waits in the queue (bounded by `policy.queue_capacity` unfinished tasks).
-    pub fn handle_submit(&mut self, now: UnixMillis, spec: TaskSpec) -> Result<TaskId, SubmitRejected> {
+    pub fn handle_submit(
+        &mut self,
+        now: UnixMillis,
+        spec: TaskSpec,
+    ) -> Result<TaskId, SubmitRejected> {
         self.expire(now);
         let result = self.submit(now, spec);
         let scope = match &result {
@@ -67,31 +87,55 @@ impl CoordinatorCore {
             return Ok(*existing);
         }
         let Some(circuit) = self.circuits.get(&spec.circuit).cloned() else {
-            let mut known: Vec<&str> = self.circuits.keys().take(MAX_CIRCUITS_LISTED).map(String::as_str).collect();
+            let mut known: Vec<&str> = self
+                .circuits
+                .keys()
+                .take(MAX_CIRCUITS_LISTED)
+                .map(String::as_str)
+                .collect();
             if self.circuits.len() > MAX_CIRCUITS_LISTED {
                 known.push("...");
             }
-            let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
-            return Err(SubmitRejected::UnknownCircuit { circuit: spec.circuit, known });
+            let known = if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            };
+            return Err(SubmitRejected::UnknownCircuit {
+                circuit: spec.circuit,
+                known,
+            });
         };
         if spec.collateral == StakeUnits::ZERO {
             return Err(SubmitRejected::ZeroCollateral);
         }
         if spec.deadline <= now {
-            return Err(SubmitRejected::DeadlinePassed { deadline: spec.deadline, now });
+            return Err(SubmitRejected::DeadlinePassed {
+                deadline: spec.deadline,
+                now,
+            });
         }
         let available_ms = spec.deadline.0 - now.0;
         let (needed_ms, fastest) = self.fastest_possible_ms(&circuit.shape);
         if available_ms < needed_ms {
-            return Err(SubmitRejected::DeadlineTooShort { available_ms, needed_ms, fastest });
+            return Err(SubmitRejected::DeadlineTooShort {
+                available_ms,
+                needed_ms,
+                fastest,
+            });
         }
         let largest_delegated = self.ledger.largest_delegation();
         if spec.collateral > largest_delegated {
-            return Err(SubmitRejected::CollateralAboveAllStake { collateral: spec.collateral, largest_delegated });
+            return Err(SubmitRejected::CollateralAboveAllStake {
+                collateral: spec.collateral,
+                largest_delegated,
+            });
         }
         let unfinished = self.tasks.len() - self.finished.len();
         if unfinished >= self.policy.queue_capacity {
-            return Err(SubmitRejected::QueueFull { capacity: self.policy.queue_capacity });
+            return Err(SubmitRejected::QueueFull {
+                capacity: self.policy.queue_capacity,
+            });
         }
 
         let id = TaskId(self.next_task);
@@ -107,7 +151,8 @@ impl CoordinatorCore {
             },
         );
         tracing::info!(task = %id, circuit = %spec.circuit, collateral = %spec.collateral, client = %spec.client, "task submitted");
-        self.requests.insert((spec.client.clone(), spec.request_id), id);
+        self.requests
+            .insert((spec.client.clone(), spec.request_id), id);
         self.tasks.insert(
             id,
             Task {
@@ -136,7 +181,10 @@ impl CoordinatorCore {
             .filter(|r| r.connected)
             .filter_map(|r| {
                 let proving = shape.estimate_proving_ms(&r.telemetry.as_ref()?.report.calibration);
-                Some((proving.saturating_add(self.policy.deadline_margin_for(proving)), r.id.clone()))
+                Some((
+                    proving.saturating_add(self.policy.deadline_margin_for(proving)),
+                    r.id.clone(),
+                ))
             })
             .min()
             .map_or((floor, None), |(ms, agent)| (ms, Some(agent)))

@@ -20,17 +20,29 @@ impl CoordinatorCore {
         self.tasks
             .values()
             .filter_map(|t| match &t.state {
-                TaskState::Queued => t.declined_until.values().copied().chain([t.spec.deadline]).min(),
+                TaskState::Queued => t
+                    .declined_until
+                    .values()
+                    .copied()
+                    .chain([t.spec.deadline])
+                    .min(),
                 TaskState::Offered { expires_at, .. } => Some(*expires_at),
                 TaskState::Proving { placement, .. } => Some(placement.due_at),
-                TaskState::Verifying { .. } | TaskState::Verified { .. } | TaskState::Failed { .. } => None,
+                TaskState::Verifying { .. }
+                | TaskState::Verified { .. }
+                | TaskState::Failed { .. } => None,
             })
             .min()
     }
 
     /// Applies every timeout due at `now`, in task order.
     pub(crate) fn expire(&mut self, now: UnixMillis) {
-        let live: Vec<TaskId> = self.tasks.values().filter(|t| !t.state.is_finished()).map(|t| t.id).collect();
+        let live: Vec<TaskId> = self
+            .tasks
+            .values()
+            .filter(|t| !t.state.is_finished())
+            .map(|t| t.id)
+            .collect();
         for id in live {
             let task = self.tasks.get_mut(&id).expect("live task exists");
             let declines = task.declined_until.len();
@@ -40,12 +52,25 @@ impl CoordinatorCore {
             }
             let task = &self.tasks[&id];
             match &task.state {
-                TaskState::Offered { placement, expires_at } if now >= *expires_at => {
+                TaskState::Offered {
+                    placement,
+                    expires_at,
+                } if now >= *expires_at => {
                     let (agent, expires_at) = (placement.agent.clone(), *expires_at);
                     tracing::info!(task = %id, %agent, "offer expired");
                     self.needs_full_pass = true;
-                    self.withdraw_offer(now, id, TaskEvent::OfferExpired { agent: agent.clone() });
-                    self.emit(Effect::CancelTask { agent, task: id, reason: format!("offer for {id} expired at {expires_at}") });
+                    self.withdraw_offer(
+                        now,
+                        id,
+                        TaskEvent::OfferExpired {
+                            agent: agent.clone(),
+                        },
+                    );
+                    self.emit(Effect::CancelTask {
+                        agent,
+                        task: id,
+                        reason: format!("offer for {id} expired at {expires_at}"),
+                    });
                 }
                 TaskState::Proving { placement, .. } if now >= placement.due_at => {
                     let placement = placement.clone();
@@ -56,14 +81,22 @@ impl CoordinatorCore {
             }
             let task = &self.tasks[&id];
             if task.state == TaskState::Queued && now >= task.spec.deadline {
-                let cause = format!("deadline {} passed while waiting: {}", task.spec.deadline, task.waiting_reason);
+                let cause = format!(
+                    "deadline {} passed while waiting: {}",
+                    task.spec.deadline, task.waiting_reason
+                );
                 self.fail(now, id, cause);
             }
         }
     }
 
     /// The agent did not deliver by its due time: slash, tell it to stop, reassign or fail.
-    fn miss_due_time(&mut self, now: UnixMillis, id: TaskId, placement: crate::admission::Placement) {
+    fn miss_due_time(
+        &mut self,
+        now: UnixMillis,
+        id: TaskId,
+        placement: crate::admission::Placement,
+    ) {
         let agent = placement.agent;
         let outcome = self
             .ledger
@@ -85,8 +118,15 @@ impl CoordinatorCore {
         self.emit(Effect::CancelTask {
             agent: agent.clone(),
             task: id,
-            reason: format!("due time {} passed; {} of the collateral slashed", placement.due_at, outcome.slashed),
+            reason: format!(
+                "due time {} passed; {} of the collateral slashed",
+                placement.due_at, outcome.slashed
+            ),
         });
-        self.requeue_or_fail(now, id, format!("{agent} missed its due time {}", placement.due_at));
+        self.requeue_or_fail(
+            now,
+            id,
+            format!("{agent} missed its due time {}", placement.due_at),
+        );
     }
 }

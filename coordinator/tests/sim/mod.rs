@@ -8,7 +8,9 @@ use proofrack_common::{KeyId, StakeUnits, TaskId, UnixMillis};
 use proofrack_coordinator::ledger::source::StakeEvent;
 use proofrack_coordinator::tasks::{OperatorRow, SubmitRejected};
 use proofrack_coordinator::testkit::{agent_id, cuda_telemetry};
-use proofrack_coordinator::{AgentId, CoordinatorCore, Effect, Offer, OfferReply, Policy, TaskSpec, TaskStatus};
+use proofrack_coordinator::{
+    AgentId, CoordinatorCore, Effect, Offer, OfferReply, Policy, TaskSpec, TaskStatus,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -20,7 +22,10 @@ pub const TELEMETRY_PERIOD_MS: u64 = 1_000;
 pub const CIRCUIT: &str = "square";
 
 pub fn circuit_shape() -> ProofShape {
-    ProofShape { domain_size: 1 << 16, num_variables: 1 << 16 }
+    ProofShape {
+        domain_size: 1 << 16,
+        num_variables: 1 << 16,
+    }
 }
 
 pub struct Sim {
@@ -37,7 +42,8 @@ pub struct Sim {
 impl Sim {
     pub fn new(policy: Policy, operators: &[(&str, u128)]) -> Sim {
         let mut core = CoordinatorCore::new(policy).expect("valid policy");
-        core.register_circuit(CIRCUIT.into(), KeyId([7; 32]), circuit_shape()).unwrap();
+        core.register_circuit(CIRCUIT.into(), KeyId([7; 32]), circuit_shape())
+            .unwrap();
         let mut sim = Sim {
             core,
             now: START,
@@ -48,11 +54,19 @@ impl Sim {
         };
         for (op, stake) in operators {
             let operator = op.parse().unwrap();
-            sim.core.handle_stake_event(sim.now, StakeEvent::OperatorRegistered { operator }).unwrap();
+            sim.core
+                .handle_stake_event(sim.now, StakeEvent::OperatorRegistered { operator })
+                .unwrap();
             if *stake > 0 {
                 let operator = op.parse().unwrap();
                 sim.core
-                    .handle_stake_event(sim.now, StakeEvent::Delegated { operator, amount: StakeUnits(*stake) })
+                    .handle_stake_event(
+                        sim.now,
+                        StakeEvent::Delegated {
+                            operator,
+                            amount: StakeUnits(*stake),
+                        },
+                    )
                     .unwrap();
             }
         }
@@ -73,8 +87,12 @@ impl Sim {
 
     pub fn agent_with(&mut self, op: &str, name: &str, report: Telemetry, slots: u32) -> AgentId {
         let id = agent_id(op, name);
-        self.core.handle_agent_connected(self.now, id.clone(), slots).unwrap();
-        self.core.handle_telemetry(self.now, &id, report.clone()).unwrap();
+        self.core
+            .handle_agent_connected(self.now, id.clone(), slots)
+            .unwrap();
+        self.core
+            .handle_telemetry(self.now, &id, report.clone())
+            .unwrap();
         self.reporting.insert(id.clone(), report);
         self.collect();
         id
@@ -84,7 +102,9 @@ impl Sim {
     pub fn report(&mut self, agent: &AgentId, mut report: Telemetry) {
         let last = self.reporting.get(agent).map_or(0, |r| r.seq);
         report.seq = last + 1;
-        self.core.handle_telemetry(self.now, agent, report.clone()).unwrap();
+        self.core
+            .handle_telemetry(self.now, agent, report.clone())
+            .unwrap();
         self.reporting.insert(agent.clone(), report);
         self.collect();
     }
@@ -105,9 +125,13 @@ impl Sim {
     pub fn advance(&mut self, ms: u64) {
         let end = UnixMillis(self.now.0 + ms);
         for step in 0.. {
-            assert!(step < 1_000_000, "poll_timeout keeps returning a due time that handle_timeout does not clear");
+            assert!(
+                step < 1_000_000,
+                "poll_timeout keeps returning a due time that handle_timeout does not clear"
+            );
             let timer = self.core.poll_timeout().filter(|t| *t <= end);
-            let telemetry = Some(self.next_telemetry_at).filter(|t| *t <= end && !self.reporting.is_empty());
+            let telemetry =
+                Some(self.next_telemetry_at).filter(|t| *t <= end && !self.reporting.is_empty());
             match (timer, telemetry) {
                 (Some(t), Some(r)) if t <= r => self.fire_timer(t),
                 (Some(t), None) => self.fire_timer(t),
@@ -115,7 +139,9 @@ impl Sim {
                     self.now = self.now.max(r);
                     for (agent, report) in self.reporting.iter_mut() {
                         report.seq += 1;
-                        self.core.handle_telemetry(self.now, agent, report.clone()).unwrap();
+                        self.core
+                            .handle_telemetry(self.now, agent, report.clone())
+                            .unwrap();
                     }
                     self.next_telemetry_at = UnixMillis(r.0 + TELEMETRY_PERIOD_MS);
                     self.collect();
@@ -135,7 +161,11 @@ impl Sim {
         self.collect();
     }
 
-    pub fn submit(&mut self, collateral: u128, deadline_in_ms: u64) -> Result<TaskId, SubmitRejected> {
+    pub fn submit(
+        &mut self,
+        collateral: u128,
+        deadline_in_ms: u64,
+    ) -> Result<TaskId, SubmitRejected> {
         let spec = TaskSpec {
             circuit: CIRCUIT.into(),
             inputs: Arc::from(&b"x=3"[..]),
@@ -177,21 +207,34 @@ impl Sim {
     }
 
     pub fn accept(&mut self, agent: &AgentId, task: TaskId) {
-        self.core.handle_offer_reply(self.now, agent, task, OfferReply::Accept).unwrap();
+        self.core
+            .handle_offer_reply(self.now, agent, task, OfferReply::Accept)
+            .unwrap();
         self.collect();
     }
 
     pub fn decline(&mut self, agent: &AgentId, task: TaskId) {
         self.core
-            .handle_offer_reply(self.now, agent, task, OfferReply::Decline { reason: "busy".into() })
+            .handle_offer_reply(
+                self.now,
+                agent,
+                task,
+                OfferReply::Decline {
+                    reason: "busy".into(),
+                },
+            )
             .unwrap();
         self.collect();
     }
 
     /// Delivers and judges a proof.
     pub fn prove(&mut self, agent: &AgentId, task: TaskId, valid: bool) {
-        self.core.handle_proof_delivered(self.now, agent, task).unwrap();
-        self.core.handle_proof_verified(self.now, agent, task, valid, 40).unwrap();
+        self.core
+            .handle_proof_delivered(self.now, agent, task)
+            .unwrap();
+        self.core
+            .handle_proof_verified(self.now, agent, task, valid, 40)
+            .unwrap();
         self.collect();
     }
 
