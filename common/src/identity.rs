@@ -107,8 +107,10 @@ impl std::str::FromStr for TrustDomain {
     }
 }
 
-/// A peer's identity within a trust domain.
+/// A peer's identity within a trust domain. Serialises as its path form, validated on the
+/// way in.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum Identity {
     /// The coordinator at `host` (also a DNS/IP SAN, so clients can verify the server name).
     Coordinator { host: String },
@@ -208,25 +210,22 @@ impl Identity {
                 expected: expected.clone(),
             });
         }
-        let segments: Vec<&str> = path.split('/').collect();
-        let name = |kind: &str, s: &str| validate_name(kind, s).map_err(IdentityError::BadName);
-        match segments.as_slice() {
-            ["coordinator", host] => {
-                name("coordinator host", host)?;
-                Ok(Identity::Coordinator {
-                    host: host.to_string(),
-                })
-            }
-            ["operator", op, "agent", agent] => Identity::agent(op, agent),
-            ["client", client] => {
-                name("client", client)?;
-                Ok(Identity::Client {
-                    name: client.to_string(),
-                })
-            }
-            _ => Err(bad(
+        Identity::from_spiffe_path(path).map_err(|e| match e {
+            IdentityError::BadName(_) => e,
+            _ => bad(
                 "its path must be coordinator/HOST, operator/OPERATOR/agent/NAME or client/NAME",
-            )),
+            ),
+        })
+    }
+
+    /// Parses the path form (`coordinator/HOST`, `operator/OP/agent/NAME`, `client/NAME`),
+    /// which is also how an identity displays.
+    pub fn from_spiffe_path(path: &str) -> Result<Identity, IdentityError> {
+        match path.split('/').collect::<Vec<&str>>().as_slice() {
+            ["coordinator", host] => Identity::coordinator(host),
+            ["operator", op, "agent", agent] => Identity::agent(op, agent),
+            ["client", client] => Identity::client(client),
+            _ => Err(IdentityError::BadPath(path.to_string())),
         }
     }
 
@@ -255,6 +254,24 @@ impl Identity {
 impl fmt::Display for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.spiffe_path())
+    }
+}
+
+impl std::str::FromStr for Identity {
+    type Err = IdentityError;
+    fn from_str(s: &str) -> Result<Identity, IdentityError> {
+        Identity::from_spiffe_path(s)
+    }
+}
+impl TryFrom<String> for Identity {
+    type Error = IdentityError;
+    fn try_from(s: String) -> Result<Identity, IdentityError> {
+        Identity::from_spiffe_path(&s)
+    }
+}
+impl From<Identity> for String {
+    fn from(i: Identity) -> String {
+        i.spiffe_path()
     }
 }
 
@@ -354,6 +371,8 @@ pub enum IdentityError {
     WrongTrustDomain { uri: String, expected: TrustDomain },
     #[error("{0}")]
     BadName(String),
+    #[error("identity {0:?} is not coordinator/HOST, operator/OPERATOR/agent/NAME or client/NAME")]
+    BadPath(String),
     #[error("{0}")]
     BadCertificate(String),
     #[error("certificate has no URI SAN; proofrack identities are a SPIFFE ID in exactly one URI SAN (issue it with `proofrack certs issue`)")]
@@ -429,6 +448,19 @@ mod tests {
                 .to_string();
             assert!(err.contains(needle), "{uri}: {err}");
         }
+    }
+
+    #[test]
+    fn path_form_parses_and_serde_validates() {
+        let id: Identity = "operator/op-a/agent/gpu-1".parse().unwrap();
+        assert_eq!(id, Identity::agent("op-a", "gpu-1").unwrap());
+        assert_eq!(id.to_string().parse::<Identity>().unwrap(), id);
+        assert!("client/Bad".parse::<Identity>().is_err());
+        assert!("admin/x".parse::<Identity>().is_err());
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, "\"operator/op-a/agent/gpu-1\"");
+        assert_eq!(serde_json::from_str::<Identity>(&json).unwrap(), id);
+        assert!(serde_json::from_str::<Identity>("\"client/a/b\"").is_err());
     }
 
     #[test]
