@@ -7,7 +7,7 @@
 //! - `setup`: key generation from [`ToxicWaste`].
 //! - `reduction`: the witness map (a, b, c → p on the odd coset); why no division by Z.
 //! - `prover`: [`prove`], generic over the backend.
-//! - `verify`: proof/verifying-key bytes and [`verify`].
+//! - `verify`: proof/verifying-key bytes and [`verify()`].
 //! - `ark_compat`: [`CircomReduction`] for ark-groth16, to cross-check against arkworks.
 //!
 //! One reduction for every key: keys we generate and snarkjs zkeys have the same H query

@@ -135,4 +135,18 @@ mod tests {
         bad[127] |= 0x3f;
         assert_eq!(proof_from_bytes(&bad), Err(ProofError::BadPoint("C")));
     }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        use ark_std::rand::{rngs::StdRng, Rng, SeedableRng};
+        let mut rng = StdRng::seed_from_u64(11);
+        for _ in 0..2000 {
+            let mut b = [0u8; PROOF_BYTES];
+            rng.fill(&mut b[..]);
+            let _ = proof_from_bytes(&b);
+            let len = rng.gen_range(0..700);
+            let v: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+            let _ = vk_from_bytes(&v);
+        }
+    }
 }
