@@ -201,3 +201,44 @@ fn verifying_key_bytes_round_trip_and_reject_bad_input() {
     bad[..31].fill(0xff); // alpha_g1.x ≥ q
     assert!(vk_from_bytes(&bad).is_err());
 }
+
+#[test]
+fn from_parts_checks_every_length_against_the_shape() {
+    use proofrack_kernels::groth16::SparseMatrix;
+    let parts = small_key(11).into_parts();
+    let expect_count = |mut p: proofrack_kernels::groth16::ProvingKeyParts, section: &str| {
+        match ProvingKey::from_parts(p.clone()) {
+            Err(KeyError::CountMismatch { section: s, .. }) => assert_eq!(s, section),
+            other => panic!("{section}: {other:?}"),
+        }
+        p.num_variables = 0;
+        assert!(ProvingKey::from_parts(p).is_err());
+    };
+    let mut p = parts.clone();
+    p.h_query.pop();
+    expect_count(p, "h_query");
+    let mut p = parts.clone();
+    p.l_query.push(p.l_query[0]);
+    expect_count(p, "l_query");
+    let mut p = parts.clone();
+    p.ic.pop();
+    expect_count(p, "ic");
+    let mut p = parts.clone();
+    p.b_g2_query.pop();
+    expect_count(p, "b_g2_query");
+
+    let mut p = parts.clone();
+    p.b = SparseMatrix::new();
+    assert!(matches!(ProvingKey::from_parts(p), Err(KeyError::Shape(R1csError::RowCountMismatch { .. }))));
+    let mut p = parts.clone();
+    let mut a = SparseMatrix::new();
+    for i in 0..parts.a.num_rows() {
+        a.push_row(parts.a.row(i).map(|(c, v)| (c, if i == 3 { v + 100 } else { v })));
+    }
+    p.a = a;
+    assert!(matches!(
+        ProvingKey::from_parts(p),
+        Err(KeyError::Shape(R1csError::ColumnOutOfRange { row: 3, .. }))
+    ));
+    assert!(ProvingKey::from_parts(parts).is_ok());
+}

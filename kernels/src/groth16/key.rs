@@ -111,12 +111,8 @@ impl ProvingKey {
             }
             .into());
         }
-        // Reuse R1cs' column check through a throwaway shape with an empty C.
-        let mut c = SparseMatrix::with_capacity(num_constraints, 0);
-        for _ in 0..num_constraints {
-            c.push_row([]);
-        }
-        crate::groth16::r1cs::R1cs::new(p.num_public, p.num_variables, p.a.clone(), p.b.clone(), c)?;
+        p.a.check_cols(p.num_variables)?;
+        p.b.check_cols(p.num_variables)?;
         let domain_size = domain_size_for(num_constraints, p.num_public)?;
         let num_private = p.num_variables - p.num_public - 1;
         let counts: [(&'static str, usize, usize); 6] = [

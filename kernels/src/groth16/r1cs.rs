@@ -173,7 +173,8 @@ impl SparseMatrix {
         );
     }
 
-    fn check_cols(&self, num_variables: usize) -> Result<(), R1csError> {
+    /// Every column is below `num_variables`.
+    pub(crate) fn check_cols(&self, num_variables: usize) -> Result<(), R1csError> {
         match self.max_col() {
             Some(col) if col as usize >= num_variables => {
                 let pos = self.cols.iter().position(|&c| c == col).unwrap_or(0);
