@@ -19,7 +19,11 @@ pub mod backend;
 pub mod circuits;
 pub mod conformance;
 pub mod cpu;
+pub mod cuda;
+pub mod field_bytes;
 pub mod groth16;
+#[cfg(test)]
+mod host_kernels;
 
 pub use backend::{
     Backend, BackendError, BackendInfo, BackendKind, NttDirection,
