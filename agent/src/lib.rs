@@ -1,1 +1,77 @@
-//! placeholder
+//! The proofrack agent: runs on every prover box, reports the box's measured capacity to the
+//! coordinator over mutually authenticated QUIC and proves the tasks it is given.
+//!
+//! # Layout
+//! - [`telemetry`]: [`TelemetryCollector`] samples every GPU through NVML
+//!   ([`telemetry::nvml`], behind the `GpuSource` trait) and the host through sysinfo
+//!   ([`telemetry::host`]) every [`telemetry::TELEMETRY_INTERVAL_MS`]. Without an NVIDIA
+//!   driver it says so once and reports host capacity only.
+//! - [`calibrate`]: at start-up, runs the backend's real MSM and NTT on random data (checked
+//!   against arkworks) and reports their throughput as a `Calibration`.
+//! - [`backoff`]: reconnect delays, exponential with full jitter; pure (caller passes `now`
+//!   and the random source).
+//! - [`key_cache`]: proving keys on disk, content-addressed by SHA-256, verified on every
+//!   read, written atomically, bounded with least-recently-used eviction.
+//! - `config`: the agent's configuration file.
+//! - `client`: the QUIC connection to the coordinator (reconnects with [`backoff`]).
+//! - `executor`: runs assigned proofs on the backend with keys from the [`key_cache`].
+//!
+//! Architecture invariant: the building blocks above `config` do no network I/O; only
+//! `client` talks to the coordinator. Nothing panics on a box without a GPU or driver.
+
+pub mod backoff;
+pub mod calibrate;
+pub mod key_cache;
+pub mod telemetry;
+
+pub use telemetry::TelemetryCollector;
+
+/// Captures tracing events in tests, to check what is logged and how often.
+#[cfg(test)]
+pub(crate) mod test_log {
+    use std::fmt::Write as _;
+    use std::sync::{Arc, Mutex};
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Level, Metadata, Subscriber};
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<(Level, String)>>>);
+
+    struct Fields(String);
+    impl Visit for Fields {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            let _ = write!(self.0, "{}={:?} ", field.name(), value);
+        }
+    }
+
+    impl Subscriber for Capture {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut fields = Fields(String::new());
+            event.record(&mut fields);
+            self.0
+                .lock()
+                .unwrap()
+                .push((*event.metadata().level(), fields.0));
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    /// Runs `f` with a subscriber on this thread; returns its result and every event
+    /// (level, `name=value` fields) logged meanwhile.
+    pub fn capture<R>(f: impl FnOnce() -> R) -> (R, Vec<(Level, String)>) {
+        let capture = Capture::default();
+        let result = tracing::subscriber::with_default(capture.clone(), f);
+        let events = capture.0.lock().unwrap().clone();
+        (result, events)
+    }
+}
