@@ -21,8 +21,12 @@
 
 pub mod backoff;
 pub mod calibrate;
+pub mod client;
+pub mod config;
 pub mod key_cache;
+pub mod prover;
 pub mod telemetry;
+mod worker;
 
 pub use telemetry::TelemetryCollector;
 

@@ -10,10 +10,13 @@
 //! - [`framing`]: length-prefixed frames with an explicit maximum size, and chunked,
 //!   hash-checked streaming of large payloads (proving keys).
 //! - [`tls`]: rustls mutual-TLS configuration for quinn (TLS 1.3, ALPN, ring).
+//! - [`client`]: `CoordinatorClient`, one connection with a client certificate, for the CLI
+//!   and tests.
 //! - [`revocation`]: the revoked-serials file and the shared, reloadable handle the TLS
 //!   verifier consults.
 
 pub mod amount;
+pub mod client;
 pub mod framing;
 pub mod identity;
 pub mod ids;

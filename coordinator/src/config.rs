@@ -7,6 +7,9 @@
 //!
 //! ```toml
 //! listen = "0.0.0.0:4433"
+//! data_dir = "proofrack-data"
+//! circuits = ["mimc-10", "mimc-12", "mimc-14"]
+//! telemetry_interval_ms = 2000
 //!
 //! [tls]
 //! ca_cert = "certs/ca.pem"
@@ -64,6 +67,32 @@ pub struct CoordinatorConfig {
     /// Admission, offer and slashing policy.
     #[serde(default)]
     pub policy: Policy,
+    /// Where the coordinator keeps its proving keys (`<data_dir>/keys/`).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Built-in circuits served (`mimc-4` .. `mimc-20`); their keys are generated on first
+    /// start and reused after.
+    #[serde(default = "default_circuits")]
+    pub circuits: Vec<String>,
+    /// How often agents report telemetry, sent to them at connect. Must leave room for at
+    /// least two reports within `policy.telemetry_max_age_ms`.
+    #[serde(default = "default_telemetry_interval_ms")]
+    pub telemetry_interval_ms: u64,
+}
+
+/// Shortest telemetry interval: more often only loads the coordinator for no better data.
+pub const MIN_TELEMETRY_INTERVAL_MS: u64 = 200;
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("proofrack-data")
+}
+
+fn default_circuits() -> Vec<String> {
+    vec!["mimc-10".into(), "mimc-12".into(), "mimc-14".into()]
+}
+
+fn default_telemetry_interval_ms() -> u64 {
+    2_000
 }
 
 fn default_listen() -> SocketAddr {
@@ -77,6 +106,9 @@ impl Default for CoordinatorConfig {
             tls: TlsPaths::default(),
             operators: Vec::new(),
             policy: Policy::default(),
+            data_dir: default_data_dir(),
+            circuits: default_circuits(),
+            telemetry_interval_ms: default_telemetry_interval_ms(),
         }
     }
 }
@@ -293,6 +325,21 @@ impl CoordinatorConfig {
     /// Checks the policy and that each operator appears once.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.policy.validate()?;
+        check_range(
+            "telemetry_interval_ms",
+            self.telemetry_interval_ms,
+            MIN_TELEMETRY_INTERVAL_MS,
+            (self.policy.telemetry_max_age_ms / 2).max(MIN_TELEMETRY_INTERVAL_MS),
+        )?;
+        for (i, name) in self.circuits.iter().enumerate() {
+            if let Err(e) = proofrack_kernels::circuits::circuit_by_name(name) {
+                return Err(ConfigError::Invalid {
+                    key: format!("circuits[{i}]"),
+                    value: format!("{name:?}"),
+                    allowed: e.to_string(),
+                });
+            }
+        }
         let mut seen: BTreeMap<&OperatorId, usize> = BTreeMap::new();
         for (i, op) in self.operators.iter().enumerate() {
             if let Some(first) = seen.insert(&op.id, i) {

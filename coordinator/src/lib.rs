@@ -24,3 +24,6 @@ pub use admission::AgentId;
 pub use config::{CoordinatorConfig, Policy};
 pub use ledger::Ledger;
 pub use tasks::{CoordinatorCore, Effect, Offer, OfferReply, TaskSpec, TaskStatus};
+pub mod registry;
+pub mod server;
+pub mod verify;

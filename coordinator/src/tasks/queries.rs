@@ -183,3 +183,12 @@ fn hardware_summary(t: &crate::admission::AgentTelemetry) -> String {
     }
     out
 }
+
+impl CoordinatorCore {
+    /// A task's circuit and inputs as submitted, for the shell's proof verification.
+    pub fn task_inputs(&self, id: TaskId) -> Option<(String, std::sync::Arc<[u8]>)> {
+        self.tasks
+            .get(&id)
+            .map(|t| (t.spec.circuit.clone(), t.spec.inputs.clone()))
+    }
+}

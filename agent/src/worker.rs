@@ -1,0 +1,280 @@
+//! One accepted task: get its key (cache or coordinator), compute the witness, prove, check
+//! the proof, deliver it (on whatever connection is up, until its due time).
+
+use crate::client::AgentContext;
+use crate::key_cache::KeyLookup;
+use proofrack_common::framing::recv_payload_to;
+use proofrack_common::protocol::{
+    read_message, write_stream_open, DeliverProof, DeliveryOutcome, DeliveryReply, FetchKey,
+    KeyReply, StreamOpen, TaskOffer,
+};
+use proofrack_common::{KeyId, UnixMillis};
+use proofrack_kernels::circuits::circuit_by_name;
+use proofrack_kernels::field_bytes::fr_to_le_bytes;
+use proofrack_kernels::groth16::{prepare_verifying_key, proof_to_bytes, verify, ProvingKey};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWrite;
+
+/// Longest one delivery attempt may take (open, send, verdict) before it is retried on the
+/// next connection; verification is milliseconds, so this only trips on a dead link.
+pub const DELIVERY_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The control loop's handle on a running task.
+pub(crate) struct TaskHandle {
+    cancelled: Arc<AtomicBool>,
+    join: tokio::task::JoinHandle<()>,
+}
+
+impl TaskHandle {
+    pub(crate) fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+    }
+}
+
+pub(crate) struct Worker;
+
+#[derive(Debug, thiserror::Error)]
+enum TaskError {
+    #[error("cancelled by the coordinator")]
+    Cancelled,
+    #[error("its due time passed")]
+    PastDue,
+    #[error("proving key: {0}")]
+    Key(String),
+    #[error("witness: {0}")]
+    Witness(String),
+    #[error("prover: {0}")]
+    Prove(String),
+    #[error("the proof this agent made does not verify; not delivering it (check the backend: `proofrack-bench check`)")]
+    SelfCheck,
+}
+
+impl Worker {
+    pub(crate) fn spawn(ctx: Arc<AgentContext>, offer: TaskOffer) -> TaskHandle {
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let flag = cancelled.clone();
+        let task = offer.task;
+        let join = tokio::spawn(async move {
+            let outcome = run(&ctx, &offer, &flag).await;
+            match outcome {
+                Ok(()) => {}
+                Err(TaskError::Cancelled) => tracing::info!(%task, "task dropped: cancelled"),
+                Err(e) => tracing::warn!(%task, error = %e, "task not delivered"),
+            }
+            ctx.tasks.lock().expect("tasks poisoned").remove(&task);
+            ctx.idle.notify_waiters();
+        });
+        TaskHandle { cancelled, join }
+    }
+}
+
+/// Stops every task still running (the agent is exiting).
+pub(crate) fn abort_all(ctx: &AgentContext) {
+    for (_, h) in ctx.tasks.lock().expect("tasks poisoned").drain() {
+        h.join.abort();
+    }
+}
+
+async fn run(ctx: &Arc<AgentContext>, offer: &TaskOffer, cancelled: &AtomicBool) -> Result<(), TaskError> {
+    let task = offer.task;
+    let check = || {
+        if cancelled.load(Ordering::SeqCst) {
+            Err(TaskError::Cancelled)
+        } else if ctx.clock.now() >= offer.deadline {
+            Err(TaskError::PastDue)
+        } else {
+            Ok(())
+        }
+    };
+    let _slot = ctx.slots.acquire().await.map_err(|_| TaskError::Cancelled)?;
+    check()?;
+    let started = Instant::now();
+    let key_id = offer.key;
+    if !ctx.prover.has_prepared(&key_id) {
+        let key = load_key(ctx, key_id, offer.deadline).await?;
+        check()?;
+        let prover = ctx.prover.clone();
+        tokio::task::spawn_blocking(move || prover.prepare(key_id, &key))
+            .await
+            .map_err(|e| TaskError::Prove(e.to_string()))?
+            .map_err(|e| TaskError::Prove(e.to_string()))?;
+    }
+    check()?;
+    let circuit = circuit_by_name(&offer.circuit).map_err(|e| TaskError::Witness(e.to_string()))?;
+    let inputs = String::from_utf8(offer.inputs.clone()).map_err(|e| TaskError::Witness(e.to_string()))?;
+    let prover = ctx.prover.clone();
+    let (proof, public) = tokio::task::spawn_blocking(move || {
+        let witness = circuit.witness_from_json(&inputs).map_err(|e| TaskError::Witness(e.to_string()))?;
+        let proof = prover
+            .prove(&key_id, &witness.full)
+            .ok_or_else(|| TaskError::Prove("key was evicted while waiting; retrying is the coordinator's call".into()))?
+            .map_err(|e| TaskError::Prove(e.to_string()))?;
+        Ok::<_, TaskError>((proof, witness.public))
+    })
+    .await
+    .map_err(|e| TaskError::Prove(e.to_string()))??;
+    let proving_ms = started.elapsed().as_millis() as u64;
+    // A wrong proof is slashed far harder than a late one: check before delivering.
+    if let Some(vk) = ctx.verifying_key(&key_id) {
+        let pvk = prepare_verifying_key(&vk);
+        if !matches!(verify(&pvk, &public, &proof), Ok(true)) {
+            return Err(TaskError::SelfCheck);
+        }
+    }
+    check()?;
+    tracing::info!(%task, proving_ms, "proof ready");
+    let delivery = DeliverProof {
+        task,
+        proof: proof_to_bytes(&proof).to_vec(),
+        public_inputs: public.iter().map(fr_to_le_bytes).collect(),
+        proving_ms,
+    };
+    deliver(ctx, delivery, offer.deadline, cancelled).await
+}
+
+/// The key from the cache, or fetched from the coordinator into the cache.
+async fn load_key(ctx: &Arc<AgentContext>, id: KeyId, due: UnixMillis) -> Result<ProvingKey, TaskError> {
+    let cached = {
+        let mut cache = ctx.key_cache.lock().expect("key cache poisoned");
+        cache.get(&id, ctx.clock.now()).map_err(|e| TaskError::Key(e.to_string()))?
+    };
+    let bytes = match cached {
+        KeyLookup::Hit(bytes) => bytes,
+        KeyLookup::Miss | KeyLookup::Corrupt { .. } => fetch_key(ctx, id, due).await?,
+    };
+    let key = tokio::task::spawn_blocking(move || ProvingKey::from_bytes_with_id(&bytes, &id.0))
+        .await
+        .map_err(|e| TaskError::Key(e.to_string()))?
+        .map_err(|e| TaskError::Key(e.to_string()))?;
+    ctx.remember_verifying_key(id, key.verifying_key());
+    Ok(key)
+}
+
+async fn fetch_key(ctx: &Arc<AgentContext>, id: KeyId, due: UnixMillis) -> Result<Vec<u8>, TaskError> {
+    let conn = current_connection(ctx, due).await?;
+    let started = Instant::now();
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| TaskError::Key(e.to_string()))?;
+    write_stream_open(&mut send, StreamOpen::FetchKey(FetchKey { key: id }))
+        .await
+        .map_err(|e| TaskError::Key(e.to_string()))?;
+    let _ = send.finish();
+    let total = match read_message::<_, KeyReply>(&mut recv).await.map_err(|e| TaskError::Key(e.to_string()))? {
+        KeyReply::Found { total_len, .. } => total_len,
+        KeyReply::Error(e) => return Err(TaskError::Key(e.to_string())),
+    };
+    let max = ctx.key_cache.lock().expect("key cache poisoned").limits().max_key_bytes;
+    if total > max {
+        return Err(TaskError::Key(format!("the key is {total} bytes, over this agent's limit of {max}")));
+    }
+    let writer = ctx
+        .key_cache
+        .lock()
+        .expect("key cache poisoned")
+        .insert_streaming(id)
+        .map_err(|e| TaskError::Key(e.to_string()))?;
+    let mut sink = SyncSink(writer);
+    recv_payload_to(&mut recv, &mut sink, max)
+        .await
+        .map_err(|e| TaskError::Key(e.to_string()))?;
+    let path = {
+        let mut cache = ctx.key_cache.lock().expect("key cache poisoned");
+        cache.commit(sink.0, ctx.clock.now()).map_err(|e| TaskError::Key(e.to_string()))?
+    };
+    tracing::info!(key = %id.short(), bytes = total, ms = started.elapsed().as_millis() as u64, "proving key fetched and cached");
+    tokio::fs::read(&path).await.map_err(|e| TaskError::Key(format!("{}: {e}", path.display())))
+}
+
+/// Waits for a live connection (the agent may be reconnecting), until `due`.
+async fn current_connection(ctx: &AgentContext, due: UnixMillis) -> Result<quinn::Connection, TaskError> {
+    let mut rx = ctx.conn.clone();
+    let left = due.saturating_since(ctx.clock.now());
+    let wait = async {
+        loop {
+            if let Some(c) = rx.borrow_and_update().clone() {
+                if c.close_reason().is_none() {
+                    return Ok(c);
+                }
+            }
+            if rx.changed().await.is_err() {
+                return Err(TaskError::Cancelled);
+            }
+        }
+    };
+    tokio::time::timeout(left, wait).await.map_err(|_| TaskError::PastDue)?
+}
+
+/// Delivers, retrying on the next connection if this one breaks, until the due time.
+async fn deliver(
+    ctx: &Arc<AgentContext>,
+    delivery: DeliverProof,
+    due: UnixMillis,
+    cancelled: &AtomicBool,
+) -> Result<(), TaskError> {
+    let task = delivery.task;
+    loop {
+        if cancelled.load(Ordering::SeqCst) {
+            return Err(TaskError::Cancelled);
+        }
+        let conn = current_connection(ctx, due).await?;
+        match tokio::time::timeout(DELIVERY_ATTEMPT_TIMEOUT, deliver_once(&conn, &delivery)).await {
+            Ok(Ok(DeliveryOutcome::Accepted)) => {
+                tracing::info!(%task, proving_ms = delivery.proving_ms, "proof accepted");
+                return Ok(());
+            }
+            Ok(Ok(DeliveryOutcome::Rejected { reason })) => {
+                tracing::warn!(%task, %reason, "proof rejected by the coordinator");
+                return Ok(());
+            }
+            Ok(Err(e)) => tracing::info!(%task, error = %e, "delivery attempt failed; retrying on the next connection"),
+            Err(_) => tracing::info!(%task, "delivery attempt timed out; retrying"),
+        }
+        // Wait for the connection to change before retrying.
+        let mut rx = ctx.conn.clone();
+        let left = due.saturating_since(ctx.clock.now());
+        if tokio::time::timeout(left, rx.changed()).await.is_err() {
+            return Err(TaskError::PastDue);
+        }
+    }
+}
+
+async fn deliver_once(conn: &quinn::Connection, delivery: &DeliverProof) -> Result<DeliveryOutcome, String> {
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    write_stream_open(&mut send, StreamOpen::DeliverProof(delivery.clone()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = send.finish();
+    match read_message::<_, DeliveryReply>(&mut recv).await.map_err(|e| e.to_string())? {
+        DeliveryReply::Verdict(v) if v.task == delivery.task => Ok(v.outcome),
+        DeliveryReply::Verdict(v) => Err(format!("verdict for {} instead of {}", v.task, delivery.task)),
+        DeliveryReply::Error(e) => Err(e.to_string()),
+    }
+}
+
+/// Adapts the key cache's buffered file writer (local disk, short writes) to the async
+/// payload reader.
+struct SyncSink(crate::key_cache::KeyWriter);
+
+impl AsyncWrite for SyncSink {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(std::io::Write::write(&mut self.0, buf))
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(std::io::Write::flush(&mut self.0))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+

@@ -1,0 +1,162 @@
+//! The client commands: they talk to a running coordinator with a client certificate.
+
+use crate::tables;
+use anyhow::{bail, Context};
+use clap::Args;
+use proofrack_certs::CertsDir;
+use proofrack_common::client::CoordinatorClient;
+use proofrack_common::identity::Identity;
+use proofrack_common::protocol::{ClientRequest, ClientResponse, SubmitRequest, TaskState};
+use proofrack_common::tls::TlsMaterial;
+use proofrack_common::{Clock, StakeUnits, SystemClock, TaskId};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How to reach the coordinator and who we are.
+#[derive(Args, Clone, Debug)]
+pub struct ClientArgs {
+    /// The coordinator, host:port (its certificate must name the host).
+    #[arg(long, env = "PROOFRACK_COORDINATOR", default_value = "127.0.0.1:4433")]
+    pub coordinator: String,
+    /// Directory with ca.pem and client-NAME.pem/.key (from `proofrack certs`).
+    #[arg(long, env = "PROOFRACK_CERTS", default_value = "certs")]
+    pub certs: PathBuf,
+    /// The client certificate's name (client-NAME.pem in the certs directory).
+    #[arg(long, env = "PROOFRACK_CLIENT", default_value = "cli")]
+    pub client: String,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ClientArgs {
+    pub async fn connect(&self) -> anyhow::Result<CoordinatorClient> {
+        let (addr, host) = resolve(&self.coordinator)?;
+        let identity = Identity::client(&self.client)
+            .with_context(|| format!("client name {:?}", self.client))?;
+        let material: TlsMaterial = CertsDir::new(&self.certs)
+            .tls_material(&identity)
+            .with_context(|| format!("loading the client certificate {:?} from {}", self.client, self.certs.display()))?;
+        Ok(CoordinatorClient::connect(addr, &host, &material).await?)
+    }
+}
+
+/// `host:port` → (socket address, host for the certificate check).
+pub fn resolve(s: &str) -> anyhow::Result<(SocketAddr, String)> {
+    let (host, _) = s
+        .rsplit_once(':')
+        .with_context(|| format!("{s:?} is not host:port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let addr = s
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {s:?}"))?
+        .next()
+        .with_context(|| format!("{s:?} resolves to no address"))?;
+    Ok((addr, host))
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct SubmitArgs {
+    /// A registered circuit (see `proofrack circuits`).
+    #[arg(long)]
+    pub circuit: String,
+    /// The circuit's inputs, a JSON file (e.g. {"x": "42"}); `-` reads standard input.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// How long the proof may take, e.g. 30s.
+    #[arg(long, value_parser = crate::duration::parse_duration)]
+    pub deadline: Duration,
+    /// Stake (base units) the proving operator binds until the proof is verified.
+    #[arg(long)]
+    pub collateral: StakeUnits,
+    /// Follow the task until it is verified or failed.
+    #[arg(long)]
+    pub wait: bool,
+    /// Idempotency id for this request; a retry with the same id returns the same task.
+    #[arg(long)]
+    pub request_id: Option<u64>,
+}
+
+pub async fn submit(c: &ClientArgs, s: &SubmitArgs) -> anyhow::Result<()> {
+    let inputs = if s.input.as_os_str() == "-" {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)?;
+        b
+    } else {
+        std::fs::read(&s.input).with_context(|| format!("reading {}", s.input.display()))?
+    };
+    let request_id = s.request_id.unwrap_or_else(|| rand::random());
+    let client = c.connect().await?;
+    let reply = client
+        .request(ClientRequest::Submit(SubmitRequest {
+            circuit: s.circuit.clone(),
+            inputs,
+            collateral: s.collateral,
+            deadline_ms: s.deadline.as_millis() as u64,
+            request_id,
+        }))
+        .await?;
+    let task = match reply {
+        ClientResponse::Submitted { task } => task,
+        ClientResponse::Rejected { reason } => bail!("submission rejected: {reason}"),
+        ClientResponse::Error(e) => bail!("{e}"),
+        other => bail!("unexpected reply {other:?}"),
+    };
+    if c.json && !s.wait {
+        println!("{}", serde_json::json!({ "task": task.to_string() }));
+    } else if !c.json {
+        println!("submitted {task}");
+    }
+    if s.wait {
+        let clock = SystemClock;
+        let json = c.json;
+        let last = client
+            .watch(task, |v| {
+                if !json {
+                    println!("{}", tables::status_line(v, clock.now()));
+                }
+            })
+            .await?;
+        if json {
+            println!("{}", serde_json::to_string(&last)?);
+        }
+        client.close().await;
+        if let TaskState::Failed { reason, .. } = &last.state {
+            bail!("{task} failed: {reason}");
+        }
+    } else {
+        client.close().await;
+    }
+    Ok(())
+}
+
+pub async fn status(c: &ClientArgs, task: TaskId) -> anyhow::Result<()> {
+    let client = c.connect().await?;
+    let reply = client.request(ClientRequest::Status { task }).await?;
+    client.close().await;
+    match reply {
+        ClientResponse::Status(v) if c.json => println!("{}", serde_json::to_string_pretty(&v)?),
+        ClientResponse::Status(v) => print!("{}", tables::status(&v, SystemClock.now())),
+        ClientResponse::Error(e) => bail!("{e}"),
+        other => bail!("unexpected reply {other:?}"),
+    }
+    Ok(())
+}
+
+pub async fn table(c: &ClientArgs, req: ClientRequest) -> anyhow::Result<()> {
+    let client = c.connect().await?;
+    let reply = client.request(req).await?;
+    client.close().await;
+    match reply {
+        ClientResponse::Ledger(v) if c.json => println!("{}", serde_json::to_string_pretty(&v)?),
+        ClientResponse::Ledger(v) => print!("{}", tables::ledger(&v)),
+        ClientResponse::Agents(v) if c.json => println!("{}", serde_json::to_string_pretty(&v)?),
+        ClientResponse::Agents(v) => print!("{}", tables::agents(&v)),
+        ClientResponse::Circuits(v) if c.json => println!("{}", serde_json::to_string_pretty(&v)?),
+        ClientResponse::Circuits(v) => print!("{}", tables::circuits(&v)),
+        ClientResponse::Error(e) => bail!("{e}"),
+        other => bail!("unexpected reply {other:?}"),
+    }
+    Ok(())
+}

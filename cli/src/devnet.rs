@@ -1,0 +1,307 @@
+//! `proofrack devnet`: the whole system on one machine. Certificates in a data directory, a
+//! coordinator on loopback with the stake of two operators, two agents per operator (each
+//! its own QUIC connection, certificate and key cache), and a stream of tasks of mixed sizes
+//! submitted by a client, followed until every proof is verified.
+
+use crate::tables;
+use anyhow::{bail, Context};
+use proofrack_agent::config::{AgentConfig, AgentTls, BackendChoice};
+use proofrack_certs::{CertsDir, InitOptions, IssueOptions, DEFAULT_LEAF_DAYS};
+use proofrack_common::client::CoordinatorClient;
+use proofrack_common::identity::{Identity, TrustDomain, DEFAULT_TRUST_DOMAIN};
+use proofrack_common::protocol::{ClientRequest, ClientResponse, LedgerView, SubmitRequest, TaskState};
+use proofrack_common::{Clock, OperatorId, StakeUnits, SystemClock, TaskId};
+use proofrack_coordinator::config::{OperatorStake, TlsPaths};
+use proofrack_coordinator::{CoordinatorConfig, Policy};
+use rand::{Rng, SeedableRng};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// The devnet's operators and their delegated stake: enough for a few tasks each at once,
+/// so the ledger visibly binds and frees, and a 40-collateral task can wait for stake.
+pub const DEVNET_OPERATORS: [(&str, u128); 2] = [("op-a", 100), ("op-b", 80)];
+/// Collaterals drawn for devnet tasks.
+pub const DEVNET_COLLATERALS: [u128; 3] = [20, 30, 40];
+/// Deadline of devnet tasks: generous for a 2-core CPU box proving 2^14 circuits.
+pub const DEVNET_DEADLINE: Duration = Duration::from_secs(120);
+
+#[derive(Clone, Debug)]
+pub struct DevnetOptions {
+    pub data_dir: PathBuf,
+    /// Stop after this many tasks; `None` runs until Ctrl-C.
+    pub tasks: Option<usize>,
+    pub circuits: Vec<String>,
+    pub agents_per_operator: usize,
+    /// Tasks submitted and not yet finished, at most.
+    pub in_flight: usize,
+    pub seed: u64,
+    pub backend: BackendChoice,
+    /// Print status lines and tables (off in tests).
+    pub verbose: bool,
+}
+
+impl Default for DevnetOptions {
+    fn default() -> Self {
+        DevnetOptions {
+            data_dir: PathBuf::from("devnet-data"),
+            tasks: Some(24),
+            circuits: vec!["mimc-10".into(), "mimc-12".into(), "mimc-14".into()],
+            agents_per_operator: 2,
+            in_flight: 6,
+            seed: 1,
+            backend: BackendChoice::Auto,
+            verbose: true,
+        }
+    }
+}
+
+/// What a devnet run did.
+#[derive(Debug)]
+pub struct DevnetReport {
+    pub submitted: usize,
+    pub verified: usize,
+    pub failed: Vec<(TaskId, String)>,
+    pub ledger: LedgerView,
+    pub elapsed: Duration,
+}
+
+/// Runs the devnet until `opts.tasks` tasks finished or `stop` resolves.
+pub async fn run(
+    opts: DevnetOptions,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<DevnetReport> {
+    let started = Instant::now();
+    let say = |s: String| {
+        if opts.verbose {
+            println!("{s}");
+        }
+    };
+    std::fs::create_dir_all(&opts.data_dir)
+        .with_context(|| format!("creating {}", opts.data_dir.display()))?;
+    let certs = CertsDir::new(opts.data_dir.join("certs"));
+    let agents = agent_identities(opts.agents_per_operator)?;
+    make_certs(&certs, &agents)?;
+    say(format!("devnet: certificates in {}", certs.root().display()));
+
+    let coordinator_host = "127.0.0.1";
+    let coordinator_id = Identity::coordinator(coordinator_host)?;
+    let config = CoordinatorConfig {
+        listen: "127.0.0.1:0".parse().expect("literal address"),
+        tls: TlsPaths {
+            ca_cert: certs.ca_cert_path(),
+            cert: certs.cert_path(&coordinator_id),
+            key: certs.key_path(&coordinator_id),
+        },
+        operators: DEVNET_OPERATORS
+            .iter()
+            .map(|(id, stake)| {
+                Ok(OperatorStake { id: OperatorId::new(*id).map_err(anyhow::Error::msg)?, delegated: StakeUnits(*stake) })
+            })
+            .collect::<anyhow::Result<_>>()?,
+        policy: Policy::default(),
+        data_dir: opts.data_dir.join("coordinator"),
+        circuits: opts.circuits.clone(),
+        telemetry_interval_ms: 1_000,
+    };
+    config.validate()?;
+    say(format!("devnet: loading proving keys for {} (generated on first run)", opts.circuits.join(", ")));
+    let coordinator = crate::serve::start_coordinator(&config, &config.data_dir).await?;
+    let addr = coordinator.local_addr;
+    say(format!("devnet: coordinator on {addr}"));
+
+    // One backend and one calibration for every agent: they share this machine, so each
+    // reports its share of the measured throughput (admission predicts proving times from
+    // it; the whole machine's figure would make every prediction N times too optimistic).
+    let template = agent_config(&opts, &certs, &agents[0], addr);
+    let (prover, mut calibration) = crate::serve::prepare_prover(&template).await?;
+    let sharing = agents.len() as u64;
+    calibration.msm_g1_points_per_sec = (calibration.msm_g1_points_per_sec / sharing).max(1);
+    calibration.ntt_elements_per_sec = (calibration.ntt_elements_per_sec / sharing).max(1);
+    say(format!(
+        "devnet: backend {} calibrated: MSM {}, NTT {} per agent ({} agents share this machine)",
+        prover.backend().info().name,
+        tables::rate(calibration.msm_g1_points_per_sec),
+        tables::rate(calibration.ntt_elements_per_sec),
+        sharing
+    ));
+    let (agents_stop, agents_stop_rx) = watch::channel(false);
+    let mut agent_tasks = JoinSet::new();
+    for id in &agents {
+        let config = agent_config(&opts, &certs, id, addr);
+        let settings = crate::serve::agent_settings(&config, prover.clone(), calibration.clone())?;
+        let mut rx = agents_stop_rx.clone();
+        agent_tasks.spawn(async move {
+            proofrack_agent::client::run(settings, async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+            .await
+        });
+    }
+    say(format!("devnet: {} agents started for operators {}", agents.len(), DEVNET_OPERATORS.map(|o| o.0).join(", ")));
+
+    let client_id = Identity::client("devnet")?;
+    let client = Arc::new(
+        CoordinatorClient::connect(addr, coordinator_host, &certs.tls_material(&client_id)?).await?,
+    );
+    if opts.verbose {
+        print_ledger(&client).await?;
+    }
+
+    let result = drive(&opts, client.clone(), stop).await;
+    let ledger = match client.request(ClientRequest::Ledger).await? {
+        ClientResponse::Ledger(l) => l,
+        other => bail!("unexpected reply {other:?}"),
+    };
+    if opts.verbose {
+        println!("\nfinal ledger:\n{}", tables::ledger(&ledger));
+    }
+    let _ = agents_stop.send(true);
+    while let Some(r) = agent_tasks.join_next().await {
+        if let Ok(Err(e)) = r {
+            tracing::warn!(error = %e, "agent ended with an error");
+        }
+    }
+    if let Ok(c) = Arc::try_unwrap(client) {
+        c.close().await;
+    }
+    coordinator.shutdown().await;
+    let (submitted, verified, failed) = result?;
+    let report = DevnetReport { submitted, verified, failed, ledger, elapsed: started.elapsed() };
+    if opts.verbose {
+        println!(
+            "devnet: {} tasks submitted, {} proofs verified, {} failed, in {:.1} s",
+            report.submitted,
+            report.verified,
+            report.failed.len(),
+            report.elapsed.as_secs_f64()
+        );
+    }
+    Ok(report)
+}
+
+fn agent_identities(per_operator: usize) -> anyhow::Result<Vec<Identity>> {
+    let mut v = Vec::new();
+    for (op, _) in DEVNET_OPERATORS {
+        for i in 1..=per_operator.max(1) {
+            v.push(Identity::agent(op, &format!("box-{i}"))?);
+        }
+    }
+    Ok(v)
+}
+
+/// A CA on first run; fresh leaves every run (cheap, and never expired).
+fn make_certs(certs: &CertsDir, agents: &[Identity]) -> anyhow::Result<()> {
+    let now = SystemClock.now();
+    if !certs.ca_cert_path().exists() {
+        certs.init(
+            &InitOptions {
+                trust_domain: TrustDomain::new(DEFAULT_TRUST_DOMAIN)?,
+                days: proofrack_certs::DEFAULT_CA_DAYS,
+                force: false,
+            },
+            now,
+        )?;
+    }
+    let leaf = IssueOptions { days: DEFAULT_LEAF_DAYS.min(7), force: true };
+    certs.issue(&Identity::coordinator("127.0.0.1")?, &leaf, now)?;
+    certs.issue(&Identity::client("devnet")?, &leaf, now)?;
+    for a in agents {
+        certs.issue(a, &leaf, now)?;
+    }
+    Ok(())
+}
+
+fn agent_config(opts: &DevnetOptions, certs: &CertsDir, id: &Identity, addr: std::net::SocketAddr) -> AgentConfig {
+    let stem = proofrack_certs::layout::file_stem(id);
+    AgentConfig {
+        coordinator: addr.to_string(),
+        tls: AgentTls { ca_cert: certs.ca_cert_path(), cert: certs.cert_path(id), key: certs.key_path(id) },
+        data_dir: opts.data_dir.join("agents").join(stem),
+        backend: opts.backend,
+        cuda_device: 0,
+        max_concurrent_tasks: 1,
+    }
+}
+
+async fn print_ledger(client: &CoordinatorClient) -> anyhow::Result<()> {
+    if let ClientResponse::Ledger(l) = client.request(ClientRequest::Ledger).await? {
+        println!("{}", tables::ledger(&l));
+    }
+    Ok(())
+}
+
+type Outcome = (usize, usize, Vec<(TaskId, String)>);
+
+/// Submits tasks, keeping `in_flight` outstanding, and follows each to its end.
+async fn drive(
+    opts: &DevnetOptions,
+    client: Arc<CoordinatorClient>,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<Outcome> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed);
+    let mut running: JoinSet<anyhow::Result<(TaskId, TaskState)>> = JoinSet::new();
+    let (mut submitted, mut verified) = (0usize, 0usize);
+    let mut failed = Vec::new();
+    let mut stopping = false;
+    tokio::pin!(stop);
+    loop {
+        while !stopping && running.len() < opts.in_flight.max(1) && opts.tasks.is_none_or(|n| submitted < n) {
+            let circuit = opts.circuits[rng.gen_range(0..opts.circuits.len())].clone();
+            let collateral = DEVNET_COLLATERALS[rng.gen_range(0..DEVNET_COLLATERALS.len())];
+            let x: u64 = rng.gen();
+            let reply = client
+                .request(ClientRequest::Submit(SubmitRequest {
+                    circuit: circuit.clone(),
+                    inputs: format!(r#"{{"x":"{x}"}}"#).into_bytes(),
+                    collateral: StakeUnits(collateral),
+                    deadline_ms: DEVNET_DEADLINE.as_millis() as u64,
+                    request_id: rng.gen(),
+                }))
+                .await?;
+            let task = match reply {
+                ClientResponse::Submitted { task } => task,
+                ClientResponse::Rejected { reason } => bail!("devnet task rejected: {reason}"),
+                other => bail!("unexpected reply {other:?}"),
+            };
+            submitted += 1;
+            let c = client.clone();
+            let verbose = opts.verbose;
+            running.spawn(async move {
+                let clock = SystemClock;
+                let last = c
+                    .watch(task, |v| {
+                        if verbose {
+                            println!("  {}", tables::status_line(v, clock.now()));
+                        }
+                    })
+                    .await?;
+                Ok((task, last.state))
+            });
+        }
+        if running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            done = running.join_next() => {
+                match done.expect("not empty")?? {
+                    (_, TaskState::Verified { .. }) => verified += 1,
+                    (task, TaskState::Failed { reason, .. }) => failed.push((task, reason)),
+                    (task, other) => failed.push((task, format!("ended in state {}", other.name()))),
+                }
+                if opts.verbose && (verified + failed.len()) % 6 == 0 {
+                    print_ledger(&client).await?;
+                }
+            }
+            _ = &mut stop, if !stopping => {
+                if opts.verbose {
+                    println!("devnet: stopping; waiting for {} tasks in flight", running.len());
+                }
+                stopping = true;
+            }
+        }
+    }
+    Ok((submitted, verified, failed))
+}

@@ -1,0 +1,16 @@
+//! The `proofrack` command line, as a library so tests can run the devnet and the client
+//! commands in-process.
+//!
+//! # Layout
+//! - [`devnet`]: one command that makes certificates, starts a coordinator and agents of two
+//!   operators on loopback, submits a stream of tasks and shows them move.
+//! - [`serve`]: `proofrack coordinator` and `proofrack agent` from their TOML files.
+//! - [`client_cmds`]: `submit`, `status`, `ledger`, `agents`, `circuits`.
+//! - [`tables`]: human-readable tables and status lines.
+//! - [`duration`]: `30s`, `500ms`, `2m` as command-line durations.
+
+pub mod client_cmds;
+pub mod devnet;
+pub mod duration;
+pub mod serve;
+pub mod tables;

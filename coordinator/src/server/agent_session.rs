@@ -1,0 +1,138 @@
+//! An agent's control stream: hello, then telemetry and offer replies in, offers and
+//! cancellations out, until the stream or connection ends.
+
+use super::shared::{refuse, Shared};
+use crate::admission::AgentId;
+use crate::tasks::{OfferReply, OfferReplyRejected};
+use proofrack_common::framing::FrameError;
+use proofrack_common::identity::{Identity, PeerCertInfo};
+use proofrack_common::protocol::{
+    read_message, write_message, AgentHello, AgentToCoordinator, CoordinatorToAgent,
+    OfferDecision, ProtocolError, Welcome, PROTOCOL_VERSION,
+};
+use std::sync::Arc;
+
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    conn: quinn::Connection,
+    conn_id: u64,
+    peer: PeerCertInfo,
+    hello: AgentHello,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
+    let Identity::Agent { operator, name } = &peer.identity else {
+        unreachable!("dispatch only routes agent identities here");
+    };
+    let agent = AgentId::new(operator.clone(), name.clone());
+    // The newest connection of an identity wins: an agent that restarted must not wait for
+    // its dead connection's idle timeout.
+    shared.drop_previous_link(&agent);
+    let connected = shared.apply(|core, now| {
+        core.handle_agent_connected(now, agent.clone(), hello.capabilities.max_concurrent_tasks)
+    });
+    if let Err(e) = connected {
+        tracing::warn!(%agent, error = %e, "agent refused");
+        let err = ProtocolError::AlreadyConnected { agent: agent.to_string() };
+        let _ = write_message(&mut send, &CoordinatorToAgent::Error(err.clone())).await;
+        let _ = send.finish();
+        refuse(&conn, &err);
+        return;
+    }
+    let mut outbox = shared.attach_agent(&agent, conn_id);
+    tracing::info!(
+        %agent,
+        build = %hello.agent_build,
+        backend = %hello.calibration.backend_name,
+        msm_points_per_s = hello.calibration.msm_g1_points_per_sec,
+        "agent connected"
+    );
+    let welcome = CoordinatorToAgent::Welcome(Welcome {
+        protocol_version: PROTOCOL_VERSION,
+        coordinator_build: env!("CARGO_PKG_VERSION").to_string(),
+        agent: peer.identity.to_spiffe_uri(shared.trust_domain()),
+        telemetry_interval_ms: shared.telemetry_interval_ms(),
+    });
+    if write_message(&mut send, &welcome).await.is_err() {
+        finish(&shared, &agent, conn_id);
+        return;
+    }
+
+    loop {
+        tokio::select! {
+            msg = read_message::<_, AgentToCoordinator>(&mut recv) => match msg {
+                Ok(msg) => handle(&shared, &agent, msg),
+                // The agent went away (closed, reset or connection lost): not a protocol error.
+                Err(FrameError::Closed) | Err(FrameError::Io(_)) => break,
+                Err(e) => {
+                    // Oversized or malformed: tell the agent why, drop only this agent.
+                    let err = ProtocolError::for_frame_error(&e).unwrap_or(ProtocolError::Malformed {
+                        detail: e.to_string(),
+                    });
+                    tracing::warn!(%agent, error = %err, "bad frame on control stream; closing the agent's connection");
+                    let _ = write_message(&mut send, &CoordinatorToAgent::Error(err.clone().truncated())).await;
+                    let _ = send.finish();
+                    refuse(&conn, &err);
+                    break;
+                }
+            },
+            out = outbox.recv() => match out {
+                Some(msg) => {
+                    if let Err(e) = write_message(&mut send, &msg).await {
+                        tracing::info!(%agent, error = %e, "control stream write failed");
+                        break;
+                    }
+                }
+                None => break,
+            },
+            _ = conn.closed() => break,
+        }
+    }
+    finish(&shared, &agent, conn_id);
+}
+
+fn finish(shared: &Shared, agent: &AgentId, conn_id: u64) {
+    if shared.detach_agent(agent, conn_id) {
+        shared.apply(|core, now| core.handle_agent_disconnected(now, agent));
+    }
+}
+
+fn handle(shared: &Shared, agent: &AgentId, msg: AgentToCoordinator) {
+    match msg {
+        AgentToCoordinator::Telemetry(t) => {
+            if let Err(e) = shared.apply(|core, now| core.handle_telemetry(now, agent, t)) {
+                tracing::debug!(%agent, error = %e, "telemetry not taken");
+            }
+        }
+        AgentToCoordinator::OfferReply(reply) => {
+            let task = reply.task;
+            let r = match reply.decision {
+                OfferDecision::Accept => OfferReply::Accept,
+                OfferDecision::Decline { reason } => OfferReply::Decline { reason },
+            };
+            let accepted = matches!(r, OfferReply::Accept);
+            match shared.apply(|core, now| core.handle_offer_reply(now, agent, task, r)) {
+                Ok(()) => tracing::info!(%agent, %task, accepted, "offer answered"),
+                Err(e) => {
+                    tracing::info!(%agent, %task, error = %e, "offer reply refused");
+                    if accepted {
+                        // The agent must not prove a task whose stake was not bound to it.
+                        let reason = match &e {
+                            OfferReplyRejected::BindFailed { .. } => e.to_string(),
+                            _ => format!("offer no longer stands: {e}"),
+                        };
+                        shared.cancel_on_agent(agent, task, reason);
+                    }
+                }
+            }
+        }
+        AgentToCoordinator::TaskFailed { task, reason } => {
+            // The stake stays bound: the task is slashed and requeued at its due time unless
+            // the agent recovers and delivers before it.
+            tracing::warn!(%agent, %task, %reason, "agent reports it cannot finish the task");
+        }
+        AgentToCoordinator::Draining { reason } => {
+            tracing::info!(%agent, %reason, "agent draining");
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! One client request per stream: submit, status, watch, and the ledger, agents and circuits
+//! tables.
+
+use super::shared::Shared;
+use super::views;
+use crate::tasks::TaskSpec;
+use proofrack_common::identity::{Identity, PeerCertInfo};
+use proofrack_common::protocol::{
+    write_message, ClientRequest, ClientResponse, ProtocolError, SubmitRequest,
+};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+
+/// Longest relative deadline a client may ask for; longer ones are almost certainly a unit
+/// mistake (seconds given as milliseconds ×1000), and would hold stake for days.
+pub const MAX_DEADLINE_MS: u64 = 24 * 3600 * 1000;
+
+pub(super) async fn serve(
+    shared: Arc<Shared>,
+    peer: PeerCertInfo,
+    req: ClientRequest,
+    mut send: quinn::SendStream,
+) {
+    let Identity::Client { name } = &peer.identity else {
+        unreachable!("dispatch only routes client identities here");
+    };
+    let client = name.clone();
+    let result = match req {
+        ClientRequest::Submit(s) => {
+            let reply = submit(&shared, &client, s);
+            write_message(&mut send, &reply).await
+        }
+        ClientRequest::Status { task } => {
+            let reply = match views::task_status(&shared, task) {
+                Some(v) => ClientResponse::Status(v),
+                None => ClientResponse::Error(ProtocolError::UnknownTask { task }),
+            };
+            write_message(&mut send, &reply).await
+        }
+        ClientRequest::Watch { task } => watch(&shared, task, &mut send).await,
+        ClientRequest::Ledger => {
+            let view = shared.read(|core, now| views::ledger(core.ledger_rows(), now));
+            write_message(&mut send, &ClientResponse::Ledger(view)).await
+        }
+        ClientRequest::Agents => {
+            let view = shared.read(|core, now| views::agents(core.agent_rows(now), now));
+            write_message(&mut send, &ClientResponse::Agents(view)).await
+        }
+        ClientRequest::Circuits => {
+            write_message(&mut send, &ClientResponse::Circuits(views::circuits(&shared))).await
+        }
+    };
+    if let Err(e) = result {
+        tracing::info!(%client, error = %e, "client stream ended early");
+        return;
+    }
+    let _ = send.finish();
+    let _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()).await;
+}
+
+fn submit(shared: &Shared, client: &str, s: SubmitRequest) -> ClientResponse {
+    let Some(circuit) = shared.registry().by_name(&s.circuit).cloned() else {
+        return ClientResponse::Error(ProtocolError::UnknownCircuit { circuit: s.circuit });
+    };
+    // Inputs that cannot be proven are refused here, not discovered by an agent later.
+    let parsed = std::str::from_utf8(&s.inputs)
+        .map_err(|e| format!("inputs are not UTF-8 JSON: {e}"))
+        .and_then(|t| circuit.circuit.parse_inputs(t).map_err(|e| e.to_string()));
+    if let Err(reason) = parsed {
+        return ClientResponse::Rejected { reason: format!("inputs for {}: {reason}", circuit.name) };
+    }
+    if s.deadline_ms == 0 || s.deadline_ms > MAX_DEADLINE_MS {
+        return ClientResponse::Rejected {
+            reason: format!(
+                "deadline of {} ms is outside 1 ms ..= {} ms",
+                s.deadline_ms, MAX_DEADLINE_MS
+            ),
+        };
+    }
+    let result = shared.apply(|core, now| {
+        core.handle_submit(
+            now,
+            TaskSpec {
+                circuit: circuit.name.clone(),
+                inputs: s.inputs.into(),
+                collateral: s.collateral,
+                deadline: now.saturating_add(Duration::from_millis(s.deadline_ms)),
+                client: client.to_string(),
+                request_id: s.request_id,
+            },
+        )
+    });
+    match result {
+        Ok(task) => {
+            tracing::info!(%client, %task, circuit = %circuit.name, collateral = %s.collateral, "task submitted");
+            ClientResponse::Submitted { task }
+        }
+        Err(e) => ClientResponse::Rejected { reason: e.to_string() },
+    }
+}
+
+/// Sends the task's status now and after every change, until it is verified or failed.
+async fn watch(
+    shared: &Shared,
+    task: proofrack_common::TaskId,
+    send: &mut quinn::SendStream,
+) -> Result<(), proofrack_common::framing::FrameError> {
+    let mut events = shared.subscribe_tasks();
+    let mut last = None;
+    loop {
+        let Some(view) = views::task_status(shared, task) else {
+            return write_message(send, &ClientResponse::Error(ProtocolError::UnknownTask { task })).await;
+        };
+        let terminal = view.state.is_terminal();
+        if last.as_ref() != Some(&view) {
+            write_message(send, &ClientResponse::Status(view.clone())).await?;
+            last = Some(view);
+        }
+        if terminal {
+            return Ok(());
+        }
+        loop {
+            match events.recv().await {
+                Ok(t) if t == task => break,
+                Ok(_) => continue,
+                // Missed some notifications: re-read the status.
+                Err(RecvError::Lagged(_)) => break,
+                Err(RecvError::Closed) => return Ok(()),
+            }
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! The coordinator's shell: a quinn server around [`CoordinatorCore`].
+//!
+//! Every connection is authenticated in the TLS handshake (client certificate from our CA,
+//! one SPIFFE URI SAN, serial not revoked); the identity in that certificate is the only thing
+//! trusted about the peer. Each stream starts with a [`StreamOpen`] frame naming what it is:
+//! an agent's control stream, a key fetch, a proof delivery, or a client request. A stream a
+//! peer's kind may not open, or a malformed frame, gets a clear error and only that peer's
+//! stream or connection is closed; everyone else is served on.
+//!
+//! The core sits behind one mutex: every event is `handle_*(now, ..)`, then the effects are
+//! drained and dispatched outside the lock ([`Shared::apply`]). One timer task sleeps until
+//! `poll_timeout` and calls `handle_timeout`.
+
+mod agent_session;
+mod client_session;
+mod delivery;
+mod key_stream;
+mod shared;
+mod views;
+
+pub use shared::Shared;
+
+use crate::config::Policy;
+use crate::ledger::source::{StakeSource, StaticStakeSource};
+use crate::registry::CircuitRegistry;
+use crate::tasks::CoordinatorCore;
+use proofrack_common::identity::{identity_from_connection, IdentityKind};
+use proofrack_common::protocol::{read_stream_open, OpenError, StreamOpen};
+use proofrack_common::revocation::RevocationHandle;
+use proofrack_common::tls::{self, TlsMaterial};
+use proofrack_common::{Clock, OperatorId, StakeUnits};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How often the revocation list is re-read; a revoked agent is cut off within this time.
+pub const REVOCATION_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
+/// Longest a graceful shutdown waits for connections to close.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Everything the server needs; the binary builds it from `coordinator.toml`.
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub tls: TlsMaterial,
+    pub revocation: RevocationHandle,
+    pub policy: Policy,
+    pub delegations: Vec<(OperatorId, StakeUnits)>,
+    pub registry: CircuitRegistry,
+    pub clock: Arc<dyn Clock>,
+    /// Sent to agents in `Welcome`.
+    pub telemetry_interval_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("policy: {0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("stake source: {0}")]
+    Stake(String),
+    #[error("circuit registry: {0}")]
+    Circuit(String),
+}
+
+/// A started server. Dropping it does not stop it; call [`RunningServer::shutdown`].
+pub struct RunningServer {
+    pub local_addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    endpoint: quinn::Endpoint,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, closes every connection and waits briefly for them to go.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        self.endpoint.close(0u32.into(), b"coordinator shutting down");
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.endpoint.wait_idle()).await;
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Binds, loads the stake source and circuits into a fresh core, and serves.
+pub async fn start(settings: ServerSettings) -> Result<RunningServer, ServerError> {
+    let mut core = CoordinatorCore::new(settings.policy.clone())?;
+    let now = settings.clock.now();
+    let mut source = StaticStakeSource::new(settings.delegations.clone());
+    for event in source.drain() {
+        core.handle_stake_event(now, event)
+            .map_err(|e| ServerError::Stake(e.to_string()))?;
+    }
+    for c in settings.registry.iter() {
+        core.register_circuit(c.name.clone(), c.key_id, c.shape)
+            .map_err(|e| ServerError::Circuit(e.to_string()))?;
+    }
+    let server_config = tls::server_config(&settings.tls, settings.revocation.clone())?;
+    let endpoint = quinn::Endpoint::server(server_config, settings.listen).map_err(|source| {
+        ServerError::Bind {
+            addr: settings.listen,
+            source,
+        }
+    })?;
+    let local_addr = endpoint.local_addr().map_err(|source| ServerError::Bind {
+        addr: settings.listen,
+        source,
+    })?;
+    let shared = Arc::new(Shared::new(
+        core,
+        settings.registry,
+        settings.clock,
+        settings.tls.trust_domain.clone(),
+        settings.revocation.clone(),
+        settings.telemetry_interval_ms,
+    ));
+    let (stop, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(shared.clone().run_timers(stop_rx.clone())));
+    {
+        let shared = shared.clone();
+        tasks.push(tokio::spawn(settings.revocation.clone().reload_every(
+            REVOCATION_RELOAD_INTERVAL,
+            move |handle| shared.cut_revoked(handle),
+        )));
+    }
+    tasks.push(tokio::spawn(accept_loop(endpoint.clone(), shared.clone(), stop_rx)));
+    tracing::info!(%local_addr, "coordinator listening");
+    Ok(RunningServer {
+        local_addr,
+        shared,
+        endpoint,
+        stop,
+        tasks,
+    })
+}
+
+async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let incoming = tokio::select! {
+            i = endpoint.accept() => match i { Some(i) => i, None => return },
+            _ = stop.changed() => return,
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let remote = incoming.remote_address();
+            match incoming.await {
+                Ok(conn) => serve_connection(conn, shared).await,
+                // A refused certificate lands here; the peer sees it at its first stream.
+                Err(e) => tracing::info!(%remote, error = %e, "handshake refused"),
+            }
+        });
+    }
+}
+
+async fn serve_connection(conn: quinn::Connection, shared: Arc<Shared>) {
+    let peer = match identity_from_connection(&conn, shared.trust_domain()) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(remote = %conn.remote_address(), error = %e, "peer identity unreadable");
+            conn.close(1u32.into(), e.to_string().as_bytes());
+            return;
+        }
+    };
+    let conn_id = shared.track_connection(&conn, &peer);
+    tracing::debug!(peer = %peer.identity, serial = %peer.serial_hex, "connection open");
+    loop {
+        let (send, mut recv) = match conn.accept_bi().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(peer = %peer.identity, reason = %e, "connection closed");
+                break;
+            }
+        };
+        let shared = shared.clone();
+        let conn = conn.clone();
+        let peer = peer.clone();
+        tokio::spawn(async move {
+            let mut send = send;
+            match read_stream_open(&mut recv, peer.identity.kind()).await {
+                Ok(open) => dispatch_stream(open, conn, conn_id, peer, send, recv, shared).await,
+                Err(OpenError::Refused(err)) => {
+                    tracing::info!(peer = %peer.identity, error = %err, "stream refused");
+                    let _ = send.finish();
+                    shared::refuse(&conn, &err);
+                }
+                Err(OpenError::Stream(e)) => {
+                    tracing::info!(peer = %peer.identity, error = %e, "stream dropped");
+                }
+            }
+        });
+    }
+    shared.untrack_connection(conn_id);
+}
+
+async fn dispatch_stream(
+    open: StreamOpen,
+    conn: quinn::Connection,
+    conn_id: u64,
+    peer: proofrack_common::identity::PeerCertInfo,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    shared: Arc<Shared>,
+) {
+    match (open, peer.identity.kind()) {
+        (StreamOpen::Control(hello), IdentityKind::Agent) => {
+            agent_session::run(shared, conn, conn_id, peer, hello, send, recv).await
+        }
+        (StreamOpen::FetchKey(req), IdentityKind::Agent) => {
+            key_stream::serve(shared, peer, req, send).await
+        }
+        (StreamOpen::DeliverProof(d), IdentityKind::Agent) => {
+            delivery::serve(shared, peer, d, send).await
+        }
+        (StreamOpen::Client(req), IdentityKind::Client) => {
+            client_session::serve(shared, peer, req, send).await
+        }
+        (open, _) => {
+            // A certificate of one kind opening another kind's stream (a client certificate
+            // used as an agent, say).
+            drop(send);
+            shared::refuse(
+                &conn,
+                &proofrack_common::protocol::ProtocolError::NotAllowed {
+                    identity: peer.identity.to_string(),
+                    action: open.describe().to_string(),
+                },
+            );
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! State shared by every connection: the core behind its mutex, the agents' outboxes, task
+//! results, and who is connected with which certificate.
+
+use crate::admission::AgentId;
+use crate::registry::CircuitRegistry;
+use crate::tasks::{CoordinatorCore, Effect};
+use proofrack_common::identity::{PeerCertInfo, TrustDomain};
+use proofrack_common::protocol::{CoordinatorToAgent, FieldBytes, ProtocolError, TaskOffer};
+use proofrack_common::revocation::RevocationHandle;
+use proofrack_common::{Clock, TaskId, UnixMillis};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{broadcast, mpsc, watch, Notify};
+
+/// Messages queued for one agent's control stream. An agent that does not read them falls
+/// behind; past this many its offers are dropped and simply expire in the core (no stake is
+/// ever bound without the agent's own accept).
+pub const AGENT_OUTBOX_CAPACITY: usize = 256;
+/// Task-changed notifications buffered for watching clients; a watcher that lags re-reads
+/// the task's status, so nothing is lost but intermediate states.
+pub const TASK_EVENTS_CAPACITY: usize = 4096;
+/// QUIC application close code for protocol refusals (the reason text says which).
+pub const CLOSE_PROTOCOL_ERROR: u32 = 1;
+/// Close code for a revoked certificate.
+pub const CLOSE_REVOKED: u32 = 2;
+/// Close code for a connection replaced by a newer one of the same agent.
+pub const CLOSE_REPLACED: u32 = 3;
+
+/// A verified proof, kept for clients.
+#[derive(Clone, Debug)]
+pub struct ProofResult {
+    pub proof: Vec<u8>,
+    pub public_inputs: Vec<FieldBytes>,
+}
+
+struct AgentLink {
+    outbox: mpsc::Sender<CoordinatorToAgent>,
+    conn_id: u64,
+}
+
+struct TrackedConnection {
+    conn: quinn::Connection,
+    serial_hex: String,
+    identity: String,
+}
+
+pub struct Shared {
+    core: Mutex<CoordinatorCore>,
+    registry: CircuitRegistry,
+    clock: Arc<dyn Clock>,
+    trust_domain: TrustDomain,
+    revocation: RevocationHandle,
+    telemetry_interval_ms: u64,
+    agents: Mutex<HashMap<AgentId, AgentLink>>,
+    results: Mutex<HashMap<TaskId, ProofResult>>,
+    connections: Mutex<HashMap<u64, TrackedConnection>>,
+    next_conn: AtomicU64,
+    task_events: broadcast::Sender<TaskId>,
+    /// Woken after every event, since the core's next timeout may have moved.
+    timer_wake: Notify,
+}
+
+impl Shared {
+    pub(super) fn new(
+        core: CoordinatorCore,
+        registry: CircuitRegistry,
+        clock: Arc<dyn Clock>,
+        trust_domain: TrustDomain,
+        revocation: RevocationHandle,
+        telemetry_interval_ms: u64,
+    ) -> Shared {
+        Shared {
+            core: Mutex::new(core),
+            registry,
+            clock,
+            trust_domain,
+            revocation,
+            telemetry_interval_ms,
+            agents: Mutex::new(HashMap::new()),
+            results: Mutex::new(HashMap::new()),
+            connections: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+            task_events: broadcast::channel(TASK_EVENTS_CAPACITY).0,
+            timer_wake: Notify::new(),
+        }
+    }
+
+    pub fn now(&self) -> UnixMillis {
+        self.clock.now()
+    }
+
+    pub fn registry(&self) -> &CircuitRegistry {
+        &self.registry
+    }
+
+    pub fn trust_domain(&self) -> &TrustDomain {
+        &self.trust_domain
+    }
+
+    pub fn telemetry_interval_ms(&self) -> u64 {
+        self.telemetry_interval_ms
+    }
+
+    /// Runs one event against the core at the current time, then dispatches its effects.
+    pub fn apply<T>(&self, event: impl FnOnce(&mut CoordinatorCore, UnixMillis) -> T) -> T {
+        let (out, effects) = {
+            let mut core = self.lock_core();
+            let out = event(&mut core, self.clock.now());
+            let mut effects = Vec::new();
+            while let Some(e) = core.poll_effect() {
+                effects.push(e);
+            }
+            (out, effects)
+        };
+        for e in effects {
+            self.dispatch(e);
+        }
+        self.timer_wake.notify_one();
+        out
+    }
+
+    /// Reads the core (no events).
+    pub fn read<T>(&self, f: impl FnOnce(&CoordinatorCore, UnixMillis) -> T) -> T {
+        let core = self.lock_core();
+        f(&core, self.clock.now())
+    }
+
+    fn lock_core(&self) -> MutexGuard<'_, CoordinatorCore> {
+        // A panic while holding the lock is a broken invariant in the core; the process must
+        // not go on serving from that state.
+        self.core.lock().expect("coordinator core poisoned by an earlier panic")
+    }
+
+    fn dispatch(&self, effect: Effect) {
+        match effect {
+            Effect::SendOffer(offer) => {
+                let agent = offer.agent.clone();
+                let task = offer.task;
+                let msg = CoordinatorToAgent::Offer(TaskOffer {
+                    task: offer.task,
+                    key: offer.key_id,
+                    circuit: offer.circuit,
+                    shape: offer.shape,
+                    inputs: offer.inputs.to_vec(),
+                    collateral: offer.collateral,
+                    deadline: offer.due_at,
+                    offer_expires: offer.offer_expires,
+                });
+                if !self.send_to_agent(&agent, msg) {
+                    tracing::warn!(%task, %agent, "offer not delivered (agent gone or not reading); it will expire");
+                }
+                let _ = self.task_events.send(task);
+            }
+            Effect::CancelTask { agent, task, reason } => {
+                self.send_to_agent(&agent, CoordinatorToAgent::Cancelled { task, reason });
+                let _ = self.task_events.send(task);
+            }
+            Effect::TaskUpdate { task, .. } => {
+                let _ = self.task_events.send(task);
+            }
+        }
+    }
+
+    /// Tells an agent to stop (or not start) a task.
+    pub(super) fn cancel_on_agent(&self, agent: &AgentId, task: TaskId, reason: String) {
+        self.send_to_agent(agent, CoordinatorToAgent::Cancelled { task, reason });
+    }
+
+    fn send_to_agent(&self, agent: &AgentId, msg: CoordinatorToAgent) -> bool {
+        let agents = self.agents.lock().expect("agents map poisoned");
+        match agents.get(agent) {
+            Some(link) => link.outbox.try_send(msg).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Registers an agent's control stream; its offers go to the returned receiver.
+    pub(super) fn attach_agent(
+        &self,
+        agent: &AgentId,
+        conn_id: u64,
+    ) -> mpsc::Receiver<CoordinatorToAgent> {
+        let (tx, rx) = mpsc::channel(AGENT_OUTBOX_CAPACITY);
+        self.agents
+            .lock()
+            .expect("agents map poisoned")
+            .insert(agent.clone(), AgentLink { outbox: tx, conn_id });
+        rx
+    }
+
+    /// Forgets an agent's control stream, if it is still the one attached on `conn_id`.
+    pub(super) fn detach_agent(&self, agent: &AgentId, conn_id: u64) -> bool {
+        let mut agents = self.agents.lock().expect("agents map poisoned");
+        match agents.get(agent) {
+            Some(link) if link.conn_id == conn_id => {
+                agents.remove(agent);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Closes and forgets the control link an agent already has, telling the core it left.
+    pub(super) fn drop_previous_link(&self, agent: &AgentId) {
+        let old = self.agents.lock().expect("agents map poisoned").remove(agent);
+        if let Some(old) = old {
+            if let Some(c) = self.connections.lock().expect("connections poisoned").get(&old.conn_id) {
+                c.conn.close(CLOSE_REPLACED.into(), b"replaced by a newer connection of this agent");
+            }
+            tracing::info!(%agent, "agent reconnected; closing its previous connection");
+            self.apply(|core, now| core.handle_agent_disconnected(now, agent));
+        }
+    }
+
+    pub(super) fn track_connection(&self, conn: &quinn::Connection, peer: &PeerCertInfo) -> u64 {
+        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        self.connections.lock().expect("connections poisoned").insert(
+            id,
+            TrackedConnection {
+                conn: conn.clone(),
+                serial_hex: peer.serial_hex.clone(),
+                identity: peer.identity.to_string(),
+            },
+        );
+        id
+    }
+
+    pub(super) fn untrack_connection(&self, id: u64) {
+        self.connections.lock().expect("connections poisoned").remove(&id);
+    }
+
+    /// After the revocation list changed: closes every connection whose certificate is now
+    /// revoked (new handshakes are already refused by the TLS verifier).
+    pub(super) fn cut_revoked(&self, handle: &RevocationHandle) {
+        let conns = self.connections.lock().expect("connections poisoned");
+        for c in conns.values() {
+            if handle.is_revoked(&c.serial_hex) {
+                tracing::warn!(peer = %c.identity, serial = %c.serial_hex, "certificate revoked; closing its connection");
+                c.conn.close(CLOSE_REVOKED.into(), b"certificate revoked");
+            }
+        }
+    }
+
+    pub fn is_revoked(&self, serial_hex: &str) -> bool {
+        self.revocation.is_revoked(serial_hex)
+    }
+
+    pub fn record_result(&self, task: TaskId, result: ProofResult) {
+        self.results.lock().expect("results poisoned").insert(task, result);
+    }
+
+    pub fn result(&self, task: TaskId) -> Option<ProofResult> {
+        self.results.lock().expect("results poisoned").get(&task).cloned()
+    }
+
+    pub fn subscribe_tasks(&self) -> broadcast::Receiver<TaskId> {
+        self.task_events.subscribe()
+    }
+
+    /// Calls `handle_timeout` whenever the core's next timeout comes.
+    pub(super) async fn run_timers(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            let next = self.read(|core, _| core.poll_timeout());
+            let sleep = match next {
+                Some(at) => {
+                    let now = self.now();
+                    at.saturating_since(now)
+                }
+                None => std::time::Duration::from_secs(3600),
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => {
+                    if next.is_some_and(|at| self.now() >= at) {
+                        self.apply(|core, now| core.handle_timeout(now));
+                    }
+                }
+                _ = self.timer_wake.notified() => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
+
+/// Closes `conn` with a protocol error whose text the peer reads as the close reason.
+pub(super) fn refuse(conn: &quinn::Connection, err: &ProtocolError) {
+    let text = err.to_string();
+    let cut = &text.as_bytes()[..text.len().min(1000)];
+    conn.close(CLOSE_PROTOCOL_ERROR.into(), cut);
+}

@@ -1,0 +1,151 @@
+//! The core's views translated into the wire's views, cut to the protocol's bounds.
+
+use super::shared::Shared;
+use crate::admission::AgentId;
+use crate::tasks::{AgentRow, OperatorRow, TaskEvent, TaskStatus, TaskView};
+use proofrack_common::protocol::{
+    self as wire, truncate_utf8, AgentRef, AgentsView, CircuitRow, CircuitsView, HistoryLine,
+    LedgerView, OperatorLedgerRow, SlashRecord, TaskStatusView, MAX_HARDWARE_SUMMARY_BYTES,
+    MAX_HEALTH_ENTRIES, MAX_HEALTH_ENTRY_BYTES, MAX_HISTORY_ENTRIES, MAX_IN_FLIGHT_PER_AGENT,
+    MAX_TEXT_BYTES, MAX_VIEW_ROWS,
+};
+use proofrack_common::{TaskId, UnixMillis};
+
+fn agent_ref(a: &AgentId) -> AgentRef {
+    AgentRef { operator: a.operator.clone(), name: a.name.clone() }
+}
+
+fn text(mut s: String) -> String {
+    truncate_utf8(&mut s, MAX_TEXT_BYTES);
+    s
+}
+
+pub(super) fn ledger(rows: Vec<OperatorRow>, now: UnixMillis) -> LedgerView {
+    LedgerView {
+        as_of: now,
+        operators: rows
+            .into_iter()
+            .take(MAX_VIEW_ROWS)
+            .map(|r| OperatorLedgerRow {
+                operator: r.operator,
+                delegated: r.delegated,
+                active: r.active,
+                withdrawing: r.withdrawing,
+                free: r.free,
+                promised_to_offers: r.promised_to_offers,
+                withdrawn: r.withdrawn,
+                slashed: r.slashed,
+                bound_tasks: r.bound_tasks as u64,
+            })
+            .collect(),
+    }
+}
+
+pub(super) fn agents(rows: Vec<AgentRow>, now: UnixMillis) -> AgentsView {
+    AgentsView {
+        as_of: now,
+        rows: rows
+            .into_iter()
+            .take(MAX_VIEW_ROWS)
+            .map(|r| {
+                let mut hardware = r.hardware;
+                truncate_utf8(&mut hardware, MAX_HARDWARE_SUMMARY_BYTES);
+                wire::AgentRow {
+                    agent: agent_ref(&r.agent),
+                    connected: r.connected,
+                    backend: r.backend,
+                    hardware,
+                    telemetry_age_ms: r.telemetry_age_ms,
+                    health: r
+                        .health
+                        .into_iter()
+                        .take(MAX_HEALTH_ENTRIES)
+                        .map(|mut h| {
+                            truncate_utf8(&mut h, MAX_HEALTH_ENTRY_BYTES);
+                            h
+                        })
+                        .collect(),
+                    in_flight: r.tasks.into_iter().take(MAX_IN_FLIGHT_PER_AGENT).collect(),
+                    max_concurrent_tasks: r.max_concurrent_tasks,
+                    msm_g1_points_per_sec: r.msm_g1_points_per_sec,
+                    ntt_elements_per_sec: r.ntt_elements_per_sec,
+                    compute_memory_free_bytes: r.compute_memory_free_bytes,
+                    reserved_memory_bytes: r.reserved_memory_bytes,
+                }
+            })
+            .collect(),
+    }
+}
+
+pub(super) fn circuits(shared: &Shared) -> CircuitsView {
+    CircuitsView {
+        circuits: shared
+            .registry()
+            .iter()
+            .take(MAX_VIEW_ROWS)
+            .map(|c| CircuitRow {
+                name: c.name.clone(),
+                key: c.key_id,
+                shape: c.shape,
+                num_public_inputs: c.num_public as u32,
+                key_bytes: c.key_len,
+            })
+            .collect(),
+    }
+}
+
+/// A task's wire status; the proof comes from the shell's results.
+pub(super) fn task_status(shared: &Shared, task: TaskId) -> Option<TaskStatusView> {
+    let view: TaskView = shared.read(|core, _| core.task(task))?;
+    let state = match view.status {
+        TaskStatus::Queued { reason } => wire::TaskState::Queued { reason: text(reason) },
+        TaskStatus::Offered { agent, expires_at } => {
+            wire::TaskState::Offered { agent: agent_ref(&agent), offer_expires: expires_at }
+        }
+        TaskStatus::Proving { agent, predicted_done_at, due_at } => {
+            wire::TaskState::Proving { agent: agent_ref(&agent), predicted_done_at, due_at }
+        }
+        TaskStatus::Verifying { agent } => wire::TaskState::Verifying { agent: agent_ref(&agent) },
+        TaskStatus::Verified { agent, proving_ms } => {
+            let result = shared.result(task);
+            wire::TaskState::Verified {
+                agent: agent_ref(&agent),
+                proving_ms,
+                proof: result.as_ref().map(|r| r.proof.clone()).unwrap_or_default(),
+                public_outputs: result.map(|r| r.public_inputs).unwrap_or_default(),
+            }
+        }
+        TaskStatus::Failed { cause } => {
+            let slashed = view.history.iter().rev().find_map(|h| match &h.event {
+                TaskEvent::InvalidProof { agent, slashed, .. }
+                | TaskEvent::DueTimeMissed { agent, slashed, .. } => {
+                    Some(SlashRecord { operator: agent.operator.clone(), amount: *slashed })
+                }
+                _ => None,
+            });
+            wire::TaskState::Failed { reason: text(cause), slashed }
+        }
+    };
+    // Keep the first entry (submission) and the newest ones.
+    let mut history: Vec<HistoryLine> = view
+        .history
+        .iter()
+        .map(|h| HistoryLine { at: h.at, what: text(h.event.to_string()) })
+        .collect();
+    if history.len() > MAX_HISTORY_ENTRIES {
+        let excess = history.len() - MAX_HISTORY_ENTRIES;
+        history.drain(1..1 + excess);
+    }
+    Some(TaskStatusView {
+        task: view.id,
+        client: text(view.client),
+        request_id: view.request_id,
+        circuit: text(view.circuit),
+        key: view.key_id,
+        state,
+        collateral: view.collateral,
+        deadline: view.deadline,
+        submitted: view.submitted_at,
+        history,
+    })
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the pinned tools proofrack builds and tests with, into the repository (.tools/),
+# so nothing is installed system-wide. Idempotent: a second run checks and returns.
+#   - NVRTC 12.9 (PyPI nvidia-cuda-nvrtc-cu12): compiles our CUDA kernels at build time on
+#     machines with no CUDA toolkit. CUDA 12.x because the GPU boxes' driver 580 (CUDA 13.0)
+#     must accept the embedded PTX. See ../DEPENDENCIES in the README.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+tools="$root/.tools"
+NVRTC_VERSION=12.9.86
+
+nvrtc_lib="$tools/py/nvidia/cuda_nvrtc/lib/libnvrtc.so.12"
+if [ ! -f "$nvrtc_lib" ] || ! grep -qx "$NVRTC_VERSION" "$tools/nvrtc.version" 2>/dev/null; then
+  echo "setup-tools: installing nvidia-cuda-nvrtc-cu12==$NVRTC_VERSION into $tools/py"
+  python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+    --upgrade --target "$tools/py" "nvidia-cuda-nvrtc-cu12==$NVRTC_VERSION"
+  echo "$NVRTC_VERSION" > "$tools/nvrtc.version"
+fi
+[ -f "$nvrtc_lib" ] || { echo "setup-tools: $nvrtc_lib missing after install" >&2; exit 1; }
+echo "setup-tools: NVRTC $NVRTC_VERSION at $nvrtc_lib"
