@@ -136,10 +136,16 @@ async fn run(ctx: &Arc<AgentContext>, offer: &TaskOffer, cancelled: &AtomicBool)
 
 /// The key from the cache, or fetched from the coordinator into the cache.
 async fn load_key(ctx: &Arc<AgentContext>, id: KeyId, due: UnixMillis) -> Result<ProvingKey, TaskError> {
-    let cached = {
-        let mut cache = ctx.key_cache.lock().expect("key cache poisoned");
-        cache.get(&id, ctx.clock.now()).map_err(|e| TaskError::Key(e.to_string()))?
-    };
+    // The cache hashes the whole file on read: seconds for a large key, so off the async
+    // threads.
+    let lookup_ctx = ctx.clone();
+    let cached = tokio::task::spawn_blocking(move || {
+        let now = lookup_ctx.clock.now();
+        lookup_ctx.key_cache.lock().expect("key cache poisoned").get(&id, now)
+    })
+    .await
+    .map_err(|e| TaskError::Key(e.to_string()))?
+    .map_err(|e| TaskError::Key(e.to_string()))?;
     let bytes = match cached {
         KeyLookup::Hit(bytes) => bytes,
         KeyLookup::Miss | KeyLookup::Corrupt { .. } => fetch_key(ctx, id, due).await?,
@@ -178,10 +184,15 @@ async fn fetch_key(ctx: &Arc<AgentContext>, id: KeyId, due: UnixMillis) -> Resul
     recv_payload_to(&mut recv, &mut sink, max)
         .await
         .map_err(|e| TaskError::Key(e.to_string()))?;
-    let path = {
-        let mut cache = ctx.key_cache.lock().expect("key cache poisoned");
-        cache.commit(sink.0, ctx.clock.now()).map_err(|e| TaskError::Key(e.to_string()))?
-    };
+    let commit_ctx = ctx.clone();
+    let writer = sink.0;
+    let path = tokio::task::spawn_blocking(move || {
+        let now = commit_ctx.clock.now();
+        commit_ctx.key_cache.lock().expect("key cache poisoned").commit(writer, now)
+    })
+    .await
+    .map_err(|e| TaskError::Key(e.to_string()))?
+    .map_err(|e| TaskError::Key(e.to_string()))?;
     tracing::info!(key = %id.short(), bytes = total, ms = started.elapsed().as_millis() as u64, "proving key fetched and cached");
     tokio::fs::read(&path).await.map_err(|e| TaskError::Key(format!("{}: {e}", path.display())))
 }

@@ -10,6 +10,7 @@ pub mod host;
 pub mod nvml;
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use proofrack_common::telemetry::{GpuTelemetry, HostTelemetry, NvmlStatus};
 
@@ -51,13 +52,20 @@ pub struct TelemetryCollector {
 impl TelemetryCollector {
     /// Tries to load NVML once; logs (warn) why it is missing where it is.
     pub fn new() -> Self {
+        // Warn once per process, not per collector: the devnet runs several agents in one.
+        static WARNED: AtomicBool = AtomicBool::new(false);
         let source = NvmlSource::init().map(|s| Box::new(s) as Box<dyn GpuSource>);
-        Self::with_gpu_source(source)
+        let warn = source.is_ok() || !WARNED.swap(true, Ordering::Relaxed);
+        Self::build(source, warn)
     }
 
     /// A collector over any GPU source (tests use a fake). `Err(reason)` means NVML could not
     /// be loaded.
     pub fn with_gpu_source(source: Result<Box<dyn GpuSource>, String>) -> Self {
+        Self::build(source, true)
+    }
+
+    fn build(source: Result<Box<dyn GpuSource>, String>, warn_if_missing: bool) -> Self {
         let gpus = match source {
             Ok(source) => {
                 let driver_version = source.driver_version().unwrap_or_else(|e| {
@@ -72,6 +80,10 @@ impl TelemetryCollector {
                     source,
                     driver_version,
                 }
+            }
+            Err(reason) if !warn_if_missing => {
+                tracing::debug!(%reason, "NVML is not available (already reported)");
+                GpuState::Missing { reason }
             }
             Err(reason) => {
                 tracing::warn!(
