@@ -2,6 +2,7 @@
 //! the same run. Prints JSON lines.
 
 mod groth16;
+mod msm;
 mod ntt;
 
 use clap::Parser;
@@ -19,11 +20,18 @@ enum Command {
     Groth16(groth16::Groth16Args),
     /// Forward NTTs (plain and on the prover's odd coset).
     Ntt(ntt::NttArgs),
+    /// MSM timing with bases and scalars resident on the device, CPU arkworks in the same run.
+    Msm(msm::MsmArgs),
+    /// The MSM correctness matrix (sizes x scalar distributions x edge bases) against
+    /// arkworks; exits nonzero on any mismatch.
+    CheckMsm(msm::CheckMsmArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Groth16(args) => groth16::run(&args),
         Command::Ntt(args) => ntt::run(&args),
+        Command::Msm(args) => msm::run_bench(&args),
+        Command::CheckMsm(args) => msm::run_check(&args),
     }
 }

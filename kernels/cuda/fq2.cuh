@@ -24,15 +24,15 @@ struct __align__(16) fp2_t {
 
     // Karatsuba: 3 base multiplications.
     PR_HD friend fp2_t operator*(const fp2_t& a, const fp2_t& b) {
-        F t0 = a.c0 * b.c0;
-        F t1 = a.c1 * b.c1;
-        F t2 = (a.c0 + a.c1) * (b.c0 + b.c1);
+        F t0 = F::mul_call(a.c0, b.c0);
+        F t1 = F::mul_call(a.c1, b.c1);
+        F t2 = F::mul_call(a.c0 + a.c1, b.c0 + b.c1);
         return fp2_t{t0 - t1, t2 - t0 - t1};
     }
     // (c0 + c1 u)^2 = (c0 + c1)(c0 - c1) + 2 c0 c1 u: 2 base multiplications.
     PR_HD fp2_t sqr() const {
-        F t = c0 * c1;
-        return fp2_t{(c0 + c1) * (c0 - c1), t.dbl()};
+        F t = F::mul_call(c0, c1);
+        return fp2_t{F::mul_call(c0 + c1, c0 - c1), t.dbl()};
     }
     /// Componentwise Montgomery conversions (tests and host conversions).
     PR_HD fp2_t from_mont() const { return fp2_t{c0.from_mont(), c1.from_mont()}; }

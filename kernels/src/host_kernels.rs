@@ -161,7 +161,7 @@ pub(crate) fn field_op(field: HostField, op: FieldOp, a: &[u32], b: &[u32]) -> V
         HostField::Fq | HostField::Fr => 8,
         HostField::Fq2 => 16,
     };
-    assert!(a.len() == b.len() && a.len() % width == 0);
+    assert!(a.len() == b.len() && a.len().is_multiple_of(width));
     let mut out = vec![0u32; a.len()];
     let f = match field {
         HostField::Fq => prk_test_fq_op,

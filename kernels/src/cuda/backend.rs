@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use super::exec::{DevBuf, Exec};
 use super::ffi::{fr_slice_as_bytes, fr_slice_as_bytes_mut, CudaDevice};
 use super::layout::{G1, G2};
-use super::msm::{MsmEngine, ResidentBases};
+use super::msm::{MsmEngine, MsmTuning, ResidentBases};
 use crate::backend::{Backend, BackendError, BackendInfo, BackendKind, NttDirection};
 use crate::curve::{Fr, G1Affine, G1Projective, G2Affine, G2Projective};
 
@@ -78,6 +78,18 @@ impl CudaBackend {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
         self.gpu.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `load_bases_g1` with the MSM window size / copy count forced (benchmarks, tuning).
+    pub fn load_bases_g1_tuned(&self, bases: &[G1Affine], tuning: MsmTuning) -> Result<CudaBasesG1, BackendError> {
+        let _g = self.lock();
+        Ok(CudaBasesG1 { bases: self.engine.load_bases_tuned::<G1>(bases, tuning)? })
+    }
+
+    /// `load_bases_g2` with the MSM window size / copy count forced.
+    pub fn load_bases_g2_tuned(&self, bases: &[G2Affine], tuning: MsmTuning) -> Result<CudaBasesG2, BackendError> {
+        let _g = self.lock();
+        Ok(CudaBasesG2 { bases: self.engine.load_bases_tuned::<G2>(bases, tuning)? })
     }
 
     /// Runs `f` and returns its device time from CUDA events (milliseconds), for benchmarks.

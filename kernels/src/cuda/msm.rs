@@ -2,7 +2,7 @@
 //! kernels/cuda/msm.cuh for each call and finishes the last few dozen group operations on
 //! the host. Written against [`Exec`], so the tests run it unchanged on the SIMT emulator.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ark_ec::short_weierstrass::{Affine, Projective};
 use ark_ec::AdditiveGroup;
@@ -12,7 +12,7 @@ use super::exec::{DevBuf, DevPtr, Exec, KernelArg, LaunchDims};
 use super::layout::{affine_to_words, xyzz_to_projective, DeviceCurve, DeviceField};
 use super::msm_plan::{
     choose_shape, MsmShape, MsmSizes, ACCUMULATE_THREADS_PER_BLOCK, COMBINE_FANIN, MAX_COPIES,
-    MAX_REFS, POINT_KERNEL_BLOCK, ROW_CHUNK, SORT_THREADS,
+    MAX_REFS, MAX_WINDOW_BITS, MIN_WINDOW_BITS, POINT_KERNEL_BLOCK, ROW_CHUNK, SORT_THREADS,
 };
 use crate::backend::BackendError;
 
@@ -34,6 +34,15 @@ const SCAN_SHARED_BYTES: u32 = 256;
 /// Bytes of one scalar on the device (Fr, 8 words).
 const SCALAR_BYTES: u64 = 32;
 
+/// Overrides of the automatic MSM shape (benchmarks and tuning on a GPU).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MsmTuning {
+    /// Window bits c (2..=23) instead of the cost model's choice.
+    pub window_bits: Option<u32>,
+    /// At most this many precomputed base copies (1 = no precomputation).
+    pub max_copies: Option<u32>,
+}
+
 /// Bases resident on the device: copy k of point i at index k * n + i.
 pub(crate) struct ResidentBases {
     buf: Option<DevBuf>,
@@ -51,20 +60,63 @@ impl ResidentBases {
     }
 }
 
+/// Working sets kept between calls: allocating ~15 buffers (up to GiBs) per MSM would cost
+/// milliseconds of cuMemAlloc/cuMemFree; a prover alternates a few sizes (G1 and G2 of one
+/// key), so a handful of cached sets cover it.
+const MAX_CACHED_WORKSPACES: usize = 4;
+
 /// Runs MSMs on one device (one stream); callers serialise calls.
 pub(crate) struct MsmEngine {
     exec: Arc<dyn Exec>,
+    workspaces: Mutex<Vec<Workspace>>,
 }
 
 impl MsmEngine {
     pub fn new(exec: Arc<dyn Exec>) -> MsmEngine {
-        MsmEngine { exec }
+        MsmEngine { exec, workspaces: Mutex::new(Vec::new()) }
+    }
+
+    /// A workspace for `sizes`: a cached one, or a new one after dropping cached ones while
+    /// memory is short.
+    fn take_workspace(&self, sizes: &MsmSizes, xyzz: u64) -> Result<Workspace, BackendError> {
+        let mut cache = self.workspaces.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = cache.iter().position(|w| w.fits(sizes, xyzz)) {
+            return Ok(cache.swap_remove(i));
+        }
+        let needed = sizes.working_bytes(xyzz);
+        while !cache.is_empty() && self.exec.free_memory_bytes()? < needed {
+            cache.remove(0);
+        }
+        drop(cache);
+        Workspace::new(&self.exec, sizes, xyzz)
+    }
+
+    fn return_workspace(&self, w: Workspace) {
+        let mut cache = self.workspaces.lock().unwrap_or_else(|p| p.into_inner());
+        cache.push(w);
+        if cache.len() > MAX_CACHED_WORKSPACES {
+            cache.remove(0);
+        }
+    }
+
+    /// Frees the cached working sets (e.g. before loading a large proving key).
+    pub fn release_workspaces(&self) {
+        self.workspaces.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// Uploads `points` and precomputes as many shifted copies as memory allows.
     pub fn load_bases<C: DeviceCurve>(
         &self,
         points: &[Affine<C::Config>],
+    ) -> Result<ResidentBases, BackendError> {
+        self.load_bases_tuned::<C>(points, MsmTuning::default())
+    }
+
+    /// `load_bases` with the window size and copy count forced (benchmarks, tuning).
+    pub fn load_bases_tuned<C: DeviceCurve>(
+        &self,
+        points: &[Affine<C::Config>],
+        tuning: MsmTuning,
     ) -> Result<ResidentBases, BackendError> {
         let n = points.len() as u64;
         if n == 0 {
@@ -76,14 +128,35 @@ impl MsmEngine {
             )));
         }
         let point_bytes = C::AFFINE_BYTES as u64;
+        // bases are long-lived: give them the memory cached working sets hold
+        self.release_workspaces();
         let free = self.exec.free_memory_bytes()?;
         let budget = (free as f64 * BASES_MEMORY_FRACTION) as u64;
         let fit = budget / (n * point_bytes);
         if fit == 0 {
             return Err(BackendError::OutOfMemory { needed_bytes: n * point_bytes, free_bytes: free });
         }
-        let max_copies = fit.min(u64::from(MAX_COPIES)) as u32;
-        let shape = choose_shape(n, max_copies);
+        let mut max_copies = fit.min(u64::from(MAX_COPIES)) as u32;
+        if let Some(limit) = tuning.max_copies {
+            max_copies = max_copies.min(limit.max(1));
+        }
+        let shape = match tuning.window_bits {
+            None => choose_shape(n, max_copies),
+            Some(c) if (MIN_WINDOW_BITS..=MAX_WINDOW_BITS).contains(&c) => {
+                let s = MsmShape::new(c, max_copies);
+                if !s.valid() || u64::from(s.copies) * n >= MAX_REFS {
+                    return Err(BackendError::InvalidInput(format!(
+                        "window bits {c} with {max_copies} copies do not fit the sort or the 2^31 refs"
+                    )));
+                }
+                s
+            }
+            Some(c) => {
+                return Err(BackendError::InvalidInput(format!(
+                    "window bits must be {MIN_WINDOW_BITS}..={MAX_WINDOW_BITS}, got {c}"
+                )))
+            }
+        };
         let total = u64::from(shape.copies) * n * point_bytes;
         let buf = DevBuf::new(&self.exec, total as usize)?;
         let words = affine_to_words::<C>(points);
@@ -149,7 +222,14 @@ impl MsmEngine {
         };
         let limits = self.exec.limits();
         let shape = bases.shape;
-        let free = self.exec.free_memory_bytes()?;
+        let xyzz = C::XYZZ_BYTES as u64;
+        let full = MsmSizes::new(len as u64, shape, limits.sm_count, limits.resident_threads_per_sm);
+        let cached = {
+            let cache = self.workspaces.lock().unwrap_or_else(|p| p.into_inner());
+            cache.iter().any(|w| w.fits(&full, xyzz))
+        };
+        // a cached working set for the whole call is memory already in hand
+        let free = if cached { u64::MAX / 2 } else { self.exec.free_memory_bytes()? };
         let budget = (free as f64 * WORKING_MEMORY_FRACTION) as u64;
         let mut chunk = len as u64;
         let sizes_for = |c: u64| MsmSizes::new(c, shape, limits.sm_count, limits.resident_threads_per_sm);
@@ -166,14 +246,22 @@ impl MsmEngine {
         while offset < len as u64 {
             let this = chunk.min(len as u64 - offset);
             let sizes = sizes_for(this);
-            if work.as_ref().is_none_or(|w| !w.fits(&sizes)) {
-                drop(work.take()); // free the old buffers first
-                work = Some(Workspace::new(&self.exec, &sizes, C::XYZZ_BYTES as u64)?);
+            if work.as_ref().is_none_or(|w| !w.fits(&sizes, xyzz)) {
+                if let Some(old) = work.take() {
+                    self.return_workspace(old);
+                }
+                work = Some(self.take_workspace(&sizes, xyzz)?);
             }
             let w = work.as_ref().expect("workspace allocated above");
-            let part = self.msm_chunk::<C>(base_buf, bases.n as u64, scalars + offset * SCALAR_BYTES, offset, &sizes, w)?;
-            total += part;
+            let part = self.msm_chunk::<C>(base_buf, bases.n as u64, scalars + offset * SCALAR_BYTES, offset, &sizes, w);
+            match part {
+                Ok(p) => total += p,
+                Err(e) => return Err(e), // a failed call's buffers are dropped, not cached
+            }
             offset += this;
+        }
+        if let Some(w) = work {
+            self.return_workspace(w);
         }
         Ok(total)
     }
@@ -444,6 +532,7 @@ impl PlanRaw {
 /// The working buffers of one MSM chunk, reused while chunks keep the same sizes.
 struct Workspace {
     sizes: MsmSizes,
+    xyzz: u64,
     prepared: DevBuf,
     coarse: DevBuf,
     scan: DevBuf,
@@ -468,6 +557,7 @@ impl Workspace {
         let rows = m * u64::from(z.rows) * u64::from(z.bit_sum_chunks());
         Ok(Workspace {
             sizes: *z,
+            xyzz,
             prepared: b(z.len * SCALAR_BYTES)?,
             coarse: b((z.coarse_counts_len() + 1) * 4)?,
             scan: b((scan_len.div_ceil(SCAN_TILE) + 2) * 4)?,
@@ -484,8 +574,8 @@ impl Workspace {
         })
     }
 
-    fn fits(&self, z: &MsmSizes) -> bool {
-        self.sizes == *z
+    fn fits(&self, z: &MsmSizes, xyzz: u64) -> bool {
+        self.sizes == *z && self.xyzz == xyzz
     }
 }
 

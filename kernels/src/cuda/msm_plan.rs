@@ -80,7 +80,7 @@ impl MsmShape {
         items * (1.0 + SORT_COST_PER_ITEM) + BUCKET_REDUCTION_COST_PER_BUCKET * self.keys() as f64
     }
 
-    fn valid(&self) -> bool {
+    pub fn valid(&self) -> bool {
         let key_bits = 64 - (self.keys() - 1).leading_zeros();
         key_bits <= MAX_KEY_BITS
     }
@@ -252,7 +252,7 @@ mod tests {
                     continue;
                 }
                 let (coarse, fine) = s.sort_bits();
-                assert!(coarse <= MAX_COARSE_BITS && fine <= MAX_FINE_BITS && fine >= 1);
+                assert!(coarse <= MAX_COARSE_BITS && (1..=MAX_FINE_BITS).contains(&fine));
                 assert!(s.keys() <= 1u64 << (coarse + fine));
             }
         }

@@ -211,10 +211,9 @@ fn g2_xyzz_formulas_match_arkworks_on_every_edge() {
     check_curve::<G2>(true, &curve_cases(&ps));
 }
 
-fn check_curve<C: crate::cuda::layout::DeviceCurve>(
-    g2: bool,
-    cases: &[(Projective<C::Config>, Projective<C::Config>)],
-) {
+type PointPair<C> = (Projective<<C as crate::cuda::layout::DeviceCurve>::Config>, Projective<<C as crate::cuda::layout::DeviceCurve>::Config>);
+
+fn check_curve<C: crate::cuda::layout::DeviceCurve>(g2: bool, cases: &[PointPair<C>]) {
     let count = cases.len();
     // a as XYZZ with Z != 1 (random arkworks points carry a non-trivial Z)
     let a: Vec<u32> = cases.iter().flat_map(|(p, _)| xyzz_words_from_jacobian::<C>(p)).collect();
