@@ -16,7 +16,7 @@ use ark_ec::{CurveGroup, PrimeGroup, VariableBaseMSM};
 use ark_ff::{Field, UniformRand, Zero};
 use ark_std::rand::{rngs::StdRng, SeedableRng};
 use proofrack_kernels::cpu::CpuBackend;
-use proofrack_kernels::cuda::{CudaBackend, MsmTuning};
+use proofrack_kernels::cuda::{CudaBackend, MsmProfile, MsmTuning};
 use proofrack_kernels::Backend;
 use rayon::prelude::*;
 
@@ -47,6 +47,9 @@ pub struct MsmArgs {
     /// CUDA only: at most this many precomputed base copies (1 = none).
     #[arg(long)]
     pub max_copies: Option<u32>,
+    /// CUDA only: also print the time of each MSM phase (one extra synchronised run).
+    #[arg(long)]
+    pub profile: bool,
 }
 
 #[derive(Clone, Debug, clap::Args)]
@@ -126,9 +129,9 @@ pub fn run_bench(args: &MsmArgs) -> anyhow::Result<()> {
             let b = CpuBackend::new();
             for &log in &args.sizes {
                 if args.g2 {
-                    bench_one::<_, ark_bn254::g2::Config>(&b, log, args, "msm_g2", &[MsmTuning::default()], |b, p, _| b.load_bases_g2(p), |b, x, s| b.msm_g2(x, s), |_| serde_json::Value::Null)?;
+                    bench_one::<_, ark_bn254::g2::Config>(&b, log, args, "msm_g2", &[MsmTuning::default()], |b, p, _| b.load_bases_g2(p), |b, x, s| b.msm_g2(x, s), |_| serde_json::Value::Null, |_, _, _| Ok(None))?;
                 } else {
-                    bench_one::<_, ark_bn254::g1::Config>(&b, log, args, "msm_g1", &[MsmTuning::default()], |b, p, _| b.load_bases_g1(p), |b, x, s| b.msm_g1(x, s), |_| serde_json::Value::Null)?;
+                    bench_one::<_, ark_bn254::g1::Config>(&b, log, args, "msm_g1", &[MsmTuning::default()], |b, p, _| b.load_bases_g1(p), |b, x, s| b.msm_g1(x, s), |_| serde_json::Value::Null, |_, _, _| Ok(None))?;
                 }
             }
         }
@@ -141,9 +144,9 @@ pub fn run_bench(args: &MsmArgs) -> anyhow::Result<()> {
             };
             for &log in &args.sizes {
                 if args.g2 {
-                    bench_one::<_, ark_bn254::g2::Config>(&b, log, args, "msm_g2", &tunings, |b, p, t| b.load_bases_g2_tuned(p, t), |b, x, s| b.msm_g2(x, s), |x| shape_json(x.window_bits_and_copies(), x.device_bytes()))?;
+                    bench_one::<_, ark_bn254::g2::Config>(&b, log, args, "msm_g2", &tunings, |b, p, t| b.load_bases_g2_tuned(p, t), |b, x, s| b.msm_g2(x, s), |x| shape_json(x.window_bits_and_copies(), x.device_bytes()), |b, x, s| if args.profile { b.msm_g2_profiled(x, s).map(|(_, p)| Some(p)) } else { Ok(None) })?;
                 } else {
-                    bench_one::<_, ark_bn254::g1::Config>(&b, log, args, "msm_g1", &tunings, |b, p, t| b.load_bases_g1_tuned(p, t), |b, x, s| b.msm_g1(x, s), |x| shape_json(x.window_bits_and_copies(), x.device_bytes()))?;
+                    bench_one::<_, ark_bn254::g1::Config>(&b, log, args, "msm_g1", &tunings, |b, p, t| b.load_bases_g1_tuned(p, t), |b, x, s| b.msm_g1(x, s), |x| shape_json(x.window_bits_and_copies(), x.device_bytes()), |b, x, s| if args.profile { b.msm_g1_profiled(x, s).map(|(_, p)| Some(p)) } else { Ok(None) })?;
                 }
             }
         }
@@ -165,6 +168,7 @@ fn bench_one<B, P>(
     load: impl Fn(&B, &[Affine<P>], MsmTuning) -> Result<BasesOf<B, P>, proofrack_kernels::BackendError>,
     msm: impl Fn(&B, &BasesOf<B, P>, &B::Scalars) -> Result<Projective<P>, proofrack_kernels::BackendError>,
     describe: impl Fn(&BasesOf<B, P>) -> serde_json::Value,
+    profile: impl Fn(&B, &BasesOf<B, P>, &B::Scalars) -> Result<Option<MsmProfile>, proofrack_kernels::BackendError>,
 ) -> anyhow::Result<()>
 where
     B: Backend,
@@ -244,6 +248,20 @@ where
             "cpu_threads": rayon::current_num_threads(),
         });
         println!("{line}");
+        if let Some(p) = profile(backend, &resident, &dev_scalars)? {
+            let phases: serde_json::Map<String, serde_json::Value> =
+                p.phases_ms.iter().map(|(n, ms)| (n.to_string(), serde_json::json!(round3(*ms)))).collect();
+            let total: f64 = p.phases_ms.iter().map(|(_, ms)| ms).sum();
+            let line = serde_json::json!({
+                "op": format!("{op}_profile"),
+                "log2": log,
+                "size": n,
+                "shape": describe(&resident),
+                "phases_ms": phases,
+                "total_ms": round3(total),
+            });
+            println!("{line}");
+        }
     }
     Ok(())
 }

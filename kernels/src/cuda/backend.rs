@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use super::exec::{DevBuf, Exec};
 use super::ffi::{fr_slice_as_bytes, fr_slice_as_bytes_mut, CudaDevice};
 use super::layout::{G1, G2};
-use super::msm::{MsmEngine, MsmTuning, ResidentBases};
+use super::msm::{MsmEngine, MsmProfile, MsmTuning, ResidentBases};
 use crate::backend::{Backend, BackendError, BackendInfo, BackendKind, NttDirection};
 use crate::curve::{Fr, G1Affine, G1Projective, G2Affine, G2Projective};
 
@@ -90,6 +90,22 @@ impl CudaBackend {
     pub fn load_bases_g2_tuned(&self, bases: &[G2Affine], tuning: MsmTuning) -> Result<CudaBasesG2, BackendError> {
         let _g = self.lock();
         Ok(CudaBasesG2 { bases: self.engine.load_bases_tuned::<G2>(bases, tuning)? })
+    }
+
+    /// `msm_g1` with the time of each pipeline phase (synchronising between phases).
+    pub fn msm_g1_profiled(&self, bases: &CudaBasesG1, scalars: &CudaScalars) -> Result<(G1Projective, MsmProfile), BackendError> {
+        let _g = self.lock();
+        let mut p = MsmProfile::default();
+        let r = self.engine.msm_profiled::<G1>(&bases.bases, scalars.buf.ptr(), scalars.len, Some(&mut p))?;
+        Ok((r, p))
+    }
+
+    /// `msm_g2` with the time of each pipeline phase.
+    pub fn msm_g2_profiled(&self, bases: &CudaBasesG2, scalars: &CudaScalars) -> Result<(G2Projective, MsmProfile), BackendError> {
+        let _g = self.lock();
+        let mut p = MsmProfile::default();
+        let r = self.engine.msm_profiled::<G2>(&bases.bases, scalars.buf.ptr(), scalars.len, Some(&mut p))?;
+        Ok((r, p))
     }
 
     /// Runs `f` and returns its device time from CUDA events (milliseconds), for benchmarks.

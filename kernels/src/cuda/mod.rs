@@ -26,5 +26,5 @@ pub(crate) mod msm_plan;
 mod msm_tests;
 
 pub use backend::{CudaBackend, CudaBasesG1, CudaBasesG2, CudaScalars};
-pub use msm::MsmTuning;
+pub use msm::{MsmProfile, MsmTuning};
 pub use embedded::cuda_kernels_embedded;

@@ -11,17 +11,17 @@ use ark_ff::Zero;
 use super::exec::{DevBuf, DevPtr, Exec, KernelArg, LaunchDims};
 use super::layout::{affine_to_words, xyzz_to_projective, DeviceCurve, DeviceField};
 use super::msm_plan::{
-    choose_shape, MsmShape, MsmSizes, ACCUMULATE_THREADS_PER_BLOCK, COMBINE_FANIN, MAX_COPIES,
+    choose_shape, chunk_len, MsmShape, MsmSizes, ACCUMULATE_THREADS_PER_BLOCK, COMBINE_FANIN, MAX_COPIES,
     MAX_REFS, MAX_WINDOW_BITS, MIN_WINDOW_BITS, POINT_KERNEL_BLOCK, ROW_CHUNK, SORT_THREADS,
 };
 use crate::backend::BackendError;
 
 /// Share of free device memory one set of resident bases (all its copies) may take: a
 /// Groth16 key keeps four G1 sets and one G2 set resident, and MSMs need working memory.
-const BASES_MEMORY_FRACTION: f64 = 0.4;
+pub(crate) const BASES_MEMORY_FRACTION: f64 = 0.4;
 /// Share of free device memory one MSM call's working buffers may take; larger calls are
 /// split into chunks of scalars whose results are added.
-const WORKING_MEMORY_FRACTION: f64 = 0.8;
+pub(crate) const WORKING_MEMORY_FRACTION: f64 = 0.8;
 /// Points per precomputation launch: bounds the (ZZ, ZZZ) scratch to 2^22 * 128 B.
 const PRECOMPUTE_CHUNK_POINTS: u64 = 1 << 22;
 /// Points normalised per thread (MSM_NORMALIZE_CHUNK in msm.cuh).
@@ -41,6 +41,21 @@ pub struct MsmTuning {
     pub window_bits: Option<u32>,
     /// At most this many precomputed base copies (1 = no precomputation).
     pub max_copies: Option<u32>,
+}
+
+/// Milliseconds per MSM phase, summed over chunks, in pipeline order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MsmProfile {
+    pub phases_ms: Vec<(&'static str, f64)>,
+}
+
+impl MsmProfile {
+    fn add(&mut self, name: &'static str, ms: f64) {
+        match self.phases_ms.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, t)) => *t += ms,
+            None => self.phases_ms.push((name, ms)),
+        }
+    }
 }
 
 /// Bases resident on the device: copy k of point i at index k * n + i.
@@ -211,6 +226,18 @@ impl MsmEngine {
         scalars: DevPtr,
         len: usize,
     ) -> Result<Projective<C::Config>, BackendError> {
+        self.msm_profiled::<C>(bases, scalars, len, None)
+    }
+
+    /// `msm`, and with `profile` the wall time of each phase (the device is synchronised
+    /// between phases, which adds a little to the total).
+    pub fn msm_profiled<C: DeviceCurve>(
+        &self,
+        bases: &ResidentBases,
+        scalars: DevPtr,
+        len: usize,
+        mut profile: Option<&mut MsmProfile>,
+    ) -> Result<Projective<C::Config>, BackendError> {
         if len != bases.n {
             return Err(BackendError::InvalidInput(format!(
                 "msm needs one scalar per base: {} bases, {len} scalars",
@@ -231,15 +258,9 @@ impl MsmEngine {
         // a cached working set for the whole call is memory already in hand
         let free = if cached { u64::MAX / 2 } else { self.exec.free_memory_bytes()? };
         let budget = (free as f64 * WORKING_MEMORY_FRACTION) as u64;
-        let mut chunk = len as u64;
         let sizes_for = |c: u64| MsmSizes::new(c, shape, limits.sm_count, limits.resident_threads_per_sm);
-        while chunk > 1 && sizes_for(chunk).working_bytes(C::XYZZ_BYTES as u64) > budget {
-            chunk = chunk.div_ceil(2);
-        }
-        let needed = sizes_for(chunk).working_bytes(C::XYZZ_BYTES as u64);
-        if needed > budget {
-            return Err(BackendError::OutOfMemory { needed_bytes: needed, free_bytes: free });
-        }
+        let chunk = chunk_len(len as u64, shape, limits.sm_count, limits.resident_threads_per_sm, budget, xyzz)
+            .map_err(|needed| BackendError::OutOfMemory { needed_bytes: needed, free_bytes: free })?;
         let mut total = Projective::<C::Config>::zero();
         let mut offset = 0u64;
         let mut work: Option<Workspace> = None;
@@ -253,7 +274,15 @@ impl MsmEngine {
                 work = Some(self.take_workspace(&sizes, xyzz)?);
             }
             let w = work.as_ref().expect("workspace allocated above");
-            let part = self.msm_chunk::<C>(base_buf, bases.n as u64, scalars + offset * SCALAR_BYTES, offset, &sizes, w);
+            let part = self.msm_chunk::<C>(
+                base_buf,
+                bases.n as u64,
+                scalars + offset * SCALAR_BYTES,
+                offset,
+                &sizes,
+                w,
+                profile.as_deref_mut(),
+            );
             match part {
                 Ok(p) => total += p,
                 Err(e) => return Err(e), // a failed call's buffers are dropped, not cached
@@ -275,8 +304,18 @@ impl MsmEngine {
         point_offset: u64,
         z: &MsmSizes,
         w: &Workspace,
+        mut profile: Option<&mut MsmProfile>,
     ) -> Result<Projective<C::Config>, BackendError> {
         let ex = &*self.exec;
+        let mut clock = std::time::Instant::now();
+        let mut phase = |name: &'static str| -> Result<(), BackendError> {
+            if let Some(p) = profile.as_deref_mut() {
+                ex.synchronize()?;
+                p.add(name, clock.elapsed().as_secs_f64() * 1e3);
+                clock = std::time::Instant::now();
+            }
+            Ok(())
+        };
         let shape = z.shape;
         let plan = PlanRaw {
             n: z.len as u32,
@@ -343,6 +382,8 @@ impl MsmEngine {
             ],
         )?;
 
+        phase("digits_and_sort")?;
+
         // 3. buckets: equal segments of sorted items per thread, then slot levels
         let xyzz = C::XYZZ_BYTES as u64;
         ex.zero(w.buckets.ptr(), (shape.keys() * xyzz) as usize)?;
@@ -360,6 +401,7 @@ impl MsmEngine {
                 w.slot_points[0].arg(),
             ],
         )?;
+        phase("accumulate")?;
         let mut slots = 2 * u64::from(threads);
         let mut src = 0;
         if threads > 1 {
@@ -386,6 +428,8 @@ impl MsmEngine {
             }
         }
 
+        phase("combine_slots")?;
+
         // 4. per window: sum_b (b+1) B_b as plain sums (rows) for the host
         let m = u64::from(shape.group);
         let segs = u64::from(z.segments);
@@ -401,6 +445,7 @@ impl MsmEngine {
                 w.running.arg(),
             ],
         )?;
+        phase("bucket_running_sums")?;
         let rows = m * u64::from(z.rows);
         let mut len = u64::from(z.bit_sum_chunks());
         ex.launch(
@@ -435,7 +480,10 @@ impl MsmEngine {
         }
         let mut words = vec![0u32; (rows as usize) * C::XYZZ_WORDS];
         ex.download(w.rows[src].ptr(), words_as_bytes_mut(&mut words))?;
-        Ok(finish::<C>(&words, z))
+        phase("row_sums_and_download")?;
+        let result = finish::<C>(&words, z);
+        phase("host_finish")?;
+        Ok(result)
     }
 
     /// In-place exclusive scan of `len` u32 at `data`; data[len] = total.

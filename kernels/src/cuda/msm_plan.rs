@@ -199,6 +199,27 @@ impl MsmSizes {
     }
 }
 
+/// The largest number of scalars per call (len, or len halved until it fits) whose working
+/// set fits `budget_bytes`; Err(bytes needed for one scalar) when even that does not fit.
+pub(crate) fn chunk_len(
+    len: u64,
+    shape: MsmShape,
+    sm_count: u32,
+    resident_per_sm: u32,
+    budget_bytes: u64,
+    xyzz_bytes: u64,
+) -> Result<u64, u64> {
+    let bytes = |c: u64| MsmSizes::new(c, shape, sm_count, resident_per_sm).working_bytes(xyzz_bytes);
+    let mut chunk = len.max(1);
+    while chunk > 1 && bytes(chunk) > budget_bytes {
+        chunk = chunk.div_ceil(2);
+    }
+    if bytes(chunk) > budget_bytes {
+        return Err(bytes(chunk));
+    }
+    Ok(chunk)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,6 +277,16 @@ mod tests {
                 assert!(s.keys() <= 1u64 << (coarse + fine));
             }
         }
+    }
+
+    #[test]
+    fn chunks_shrink_to_the_memory_budget() {
+        let shape = choose_shape(1 << 20, MAX_COPIES);
+        let full = MsmSizes::new(1 << 20, shape, 132, 512).working_bytes(128);
+        assert_eq!(chunk_len(1 << 20, shape, 132, 512, full, 128), Ok(1 << 20));
+        let half = chunk_len(1 << 20, shape, 132, 512, full / 2, 128).expect("fits in halves");
+        assert!((1 << 17..1 << 20).contains(&half), "{half}");
+        assert!(chunk_len(1 << 20, shape, 132, 512, 1000, 128).is_err());
     }
 
     #[test]

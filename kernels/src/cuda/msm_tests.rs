@@ -10,7 +10,9 @@ use ark_std::rand::{rngs::StdRng, Rng, SeedableRng};
 use super::exec::{DevBuf, DeviceLimits, Exec};
 use super::ffi::fr_slice_as_bytes;
 use super::layout::{G1, G2};
-use super::msm::MsmEngine;
+use super::layout::DeviceCurve;
+use super::msm::{MsmEngine, WORKING_MEMORY_FRACTION};
+use super::msm_plan::chunk_len;
 use crate::curve::{Fr, G1Affine, G1Projective, G2Affine, G2Projective};
 use crate::host_kernels::EmulatedDevice;
 
@@ -139,6 +141,9 @@ fn g1_msm_with_limited_memory() {
     let resident = engine.load_bases::<G1>(&bases).expect("load");
     assert!(resident.shape().copies < resident.shape().windows, "{:?}", resident.shape());
     assert!(resident.shape().group > 1);
+    let budget = (limits.total_memory_bytes as f64 * WORKING_MEMORY_FRACTION) as u64;
+    let chunk = chunk_len(700, resident.shape(), 2, 32, budget, G1::XYZZ_BYTES as u64).expect("fits in chunks");
+    assert!(chunk < 700, "the call must be split into chunks, got one of {chunk}");
     let s = scalars(Dist::Random, bases.len(), &mut rng);
     let buf = upload(&dev, &s);
     let got = engine.msm::<G1>(&resident, buf.ptr(), s.len()).expect("emulated msm");
@@ -165,6 +170,24 @@ fn g2_msm_matches_arkworks() {
             assert_eq!(got.into_affine(), want.into_affine(), "G2 n={n} {d:?}");
         }
     }
+}
+
+#[test]
+fn profiled_msm_reports_every_phase_and_the_same_result() {
+    let mut rng = StdRng::seed_from_u64(17);
+    let (engine, dev) = engine_with(None);
+    let bases = g1_bases(300, &mut rng);
+    let resident = engine.load_bases::<G1>(&bases).expect("load");
+    let s = scalars(Dist::Random, 300, &mut rng);
+    let buf = upload(&dev, &s);
+    let mut profile = super::msm::MsmProfile::default();
+    let got = engine.msm_profiled::<G1>(&resident, buf.ptr(), 300, Some(&mut profile)).expect("msm");
+    assert_eq!(got.into_affine(), G1Projective::msm(&bases, &s).expect("lengths").into_affine());
+    let names: Vec<&str> = profile.phases_ms.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        names,
+        ["digits_and_sort", "accumulate", "combine_slots", "bucket_running_sums", "row_sums_and_download", "host_finish"]
+    );
 }
 
 #[test]
