@@ -1,0 +1,85 @@
+//! The production agent (`proofrack_agent::client::run`) with a CPU prover and a fixed
+//! calibration (calibrating takes seconds and would make admission's predictions depend on
+//! how loaded the test machine is).
+
+use super::cluster::{Cluster, COORDINATOR_HOST};
+use super::wait::within;
+use super::STEP_TIMEOUT;
+use proofrack_agent::client::{AgentError, AgentSettings};
+use proofrack_agent::key_cache::{KeyCache, KeyCacheLimits};
+use proofrack_agent::prover::{Prover, ProverBackendImpl};
+use proofrack_common::identity::Identity;
+use proofrack_common::telemetry::{Calibration, ProverBackend};
+use proofrack_common::SystemClock;
+use proofrack_kernels::cpu::CpuBackend;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// A calibration of the order a 2-core CPU measures. Predictions for the test circuits come
+/// out at a few milliseconds; the test policy's safety margin covers the real time.
+pub fn fixed_cpu_calibration() -> Calibration {
+    Calibration {
+        backend: ProverBackend::Cpu,
+        backend_name: "cpu (fixed calibration for tests)".into(),
+        msm_g1_points_per_sec: 1_000_000,
+        msm_size: 1 << 12,
+        ntt_elements_per_sec: 20_000_000,
+        ntt_size: 1 << 14,
+        compute_memory_total_bytes: 8 << 30,
+    }
+}
+
+/// One CPU prover, shared by the real agents of a test (they run on the same cores anyway).
+pub fn cpu_prover() -> Arc<Prover> {
+    Arc::new(Prover::new(ProverBackendImpl::Cpu(CpuBackend::new())))
+}
+
+/// A running production agent.
+pub struct RealAgent {
+    pub identity: Identity,
+    stop: watch::Sender<bool>,
+    join: tokio::task::JoinHandle<Result<(), AgentError>>,
+}
+
+impl RealAgent {
+    /// Starts `operator/name` against the cluster's coordinator.
+    pub fn start(cluster: &Cluster, operator: &str, name: &str, prover: Arc<Prover>) -> RealAgent {
+        let identity = Identity::agent(operator, name).expect("agent identity");
+        let tls = cluster.material(&identity);
+        let cache_dir = cluster
+            .dir
+            .path()
+            .join("agents")
+            .join(format!("{operator}-{name}"));
+        let key_cache = KeyCache::open(cache_dir, KeyCacheLimits::default()).expect("key cache");
+        let settings = AgentSettings {
+            coordinator: cluster.addr,
+            server_name: COORDINATOR_HOST.to_string(),
+            tls,
+            prover,
+            calibration: fixed_cpu_calibration(),
+            key_cache,
+            max_concurrent_tasks: 1,
+            clock: Arc::new(SystemClock),
+            agent_build: "proofrack-agent (e2e test)".into(),
+        };
+        let (stop, mut stop_rx) = watch::channel(false);
+        let join = tokio::spawn(proofrack_agent::client::run(settings, async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        }));
+        RealAgent {
+            identity,
+            stop,
+            join,
+        }
+    }
+
+    /// Asks the agent to stop (it drains accepted tasks first) and waits for it.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let what = format!("agent {} to stop", self.identity);
+        let result = within(STEP_TIMEOUT + Duration::from_secs(10), &what, self.join).await;
+        result.expect("agent task").expect("agent ended cleanly");
+    }
+}
