@@ -152,6 +152,40 @@ fn fr_matches_arkworks() {
     check_field(HostField::Fr, &fr_samples(&mut rng, 24));
 }
 
+/// The dedicated squaring over many values, including limb patterns that stress its carry
+/// handling (all-ones limbs, single high bits).
+#[test]
+fn squaring_matches_arkworks_on_many_values() {
+    let mut rng = StdRng::seed_from_u64(21);
+    let mut fq: Vec<Fq> = (0..4000).map(|_| Fq::rand(&mut rng)).collect();
+    let mut fr: Vec<Fr> = (0..4000).map(|_| Fr::rand(&mut rng)).collect();
+    for k in 0..254u32 {
+        let mut limbs = [0u64; 4];
+        limbs[(k / 64) as usize] = 1u64 << (k % 64);
+        fq.push(Fq::new_unchecked(BigInt(limbs)));
+        fr.push(Fr::new_unchecked(BigInt(limbs)));
+        // all ones below bit k (still below both moduli)
+        let mut ones = [0u64; 4];
+        for b in 0..k {
+            ones[(b / 64) as usize] |= 1u64 << (b % 64);
+        }
+        fq.push(Fq::new_unchecked(BigInt(ones)));
+        fr.push(Fr::new_unchecked(BigInt(ones)));
+    }
+    fq.extend([-Fq::ONE, -Fq::from(2u64), Fq::zero(), Fq::ONE]);
+    fr.extend([-Fr::ONE, -Fr::from(2u64), Fr::zero(), Fr::ONE]);
+    let w = words(&fq);
+    let got = from_words::<Fq>(&field_op(HostField::Fq, FieldOp::Sqr, &w, &w));
+    for (x, s) in fq.iter().zip(&got) {
+        assert_eq!(*s, x.square(), "Fq sqr of {:?}", x.0);
+    }
+    let w = words(&fr);
+    let got = from_words::<Fr>(&field_op(HostField::Fr, FieldOp::Sqr, &w, &w));
+    for (x, s) in fr.iter().zip(&got) {
+        assert_eq!(*s, x.square(), "Fr sqr of {:?}", x.0);
+    }
+}
+
 #[test]
 fn fq2_matches_arkworks() {
     let mut rng = StdRng::seed_from_u64(3);
