@@ -103,6 +103,23 @@ pub trait Backend: Send + Sync + 'static {
         coset: Option<Fr>,
     ) -> Result<(), BackendError>;
 
+    /// For each vector (all of one length): interpolate from its values on ⟨ω⟩ (inverse NTT),
+    /// then evaluate on the coset `coset`·⟨ω⟩ (forward NTT); natural order in and out. The
+    /// Groth16 quotient does this to a, b and c. The result must equal the two `ntt` calls bit
+    /// for bit (the default); a backend may fuse the transforms (no bit reversal between
+    /// them) and batch the vectors into one launch.
+    fn interpolate_then_evaluate_on_coset(
+        &self,
+        vectors: &mut [&mut Self::Scalars],
+        coset: Fr,
+    ) -> Result<(), BackendError> {
+        for v in vectors.iter_mut() {
+            self.ntt(v, NttDirection::Inverse, None)?;
+            self.ntt(v, NttDirection::Forward, Some(coset))?;
+        }
+        Ok(())
+    }
+
     /// a[i] = a[i]·b[i] − c[i].
     fn mul_sub_assign(
         &self,

@@ -11,6 +11,7 @@ use super::exec::{DevBuf, Exec};
 use super::ffi::{fr_slice_as_bytes, fr_slice_as_bytes_mut, CudaDevice};
 use super::layout::{G1, G2};
 use super::msm::{MsmEngine, MsmProfile, MsmTuning, ResidentBases};
+use super::ntt::NttEngine;
 use crate::backend::{Backend, BackendError, BackendInfo, BackendKind, NttDirection};
 use crate::curve::{Fr, G1Affine, G1Projective, G2Affine, G2Projective};
 
@@ -54,6 +55,7 @@ pub struct CudaBackend {
     pub(crate) device: Arc<CudaDevice>,
     pub(crate) exec: Arc<dyn Exec>,
     engine: MsmEngine,
+    ntt: NttEngine,
     gpu: Mutex<()>,
     info: BackendInfo,
 }
@@ -73,7 +75,14 @@ impl CudaBackend {
             device_memory_total_bytes: Some(exec.limits().total_memory_bytes),
         };
         tracing::info!(backend = %info.name, image = device.image.label(), "CUDA backend ready");
-        Ok(CudaBackend { engine: MsmEngine::new(exec.clone()), device, exec, gpu: Mutex::new(()), info })
+        Ok(CudaBackend {
+            engine: MsmEngine::new(exec.clone()),
+            ntt: NttEngine::new(exec.clone()),
+            device,
+            exec,
+            gpu: Mutex::new(()),
+            info,
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -165,26 +174,33 @@ impl Backend for CudaBackend {
         self.engine.msm::<G2>(&bases.bases, scalars.buf.ptr(), scalars.len)
     }
 
-    fn ntt(
-        &self,
-        _data: &mut CudaScalars,
-        _direction: NttDirection,
-        _coset: Option<Fr>,
-    ) -> Result<(), BackendError> {
-        // TODO(kernels/src/cuda/ntt.rs): NTT kernels on top of field.cuh (the NTT helper).
-        Err(BackendError::Unavailable("CUDA NTT is not implemented yet (kernels/src/cuda/ntt.rs)".into()))
+    fn ntt(&self, data: &mut CudaScalars, direction: NttDirection, coset: Option<Fr>) -> Result<(), BackendError> {
+        let _g = self.lock();
+        self.ntt.ntt(data.buf.ptr(), data.len, direction, coset)
     }
 
-    fn mul_sub_assign(
-        &self,
-        _a: &mut CudaScalars,
-        _b: &CudaScalars,
-        _c: &CudaScalars,
-    ) -> Result<(), BackendError> {
-        // TODO(kernels/src/cuda/ntt.rs): element-wise kernel beside the NTT (the NTT helper).
-        Err(BackendError::Unavailable(
-            "CUDA mul_sub_assign is not implemented yet (kernels/src/cuda/ntt.rs)".into(),
-        ))
+    /// Fused (no bit reversal between the transforms) and batched (three vectors per launch):
+    /// kernels/src/cuda/ntt.rs.
+    fn interpolate_then_evaluate_on_coset(&self, vectors: &mut [&mut CudaScalars], coset: Fr) -> Result<(), BackendError> {
+        let Some(len) = vectors.first().map(|v| v.len) else { return Ok(()) };
+        if vectors.iter().any(|v| v.len != len) {
+            let lens: Vec<usize> = vectors.iter().map(|v| v.len).collect();
+            return Err(BackendError::InvalidInput(format!("coset transform vectors must have one length, got {lens:?}")));
+        }
+        let ptrs: Vec<u64> = vectors.iter().map(|v| v.buf.ptr()).collect();
+        let _g = self.lock();
+        self.ntt.interpolate_then_evaluate_on_coset(&ptrs, len, coset)
+    }
+
+    fn mul_sub_assign(&self, a: &mut CudaScalars, b: &CudaScalars, c: &CudaScalars) -> Result<(), BackendError> {
+        if a.len != b.len || a.len != c.len {
+            return Err(BackendError::InvalidInput(format!(
+                "mul_sub_assign needs equal lengths: a {}, b {}, c {}",
+                a.len, b.len, c.len
+            )));
+        }
+        let _g = self.lock();
+        self.ntt.mul_sub(a.buf.ptr(), b.buf.ptr(), c.buf.ptr(), a.len)
     }
 }
 

@@ -11,6 +11,7 @@
 //! - `embedded`: the kernel images and which one a device loads.
 //! - `layout`: device layouts of fields and points, conversions to arkworks.
 //! - `msm_plan`, `msm`: MSM sizing (pure) and the driver.
+//! - `ntt`: NTT pass planning (pure), root/coset tables and the NTT / element-wise driver.
 //!
 //! Architecture invariant: nothing here loads the CUDA driver before
 //! `is_culib_present()`; a box without one gets `BackendError::Unavailable`.
@@ -22,8 +23,11 @@ pub(crate) mod ffi;
 pub(crate) mod layout;
 pub(crate) mod msm;
 pub(crate) mod msm_plan;
+pub(crate) mod ntt;
 #[cfg(test)]
 mod msm_tests;
+#[cfg(test)]
+mod ntt_tests;
 
 pub use backend::{CudaBackend, CudaBasesG1, CudaBasesG2, CudaScalars};
 pub use msm::{MsmProfile, MsmTuning};

@@ -36,7 +36,7 @@
 use ark_ff::{FftField, Zero};
 use rayon::prelude::*;
 
-use crate::backend::{Backend, BackendError, NttDirection};
+use crate::backend::{Backend, BackendError};
 use crate::curve::Fr;
 use crate::groth16::r1cs::SparseMatrix;
 
@@ -91,15 +91,11 @@ pub fn odd_coset_quotient<B: Backend>(
         )));
     }
     let offset = odd_coset_offset(n);
-    let to_odd_coset = |v: &[Fr]| -> Result<B::Scalars, BackendError> {
-        let mut d = backend.upload_scalars(v)?;
-        backend.ntt(&mut d, NttDirection::Inverse, None)?;
-        backend.ntt(&mut d, NttDirection::Forward, Some(offset))?;
-        Ok(d)
-    };
-    let mut p = to_odd_coset(a)?;
-    let b = to_odd_coset(b)?;
-    let c = to_odd_coset(c)?;
+    let mut p = backend.upload_scalars(a)?;
+    let mut b = backend.upload_scalars(b)?;
+    let mut c = backend.upload_scalars(c)?;
+    // iNTT then coset NTT of each vector, in one backend call (fused and batched on a GPU)
+    backend.interpolate_then_evaluate_on_coset(&mut [&mut p, &mut b, &mut c], offset)?;
     backend.mul_sub_assign(&mut p, &b, &c)?;
     Ok(p)
 }
