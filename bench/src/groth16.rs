@@ -3,8 +3,11 @@
 //!
 //! One JSON line per size:
 //! `{"op":"groth16","constraints_log2":k,"backend":"cpu (arkworks, 2 threads)","ms":…,
-//!   "cpu_ms":…,"ratio":…,"setup_ms":…,"stages_ms":{…},"reps":…}`
-//! `ms` is the median of `--reps` proofs after one warm-up proof; `ratio` = cpu_ms / ms.
+//!   "cpu_ms":…,"ratio":…,"setup_ms":…,"prepare_key_ms":…,"stages_ms":{…},"reps":…}`
+//! `ms` is the median of `--reps` proofs after one warm-up proof (`--cpu-reps` for the CPU
+//! baseline); `ratio` = cpu_ms / ms. `setup_ms` is key generation (host, all cores),
+//! `prepare_key_ms` loading the key's bases into the measured backend (on CUDA: upload and
+//! precomputed base copies), neither of which is in `ms`.
 //! Every measured proof is verified, and on a non-CPU backend the proof must equal the CPU
 //! backend's proof for the same r, s byte for byte.
 
@@ -38,15 +41,19 @@ macro_rules! with_backend {
                 let $b = &proofrack_kernels::cpu::CpuBackend::new();
                 $body
             }
-            // Wire `CudaBackend` here once it implements `Backend`:
-            // `BackendChoice::Cuda => { let $b = &CudaBackend::new()?; $body }`
             $crate::groth16::BackendChoice::Cuda => {
-                anyhow::bail!("the CUDA backend is not built into this binary yet")
+                let $b = &$crate::groth16::open_cuda()?;
+                $body
             }
         }
     };
 }
 pub(crate) use with_backend;
+
+/// GPU 0, with the reason in the error when there is none (no driver, no kernels built in).
+pub(crate) fn open_cuda() -> anyhow::Result<proofrack_kernels::cuda::CudaBackend> {
+    proofrack_kernels::cuda::CudaBackend::new(0).context("opening the CUDA backend (GPU 0)")
+}
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct Groth16Args {
@@ -58,24 +65,34 @@ pub struct Groth16Args {
     /// Measured proofs per size (after one warm-up); the median is reported.
     #[arg(long, default_value_t = 3)]
     pub reps: usize,
+    /// Measured CPU proofs per size for the baseline (after one warm-up).
+    #[arg(long, default_value_t = 3)]
+    pub cpu_reps: usize,
     /// Seed for keys, inputs and blinding.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }
 
 pub fn run(args: &Groth16Args) -> anyhow::Result<()> {
-    if args.reps == 0 {
-        bail!("--reps must be at least 1");
+    if args.reps == 0 || args.cpu_reps == 0 {
+        bail!("--reps and --cpu-reps must be at least 1");
     }
-    for &log2 in &args.log_sizes {
-        let circuit = Circuit::mimc(log2)
-            .with_context(|| format!("no built-in circuit for 2^{log2}; sizes are 4..=20"))?;
-        with_backend!(args.backend, b => bench_size(b, &circuit, args)?);
-    }
+    let circuits = args
+        .log_sizes
+        .iter()
+        .map(|&log2| Circuit::mimc(log2).with_context(|| format!("no built-in circuit for 2^{log2}; sizes are 4..=20")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    with_backend!(args.backend, b => {
+        for circuit in &circuits {
+            bench_size(b, circuit, args)?;
+        }
+    });
     Ok(())
 }
 
 struct Measured {
+    /// Loading the key's bases into the backend (once per key; not in `ms`).
+    prepare_ms: f64,
     median_ms: f64,
     stages: ProveTimings,
     proof_bytes: [u8; 128],
@@ -93,7 +110,7 @@ fn bench_size<B: Backend>(backend: &B, circuit: &Circuit, args: &Groth16Args) ->
     let cpu_ms = if backend.info().kind == proofrack_kernels::BackendKind::Cpu {
         measured.median_ms
     } else {
-        let cpu = measure(&CpuBackend::new(), &key, &witness.full, &witness.public, r, s, args.reps)?;
+        let cpu = measure(&CpuBackend::new(), &key, &witness.full, &witness.public, r, s, args.cpu_reps)?;
         if cpu.proof_bytes != measured.proof_bytes {
             bail!("2^{}: the {} proof differs from the CPU proof for the same r, s", circuit.log2_domain(), backend.info().name);
         }
@@ -109,7 +126,9 @@ fn bench_size<B: Backend>(backend: &B, circuit: &Circuit, args: &Groth16Args) ->
         "cpu_ms": round3(cpu_ms),
         "ratio": round3(cpu_ms / measured.median_ms),
         "setup_ms": round3(setup_ms),
+        "prepare_key_ms": round3(measured.prepare_ms),
         "reps": args.reps,
+        "cpu_reps": args.cpu_reps,
         "stages_ms": {
             "witness_map": round3(st.witness_map.as_secs_f64() * 1e3),
             "quotient": round3(st.quotient.as_secs_f64() * 1e3),
@@ -132,7 +151,9 @@ fn measure<B: Backend>(
     s: Fr,
     reps: usize,
 ) -> anyhow::Result<Measured> {
+    let t = Instant::now();
     let prepared = PreparedKey::new(backend, key)?;
+    let prepare_ms = ms(t);
     let (proof, _) = prove_with_timings(backend, &prepared, witness, r, s)?;
     let pvk = prepare_verifying_key(&key.verifying_key());
     if !verify(&pvk, public, &proof)? {
@@ -149,7 +170,7 @@ fn measure<B: Backend>(
     }
     runs.sort_by(|a, b| a.0.total_cmp(&b.0));
     let (median_ms, stages) = runs[runs.len() / 2];
-    Ok(Measured { median_ms, stages, proof_bytes: proof_to_bytes(&proof) })
+    Ok(Measured { prepare_ms, median_ms, stages, proof_bytes: proof_to_bytes(&proof) })
 }
 
 pub(crate) fn ms(t: Instant) -> f64 {

@@ -1,6 +1,7 @@
 //! proofrack-bench: benchmarks of the proving backends, each against the CPU reference in
 //! the same run. Prints JSON lines.
 
+mod check;
 mod groth16;
 mod msm;
 mod ntt;
@@ -18,7 +19,11 @@ struct Cli {
 enum Command {
     /// Whole Groth16 proofs of the built-in MiMC circuits.
     Groth16(groth16::Groth16Args),
-    /// Forward NTTs (plain and on the prover's odd coset).
+    /// The GPU correctness run: NTTs to 2^24 (2^26 on big devices), mul_sub, the conformance
+    /// suite and Groth16 proofs against the CPU backend; one JSON line per check, nonzero
+    /// exit status when any failed.
+    Check(check::CheckArgs),
+    /// NTTs of resident data (forward, inverse, odd coset, the prover's batched transform).
     Ntt(ntt::NttArgs),
     /// MSM timing with bases and scalars resident on the device, CPU arkworks in the same run.
     Msm(msm::MsmArgs),
@@ -30,6 +35,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Groth16(args) => groth16::run(&args),
+        Command::Check(args) => check::run(&args),
         Command::Ntt(args) => ntt::run(&args),
         Command::Msm(args) => msm::run_bench(&args),
         Command::CheckMsm(args) => msm::run_check(&args),

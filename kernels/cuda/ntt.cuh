@@ -21,8 +21,11 @@
 // So the only twiddles inside a pass are the 2^(S-1) roots of order 2^S (one shared-memory
 // table per block), and between passes one multiplication by a twist factor per element. All
 // roots are powers of w = w_{2^28} (the root of order 2^28 that arkworks' radix-2 domains
-// square down from): w_{2^s} = w^(2^(28-s)) for every s. w^e = HI[e >> 14] * LO[e & 0x3fff],
-// two 2^14-entry tables per direction (512 KiB each, L2-resident), shared by all sizes.
+// square down from): w_{2^s} = w^(2^(28-s)) for every s. w^e = HI[e >> 12] * LO[e & 0xfff]:
+// per direction a 2^16-entry table (2 MiB) and a 2^12-entry one (128 KiB), L2-resident and
+// shared by all sizes. The split is chosen so that every root of order up to 2^16 is one HI
+// entry: the twists of passes on sub-blocks of at most 2^16 (all but the first pass of sizes
+// to 2^26) and all in-pass twiddles cost a load and no multiplication.
 //
 // A block owns a tile of 2^S rows x 2^c columns (c = log_cols): 2^c adjacent columns of one
 // sub-block (the planner guarantees 2^c <= 2^B whenever B > 0), so global reads and writes
@@ -40,8 +43,8 @@
 
 /// Vectors transformed by one launch (the prover's a, b, c).
 #define NTT_MAX_BATCH 3
-/// Bits of each half of the root tables: w^e = HI[e >> 14] * LO[e & (2^14 - 1)].
-#define NTT_ROOT_TABLE_BITS 14
+/// Root tables: w^e = HI[e >> 12] * LO[e & (2^12 - 1)], HI with 2^16 entries.
+#define NTT_ROOT_LO_BITS 12
 /// log2 of the largest transform (BN254 Fr has 2-adicity 28).
 #define NTT_MAX_LOG 28
 /// Largest tile: 2^10 elements (32 KiB) plus the 2^9-entry twiddle table (16 KiB) fill the
@@ -98,8 +101,8 @@ __device__ __forceinline__ void ntt_store(fr_t* p, const fr_t& v) {
 
 /// w^e for e < 2^28 from the two-level table.
 __device__ __forceinline__ fr_t ntt_root(const fr_t* hi, const fr_t* lo, uint32_t e) {
-    const uint32_t mask = (1u << NTT_ROOT_TABLE_BITS) - 1;
-    fr_t h = ntt_load(hi + (e >> NTT_ROOT_TABLE_BITS));
+    const uint32_t mask = (1u << NTT_ROOT_LO_BITS) - 1;
+    fr_t h = ntt_load(hi + (e >> NTT_ROOT_LO_BITS));
     if ((e & mask) == 0) return h;
     return h * ntt_load(lo + (e & mask));
 }
@@ -150,11 +153,11 @@ __device__ __forceinline__ fr_t ntt_twist(const ntt_pass_t& a, int dir, const nt
 }
 
 /// Fills tw[0 .. 2^(S-1)) with the roots of order 2^S of direction `dir`:
-/// w_{2^S}^i = w^(i * 2^(28-S)) = HI[i << (14 - S)] (S <= 14).
+/// w_{2^S}^i = w^(i * 2^(28-S)) = HI[i << (16 - S)] (S <= 16).
 __device__ __forceinline__ void ntt_load_twiddles(const ntt_pass_t& a, int dir, fr_t* tw) {
     uint32_t S = a.log_stages;
     for (uint32_t i = threadIdx.x; i < (1u << (S - 1)); i += blockDim.x)
-        ntt_store(tw + i, ntt_load(a.roots_hi[dir] + (i << (NTT_ROOT_TABLE_BITS - S))));
+        ntt_store(tw + i, ntt_load(a.roots_hi[dir] + (i << (NTT_MAX_LOG - NTT_ROOT_LO_BITS - S))));
 }
 
 /// S radix-2 stages on every column of the tile (column q at tile[q << S ..]).
@@ -172,16 +175,18 @@ __device__ __forceinline__ void ntt_stages(fr_t* tile, const fr_t* tw, uint32_t 
             uint32_t j = u & ((1u << logH) - 1);
             uint32_t i0 = (q << S) | ((u >> logH) << (logH + 1)) | j;
             uint32_t i1 = i0 + (1u << logH);
-            fr_t w = ntt_load(tw + (j << (S - 1 - logH)));
             fr_t x = ntt_load(tile + i0);
             fr_t y = ntt_load(tile + i1);
+            // H = 1: the twiddle is w_2^0 = 1 (uniform over the block: no divergence)
             if (DIT) {
-                y = y * w;
+                if (logH != 0) y = y * ntt_load(tw + (j << (S - 1 - logH)));
                 ntt_store(tile + i0, x + y);
                 ntt_store(tile + i1, x - y);
             } else {
                 ntt_store(tile + i0, x + y);
-                ntt_store(tile + i1, (x - y) * w);
+                fr_t d = x - y;
+                if (logH != 0) d = d * ntt_load(tw + (j << (S - 1 - logH)));
+                ntt_store(tile + i1, d);
             }
         }
         __syncthreads();

@@ -28,8 +28,9 @@ use crate::curve::Fr;
 pub const MAX_NTT_LOG2: u32 = 28;
 /// Vectors one launch transforms (NTT_MAX_BATCH in ntt.cuh).
 const MAX_BATCH: usize = 3;
-/// Bits of each half of the root tables (NTT_ROOT_TABLE_BITS): 2^14 entries, 512 KiB.
-const ROOT_TABLE_BITS: u32 = 14;
+/// Root tables (NTT_ROOT_LO_BITS): w^e = HI[e >> 12]·LO[e & (2^12 − 1)]; HI has 2^16 entries
+/// (2 MiB), so every root of order ≤ 2^16 is one HI entry.
+const ROOT_LO_BITS: u32 = 12;
 /// The largest tile (NTT_MAX_TILE_LOG): 2^10 elements plus 2^9 twiddles = 48 KiB of shared
 /// memory, the most a launch gets without opting in to more.
 pub(crate) const MAX_TILE_LOG: u32 = 10;
@@ -164,7 +165,7 @@ impl PassArgs {
     }
 }
 
-/// w^e for e < 2^28 as HI[e >> 14]·LO[e & (2^14 − 1)], for w = ω_{2^28} and w^-1.
+/// w^e for e < 2^28 as HI[e >> 12]·LO[e & (2^12 − 1)], for w = ω_{2^28} and w^-1.
 struct RootTables {
     forward: [DevBuf; 2],
     inverse: [DevBuf; 2],
@@ -175,9 +176,8 @@ impl RootTables {
         let w = Fr::get_root_of_unity(1u64 << MAX_NTT_LOG2).expect("BN254 Fr has 2-adicity 28");
         let w_inv = w.inverse().expect("roots of unity are invertible");
         let upload = |base: Fr| -> Result<[DevBuf; 2], BackendError> {
-            let n = 1usize << ROOT_TABLE_BITS;
-            let lo = powers(Fr::one(), base, n);
-            let hi = powers(Fr::one(), base.pow([n as u64]), n);
+            let lo = powers(Fr::one(), base, 1 << ROOT_LO_BITS);
+            let hi = powers(Fr::one(), base.pow([1u64 << ROOT_LO_BITS]), 1 << (MAX_NTT_LOG2 - ROOT_LO_BITS));
             Ok([upload_fr(exec, &hi)?, upload_fr(exec, &lo)?])
         };
         Ok(RootTables { forward: upload(w)?, inverse: upload(w_inv)? })
