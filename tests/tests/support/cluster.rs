@@ -12,7 +12,7 @@ use proofrack_common::protocol::{
 use proofrack_common::tls::TlsMaterial;
 use proofrack_common::{Clock, OperatorId, StakeUnits, SystemClock, TaskId};
 use proofrack_coordinator::registry::CircuitRegistry;
-use proofrack_coordinator::server::{self, RunningServer, ServerSettings, Shared};
+use proofrack_coordinator::server::{self, RunningServer, ServerSettings};
 use proofrack_coordinator::Policy;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,7 +60,6 @@ pub struct Cluster {
     pub dir: TempDir,
     pub certs: CertsDir,
     pub addr: SocketAddr,
-    pub shared: Arc<Shared>,
     server: Option<RunningServer>,
 }
 
@@ -119,7 +118,6 @@ impl Cluster {
             dir,
             certs,
             addr: server.local_addr,
-            shared: server.shared.clone(),
             server: Some(server),
         }
     }

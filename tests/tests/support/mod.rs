@@ -12,14 +12,15 @@
 //! - [`scripted`]: [`scripted::ScriptedAgent`], an agent driven step by step by the test.
 //! - [`real_agent`]: the production agent loop with a CPU prover.
 //! - [`wait`]: timeouts, polling and a task watcher.
+//! - [`wire`]: hello, telemetry and raw connections as a scripted agent makes them.
+//! - [`checks`]: assertions on the coordinator's views.
 
-// Each test uses part of the harness; the rest is not dead code, just unused by that test.
-#![allow(dead_code)]
-
+pub mod checks;
 pub mod cluster;
 pub mod real_agent;
 pub mod scripted;
 pub mod wait;
+pub mod wire;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,0 +1,131 @@
+//! Who may connect: certificates from the deployment's CA only, of the right kind, not
+//! revoked (and a revocation takes effect on live connections without a restart).
+
+use crate::support::cluster::{Cluster, ClusterSpec};
+use crate::support::scripted::{attempt_hello, ScriptOptions, ScriptedAgent};
+use proofrack_certs::{CertsDir, InitOptions, IssueOptions, RevokeTarget};
+use proofrack_common::identity::{Identity, TrustDomain, DEFAULT_TRUST_DOMAIN};
+use proofrack_common::tls::{self, TlsMaterial, ALPN_PROOFRACK};
+use proofrack_common::{Clock, SystemClock};
+use std::sync::Arc;
+
+/// A rustls client config that trusts our CA and presents no certificate.
+fn config_without_certificate(certs: &CertsDir) -> quinn::ClientConfig {
+    let ca = tls::load_certs(&certs.ca_cert_path(), "CA certificate").expect("CA certificate");
+    let mut roots = rustls::RootCertStore::empty();
+    for c in ca {
+        roots.add(c).expect("CA into the root store");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![ALPN_PROOFRACK.to_vec()];
+    quinn::ClientConfig::new(Arc::new(
+        quinn::crypto::rustls::QuicClientConfig::try_from(config).expect("QUIC client config"),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_without_a_valid_agent_certificate_are_refused() {
+    let cluster = Cluster::start("refused", ClusterSpec::default()).await;
+
+    // No certificate at all: refused in the TLS handshake.
+    let err = attempt_hello(cluster.addr, config_without_certificate(&cluster.certs))
+        .await
+        .expect_err("an agent without a certificate is refused");
+    eprintln!("no certificate: {err}");
+    assert!(
+        err.contains("refused the TLS handshake"),
+        "no certificate: {err}"
+    );
+
+    // A well-formed agent identity in our trust domain, signed by another CA.
+    let rogue = CertsDir::new(cluster.dir.path().join("rogue-ca"));
+    let td = TrustDomain::new(DEFAULT_TRUST_DOMAIN).expect("trust domain");
+    rogue
+        .init(&InitOptions::new(td.clone()), SystemClock.now())
+        .expect("rogue CA");
+    let impostor = Identity::agent("op-a", "box-1").expect("identity");
+    rogue
+        .issue(&impostor, &IssueOptions::default(), SystemClock.now())
+        .expect("rogue leaf");
+    let theirs = rogue.tls_material(&impostor).expect("rogue material");
+    let material = TlsMaterial {
+        ca_roots: tls::load_certs(&cluster.certs.ca_cert_path(), "CA certificate").expect("our CA"),
+        chain: theirs.chain,
+        key: theirs.key,
+        trust_domain: td,
+    };
+    let err = attempt_hello(cluster.addr, tls::client_config(&material).expect("config"))
+        .await
+        .expect_err("a certificate from another CA is refused");
+    eprintln!("other CA: {err}");
+    assert!(err.contains("refused the TLS handshake"), "other CA: {err}");
+
+    // A valid client certificate opening an agent control stream.
+    let mallory = Identity::client("mallory").expect("identity");
+    let config = tls::client_config(&cluster.material(&mallory)).expect("config");
+    let err = attempt_hello(cluster.addr, config)
+        .await
+        .expect_err("a client certificate cannot act as an agent");
+    eprintln!("client certificate as an agent: {err}");
+    assert!(
+        err.contains("client/mallory may not open an agent control stream"),
+        "client certificate as an agent: {err}"
+    );
+
+    // None of them became an agent; a properly certified agent is welcomed.
+    let client = cluster.client("observer").await;
+    assert!(
+        client.agents().await.rows.is_empty(),
+        "refused peers are not in the fleet"
+    );
+    let agent = ScriptedAgent::connect(&cluster, "op-a", "box-1", ScriptOptions::default()).await;
+    assert_eq!(
+        agent.welcome.agent,
+        "spiffe://proofrack.local/operator/op-a/agent/box-1"
+    );
+    let row = client.wait_agent_ready("op-a", "box-1").await;
+    assert!(row.connected);
+    assert_eq!(client.agents().await.rows.len(), 1);
+    agent.close().await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_agent_is_cut_off_without_a_restart() {
+    let cluster = Cluster::start("revoked", ClusterSpec::default()).await;
+    let client = cluster.client("alice").await;
+    let mut agent =
+        ScriptedAgent::connect(&cluster, "op-a", "box-1", ScriptOptions::default()).await;
+    client.wait_agent_ready("op-a", "box-1").await;
+
+    cluster
+        .certs
+        .revoke(
+            &RevokeTarget::Identity(agent.identity.clone()),
+            "key stolen",
+            SystemClock.now(),
+        )
+        .expect("revoke");
+    let said = agent.refusal().await;
+    eprintln!("{}: {said}", agent.identity);
+    assert!(said.contains("certificate revoked"), "{said}");
+    client.wait_agent_gone("op-a", "box-1").await;
+
+    // Reconnecting with the revoked certificate is refused in the handshake.
+    let config = tls::client_config(&cluster.material(&agent.identity)).expect("config");
+    let err = attempt_hello(cluster.addr, config)
+        .await
+        .expect_err("revoked certificate refused");
+    assert!(err.contains("Revoked"), "{err}");
+    // Other agents are unaffected.
+    let other = ScriptedAgent::connect(&cluster, "op-a", "box-2", ScriptOptions::default()).await;
+    client.wait_agent_ready("op-a", "box-2").await;
+    agent.close().await;
+    other.close().await;
+    cluster.shutdown().await;
+}

@@ -1,0 +1,140 @@
+//! The wire as a scripted agent speaks it: the hello and telemetry it sends, connections
+//! with any client configuration (including ones the coordinator must refuse).
+
+use super::cluster::COORDINATOR_HOST;
+use super::real_agent::fixed_cpu_calibration;
+use super::wait::within;
+use super::STEP_TIMEOUT;
+use proofrack_common::protocol::{
+    read_message, write_message, write_stream_open, AgentCapabilities, AgentHello,
+    AgentToCoordinator, CoordinatorToAgent, StreamOpen, PROTOCOL_VERSION,
+};
+use proofrack_common::telemetry::{
+    Calibration, HostTelemetry, NvmlStatus, ProverBackend, Telemetry,
+};
+use proofrack_common::tls::close_reason_text;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::Mutex;
+
+/// Memory a scripted agent reports unless told otherwise: ample for every test circuit.
+pub const AMPLE_MEMORY_BYTES: u64 = 8 << 30;
+
+/// How a scripted agent presents itself.
+#[derive(Clone, Debug)]
+pub struct ScriptOptions {
+    pub max_concurrent_tasks: u32,
+    /// Compute memory reported in telemetry; `None` sends no telemetry until
+    /// [`ScriptedAgent::report_memory`] (the coordinator then offers it nothing).
+    pub memory_free_bytes: Option<u64>,
+    pub calibration: Calibration,
+}
+
+impl Default for ScriptOptions {
+    fn default() -> Self {
+        ScriptOptions {
+            max_concurrent_tasks: 1,
+            memory_free_bytes: Some(AMPLE_MEMORY_BYTES),
+            calibration: fixed_cpu_calibration(),
+        }
+    }
+}
+
+pub fn hello(opts: &ScriptOptions) -> AgentHello {
+    AgentHello {
+        protocol_version: PROTOCOL_VERSION,
+        agent_build: "scripted agent (e2e test)".into(),
+        capabilities: AgentCapabilities {
+            backend: ProverBackend::Cpu,
+            gpus: 0,
+            max_concurrent_tasks: opts.max_concurrent_tasks,
+            cached_keys: vec![],
+        },
+        calibration: opts.calibration.clone(),
+    }
+}
+
+pub fn telemetry(seq: u64, memory_bytes: u64, calibration: &Calibration) -> Telemetry {
+    Telemetry {
+        seq,
+        nvml: NvmlStatus::Missing {
+            reason: "scripted agent: no GPU".into(),
+        },
+        gpus: vec![],
+        host: HostTelemetry {
+            hostname: "scripted".into(),
+            cpu_cores: 2,
+            load_1m_milli: 0,
+            memory_total_bytes: memory_bytes,
+            memory_available_bytes: memory_bytes,
+        },
+        calibration: calibration.clone(),
+    }
+}
+
+/// Opens a QUIC connection with `config` (whatever certificate it carries).
+pub async fn dial(
+    addr: SocketAddr,
+    config: quinn::ClientConfig,
+) -> (quinn::Endpoint, quinn::Connection) {
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().expect("literal address"))
+        .expect("UDP socket");
+    endpoint.set_default_client_config(config);
+    let connecting = endpoint
+        .connect(addr, COORDINATOR_HOST)
+        .expect("connect parameters");
+    // TLS 1.3 completes the client side first: a refused certificate still connects here and
+    // fails at the first stream operation.
+    let conn = within(STEP_TIMEOUT, "QUIC handshake", connecting)
+        .await
+        .unwrap_or_else(|e| panic!("handshake with the coordinator failed: {e}"));
+    (endpoint, conn)
+}
+
+/// Connects with `config`, sends an agent hello on a control stream and returns the
+/// coordinator's first reply, or what went wrong with the connection's close reason (the
+/// text the coordinator gave, or the TLS alert).
+pub async fn attempt_hello(
+    addr: SocketAddr,
+    config: quinn::ClientConfig,
+) -> Result<CoordinatorToAgent, String> {
+    let (endpoint, conn) = dial(addr, config).await;
+    let attempt = async {
+        let why = |step: &str, e: &dyn std::fmt::Display| {
+            format!(
+                "{step}: {e}; close reason: {}",
+                close_reason_text(&conn).unwrap_or_default()
+            )
+        };
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| why("open_bi", &e))?;
+        write_stream_open(
+            &mut send,
+            StreamOpen::Control(hello(&ScriptOptions::default())),
+        )
+        .await
+        .map_err(|e| why("write hello", &e))?;
+        read_message::<_, CoordinatorToAgent>(&mut recv)
+            .await
+            .map_err(|e| why("read reply", &e))
+    };
+    let out = within(STEP_TIMEOUT, "the coordinator's answer to a hello", attempt).await;
+    conn.close(0u32.into(), b"done");
+    endpoint.close(0u32.into(), b"done");
+    out
+}
+
+/// Sends one telemetry report with the next sequence number.
+pub async fn send_telemetry(
+    control: &Mutex<quinn::SendStream>,
+    seq: &AtomicU64,
+    memory_bytes: u64,
+    calibration: &Calibration,
+) -> Result<(), String> {
+    let mut control = control.lock().await;
+    // Under the lock, so reports go out in sequence order.
+    let n = seq.fetch_add(1, Ordering::SeqCst) + 1;
+    let msg = AgentToCoordinator::Telemetry(telemetry(n, memory_bytes, calibration));
+    write_message(&mut *control, &msg)
+        .await
+        .map_err(|e| e.to_string())
+}
