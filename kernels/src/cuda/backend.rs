@@ -1,6 +1,7 @@
 //! `CudaBackend`: the [`Backend`] on one NVIDIA GPU. Bases are uploaded once per proving key
 //! and stay resident with their precomputed shifted copies; scalars stay on the device
-//! between operations; MSMs over G1 and G2 run the kernels of kernels/cuda/msm.cu.
+//! between operations; MSMs over G1 and G2 run the kernels of kernels/cuda/msm.cu, NTTs and
+//! a·b − c those of kernels/cuda/ntt.cu (driver: `ntt.rs`).
 //!
 //! Operations are serialised on one stream (a GPU is saturated by one MSM): concurrent
 //! callers wait on `gpu`.
