@@ -184,13 +184,14 @@ async fn serve_connection(conn: quinn::Connection, shared: Arc<Shared>) {
         let conn = conn.clone();
         let peer = peer.clone();
         tokio::spawn(async move {
-            let mut send = send;
             match read_stream_open(&mut recv, peer.identity.kind()).await {
                 Ok(open) => dispatch_stream(open, conn, conn_id, peer, send, recv, shared).await,
                 Err(OpenError::Refused(err)) => {
                     tracing::info!(peer = %peer.identity, error = %err, "stream refused");
-                    let _ = send.finish();
+                    // Close before the stream ends: a stream end that reaches the peer first
+                    // reads as "the peer closed the stream", without the reason.
                     shared::refuse(&conn, &err);
+                    drop(send);
                 }
                 Err(OpenError::Stream(e)) => {
                     tracing::info!(peer = %peer.identity, error = %e, "stream dropped");
@@ -225,8 +226,7 @@ async fn dispatch_stream(
         }
         (open, _) => {
             // A certificate of one kind opening another kind's stream (a client certificate
-            // used as an agent, say).
-            drop(send);
+            // used as an agent, say). Close before the stream ends, as above.
             shared::refuse(
                 &conn,
                 &proofrack_common::protocol::ProtocolError::NotAllowed {
@@ -234,6 +234,7 @@ async fn dispatch_stream(
                     action: open.describe().to_string(),
                 },
             );
+            drop(send);
         }
     }
 }

@@ -6,7 +6,11 @@ use crate::support::cluster::{Cluster, ClusterSpec};
 use crate::support::real_agent::{cpu_prover, RealAgent};
 use crate::support::scripted::{ScriptOptions, ScriptedAgent};
 use crate::support::wait::TaskWatch;
+use crate::support::wire::{attempt_raw_stream, REFUSAL_ATTEMPTS};
 use proofrack_common::framing::MAX_FRAME_BYTES;
+use proofrack_common::identity::Identity;
+use proofrack_common::tls;
+use proofrack_common::KeyId;
 
 /// A frame header announcing `len` body bytes, then `body`.
 fn frame(len: u32, body: &[u8]) -> Vec<u8> {
@@ -86,5 +90,49 @@ async fn bad_frames_get_a_clear_error_and_other_agents_are_still_served() {
         a.close().await;
     }
     honest.stop().await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_key_fetch_gets_a_clear_error_and_the_connection_stays_up() {
+    let cluster = Cluster::start("unknown-key", ClusterSpec::default()).await;
+    let client = cluster.client("alice").await;
+    let agent = ScriptedAgent::connect(&cluster, "op-a", "box-1", ScriptOptions::default()).await;
+    let unknown = KeyId([7; 32]);
+    let err = agent.fetch_key(unknown).await.expect_err("no such key");
+    assert!(
+        err.contains(&format!("unknown proving key {unknown}")),
+        "unknown key: {err}"
+    );
+    // Same connection, a key the coordinator has: it arrives intact (its bytes hash to its id).
+    let row = client.circuit("mimc-6").await;
+    let bytes = agent.fetch_key(row.key).await.expect("a registered key");
+    assert_eq!(bytes.len() as u64, row.key_bytes);
+    assert_eq!(proofrack_kernels::groth16::key_id(&bytes), row.key.0);
+    assert!(
+        agent.conn.close_reason().is_none(),
+        "the connection stayed up"
+    );
+    agent.close().await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_speaking_another_protocol_version_is_told_to_upgrade() {
+    let cluster = Cluster::start("client-version", ClusterSpec::default()).await;
+    let config = tls::client_config(&cluster.material(&Identity::client("old").expect("identity")))
+        .expect("config");
+    // The reason must reach the client every time, not only when the close wins a race with
+    // the stream's end.
+    for _ in 0..REFUSAL_ATTEMPTS {
+        let said = attempt_raw_stream(cluster.addr, config.clone(), &frame(2, &[0x02, 0x00])).await;
+        assert!(
+            said.contains("protocol version mismatch: coordinator speaks 1, client speaks 2"),
+            "version mismatch: {said}"
+        );
+    }
+    // The coordinator serves clients of its own version on.
+    let client = cluster.client("alice").await;
+    assert_eq!(client.circuits().await.circuits.len(), 3);
     cluster.shutdown().await;
 }

@@ -2,6 +2,7 @@
 
 mod admission;
 mod client_api;
+mod connections;
 mod delivery;
 mod devnet;
 mod frames;

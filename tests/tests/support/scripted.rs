@@ -114,11 +114,8 @@ impl ScriptedAgent {
             let interval = Duration::from_millis(welcome.telemetry_interval_ms.max(100));
             tokio::spawn(async move {
                 loop {
-                    let current = *memory.lock().expect("memory");
-                    if let Some(bytes) = current {
-                        if send_telemetry(&control, &seq, bytes, &cal).await.is_err() {
-                            return;
-                        }
+                    if send_telemetry(&control, &seq, &memory, &cal).await.is_err() {
+                        return;
                     }
                     tokio::time::sleep(interval).await;
                 }
@@ -151,7 +148,7 @@ impl ScriptedAgent {
     /// Reports `bytes` of free compute memory now and in every later report.
     pub async fn report_memory(&self, bytes: u64) {
         *self.memory.lock().expect("memory") = Some(bytes);
-        send_telemetry(&self.control, &self.seq, bytes, &self.calibration)
+        send_telemetry(&self.control, &self.seq, &self.memory, &self.calibration)
             .await
             .expect("send telemetry");
     }

@@ -7,7 +7,7 @@ use super::wait::within;
 use super::STEP_TIMEOUT;
 use proofrack_common::protocol::{
     read_message, write_message, write_stream_open, AgentCapabilities, AgentHello,
-    AgentToCoordinator, CoordinatorToAgent, StreamOpen, PROTOCOL_VERSION,
+    AgentToCoordinator, ClientResponse, CoordinatorToAgent, StreamOpen, PROTOCOL_VERSION,
 };
 use proofrack_common::telemetry::{
     Calibration, HostTelemetry, NvmlStatus, ProverBackend, Telemetry,
@@ -15,7 +15,12 @@ use proofrack_common::telemetry::{
 use proofrack_common::tls::close_reason_text;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex as StdMutex;
 use tokio::sync::Mutex;
+
+/// Fresh connections tried for a refusal whose reason must reach the peer every time: a reason
+/// that races the end of the stream is lost only now and then (about 1 in 10 here).
+pub const REFUSAL_ATTEMPTS: usize = 30;
 
 /// Memory a scripted agent reports unless told otherwise: ample for every test circuit.
 pub const AMPLE_MEMORY_BYTES: u64 = 8 << 30;
@@ -123,18 +128,55 @@ pub async fn attempt_hello(
     out
 }
 
-/// Sends one telemetry report with the next sequence number.
+/// Sends one telemetry report with the next sequence number and the memory currently set
+/// (nothing while it is `None`). Both are read under the stream's lock, so reports go out in
+/// sequence order and none carries a value older than one already sent.
 pub async fn send_telemetry(
     control: &Mutex<quinn::SendStream>,
     seq: &AtomicU64,
-    memory_bytes: u64,
+    memory: &StdMutex<Option<u64>>,
     calibration: &Calibration,
 ) -> Result<(), String> {
     let mut control = control.lock().await;
-    // Under the lock, so reports go out in sequence order.
+    let Some(memory_bytes) = *memory.lock().expect("memory setting") else {
+        return Ok(());
+    };
     let n = seq.fetch_add(1, Ordering::SeqCst) + 1;
     let msg = AgentToCoordinator::Telemetry(telemetry(n, memory_bytes, calibration));
     write_message(&mut *control, &msg)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Connects with `config`, opens a stream, writes `bytes` as they are and reads the reply
+/// as a client would; returns what the peer learns: the reply, or the read error with the
+/// connection's close reason as `CoordinatorClient` reports it.
+pub async fn attempt_raw_stream(
+    addr: SocketAddr,
+    config: quinn::ClientConfig,
+    bytes: &[u8],
+) -> String {
+    let (endpoint, conn) = dial(addr, config).await;
+    let attempt = async {
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+        send.write_all(bytes).await.map_err(|e| e.to_string())?;
+        let _ = send.finish();
+        read_message::<_, ClientResponse>(&mut recv)
+            .await
+            .map(|reply| format!("reply: {reply:?}"))
+            .map_err(|e| e.to_string())
+    };
+    let out = within(
+        STEP_TIMEOUT,
+        "the coordinator's answer to a raw stream",
+        attempt,
+    )
+    .await;
+    let said = match out {
+        Ok(reply) => reply,
+        Err(e) => close_reason_text(&conn).unwrap_or(e),
+    };
+    conn.close(0u32.into(), b"done");
+    endpoint.close(0u32.into(), b"done");
+    said
 }

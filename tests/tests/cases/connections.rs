@@ -1,0 +1,69 @@
+//! Connections come and go; bound tasks stay: an agent that reconnects replaces its old
+//! connection and delivers what it accepted before.
+
+use crate::support::checks::{agent_is, assert_row};
+use crate::support::cluster::{Cluster, ClusterSpec};
+use crate::support::scripted::{ScriptOptions, ScriptedAgent};
+use crate::support::wait::TaskWatch;
+use crate::support::STEP_TIMEOUT;
+use proofrack_common::protocol::{DeliveryOutcome, TaskState};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnecting_agent_replaces_its_old_connection_and_delivers_its_task() {
+    let cluster = Cluster::start("reconnect", ClusterSpec::default()).await;
+    let client = cluster.client("alice").await;
+    let mut before =
+        ScriptedAgent::connect(&cluster, "op-a", "box-1", ScriptOptions::default()).await;
+    client.wait_agent_ready("op-a", "box-1").await;
+
+    let task = client.submit("mimc-4", 17, 20).await;
+    let mut watch = TaskWatch::start(&client, task);
+    let offer = before.next_offer().await;
+    before.accept(task).await;
+    watch
+        .until("proving by op-a/box-1", STEP_TIMEOUT, |v| {
+            matches!(v.state, TaskState::Proving { .. }) && agent_is(&v.state, "op-a", "box-1")
+        })
+        .await;
+
+    // The agent restarts while its old connection still looks alive: the newer one wins.
+    let mut after =
+        ScriptedAgent::connect(&cluster, "op-a", "box-1", ScriptOptions::default()).await;
+    let said = before.refusal().await;
+    assert!(
+        said.contains("replaced by a newer connection of this agent"),
+        "{said}"
+    );
+    client.wait_agent_ready("op-a", "box-1").await;
+    let agents = client.agents().await.rows;
+    assert_eq!(agents.len(), 1, "one agent, not two: {agents:?}");
+    assert_eq!(
+        agents[0].in_flight,
+        vec![task],
+        "the task stayed with the agent"
+    );
+
+    // The task stayed bound across the reconnect and is delivered on the new connection.
+    let status = client.status(task).await;
+    assert!(
+        matches!(status.state, TaskState::Proving { .. }),
+        "{:?}",
+        status.state
+    );
+    assert_row(&client.operator("op-a").await, 100, 20, 0);
+    let proof = after.prove(&offer).await;
+    assert_eq!(
+        after.deliver(&proof).await.expect("verdict"),
+        DeliveryOutcome::Accepted
+    );
+    let last = watch.verified().await;
+    assert!(agent_is(&last.state, "op-a", "box-1"));
+    assert_row(&client.operator("op-a").await, 100, 0, 0);
+    assert!(
+        after.pending_messages().is_empty(),
+        "nothing re-offered to the new connection"
+    );
+    before.close().await;
+    after.close().await;
+    cluster.shutdown().await;
+}
