@@ -39,7 +39,7 @@ async fn agents_without_a_valid_agent_certificate_are_refused() {
         .expect_err("an agent without a certificate is refused");
     eprintln!("no certificate: {err}");
     assert!(
-        err.contains("refused the TLS handshake"),
+        err.contains("refused the TLS handshake") && err.contains("no certificates"),
         "no certificate: {err}"
     );
 
@@ -64,7 +64,13 @@ async fn agents_without_a_valid_agent_certificate_are_refused() {
         .await
         .expect_err("a certificate from another CA is refused");
     eprintln!("other CA: {err}");
-    assert!(err.contains("refused the TLS handshake"), "other CA: {err}");
+    // Both CAs have the same subject (same trust domain), so webpki tries ours and the
+    // signature check fails; with differing names it would be UnknownIssuer.
+    assert!(
+        err.contains("refused the TLS handshake")
+            && (err.contains("BadSignature") || err.contains("UnknownIssuer")),
+        "other CA: {err}"
+    );
 
     // A valid client certificate opening an agent control stream: the refusal names the
     // identity, and the peer reads it whenever it looks (tried a few times, since a reply that
