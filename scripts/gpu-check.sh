@@ -33,15 +33,17 @@ cat "$WORK/device.csv"
 
 # Correctness (exit nonzero on any mismatch; each reports every case, not just the first).
 step check-msm  100 env PROOFRACK_CUDA_SYNC_EACH_LAUNCH=1 "$BENCH" check-msm --max-log "${MSM_MAX_LOG:-24}" || fail=1
-step check      130 env PROOFRACK_CUDA_SYNC_EACH_LAUNCH=1 "$BENCH" check --max-log "${NTT_MAX_LOG:-24}" || fail=1
+step check      130 env PROOFRACK_CUDA_SYNC_EACH_LAUNCH=1 "$BENCH" check --max-log "${NTT_MAX_LOG:-24}" --groth16-log "${CHECK_G16_LOGS:-10,16,20}" || fail=1
 # The agent on this box: CUDA backend selected, calibrated on the real kernels, proving devnet
 # tasks end to end (coordinator, agents, verification) on the GPU.
 step devnet-cuda 80 env RUST_LOG=info "$PROOFRACK" devnet --backend cuda --tasks 8 --data-dir /tmp/devnet-gpu --circuits mimc-12,mimc-16 || fail=1
 
 # Benchmarks (figures for docs/benchmarks.md; the CPU reference is measured in the same run).
-step bench-msm     80 "$BENCH" msm --sizes 16,20,22,24
-step bench-ntt      45 "$BENCH" ntt --log-sizes 16,20,22,24 --backend cuda
-step bench-groth16 80 "$BENCH" groth16 --log-sizes 16,18,20 --backend cuda
+step bench-groth16 80 "$BENCH" groth16 --log-sizes "${G16_SIZES:-16,18,20}" --backend cuda
+step bench-msm     80 "$BENCH" msm --sizes "${MSM_SIZES:-16,20,22,24}"
+step bench-ntt      45 "$BENCH" ntt --log-sizes "${NTT_SIZES:-16,20,22,24}" --backend cuda
+# Where the MSM time goes, and the window size around the cost model's choice.
+step msm-profile   60 "$BENCH" msm --sizes 20,24 --profile --window-bits "${MSM_WINDOWS:-21,22,23}" --reps 5 --cpu-max-log 16
 
 for f in "$WORK"/bench-*.jsonl; do cut -c1-600 "$f"; done
 echo "correctness: $([ $fail = 0 ] && echo PASS || echo FAIL)" | tee -a "$WORK/summary.txt"

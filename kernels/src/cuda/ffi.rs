@@ -231,20 +231,25 @@ impl Exec for CudaDevice {
 
     fn upload(&self, dst: DevPtr, src: &[u8]) -> Result<(), BackendError> {
         let _g = self.enter()?;
+        // The copy goes on our stream, so later kernels are ordered after it. A synchronous
+        // cuMemcpyHtoD would run on the legacy stream, which does not order with a
+        // non-blocking stream, and from pageable memory it returns before its DMA lands:
+        // kernels launched next could read a half-copied buffer (seen on an H200).
         // SAFETY: dst was allocated with at least src.len() bytes by the caller (DevBuf);
-        // the synchronous copy does not outlive `src`.
+        // the stream is synchronised before returning, so the copy does not outlive `src`.
         unsafe {
-            cu::stream::synchronize(self.stream).map_err(|e| driver_error("cuStreamSynchronize", e))?;
-            cu::memcpy_htod_sync(dst, src).map_err(|e| driver_error("cuMemcpyHtoD", e))
+            cu::memcpy_htod_async(dst, src, self.stream).map_err(|e| driver_error("cuMemcpyHtoDAsync", e))?;
+            cu::stream::synchronize(self.stream).map_err(|e| driver_error("cuStreamSynchronize after an upload", e))
         }
     }
 
     fn download(&self, src: DevPtr, dst: &mut [u8]) -> Result<(), BackendError> {
         let _g = self.enter()?;
-        // SAFETY: src holds at least dst.len() bytes; all issued work finishes first.
+        // SAFETY: src holds at least dst.len() bytes; the copy is ordered after all issued
+        // work on the stream, and the stream is synchronised before `dst` is used.
         unsafe {
-            cu::stream::synchronize(self.stream).map_err(|e| driver_error("kernel execution", e))?;
-            cu::memcpy_dtoh_sync(dst, src).map_err(|e| driver_error("cuMemcpyDtoH", e))
+            cu::memcpy_dtoh_async(dst, src, self.stream).map_err(|e| driver_error("cuMemcpyDtoHAsync", e))?;
+            cu::stream::synchronize(self.stream).map_err(|e| driver_error("kernel execution or download", e))
         }
     }
 
