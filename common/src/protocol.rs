@@ -3,8 +3,12 @@
 //!
 //! # Streams
 //! The agent or client always opens the stream; its first frame is an [`OpenFrame`]
-//! (`protocol_version` + [`StreamOpen`]) saying what the stream is. A bad first frame gets
-//! an error reply and only that stream is closed.
+//! (`protocol_version` + [`StreamOpen`]) saying what the stream is. A first frame the
+//! coordinator refuses (another protocol version, malformed, or a stream this peer's
+//! certificate kind may not open) closes that peer's connection with the error's text as the
+//! close reason (read it with [`crate::tls::close_reason_text`]): the coordinator cannot know
+//! which reply type a peer expects from a frame it could not decode. Other peers are not
+//! affected.
 //!
 //! | opener | first frame | then |
 //! |---|---|---|
@@ -163,7 +167,8 @@ pub async fn write_stream_open<W: AsyncWrite + Unpin>(
 /// Why a stream's first frame was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    /// Reply with the error, finish the stream; the connection stays up.
+    /// The first frame was refused: the coordinator closes the peer's connection with this
+    /// error's text as the reason.
     #[error("{0}")]
     Refused(ProtocolError),
     /// The stream broke or closed; there is nobody to reply to.
