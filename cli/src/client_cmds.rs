@@ -86,7 +86,7 @@ pub async fn submit(c: &ClientArgs, s: &SubmitArgs) -> anyhow::Result<()> {
     } else {
         std::fs::read(&s.input).with_context(|| format!("reading {}", s.input.display()))?
     };
-    let request_id = s.request_id.unwrap_or_else(|| rand::random());
+    let request_id = s.request_id.unwrap_or_else(rand::random);
     let client = c.connect().await?;
     let reply = client
         .request(ClientRequest::Submit(SubmitRequest {

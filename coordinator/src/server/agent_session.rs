@@ -61,6 +61,8 @@ pub(super) async fn run(
     loop {
         tokio::select! {
             msg = read_message::<_, AgentToCoordinator>(&mut recv) => match msg {
+                // A newer connection of this agent replaced this one: its messages are stale.
+                Ok(_) if !shared.is_current_link(&agent, conn_id) => break,
                 Ok(msg) => handle(&shared, &agent, msg),
                 // The agent went away (closed, reset or connection lost): not a protocol error.
                 Err(FrameError::Closed) | Err(FrameError::Io(_)) => break,

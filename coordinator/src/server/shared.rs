@@ -189,6 +189,12 @@ impl Shared {
         rx
     }
 
+    /// Whether `conn_id` carries the agent's current control stream.
+    pub(super) fn is_current_link(&self, agent: &AgentId, conn_id: u64) -> bool {
+        let agents = self.agents.lock().expect("agents map poisoned");
+        agents.get(agent).is_some_and(|l| l.conn_id == conn_id)
+    }
+
     /// Forgets an agent's control stream, if it is still the one attached on `conn_id`.
     pub(super) fn detach_agent(&self, agent: &AgentId, conn_id: u64) -> bool {
         let mut agents = self.agents.lock().expect("agents map poisoned");
