@@ -12,7 +12,7 @@ NVRTC_VERSION=12.9.86
 nvrtc_lib="$tools/py/nvidia/cuda_nvrtc/lib/libnvrtc.so.12"
 if [ ! -f "$nvrtc_lib" ] || ! grep -qx "$NVRTC_VERSION" "$tools/nvrtc.version" 2>/dev/null; then
   echo "setup-tools: installing nvidia-cuda-nvrtc-cu12==$NVRTC_VERSION into $tools/py"
-  python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+  python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location --root-user-action=ignore \
     --upgrade --target "$tools/py" "nvidia-cuda-nvrtc-cu12==$NVRTC_VERSION"
   echo "$NVRTC_VERSION" > "$tools/nvrtc.version"
 fi
