@@ -79,6 +79,26 @@ name_type!(
     "agent"
 );
 
+/// An agent's identity: its operator (who stakes for it) and its name within that operator.
+/// Shown as `op-a/gpu-1`. The coordinator's core and the wire both use it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AgentId {
+    pub operator: OperatorId,
+    pub name: AgentName,
+}
+
+impl AgentId {
+    pub fn new(operator: OperatorId, name: AgentName) -> Self {
+        AgentId { operator, name }
+    }
+}
+
+impl fmt::Display for AgentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.operator, self.name)
+    }
+}
+
 /// A task, numbered by the coordinator in submission order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TaskId(pub u64);

@@ -27,5 +27,5 @@ pub mod time;
 pub mod tls;
 
 pub use amount::StakeUnits;
-pub use ids::{AgentName, KeyId, OperatorId, TaskId};
+pub use ids::{AgentId, AgentName, KeyId, OperatorId, TaskId};
 pub use time::{Clock, SystemClock, UnixMillis};

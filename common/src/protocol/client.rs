@@ -9,11 +9,10 @@ use super::{MAX_HISTORY_ENTRIES, MAX_IN_FLIGHT_PER_AGENT, MAX_PROOF_BYTES, MAX_P
 use super::{MAX_TASK_INPUTS_BYTES, MAX_VIEW_ROWS};
 use crate::amount::StakeUnits;
 use crate::identity::Identity;
-use crate::ids::{AgentName, KeyId, OperatorId, TaskId};
+use crate::ids::{KeyId, OperatorId, TaskId};
 use crate::telemetry::{ProofShape, ProverBackend};
 use crate::time::UnixMillis;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// Submit a proof task.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,21 +64,10 @@ pub enum ClientResponse {
     Error(ProtocolError),
 }
 
-/// An agent, by operator and name. Displays as `operator/name`, like the coordinator core's
-/// `AgentId` (same fields; convert field by field).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct AgentRef {
-    pub operator: OperatorId,
-    pub name: AgentName,
-}
+/// An agent on the wire: the same type as the coordinator core's agent identity.
+pub use crate::ids::AgentId as AgentRef;
 
-impl fmt::Display for AgentRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.operator, self.name)
-    }
-}
-
-impl AgentRef {
+impl crate::ids::AgentId {
     /// The agent behind an identity, if it is one.
     pub fn from_identity(identity: &Identity) -> Option<AgentRef> {
         match identity {

@@ -2,30 +2,11 @@
 //! baseline, and the tasks already assigned to them.
 
 use proofrack_common::telemetry::{ProverBackend, Telemetry};
-use proofrack_common::{AgentName, OperatorId, TaskId, UnixMillis};
+use proofrack_common::{TaskId, UnixMillis};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt;
 
-/// An agent's identity: its operator (who stakes for it) and its name within that operator.
-/// Shown as `op-a/gpu-1`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct AgentId {
-    pub operator: OperatorId,
-    pub name: AgentName,
-}
-
-impl AgentId {
-    pub fn new(operator: OperatorId, name: AgentName) -> Self {
-        AgentId { operator, name }
-    }
-}
-
-impl fmt::Display for AgentId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.operator, self.name)
-    }
-}
+pub use proofrack_common::AgentId;
 
 /// An agent's latest telemetry, when it arrived, and the health baseline of its connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,6 +107,7 @@ impl AgentSnapshot<'_> {
 
 #[cfg(test)]
 mod tests {
+    use proofrack_common::{AgentName, OperatorId};
     use super::*;
 
     fn id() -> AgentId {

@@ -1,19 +1,14 @@
 //! The core's views translated into the wire's views, cut to the protocol's bounds.
 
 use super::shared::Shared;
-use crate::admission::AgentId;
 use crate::tasks::{AgentRow, OperatorRow, TaskEvent, TaskStatus, TaskView};
 use proofrack_common::protocol::{
-    self as wire, truncate_utf8, AgentRef, AgentsView, CircuitRow, CircuitsView, HistoryLine,
+    self as wire, truncate_utf8, AgentsView, CircuitRow, CircuitsView, HistoryLine,
     LedgerView, OperatorLedgerRow, SlashRecord, TaskStatusView, MAX_HARDWARE_SUMMARY_BYTES,
     MAX_HEALTH_ENTRIES, MAX_HEALTH_ENTRY_BYTES, MAX_HISTORY_ENTRIES, MAX_IN_FLIGHT_PER_AGENT,
     MAX_TEXT_BYTES, MAX_VIEW_ROWS,
 };
 use proofrack_common::{TaskId, UnixMillis};
-
-fn agent_ref(a: &AgentId) -> AgentRef {
-    AgentRef { operator: a.operator.clone(), name: a.name.clone() }
-}
 
 fn text(mut s: String) -> String {
     truncate_utf8(&mut s, MAX_TEXT_BYTES);
@@ -51,7 +46,7 @@ pub(super) fn agents(rows: Vec<AgentRow>, now: UnixMillis) -> AgentsView {
                 let mut hardware = r.hardware;
                 truncate_utf8(&mut hardware, MAX_HARDWARE_SUMMARY_BYTES);
                 wire::AgentRow {
-                    agent: agent_ref(&r.agent),
+                    agent: r.agent.clone(),
                     connected: r.connected,
                     backend: r.backend,
                     hardware,
@@ -100,16 +95,16 @@ pub(super) fn task_status(shared: &Shared, task: TaskId) -> Option<TaskStatusVie
     let state = match view.status {
         TaskStatus::Queued { reason } => wire::TaskState::Queued { reason: text(reason) },
         TaskStatus::Offered { agent, expires_at } => {
-            wire::TaskState::Offered { agent: agent_ref(&agent), offer_expires: expires_at }
+            wire::TaskState::Offered { agent: agent.clone(), offer_expires: expires_at }
         }
         TaskStatus::Proving { agent, predicted_done_at, due_at } => {
-            wire::TaskState::Proving { agent: agent_ref(&agent), predicted_done_at, due_at }
+            wire::TaskState::Proving { agent: agent.clone(), predicted_done_at, due_at }
         }
-        TaskStatus::Verifying { agent } => wire::TaskState::Verifying { agent: agent_ref(&agent) },
+        TaskStatus::Verifying { agent } => wire::TaskState::Verifying { agent: agent.clone() },
         TaskStatus::Verified { agent, proving_ms } => {
             let result = shared.result(task);
             wire::TaskState::Verified {
-                agent: agent_ref(&agent),
+                agent: agent.clone(),
                 proving_ms,
                 proof: result.as_ref().map(|r| r.proof.clone()).unwrap_or_default(),
                 public_outputs: result.map(|r| r.public_inputs).unwrap_or_default(),
