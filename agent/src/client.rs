@@ -19,13 +19,13 @@ use proofrack_common::protocol::{
 };
 use proofrack_common::telemetry::{Calibration, Telemetry};
 use proofrack_common::tls::{self, TlsMaterial};
+use proofrack_common::KeyId;
 use proofrack_common::{Clock, TaskId};
+use proofrack_kernels::groth16::VerifyingKey;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use proofrack_common::KeyId;
-use proofrack_kernels::groth16::VerifyingKey;
 use tokio::sync::{watch, Notify, Semaphore};
 
 /// Most tasks waiting on this agent beyond those being proven; more are declined.
@@ -53,7 +53,9 @@ pub struct AgentSettings {
 pub enum AgentError {
     #[error("TLS: {0}")]
     Tls(#[from] tls::TlsError),
-    #[error("this certificate is not an agent's ({0}); issue one with `proofrack certs issue agent`")]
+    #[error(
+        "this certificate is not an agent's ({0}); issue one with `proofrack certs issue agent`"
+    )]
     NotAnAgent(String),
     #[error("cannot open a UDP socket: {0}")]
     Socket(std::io::Error),
@@ -78,11 +80,18 @@ pub(crate) struct AgentContext {
 
 impl AgentContext {
     pub(crate) fn verifying_key(&self, id: &KeyId) -> Option<VerifyingKey> {
-        self.verifying_keys.lock().expect("verifying keys poisoned").get(id).cloned()
+        self.verifying_keys
+            .lock()
+            .expect("verifying keys poisoned")
+            .get(id)
+            .cloned()
     }
 
     pub(crate) fn remember_verifying_key(&self, id: KeyId, vk: VerifyingKey) {
-        self.verifying_keys.lock().expect("verifying keys poisoned").insert(id, vk);
+        self.verifying_keys
+            .lock()
+            .expect("verifying keys poisoned")
+            .insert(id, vk);
     }
 }
 
@@ -159,10 +168,15 @@ pub async fn run(
                     break;
                 }
             }
-            Err(e) => tracing::warn!(coordinator = %settings.coordinator, error = %e, "cannot connect to the coordinator"),
+            Err(e) => {
+                tracing::warn!(coordinator = %settings.coordinator, error = %e, "cannot connect to the coordinator")
+            }
         }
         let delay = backoff.next_delay(&mut rng);
-        tracing::info!(delay_ms = delay.as_millis() as u64, "reconnecting after a delay");
+        tracing::info!(
+            delay_ms = delay.as_millis() as u64,
+            "reconnecting after a delay"
+        );
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = &mut shutdown => stopping = true,
@@ -203,7 +217,14 @@ async fn session(
             backend: ctx.prover.backend().kind(),
             gpus,
             max_concurrent_tasks: base.max_concurrent_tasks,
-            cached_keys: ctx.key_cache.lock().expect("key cache poisoned").ids().into_iter().take(proofrack_common::protocol::MAX_CACHED_KEYS).collect(),
+            cached_keys: ctx
+                .key_cache
+                .lock()
+                .expect("key cache poisoned")
+                .ids()
+                .into_iter()
+                .take(proofrack_common::protocol::MAX_CACHED_KEYS)
+                .collect(),
         },
         calibration: base.calibration.clone(),
     };
@@ -212,7 +233,9 @@ async fn session(
     }
     let welcome = match read_message::<_, CoordinatorToAgent>(&mut recv).await {
         Ok(CoordinatorToAgent::Welcome(w)) => w,
-        Ok(CoordinatorToAgent::Error(e)) => return SessionEnd::Lost(format!("coordinator refused: {e}")),
+        Ok(CoordinatorToAgent::Error(e)) => {
+            return SessionEnd::Lost(format!("coordinator refused: {e}"))
+        }
         Ok(other) => return SessionEnd::Lost(format!("expected Welcome, got {other:?}")),
         Err(e) => return SessionEnd::Lost(e.to_string()),
     };
@@ -263,7 +286,10 @@ fn decide(ctx: &Arc<AgentContext>, offer: TaskOffer) -> OfferReply {
     let task = offer.task;
     if let Err(e) = proofrack_kernels::circuits::circuit_by_name(&offer.circuit) {
         let reason = format!("this agent cannot prove it: {e}");
-        return OfferReply { task, decision: OfferDecision::Decline { reason } };
+        return OfferReply {
+            task,
+            decision: OfferDecision::Decline { reason },
+        };
     }
     // Held across the spawn so a task that ends at once cannot remove itself before it is
     // inserted.
@@ -272,7 +298,9 @@ fn decide(ctx: &Arc<AgentContext>, offer: TaskOffer) -> OfferReply {
         // A repeated offer (the coordinator re-sent it after a reconnect): already on it.
         OfferDecision::Accept
     } else if tasks.len() >= MAX_QUEUED_TASKS + ctx.max_concurrent_tasks {
-        OfferDecision::Decline { reason: format!("{MAX_QUEUED_TASKS} tasks already queued here") }
+        OfferDecision::Decline {
+            reason: format!("{MAX_QUEUED_TASKS} tasks already queued here"),
+        }
     } else {
         tasks.insert(task, Worker::spawn(ctx.clone(), offer));
         OfferDecision::Accept
@@ -302,7 +330,9 @@ async fn drain(
         }
     };
     if tokio::time::timeout(DRAIN_GRACE, wait).await.is_err() {
-        tracing::warn!("drain grace passed with tasks unfinished; their stake is slashed at their due time");
+        tracing::warn!(
+            "drain grace passed with tasks unfinished; their stake is slashed at their due time"
+        );
     }
     worker::abort_all(ctx);
 }

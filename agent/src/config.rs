@@ -27,7 +27,9 @@ impl std::str::FromStr for BackendChoice {
             "auto" => Ok(BackendChoice::Auto),
             "cpu" => Ok(BackendChoice::Cpu),
             "cuda" => Ok(BackendChoice::Cuda),
-            other => Err(format!("backend {other:?}: allowed values are auto, cpu, cuda")),
+            other => Err(format!(
+                "backend {other:?}: allowed values are auto, cpu, cuda"
+            )),
         }
     }
 }
@@ -71,12 +73,17 @@ pub enum AgentConfigError {
     #[error("agent.toml does not parse: {0}")]
     Parse(String),
     #[error("agent.toml: {key} = {value} is not allowed ({allowed})")]
-    Invalid { key: &'static str, value: String, allowed: String },
+    Invalid {
+        key: &'static str,
+        value: String,
+        allowed: String,
+    },
 }
 
 impl AgentConfig {
     pub fn from_toml_str(text: &str) -> Result<Self, AgentConfigError> {
-        let c: AgentConfig = toml::from_str(text).map_err(|e| AgentConfigError::Parse(e.to_string()))?;
+        let c: AgentConfig =
+            toml::from_str(text).map_err(|e| AgentConfigError::Parse(e.to_string()))?;
         c.validate()?;
         Ok(c)
     }
@@ -138,7 +145,8 @@ key = "certs/agent.key"
     fn names_the_bad_key() {
         let e = AgentConfig::from_toml_str(&(base() + "max_concurrent_tasks = 0\n")).unwrap_err();
         assert!(e.to_string().contains("max_concurrent_tasks = 0"), "{e}");
-        let e = AgentConfig::from_toml_str(&base().replace("127.0.0.1:4433", "nowhere")).unwrap_err();
+        let e =
+            AgentConfig::from_toml_str(&base().replace("127.0.0.1:4433", "nowhere")).unwrap_err();
         assert!(e.to_string().contains("coordinator"), "{e}");
         let e = AgentConfig::from_toml_str(&(base() + "backend = \"tpu\"\n")).unwrap_err();
         assert!(e.to_string().contains("tpu"), "{e}");

@@ -62,8 +62,12 @@ impl ProverBackendImpl {
     ) -> Result<proofrack_common::telemetry::Calibration, crate::calibrate::CalibrationError> {
         let plan = crate::calibrate::CalibrationPlan::for_backend(self.info().kind);
         match self {
-            ProverBackendImpl::Cpu(b) => crate::calibrate::calibrate(b, &plan, host_memory_total_bytes),
-            ProverBackendImpl::Cuda(b) => crate::calibrate::calibrate(b, &plan, host_memory_total_bytes),
+            ProverBackendImpl::Cpu(b) => {
+                crate::calibrate::calibrate(b, &plan, host_memory_total_bytes)
+            }
+            ProverBackendImpl::Cuda(b) => {
+                crate::calibrate::calibrate(b, &plan, host_memory_total_bytes)
+            }
         }
     }
 
@@ -97,7 +101,10 @@ pub struct Prover {
 
 impl Prover {
     pub fn new(backend: ProverBackendImpl) -> Self {
-        Prover { backend, prepared: Mutex::new(Vec::new()) }
+        Prover {
+            backend,
+            prepared: Mutex::new(Vec::new()),
+        }
     }
 
     pub fn backend(&self) -> &ProverBackendImpl {
@@ -105,7 +112,11 @@ impl Prover {
     }
 
     pub fn has_prepared(&self, id: &KeyId) -> bool {
-        self.prepared.lock().expect("prepared keys poisoned").iter().any(|(k, _)| k == id)
+        self.prepared
+            .lock()
+            .expect("prepared keys poisoned")
+            .iter()
+            .any(|(k, _)| k == id)
     }
 
     /// Loads `key` into the backend (once per id; least recently used dropped past
@@ -140,8 +151,12 @@ impl Prover {
         };
         let mut rng = rand::rngs::OsRng;
         Some(match (&self.backend, p) {
-            (ProverBackendImpl::Cpu(b), Prepared::Cpu(k)) => prove_with_rng(b, &k, witness, &mut rng),
-            (ProverBackendImpl::Cuda(b), Prepared::Cuda(k)) => prove_with_rng(b, &k, witness, &mut rng),
+            (ProverBackendImpl::Cpu(b), Prepared::Cpu(k)) => {
+                prove_with_rng(b, &k, witness, &mut rng)
+            }
+            (ProverBackendImpl::Cuda(b), Prepared::Cuda(k)) => {
+                prove_with_rng(b, &k, witness, &mut rng)
+            }
             _ => unreachable!("keys are prepared with the prover's own backend"),
         })
     }
@@ -160,7 +175,10 @@ mod tests {
         let mut rng = ark_std::test_rng();
         let key = generate_key_with_rng(&circuit.r1cs(), &mut rng).unwrap();
         let id = KeyId(key.id());
-        assert!(prover.prove(&id, &[]).is_none(), "unprepared keys are not proven with");
+        assert!(
+            prover.prove(&id, &[]).is_none(),
+            "unprepared keys are not proven with"
+        );
         prover.prepare(id, &key).unwrap();
         let w = circuit.witness_from_json(r#"{"x":"7"}"#).unwrap();
         let proof = prover.prove(&id, &w.full).unwrap().unwrap();
@@ -169,6 +187,9 @@ mod tests {
         for i in 0..MAX_PREPARED_KEYS as u8 + 1 {
             prover.prepare(KeyId([i + 1; 32]), &key).unwrap();
         }
-        assert!(!prover.has_prepared(&id), "the least recently used key is dropped");
+        assert!(
+            !prover.has_prepared(&id),
+            "the least recently used key is dropped"
+        );
     }
 }

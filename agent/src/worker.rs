@@ -77,7 +77,11 @@ pub(crate) fn abort_all(ctx: &AgentContext) {
     }
 }
 
-async fn run(ctx: &Arc<AgentContext>, offer: &TaskOffer, cancelled: &AtomicBool) -> Result<(), TaskError> {
+async fn run(
+    ctx: &Arc<AgentContext>,
+    offer: &TaskOffer,
+    cancelled: &AtomicBool,
+) -> Result<(), TaskError> {
     let task = offer.task;
     let check = || {
         if cancelled.load(Ordering::SeqCst) {
@@ -88,7 +92,11 @@ async fn run(ctx: &Arc<AgentContext>, offer: &TaskOffer, cancelled: &AtomicBool)
             Ok(())
         }
     };
-    let _slot = ctx.slots.acquire().await.map_err(|_| TaskError::Cancelled)?;
+    let _slot = ctx
+        .slots
+        .acquire()
+        .await
+        .map_err(|_| TaskError::Cancelled)?;
     check()?;
     let started = Instant::now();
     let key_id = offer.key;
@@ -103,13 +111,20 @@ async fn run(ctx: &Arc<AgentContext>, offer: &TaskOffer, cancelled: &AtomicBool)
     }
     check()?;
     let circuit = circuit_by_name(&offer.circuit).map_err(|e| TaskError::Witness(e.to_string()))?;
-    let inputs = String::from_utf8(offer.inputs.clone()).map_err(|e| TaskError::Witness(e.to_string()))?;
+    let inputs =
+        String::from_utf8(offer.inputs.clone()).map_err(|e| TaskError::Witness(e.to_string()))?;
     let prover = ctx.prover.clone();
     let (proof, public) = tokio::task::spawn_blocking(move || {
-        let witness = circuit.witness_from_json(&inputs).map_err(|e| TaskError::Witness(e.to_string()))?;
+        let witness = circuit
+            .witness_from_json(&inputs)
+            .map_err(|e| TaskError::Witness(e.to_string()))?;
         let proof = prover
             .prove(&key_id, &witness.full)
-            .ok_or_else(|| TaskError::Prove("key was evicted while waiting; retrying is the coordinator's call".into()))?
+            .ok_or_else(|| {
+                TaskError::Prove(
+                    "key was evicted while waiting; retrying is the coordinator's call".into(),
+                )
+            })?
             .map_err(|e| TaskError::Prove(e.to_string()))?;
         Ok::<_, TaskError>((proof, witness.public))
     })
@@ -135,13 +150,21 @@ async fn run(ctx: &Arc<AgentContext>, offer: &TaskOffer, cancelled: &AtomicBool)
 }
 
 /// The key from the cache, or fetched from the coordinator into the cache.
-async fn load_key(ctx: &Arc<AgentContext>, id: KeyId, due: UnixMillis) -> Result<ProvingKey, TaskError> {
+async fn load_key(
+    ctx: &Arc<AgentContext>,
+    id: KeyId,
+    due: UnixMillis,
+) -> Result<ProvingKey, TaskError> {
     // The cache hashes the whole file on read: seconds for a large key, so off the async
     // threads.
     let lookup_ctx = ctx.clone();
     let cached = tokio::task::spawn_blocking(move || {
         let now = lookup_ctx.clock.now();
-        lookup_ctx.key_cache.lock().expect("key cache poisoned").get(&id, now)
+        lookup_ctx
+            .key_cache
+            .lock()
+            .expect("key cache poisoned")
+            .get(&id, now)
     })
     .await
     .map_err(|e| TaskError::Key(e.to_string()))?
@@ -158,21 +181,38 @@ async fn load_key(ctx: &Arc<AgentContext>, id: KeyId, due: UnixMillis) -> Result
     Ok(key)
 }
 
-async fn fetch_key(ctx: &Arc<AgentContext>, id: KeyId, due: UnixMillis) -> Result<Vec<u8>, TaskError> {
+async fn fetch_key(
+    ctx: &Arc<AgentContext>,
+    id: KeyId,
+    due: UnixMillis,
+) -> Result<Vec<u8>, TaskError> {
     let conn = current_connection(ctx, due).await?;
     let started = Instant::now();
-    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| TaskError::Key(e.to_string()))?;
+    let (mut send, mut recv) = conn
+        .open_bi()
+        .await
+        .map_err(|e| TaskError::Key(e.to_string()))?;
     write_stream_open(&mut send, StreamOpen::FetchKey(FetchKey { key: id }))
         .await
         .map_err(|e| TaskError::Key(e.to_string()))?;
     let _ = send.finish();
-    let total = match read_message::<_, KeyReply>(&mut recv).await.map_err(|e| TaskError::Key(e.to_string()))? {
+    let total = match read_message::<_, KeyReply>(&mut recv)
+        .await
+        .map_err(|e| TaskError::Key(e.to_string()))?
+    {
         KeyReply::Found { total_len, .. } => total_len,
         KeyReply::Error(e) => return Err(TaskError::Key(e.to_string())),
     };
-    let max = ctx.key_cache.lock().expect("key cache poisoned").limits().max_key_bytes;
+    let max = ctx
+        .key_cache
+        .lock()
+        .expect("key cache poisoned")
+        .limits()
+        .max_key_bytes;
     if total > max {
-        return Err(TaskError::Key(format!("the key is {total} bytes, over this agent's limit of {max}")));
+        return Err(TaskError::Key(format!(
+            "the key is {total} bytes, over this agent's limit of {max}"
+        )));
     }
     let writer = ctx
         .key_cache
@@ -188,17 +228,26 @@ async fn fetch_key(ctx: &Arc<AgentContext>, id: KeyId, due: UnixMillis) -> Resul
     let writer = sink.0;
     let path = tokio::task::spawn_blocking(move || {
         let now = commit_ctx.clock.now();
-        commit_ctx.key_cache.lock().expect("key cache poisoned").commit(writer, now)
+        commit_ctx
+            .key_cache
+            .lock()
+            .expect("key cache poisoned")
+            .commit(writer, now)
     })
     .await
     .map_err(|e| TaskError::Key(e.to_string()))?
     .map_err(|e| TaskError::Key(e.to_string()))?;
     tracing::info!(key = %id.short(), bytes = total, ms = started.elapsed().as_millis() as u64, "proving key fetched and cached");
-    tokio::fs::read(&path).await.map_err(|e| TaskError::Key(format!("{}: {e}", path.display())))
+    tokio::fs::read(&path)
+        .await
+        .map_err(|e| TaskError::Key(format!("{}: {e}", path.display())))
 }
 
 /// Waits for a live connection (the agent may be reconnecting), until `due`.
-async fn current_connection(ctx: &AgentContext, due: UnixMillis) -> Result<quinn::Connection, TaskError> {
+async fn current_connection(
+    ctx: &AgentContext,
+    due: UnixMillis,
+) -> Result<quinn::Connection, TaskError> {
     let mut rx = ctx.conn.clone();
     let left = due.saturating_since(ctx.clock.now());
     let wait = async {
@@ -213,7 +262,9 @@ async fn current_connection(ctx: &AgentContext, due: UnixMillis) -> Result<quinn
             }
         }
     };
-    tokio::time::timeout(left, wait).await.map_err(|_| TaskError::PastDue)?
+    tokio::time::timeout(left, wait)
+        .await
+        .map_err(|_| TaskError::PastDue)?
 }
 
 /// Delivers, retrying on the next connection if this one breaks, until the due time.
@@ -238,7 +289,9 @@ async fn deliver(
                 tracing::warn!(%task, %reason, "proof rejected by the coordinator");
                 return Ok(());
             }
-            Ok(Err(e)) => tracing::info!(%task, error = %e, "delivery attempt failed; retrying on the next connection"),
+            Ok(Err(e)) => {
+                tracing::info!(%task, error = %e, "delivery attempt failed; retrying on the next connection")
+            }
             Err(_) => tracing::info!(%task, "delivery attempt timed out; retrying"),
         }
         // Wait for the connection to change before retrying.
@@ -250,15 +303,24 @@ async fn deliver(
     }
 }
 
-async fn deliver_once(conn: &quinn::Connection, delivery: &DeliverProof) -> Result<DeliveryOutcome, String> {
+async fn deliver_once(
+    conn: &quinn::Connection,
+    delivery: &DeliverProof,
+) -> Result<DeliveryOutcome, String> {
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
     write_stream_open(&mut send, StreamOpen::DeliverProof(delivery.clone()))
         .await
         .map_err(|e| e.to_string())?;
     let _ = send.finish();
-    match read_message::<_, DeliveryReply>(&mut recv).await.map_err(|e| e.to_string())? {
+    match read_message::<_, DeliveryReply>(&mut recv)
+        .await
+        .map_err(|e| e.to_string())?
+    {
         DeliveryReply::Verdict(v) if v.task == delivery.task => Ok(v.outcome),
-        DeliveryReply::Verdict(v) => Err(format!("verdict for {} instead of {}", v.task, delivery.task)),
+        DeliveryReply::Verdict(v) => Err(format!(
+            "verdict for {} instead of {}",
+            v.task, delivery.task
+        )),
         DeliveryReply::Error(e) => Err(e.to_string()),
     }
 }
@@ -288,4 +350,3 @@ impl AsyncWrite for SyncSink {
         self.poll_flush(cx)
     }
 }
-

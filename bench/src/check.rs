@@ -73,7 +73,12 @@ struct Outcome {
 
 impl Outcome {
     fn pass(ms: f64, cpu_ms: f64, detail: impl Into<String>) -> Outcome {
-        Outcome { ok: true, ms, cpu_ms, detail: detail.into() }
+        Outcome {
+            ok: true,
+            ms,
+            cpu_ms,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -87,14 +92,24 @@ impl Report {
     fn run(&mut self, check: &str, size: usize, f: impl FnOnce() -> anyhow::Result<Outcome>) {
         let outcome = match catch_unwind(AssertUnwindSafe(f)) {
             Ok(Ok(o)) => o,
-            Ok(Err(e)) => Outcome { ok: false, ms: 0.0, cpu_ms: 0.0, detail: format!("{e:#}") },
+            Ok(Err(e)) => Outcome {
+                ok: false,
+                ms: 0.0,
+                cpu_ms: 0.0,
+                detail: format!("{e:#}"),
+            },
             Err(panic) => {
                 let msg = panic
                     .downcast_ref::<String>()
                     .cloned()
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "panic".into());
-                Outcome { ok: false, ms: 0.0, cpu_ms: 0.0, detail: format!("panicked: {msg}") }
+                Outcome {
+                    ok: false,
+                    ms: 0.0,
+                    cpu_ms: 0.0,
+                    detail: format!("panicked: {msg}"),
+                }
             }
         };
         self.total += 1;
@@ -119,7 +134,10 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<()> {
             bail!("no built-in circuit for 2^{log}; --groth16-log sizes are 4..=20");
         }
     }
-    let mut report = Report { total: 0, failed: 0 };
+    let mut report = Report {
+        total: 0,
+        failed: 0,
+    };
     match args.backend {
         BackendChoice::Cpu => run_checks(&CpuBackend::new(), args, &mut report),
         BackendChoice::Cuda => match open_cuda() {
@@ -132,23 +150,40 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<()> {
     });
     println!("{summary}");
     if report.failed > 0 {
-        return Err(anyhow!("{} of {} checks failed (see the lines with \"ok\":false)", report.failed, report.total));
+        return Err(anyhow!(
+            "{} of {} checks failed (see the lines with \"ok\":false)",
+            report.failed,
+            report.total
+        ));
     }
     Ok(())
 }
 
 fn run_checks<B: Backend>(backend: &B, args: &CheckArgs, report: &mut Report) {
     let info = backend.info();
-    report.run("device", 0, || Ok(Outcome::pass(0.0, 0.0, format!("{} ({:?} bytes)", info.name, info.device_memory_total_bytes))));
-    let big = info.device_memory_total_bytes.is_some_and(|b| b >= BIG_DEVICE_BYTES);
-    for &log in LADDER.iter().filter(|&&k| k <= args.max_log || (k == 26 && big)) {
+    report.run("device", 0, || {
+        Ok(Outcome::pass(
+            0.0,
+            0.0,
+            format!("{} ({:?} bytes)", info.name, info.device_memory_total_bytes),
+        ))
+    });
+    let big = info
+        .device_memory_total_bytes
+        .is_some_and(|b| b >= BIG_DEVICE_BYTES);
+    for &log in LADDER
+        .iter()
+        .filter(|&&k| k <= args.max_log || (k == 26 && big))
+    {
         ntt_checks(backend, log, args.seed, report);
     }
     if !args.skip_conformance {
         conformance(backend, report);
     }
     for &log in &args.groth16_log {
-        report.run("groth16_proof", 1 << log, || groth16(backend, log, args.seed));
+        report.run("groth16_proof", 1 << log, || {
+            groth16(backend, log, args.seed)
+        });
     }
 }
 
@@ -167,7 +202,9 @@ fn first_difference(got: &[Fr], want: &[Fr]) -> Option<usize> {
     if got.len() != want.len() {
         return Some(got.len().min(want.len()));
     }
-    got.par_iter().zip(want.par_iter()).position_first(|(a, b)| a != b)
+    got.par_iter()
+        .zip(want.par_iter())
+        .position_first(|(a, b)| a != b)
 }
 
 fn compare(got: &[Fr], want: &[Fr], what: &str) -> anyhow::Result<()> {
@@ -178,7 +215,12 @@ fn compare(got: &[Fr], want: &[Fr], what: &str) -> anyhow::Result<()> {
 }
 
 /// Upload, transform, download on `backend`; returns (result, ms).
-fn transform<B: Backend>(backend: &B, data: &[Fr], dir: NttDirection, coset: Option<Fr>) -> anyhow::Result<(Vec<Fr>, f64)> {
+fn transform<B: Backend>(
+    backend: &B,
+    data: &[Fr],
+    dir: NttDirection,
+    coset: Option<Fr>,
+) -> anyhow::Result<(Vec<Fr>, f64)> {
     let t = Instant::now();
     let mut d = backend.upload_scalars(data)?;
     backend.ntt(&mut d, dir, coset)?;
@@ -196,8 +238,18 @@ fn ntt_checks<B: Backend>(backend: &B, log: u32, seed: u64, report: &mut Report)
     let cases = [
         ("ntt_forward", NttDirection::Forward, None, true),
         ("ntt_inverse", NttDirection::Inverse, None, full),
-        ("ntt_forward_coset_w2n", NttDirection::Forward, Some(w2n), full),
-        ("ntt_inverse_coset_7", NttDirection::Inverse, Some(seven), full),
+        (
+            "ntt_forward_coset_w2n",
+            NttDirection::Forward,
+            Some(w2n),
+            full,
+        ),
+        (
+            "ntt_inverse_coset_7",
+            NttDirection::Inverse,
+            Some(seven),
+            full,
+        ),
     ];
     for (check, dir, coset, with_cpu) in cases {
         if !with_cpu {
@@ -218,21 +270,43 @@ fn ntt_checks<B: Backend>(backend: &B, log: u32, seed: u64, report: &mut Report)
         compare(&backend.download_scalars(&d)?, &data, "inverse(forward(x))")?;
         backend.ntt(&mut d, NttDirection::Forward, Some(seven))?;
         backend.ntt(&mut d, NttDirection::Inverse, Some(seven))?;
-        compare(&backend.download_scalars(&d)?, &data, "inverse_coset(forward_coset(x))")?;
+        compare(
+            &backend.download_scalars(&d)?,
+            &data,
+            "inverse_coset(forward_coset(x))",
+        )?;
         backend.ntt(&mut d, NttDirection::Inverse, Some(w2n))?;
         backend.ntt(&mut d, NttDirection::Forward, Some(w2n))?;
-        compare(&backend.download_scalars(&d)?, &data, "forward_coset(inverse_coset(x))")?;
-        Ok(Outcome::pass(ms(t), 0.0, "device-resident, no CPU involved"))
+        compare(
+            &backend.download_scalars(&d)?,
+            &data,
+            "forward_coset(inverse_coset(x))",
+        )?;
+        Ok(Outcome::pass(
+            ms(t),
+            0.0,
+            "device-resident, no CPU involved",
+        ))
     });
     report.run("ntt_prover_batch3", n, || {
-        let vectors = [data.clone(), test_vector(n, seed ^ 0x11 ^ u64::from(log)), test_vector(n, seed ^ 0x22 ^ u64::from(log))];
+        let vectors = [
+            data.clone(),
+            test_vector(n, seed ^ 0x11 ^ u64::from(log)),
+            test_vector(n, seed ^ 0x22 ^ u64::from(log)),
+        ];
         let t = Instant::now();
-        let mut ds = vectors.iter().map(|v| backend.upload_scalars(v)).collect::<Result<Vec<_>, _>>()?;
+        let mut ds = vectors
+            .iter()
+            .map(|v| backend.upload_scalars(v))
+            .collect::<Result<Vec<_>, _>>()?;
         {
             let mut refs: Vec<&mut B::Scalars> = ds.iter_mut().collect();
             backend.interpolate_then_evaluate_on_coset(&mut refs, w2n)?;
         }
-        let got = ds.iter().map(|d| backend.download_scalars(d)).collect::<Result<Vec<_>, _>>()?;
+        let got = ds
+            .iter()
+            .map(|d| backend.download_scalars(d))
+            .collect::<Result<Vec<_>, _>>()?;
         let gpu_ms = ms(t);
         let t = Instant::now();
         let coeffs = transform(&cpu, &vectors[0], NttDirection::Inverse, None)?.0;
@@ -242,9 +316,17 @@ fn ntt_checks<B: Backend>(backend: &B, log: u32, seed: u64, report: &mut Report)
         for (i, v) in vectors.iter().enumerate().skip(1) {
             let coeffs = transform(backend, v, NttDirection::Inverse, None)?.0;
             let want = transform(backend, &coeffs, NttDirection::Forward, Some(w2n))?.0;
-            compare(&got[i], &want, &format!("vector {i} vs two standalone backend transforms"))?;
+            compare(
+                &got[i],
+                &want,
+                &format!("vector {i} vs two standalone backend transforms"),
+            )?;
         }
-        Ok(Outcome::pass(gpu_ms, cpu_ms, "fused and batched = CPU (vector 0) = standalone backend transforms (1, 2)"))
+        Ok(Outcome::pass(
+            gpu_ms,
+            cpu_ms,
+            "fused and batched = CPU (vector 0) = standalone backend transforms (1, 2)",
+        ))
     });
     if log >= 10 {
         report.run("mul_sub_assign", n, || {
@@ -268,14 +350,22 @@ fn ntt_checks<B: Backend>(backend: &B, log: u32, seed: u64, report: &mut Report)
 
 fn conformance<B: Backend>(backend: &B, report: &mut Report) {
     let t = Instant::now();
-    match catch_unwind(AssertUnwindSafe(|| check_backend_matches_cpu_with(backend, &ConformanceConfig::gpu()))) {
+    match catch_unwind(AssertUnwindSafe(|| {
+        check_backend_matches_cpu_with(backend, &ConformanceConfig::gpu())
+    })) {
         Ok(Ok(r)) => {
             for c in &r.checks {
-                report.run(&format!("conformance/{}", c.check), c.size, || Ok(Outcome::pass(c.backend_ms, c.cpu_ms, "")));
+                report.run(&format!("conformance/{}", c.check), c.size, || {
+                    Ok(Outcome::pass(c.backend_ms, c.cpu_ms, ""))
+                });
             }
-            report.run("conformance", r.checks.len(), || Ok(Outcome::pass(ms(t), 0.0, "every conformance check passed")));
+            report.run("conformance", r.checks.len(), || {
+                Ok(Outcome::pass(ms(t), 0.0, "every conformance check passed"))
+            });
         }
-        Ok(Err(e)) => report.run("conformance", 0, || bail!("{e} (the suite stops at its first failure)")),
+        Ok(Err(e)) => report.run("conformance", 0, || {
+            bail!("{e} (the suite stops at its first failure)")
+        }),
         Err(_) => report.run("conformance", 0, || bail!("the conformance suite panicked")),
     }
 }
@@ -286,7 +376,10 @@ fn groth16<B: Backend>(backend: &B, log: u32, seed: u64) -> anyhow::Result<Outco
     let t = Instant::now();
     let key = generate_key_with_rng(&circuit.r1cs(), &mut rng)?;
     let keygen_ms = ms(t);
-    let witness = circuit.witness(&MimcInputs { x: Fr::rand(&mut rng), key: Fr::rand(&mut rng) });
+    let witness = circuit.witness(&MimcInputs {
+        x: Fr::rand(&mut rng),
+        key: Fr::rand(&mut rng),
+    });
     let (r, s) = (Fr::rand(&mut rng), Fr::rand(&mut rng));
     let t = Instant::now();
     let prepared = PreparedKey::new(backend, &key)?;

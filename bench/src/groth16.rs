@@ -80,7 +80,10 @@ pub fn run(args: &Groth16Args) -> anyhow::Result<()> {
     let circuits = args
         .log_sizes
         .iter()
-        .map(|&log2| Circuit::mimc(log2).with_context(|| format!("no built-in circuit for 2^{log2}; sizes are 4..=20")))
+        .map(|&log2| {
+            Circuit::mimc(log2)
+                .with_context(|| format!("no built-in circuit for 2^{log2}; sizes are 4..=20"))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     with_backend!(args.backend, b => {
         for circuit in &circuits {
@@ -98,21 +101,48 @@ struct Measured {
     proof_bytes: [u8; 128],
 }
 
-fn bench_size<B: Backend>(backend: &B, circuit: &Circuit, args: &Groth16Args) -> anyhow::Result<()> {
+fn bench_size<B: Backend>(
+    backend: &B,
+    circuit: &Circuit,
+    args: &Groth16Args,
+) -> anyhow::Result<()> {
     let mut rng = StdRng::seed_from_u64(args.seed ^ u64::from(circuit.log2_domain()));
     let t = Instant::now();
     let key = generate_key_with_rng(&circuit.r1cs(), &mut rng)?;
     let setup_ms = ms(t);
-    let witness = circuit.witness(&MimcInputs { x: Fr::rand(&mut rng), key: Fr::rand(&mut rng) });
+    let witness = circuit.witness(&MimcInputs {
+        x: Fr::rand(&mut rng),
+        key: Fr::rand(&mut rng),
+    });
     let (r, s) = (Fr::rand(&mut rng), Fr::rand(&mut rng));
 
-    let measured = measure(backend, &key, &witness.full, &witness.public, r, s, args.reps)?;
+    let measured = measure(
+        backend,
+        &key,
+        &witness.full,
+        &witness.public,
+        r,
+        s,
+        args.reps,
+    )?;
     let cpu_ms = if backend.info().kind == proofrack_kernels::BackendKind::Cpu {
         measured.median_ms
     } else {
-        let cpu = measure(&CpuBackend::new(), &key, &witness.full, &witness.public, r, s, args.cpu_reps)?;
+        let cpu = measure(
+            &CpuBackend::new(),
+            &key,
+            &witness.full,
+            &witness.public,
+            r,
+            s,
+            args.cpu_reps,
+        )?;
         if cpu.proof_bytes != measured.proof_bytes {
-            bail!("2^{}: the {} proof differs from the CPU proof for the same r, s", circuit.log2_domain(), backend.info().name);
+            bail!(
+                "2^{}: the {} proof differs from the CPU proof for the same r, s",
+                circuit.log2_domain(),
+                backend.info().name
+            );
         }
         cpu.median_ms
     };
@@ -165,12 +195,20 @@ fn measure<B: Backend>(
         let (p, stages) = prove_with_timings(backend, &prepared, witness, r, s)?;
         runs.push((ms(t), stages));
         if p != proof {
-            bail!("{} gave different proofs for the same inputs", backend.info().name);
+            bail!(
+                "{} gave different proofs for the same inputs",
+                backend.info().name
+            );
         }
     }
     runs.sort_by(|a, b| a.0.total_cmp(&b.0));
     let (median_ms, stages) = runs[runs.len() / 2];
-    Ok(Measured { prepare_ms, median_ms, stages, proof_bytes: proof_to_bytes(&proof) })
+    Ok(Measured {
+        prepare_ms,
+        median_ms,
+        stages,
+        proof_bytes: proof_to_bytes(&proof),
+    })
 }
 
 pub(crate) fn ms(t: Instant) -> f64 {

@@ -9,7 +9,10 @@ mod ntt;
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(name = "proofrack-bench", about = "Benchmarks of the proving backends (JSON lines)")]
+#[command(
+    name = "proofrack-bench",
+    about = "Benchmarks of the proving backends (JSON lines)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -74,7 +74,11 @@ pub struct CheckMsmArgs {
 const BASES_CHUNK: usize = 1 << 14;
 
 /// Bases P_i = P0 + i·Q (plus the coefficients (a_i, b_i) = (1, i) the reference needs).
-fn structured_bases<P: SWCurveConfig>(n: usize, p0: Projective<P>, q: Projective<P>) -> Vec<Affine<P>> {
+fn structured_bases<P: SWCurveConfig>(
+    n: usize,
+    p0: Projective<P>,
+    q: Projective<P>,
+) -> Vec<Affine<P>> {
     let chunks: Vec<Vec<Affine<P>>> = (0..n.div_ceil(BASES_CHUNK))
         .into_par_iter()
         .map(|c| {
@@ -96,9 +100,11 @@ fn random_bases<P: SWCurveConfig>(n: usize, seed: u64) -> Vec<Affine<P>> {
     let chunks: Vec<Vec<Affine<P>>> = (0..n.div_ceil(BASES_CHUNK))
         .into_par_iter()
         .map(|c| {
-            let mut rng = StdRng::seed_from_u64(seed ^ (c as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let mut rng =
+                StdRng::seed_from_u64(seed ^ (c as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
             let len = BASES_CHUNK.min(n - c * BASES_CHUNK);
-            let pts: Vec<Projective<P>> = (0..len).map(|_| Projective::<P>::rand(&mut rng)).collect();
+            let pts: Vec<Projective<P>> =
+                (0..len).map(|_| Projective::<P>::rand(&mut rng)).collect();
             Projective::normalize_batch(&pts)
         })
         .collect();
@@ -109,9 +115,14 @@ fn random_scalars(n: usize, seed: u64) -> Vec<Fr> {
     (0..n.div_ceil(BASES_CHUNK))
         .into_par_iter()
         .flat_map_iter(|c| {
-            let mut rng = StdRng::seed_from_u64(seed.wrapping_add(c as u64).wrapping_mul(0x2545_f491_4f6c_dd1d));
+            let mut rng = StdRng::seed_from_u64(
+                seed.wrapping_add(c as u64)
+                    .wrapping_mul(0x2545_f491_4f6c_dd1d),
+            );
             let len = BASES_CHUNK.min(n - c * BASES_CHUNK);
-            (0..len).map(move |_| Fr::rand(&mut rng)).collect::<Vec<_>>()
+            (0..len)
+                .map(move |_| Fr::rand(&mut rng))
+                .collect::<Vec<_>>()
         })
         .collect()
 }
@@ -130,24 +141,85 @@ pub fn run_bench(args: &MsmArgs) -> anyhow::Result<()> {
             let b = CpuBackend::new();
             for &log in &args.sizes {
                 if args.g2 {
-                    bench_one::<_, ark_bn254::g2::Config>(&b, log, args, "msm_g2", &[MsmTuning::default()], |b, p, _| b.load_bases_g2(p), |b, x, s| b.msm_g2(x, s), |_| serde_json::Value::Null, |_, _, _| Ok(None))?;
+                    bench_one::<_, ark_bn254::g2::Config>(
+                        &b,
+                        log,
+                        args,
+                        "msm_g2",
+                        &[MsmTuning::default()],
+                        |b, p, _| b.load_bases_g2(p),
+                        |b, x, s| b.msm_g2(x, s),
+                        |_| serde_json::Value::Null,
+                        |_, _, _| Ok(None),
+                    )?;
                 } else {
-                    bench_one::<_, ark_bn254::g1::Config>(&b, log, args, "msm_g1", &[MsmTuning::default()], |b, p, _| b.load_bases_g1(p), |b, x, s| b.msm_g1(x, s), |_| serde_json::Value::Null, |_, _, _| Ok(None))?;
+                    bench_one::<_, ark_bn254::g1::Config>(
+                        &b,
+                        log,
+                        args,
+                        "msm_g1",
+                        &[MsmTuning::default()],
+                        |b, p, _| b.load_bases_g1(p),
+                        |b, x, s| b.msm_g1(x, s),
+                        |_| serde_json::Value::Null,
+                        |_, _, _| Ok(None),
+                    )?;
                 }
             }
         }
         BackendChoice::Cuda => {
             let b = CudaBackend::new(0).context("opening the CUDA backend (GPU 0)")?;
             let tunings: Vec<MsmTuning> = if args.window_bits.is_empty() {
-                vec![MsmTuning { window_bits: None, max_copies: args.max_copies }]
+                vec![MsmTuning {
+                    window_bits: None,
+                    max_copies: args.max_copies,
+                }]
             } else {
-                args.window_bits.iter().map(|&c| MsmTuning { window_bits: Some(c), max_copies: args.max_copies }).collect()
+                args.window_bits
+                    .iter()
+                    .map(|&c| MsmTuning {
+                        window_bits: Some(c),
+                        max_copies: args.max_copies,
+                    })
+                    .collect()
             };
             for &log in &args.sizes {
                 if args.g2 {
-                    bench_one::<_, ark_bn254::g2::Config>(&b, log, args, "msm_g2", &tunings, |b, p, t| b.load_bases_g2_tuned(p, t), |b, x, s| b.msm_g2(x, s), |x| shape_json(x.window_bits_and_copies(), x.device_bytes()), |b, x, s| if args.profile { b.msm_g2_profiled(x, s).map(|(_, p)| Some(p)) } else { Ok(None) })?;
+                    bench_one::<_, ark_bn254::g2::Config>(
+                        &b,
+                        log,
+                        args,
+                        "msm_g2",
+                        &tunings,
+                        |b, p, t| b.load_bases_g2_tuned(p, t),
+                        |b, x, s| b.msm_g2(x, s),
+                        |x| shape_json(x.window_bits_and_copies(), x.device_bytes()),
+                        |b, x, s| {
+                            if args.profile {
+                                b.msm_g2_profiled(x, s).map(|(_, p)| Some(p))
+                            } else {
+                                Ok(None)
+                            }
+                        },
+                    )?;
                 } else {
-                    bench_one::<_, ark_bn254::g1::Config>(&b, log, args, "msm_g1", &tunings, |b, p, t| b.load_bases_g1_tuned(p, t), |b, x, s| b.msm_g1(x, s), |x| shape_json(x.window_bits_and_copies(), x.device_bytes()), |b, x, s| if args.profile { b.msm_g1_profiled(x, s).map(|(_, p)| Some(p)) } else { Ok(None) })?;
+                    bench_one::<_, ark_bn254::g1::Config>(
+                        &b,
+                        log,
+                        args,
+                        "msm_g1",
+                        &tunings,
+                        |b, p, t| b.load_bases_g1_tuned(p, t),
+                        |b, x, s| b.msm_g1(x, s),
+                        |x| shape_json(x.window_bits_and_copies(), x.device_bytes()),
+                        |b, x, s| {
+                            if args.profile {
+                                b.msm_g1_profiled(x, s).map(|(_, p)| Some(p))
+                            } else {
+                                Ok(None)
+                            }
+                        },
+                    )?;
                 }
             }
         }
@@ -167,9 +239,17 @@ fn bench_one<B, P>(
     op: &str,
     tunings: &[MsmTuning],
     load: impl Fn(&B, &[Affine<P>], MsmTuning) -> Result<BasesOf<B, P>, proofrack_kernels::BackendError>,
-    msm: impl Fn(&B, &BasesOf<B, P>, &B::Scalars) -> Result<Projective<P>, proofrack_kernels::BackendError>,
+    msm: impl Fn(
+        &B,
+        &BasesOf<B, P>,
+        &B::Scalars,
+    ) -> Result<Projective<P>, proofrack_kernels::BackendError>,
     describe: impl Fn(&BasesOf<B, P>) -> serde_json::Value,
-    profile: impl Fn(&B, &BasesOf<B, P>, &B::Scalars) -> Result<Option<MsmProfile>, proofrack_kernels::BackendError>,
+    profile: impl Fn(
+        &B,
+        &BasesOf<B, P>,
+        &B::Scalars,
+    ) -> Result<Option<MsmProfile>, proofrack_kernels::BackendError>,
 ) -> anyhow::Result<()>
 where
     B: Backend,
@@ -215,7 +295,10 @@ where
         let load_ms = ms(t);
         let first = msm(backend, &resident, &dev_scalars)?;
         if first.into_affine() != want {
-            bail!("{op} 2^{log} {tuning:?}: {} result differs from the exact reference", backend.info().name);
+            bail!(
+                "{op} 2^{log} {tuning:?}: {} result differs from the exact reference",
+                backend.info().name
+            );
         }
         let mut times = Vec::with_capacity(args.reps);
         for _ in 0..args.reps {
@@ -250,8 +333,11 @@ where
         });
         println!("{line}");
         if let Some(p) = profile(backend, &resident, &dev_scalars)? {
-            let phases: serde_json::Map<String, serde_json::Value> =
-                p.phases_ms.iter().map(|(n, ms)| (n.to_string(), serde_json::json!(round3(*ms)))).collect();
+            let phases: serde_json::Map<String, serde_json::Value> = p
+                .phases_ms
+                .iter()
+                .map(|(n, ms)| (n.to_string(), serde_json::json!(round3(*ms))))
+                .collect();
             let total: f64 = p.phases_ms.iter().map(|(_, ms)| ms).sum();
             let line = serde_json::json!({
                 "op": format!("{op}_profile"),
@@ -289,7 +375,13 @@ enum Dist {
 }
 
 impl Dist {
-    const ALL: [Dist; 5] = [Dist::Random, Dist::Zero, Dist::MinusOne, Dist::AllEqual, Dist::Small];
+    const ALL: [Dist; 5] = [
+        Dist::Random,
+        Dist::Zero,
+        Dist::MinusOne,
+        Dist::AllEqual,
+        Dist::Small,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -309,7 +401,9 @@ impl Dist {
             Dist::AllEqual => vec![Fr::rand(&mut StdRng::seed_from_u64(seed)); n],
             Dist::Small => (0..n)
                 .into_par_iter()
-                .map(|i| Fr::from((i as u64).wrapping_mul(0x9e37_79b9).wrapping_add(seed) % (1 << 16)))
+                .map(|i| {
+                    Fr::from((i as u64).wrapping_mul(0x9e37_79b9).wrapping_add(seed) % (1 << 16))
+                })
                 .collect(),
         }
     }
@@ -371,22 +465,40 @@ fn inject_edges<P: SWCurveConfig>(points: &mut [Affine<P>], coeffs: Option<&mut 
     }
 }
 
-fn case_bases<P: SWCurveConfig<ScalarField = Fr>>(n: usize, random: bool, seed: u64) -> CaseBases<P> {
+fn case_bases<P: SWCurveConfig<ScalarField = Fr>>(
+    n: usize,
+    random: bool,
+    seed: u64,
+) -> CaseBases<P> {
     if random {
         let mut points = random_bases::<P>(n, seed);
         inject_edges(&mut points, None);
-        CaseBases { points, kind: "random+edges", structured: None }
+        CaseBases {
+            points,
+            kind: "random+edges",
+            structured: None,
+        }
     } else {
         let p0 = Projective::<P>::generator() * Fr::from(seed + 11);
         let q = Projective::<P>::generator() * Fr::from(seed + 13);
         let mut points = structured_bases(n, p0, q);
-        let mut coeffs: Vec<(Fr, Fr)> = (0..n).into_par_iter().map(|i| (Fr::ONE, Fr::from(i as u64))).collect();
+        let mut coeffs: Vec<(Fr, Fr)> = (0..n)
+            .into_par_iter()
+            .map(|i| (Fr::ONE, Fr::from(i as u64)))
+            .collect();
         inject_edges(&mut points, Some(&mut coeffs));
-        CaseBases { points, kind: "structured+edges", structured: Some(Structured { p0, q, coeffs }) }
+        CaseBases {
+            points,
+            kind: "structured+edges",
+            structured: Some(Structured { p0, q, coeffs }),
+        }
     }
 }
 
-fn reference<P: SWCurveConfig<ScalarField = Fr>>(bases: &CaseBases<P>, scalars: &[Fr]) -> Projective<P> {
+fn reference<P: SWCurveConfig<ScalarField = Fr>>(
+    bases: &CaseBases<P>,
+    scalars: &[Fr],
+) -> Projective<P> {
     match &bases.structured {
         None => Projective::<P>::msm(&bases.points, scalars).expect("equal lengths"),
         Some(Structured { p0, q, coeffs }) => {
@@ -427,11 +539,29 @@ fn check_all<B: Backend>(backend: &B, args: &CheckMsmArgs) -> anyhow::Result<()>
     let mut cases = 0usize;
     for &n in &check_sizes(args.max_log) {
         let random = n <= 1usize << args.random_max_log;
-        failures += check_curve::<B, ark_bn254::g1::Config>(backend, n, random, args, "g1", &mut cases, |b, p| b.load_bases_g1(p), |b, x, s| b.msm_g1(x, s))?;
+        failures += check_curve::<B, ark_bn254::g1::Config>(
+            backend,
+            n,
+            random,
+            args,
+            "g1",
+            &mut cases,
+            |b, p| b.load_bases_g1(p),
+            |b, x, s| b.msm_g1(x, s),
+        )?;
     }
     for &n in &check_sizes(args.g2_max_log.min(args.max_log)) {
         let random = n <= 1usize << args.random_max_log.min(16);
-        failures += check_curve::<B, ark_bn254::g2::Config>(backend, n, random, args, "g2", &mut cases, |b, p| b.load_bases_g2(p), |b, x, s| b.msm_g2(x, s))?;
+        failures += check_curve::<B, ark_bn254::g2::Config>(
+            backend,
+            n,
+            random,
+            args,
+            "g2",
+            &mut cases,
+            |b, p| b.load_bases_g2(p),
+            |b, x, s| b.msm_g2(x, s),
+        )?;
     }
     let summary = serde_json::json!({
         "op": "check-msm-summary",
@@ -456,7 +586,11 @@ fn check_curve<B, P>(
     curve: &str,
     cases: &mut usize,
     load: impl Fn(&B, &[Affine<P>]) -> Result<BasesOf<B, P>, proofrack_kernels::BackendError>,
-    msm: impl Fn(&B, &BasesOf<B, P>, &B::Scalars) -> Result<Projective<P>, proofrack_kernels::BackendError>,
+    msm: impl Fn(
+        &B,
+        &BasesOf<B, P>,
+        &B::Scalars,
+    ) -> Result<Projective<P>, proofrack_kernels::BackendError>,
 ) -> anyhow::Result<usize>
 where
     B: Backend,
@@ -517,17 +651,30 @@ mod tests {
             for d in Dist::ALL {
                 let s = d.scalars(n, 9);
                 let want = G1Projective::msm(&bases.points, &s).expect("lengths");
-                assert_eq!(reference(&bases, &s).into_affine(), want.into_affine(), "n={n} {d:?}");
+                assert_eq!(
+                    reference(&bases, &s).into_affine(),
+                    want.into_affine(),
+                    "n={n} {d:?}"
+                );
             }
         }
         let g2 = case_bases::<ark_bn254::g2::Config>(220, false, 4);
         let s = Dist::Random.scalars(220, 1);
-        assert_eq!(reference(&g2, &s), G2Projective::msm(&g2.points, &s).expect("lengths"));
+        assert_eq!(
+            reference(&g2, &s),
+            G2Projective::msm(&g2.points, &s).expect("lengths")
+        );
     }
 
     #[test]
     fn cpu_backend_passes_the_small_check_matrix() {
-        let args = CheckMsmArgs { max_log: 10, random_max_log: 10, g2_max_log: 8, backend: BackendChoice::Cpu, seed: 1 };
+        let args = CheckMsmArgs {
+            max_log: 10,
+            random_max_log: 10,
+            g2_max_log: 8,
+            backend: BackendChoice::Cpu,
+            seed: 1,
+        };
         check_all(&CpuBackend::new(), &args).expect("CPU backend is the reference");
     }
 }

@@ -46,18 +46,28 @@ pub struct NttArgs {
     #[arg(long, default_value_t = 3)]
     pub cpu_reps: usize,
     /// Comma-separated kinds to run (forward, inverse, forward_coset, prover_batch3).
-    #[arg(long, value_delimiter = ',', default_value = "forward,inverse,forward_coset,prover_batch3")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "forward,inverse,forward_coset,prover_batch3"
+    )]
     pub kinds: Vec<String>,
 }
 
 /// Times one operation on a backend: the device's own clock where there is one.
 pub(crate) trait OpTimer: Backend {
     /// (timed ms, wall ms) of `f`, synchronised.
-    fn time_op(&self, f: &mut dyn FnMut() -> Result<(), BackendError>) -> anyhow::Result<(f64, f64)>;
+    fn time_op(
+        &self,
+        f: &mut dyn FnMut() -> Result<(), BackendError>,
+    ) -> anyhow::Result<(f64, f64)>;
 }
 
 impl OpTimer for CpuBackend {
-    fn time_op(&self, f: &mut dyn FnMut() -> Result<(), BackendError>) -> anyhow::Result<(f64, f64)> {
+    fn time_op(
+        &self,
+        f: &mut dyn FnMut() -> Result<(), BackendError>,
+    ) -> anyhow::Result<(f64, f64)> {
         let t = Instant::now();
         f()?;
         let wall = ms(t);
@@ -66,7 +76,10 @@ impl OpTimer for CpuBackend {
 }
 
 impl OpTimer for CudaBackend {
-    fn time_op(&self, f: &mut dyn FnMut() -> Result<(), BackendError>) -> anyhow::Result<(f64, f64)> {
+    fn time_op(
+        &self,
+        f: &mut dyn FnMut() -> Result<(), BackendError>,
+    ) -> anyhow::Result<(f64, f64)> {
         let t = Instant::now();
         let ((), device_ms) = self.time_device_ms(f)?;
         Ok((device_ms, ms(t)))
@@ -101,9 +114,12 @@ pub(crate) fn random_fr(n: usize, seed: u64) -> Vec<Fr> {
     (0..n.div_ceil(CHUNK))
         .into_par_iter()
         .flat_map_iter(|c| {
-            let mut rng = StdRng::seed_from_u64(seed ^ (c as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let mut rng =
+                StdRng::seed_from_u64(seed ^ (c as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
             let len = CHUNK.min(n - c * CHUNK);
-            (0..len).map(move |_| Fr::rand(&mut rng)).collect::<Vec<_>>()
+            (0..len)
+                .map(move |_| Fr::rand(&mut rng))
+                .collect::<Vec<_>>()
         })
         .collect()
 }
@@ -115,10 +131,18 @@ struct Timed {
     out: Vec<Fr>,
 }
 
-fn run_kind<B: OpTimer>(backend: &B, kind: &str, data: &[Vec<Fr>], reps: usize) -> anyhow::Result<Timed> {
+fn run_kind<B: OpTimer>(
+    backend: &B,
+    kind: &str,
+    data: &[Vec<Fr>],
+    reps: usize,
+) -> anyhow::Result<Timed> {
     let n = data[0].len();
     let w2n = Fr::get_root_of_unity(2 * n as u64).expect("BN254 Fr has 2-adicity 28");
-    let mut vs: Vec<B::Scalars> = data.iter().map(|d| backend.upload_scalars(d)).collect::<Result<_, _>>()?;
+    let mut vs: Vec<B::Scalars> = data
+        .iter()
+        .map(|d| backend.upload_scalars(d))
+        .collect::<Result<_, _>>()?;
     let op = |vs: &mut Vec<B::Scalars>| -> Result<(), BackendError> {
         match kind {
             "forward" => backend.ntt(&mut vs[0], NttDirection::Forward, None),
@@ -154,7 +178,9 @@ fn bench_size<B: OpTimer>(backend: &B, log2: u32, args: &NttArgs) -> anyhow::Res
     let is_cpu = backend.info().kind == proofrack_kernels::BackendKind::Cpu;
     for kind in &args.kinds {
         let vectors = if kind == "prover_batch3" { 3 } else { 1 };
-        let data: Vec<Vec<Fr>> = (0..vectors).map(|v| random_fr(n, u64::from(log2) * 8 + v)).collect();
+        let data: Vec<Vec<Fr>> = (0..vectors)
+            .map(|v| random_fr(n, u64::from(log2) * 8 + v))
+            .collect();
         let got = run_kind(backend, kind, &data, args.reps)?;
         let (cpu_ms, matches) = if is_cpu {
             (got.ms, None)
@@ -163,10 +189,14 @@ fn bench_size<B: OpTimer>(backend: &B, log2: u32, args: &NttArgs) -> anyhow::Res
             (cpu.ms, Some(cpu.out == got.out))
         } else {
             let small: Vec<Vec<Fr>> = data.iter().map(|d| d[..1 << cpu_log2].to_vec()).collect();
-            (run_kind(&CpuBackend::new(), kind, &small, args.cpu_reps)?.ms, None)
+            (
+                run_kind(&CpuBackend::new(), kind, &small, args.cpu_reps)?.ms,
+                None,
+            )
         };
         // n log n scaling from the CPU's size to the measured one (an estimate)
-        let scale = (n as f64 * f64::from(log2)) / ((1u64 << cpu_log2) as f64 * f64::from(cpu_log2));
+        let scale =
+            (n as f64 * f64::from(log2)) / ((1u64 << cpu_log2) as f64 * f64::from(cpu_log2));
         let cpu_scaled = cpu_ms * scale;
         let line = serde_json::json!({
             "op": "ntt",
@@ -188,7 +218,10 @@ fn bench_size<B: OpTimer>(backend: &B, log2: u32, args: &NttArgs) -> anyhow::Res
         });
         println!("{line}");
         if matches == Some(false) {
-            bail!("2^{log2} {kind}: the {} result differs from the CPU backend's", backend.info().name);
+            bail!(
+                "2^{log2} {kind}: the {} result differs from the CPU backend's",
+                backend.info().name
+            );
         }
     }
     Ok(())

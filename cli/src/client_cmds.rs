@@ -37,7 +37,13 @@ impl ClientArgs {
             .with_context(|| format!("client name {:?}", self.client))?;
         let material: TlsMaterial = CertsDir::new(&self.certs)
             .tls_material(&identity)
-            .with_context(|| format!("loading the client certificate {:?} from {}", self.client, self.certs.display()))?;
+            .with_context(|| {
+                format!(
+                    "loading the client certificate {:?} from {}",
+                    self.client,
+                    self.certs.display()
+                )
+            })?;
         Ok(CoordinatorClient::connect(addr, &host, &material).await?)
     }
 }
@@ -47,7 +53,10 @@ pub fn resolve(s: &str) -> anyhow::Result<(SocketAddr, String)> {
     let (host, _) = s
         .rsplit_once(':')
         .with_context(|| format!("{s:?} is not host:port"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     let addr = s
         .to_socket_addrs()
         .with_context(|| format!("cannot resolve {s:?}"))?

@@ -9,7 +9,9 @@ use proofrack_agent::config::{AgentConfig, AgentTls, BackendChoice};
 use proofrack_certs::{CertsDir, InitOptions, IssueOptions, DEFAULT_LEAF_DAYS};
 use proofrack_common::client::CoordinatorClient;
 use proofrack_common::identity::{Identity, TrustDomain, DEFAULT_TRUST_DOMAIN};
-use proofrack_common::protocol::{ClientRequest, ClientResponse, LedgerView, SubmitRequest, TaskState};
+use proofrack_common::protocol::{
+    ClientRequest, ClientResponse, LedgerView, SubmitRequest, TaskState,
+};
 use proofrack_common::{Clock, OperatorId, StakeUnits, SystemClock, TaskId};
 use proofrack_coordinator::config::{OperatorStake, TlsPaths};
 use proofrack_coordinator::{CoordinatorConfig, Policy};
@@ -84,7 +86,10 @@ pub async fn run(
     let certs = CertsDir::new(opts.data_dir.join("certs"));
     let agents = agent_identities(opts.agents_per_operator)?;
     make_certs(&certs, &agents)?;
-    say(format!("devnet: certificates in {}", certs.root().display()));
+    say(format!(
+        "devnet: certificates in {}",
+        certs.root().display()
+    ));
 
     let coordinator_host = "127.0.0.1";
     let coordinator_id = Identity::coordinator(coordinator_host)?;
@@ -98,7 +103,10 @@ pub async fn run(
         operators: DEVNET_OPERATORS
             .iter()
             .map(|(id, stake)| {
-                Ok(OperatorStake { id: OperatorId::new(*id).map_err(anyhow::Error::msg)?, delegated: StakeUnits(*stake) })
+                Ok(OperatorStake {
+                    id: OperatorId::new(*id).map_err(anyhow::Error::msg)?,
+                    delegated: StakeUnits(*stake),
+                })
             })
             .collect::<anyhow::Result<_>>()?,
         policy: Policy::default(),
@@ -107,7 +115,10 @@ pub async fn run(
         telemetry_interval_ms: 1_000,
     };
     config.validate()?;
-    say(format!("devnet: loading proving keys for {} (generated on first run)", opts.circuits.join(", ")));
+    say(format!(
+        "devnet: loading proving keys for {} (generated on first run)",
+        opts.circuits.join(", ")
+    ));
     let coordinator = crate::serve::start_coordinator(&config, &config.data_dir).await?;
     let addr = coordinator.local_addr;
     say(format!("devnet: coordinator on {addr}"));
@@ -140,11 +151,16 @@ pub async fn run(
             .await
         });
     }
-    say(format!("devnet: {} agents started for operators {}", agents.len(), DEVNET_OPERATORS.map(|o| o.0).join(", ")));
+    say(format!(
+        "devnet: {} agents started for operators {}",
+        agents.len(),
+        DEVNET_OPERATORS.map(|o| o.0).join(", ")
+    ));
 
     let client_id = Identity::client("devnet")?;
     let client = Arc::new(
-        CoordinatorClient::connect(addr, coordinator_host, &certs.tls_material(&client_id)?).await?,
+        CoordinatorClient::connect(addr, coordinator_host, &certs.tls_material(&client_id)?)
+            .await?,
     );
     if opts.verbose {
         print_ledger(&client).await?;
@@ -169,7 +185,13 @@ pub async fn run(
     }
     coordinator.shutdown().await;
     let (submitted, verified, failed) = result?;
-    let report = DevnetReport { submitted, verified, failed, ledger, elapsed: started.elapsed() };
+    let report = DevnetReport {
+        submitted,
+        verified,
+        failed,
+        ledger,
+        elapsed: started.elapsed(),
+    };
     if opts.verbose {
         println!(
             "devnet: {} tasks submitted, {} proofs verified, {} failed, in {:.1} s",
@@ -205,7 +227,10 @@ fn make_certs(certs: &CertsDir, agents: &[Identity]) -> anyhow::Result<()> {
             now,
         )?;
     }
-    let leaf = IssueOptions { days: DEFAULT_LEAF_DAYS.min(7), force: true };
+    let leaf = IssueOptions {
+        days: DEFAULT_LEAF_DAYS.min(7),
+        force: true,
+    };
     certs.issue(&Identity::coordinator("127.0.0.1")?, &leaf, now)?;
     certs.issue(&Identity::client("devnet")?, &leaf, now)?;
     for a in agents {
@@ -214,11 +239,20 @@ fn make_certs(certs: &CertsDir, agents: &[Identity]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn agent_config(opts: &DevnetOptions, certs: &CertsDir, id: &Identity, addr: std::net::SocketAddr) -> AgentConfig {
+fn agent_config(
+    opts: &DevnetOptions,
+    certs: &CertsDir,
+    id: &Identity,
+    addr: std::net::SocketAddr,
+) -> AgentConfig {
     let stem = proofrack_certs::layout::file_stem(id);
     AgentConfig {
         coordinator: addr.to_string(),
-        tls: AgentTls { ca_cert: certs.ca_cert_path(), cert: certs.cert_path(id), key: certs.key_path(id) },
+        tls: AgentTls {
+            ca_cert: certs.ca_cert_path(),
+            cert: certs.cert_path(id),
+            key: certs.key_path(id),
+        },
         data_dir: opts.data_dir.join("agents").join(stem),
         backend: opts.backend,
         cuda_device: 0,
@@ -248,7 +282,10 @@ async fn drive(
     let mut stopping = false;
     tokio::pin!(stop);
     loop {
-        while !stopping && running.len() < opts.in_flight.max(1) && opts.tasks.is_none_or(|n| submitted < n) {
+        while !stopping
+            && running.len() < opts.in_flight.max(1)
+            && opts.tasks.is_none_or(|n| submitted < n)
+        {
             let circuit = opts.circuits[rng.gen_range(0..opts.circuits.len())].clone();
             let collateral = DEVNET_COLLATERALS[rng.gen_range(0..DEVNET_COLLATERALS.len())];
             let x: u64 = rng.gen();

@@ -16,9 +16,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" => n.checked_mul(60_000),
         "h" => n.checked_mul(3_600_000),
         "" => return Err(format!("{s:?} has no unit; write e.g. {n}s or {n}ms")),
-        other => return Err(format!("unknown unit {other:?} in {s:?}; use ms, s, m or h")),
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {s:?}; use ms, s, m or h"
+            ))
+        }
     };
-    ms.map(Duration::from_millis).ok_or_else(|| format!("{s:?} is too long"))
+    ms.map(Duration::from_millis)
+        .ok_or_else(|| format!("{s:?} is too long"))
 }
 
 #[cfg(test)]

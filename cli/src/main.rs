@@ -10,7 +10,11 @@ use proofrack_common::TaskId;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "proofrack", version, about = "Operator side of a zero-knowledge prover network: coordinator, agents, clients")]
+#[command(
+    name = "proofrack",
+    version,
+    about = "Operator side of a zero-knowledge prover network: coordinator, agents, clients"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -99,8 +103,13 @@ fn main() -> anyhow::Result<()> {
         };
         tracing_subscriber::EnvFilter::new(default)
     });
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(run(cli.command))
 }
 
@@ -131,18 +140,30 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Coordinator { config, print_config } => {
+        Command::Coordinator {
+            config,
+            print_config,
+        } => {
             let c = proofrack::serve::load_coordinator_config(&config)?;
             if print_config {
-                print!("{}", toml::to_string(&c).context("printing the configuration")?);
+                print!(
+                    "{}",
+                    toml::to_string(&c).context("printing the configuration")?
+                );
                 return Ok(());
             }
             proofrack::serve::coordinator(c).await
         }
-        Command::Agent { config, print_config } => {
+        Command::Agent {
+            config,
+            print_config,
+        } => {
             let c = proofrack::serve::load_agent_config(&config)?;
             if print_config {
-                print!("{}", toml::to_string(&c).context("printing the configuration")?);
+                print!(
+                    "{}",
+                    toml::to_string(&c).context("printing the configuration")?
+                );
                 return Ok(());
             }
             proofrack::serve::agent(c).await

@@ -18,8 +18,12 @@ use std::sync::Arc;
 
 /// Reads and validates `coordinator.toml`.
 pub fn load_coordinator_config(path: &Path) -> anyhow::Result<CoordinatorConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading {}; write one from the example in the README", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "reading {}; write one from the example in the README",
+            path.display()
+        )
+    })?;
     Ok(CoordinatorConfig::from_toml_str(&text)?)
 }
 
@@ -49,8 +53,9 @@ pub async fn start_coordinator(
         .with_context(|| format!("loading the revocation list {}", revoked.display()))?;
     let keys_dir = data_dir.join("keys");
     let names = config.circuits.clone();
-    let registry = tokio::task::spawn_blocking(move || CircuitRegistry::load_or_generate(&keys_dir, &names))
-        .await??;
+    let registry =
+        tokio::task::spawn_blocking(move || CircuitRegistry::load_or_generate(&keys_dir, &names))
+            .await??;
     let running = server::start(ServerSettings {
         listen: config.listen,
         tls,
@@ -66,8 +71,12 @@ pub async fn start_coordinator(
 }
 
 pub fn load_agent_config(path: &Path) -> anyhow::Result<AgentConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading {}; write one from the example in the README", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "reading {}; write one from the example in the README",
+            path.display()
+        )
+    })?;
     Ok(AgentConfig::from_toml_str(&text)?)
 }
 

@@ -73,7 +73,16 @@ pub fn ledger(v: &LedgerView) -> String {
         })
         .collect();
     render(
-        &["OPERATOR", "DELEGATED", "ACTIVE", "WITHDRAWING", "FREE", "OFFERED", "SLASHED", "TASKS"],
+        &[
+            "OPERATOR",
+            "DELEGATED",
+            "ACTIVE",
+            "WITHDRAWING",
+            "FREE",
+            "OFFERED",
+            "SLASHED",
+            "TASKS",
+        ],
         &rows,
     )
 }
@@ -86,20 +95,41 @@ pub fn agents(v: &AgentsView) -> String {
             vec![
                 a.agent.name.to_string(),
                 a.agent.operator.to_string(),
-                if a.connected { "up".into() } else { "down".into() },
+                if a.connected {
+                    "up".into()
+                } else {
+                    "down".into()
+                },
                 a.backend.map_or("-".into(), |b| b.to_string()),
-                a.telemetry_age_ms.map_or("-".into(), |ms| format!("{:.1}s", ms as f64 / 1000.0)),
+                a.telemetry_age_ms
+                    .map_or("-".into(), |ms| format!("{:.1}s", ms as f64 / 1000.0)),
                 format!("{}/{}", a.in_flight.len(), a.max_concurrent_tasks),
                 a.msm_g1_points_per_sec.map_or("-".into(), rate),
                 a.ntt_elements_per_sec.map_or("-".into(), rate),
                 a.compute_memory_free_bytes.map_or("-".into(), bytes),
-                if a.health.is_empty() { "ok".into() } else { a.health.join("; ") },
+                if a.health.is_empty() {
+                    "ok".into()
+                } else {
+                    a.health.join("; ")
+                },
                 a.hardware.clone(),
             ]
         })
         .collect();
     render(
-        &["AGENT", "OPERATOR", "LINK", "BACKEND", "TELEMETRY AGE", "TASKS", "MSM", "NTT", "MEM FREE", "HEALTH", "HARDWARE"],
+        &[
+            "AGENT",
+            "OPERATOR",
+            "LINK",
+            "BACKEND",
+            "TELEMETRY AGE",
+            "TASKS",
+            "MSM",
+            "NTT",
+            "MEM FREE",
+            "HEALTH",
+            "HARDWARE",
+        ],
         &rows,
     )
 }
@@ -119,7 +149,17 @@ pub fn circuits(v: &CircuitsView) -> String {
             ]
         })
         .collect();
-    render(&["CIRCUIT", "DOMAIN", "VARIABLES", "PUBLIC", "KEY SIZE", "KEY"], &rows)
+    render(
+        &[
+            "CIRCUIT",
+            "DOMAIN",
+            "VARIABLES",
+            "PUBLIC",
+            "KEY SIZE",
+            "KEY",
+        ],
+        &rows,
+    )
 }
 
 /// One line: `task-3 proving on op-a/box-1 (due in 4.2 s)`.
@@ -128,25 +168,41 @@ pub fn status_line(v: &TaskStatusView, now: UnixMillis) -> String {
         TaskState::Queued { reason } => format!("queued: {reason}"),
         TaskState::Offered { agent, .. } => format!("offered to {agent}"),
         TaskState::Proving { agent, due_at, .. } => {
-            format!("proving on {agent} (due in {:.1} s)", due_at.saturating_since(now).as_secs_f64())
+            format!(
+                "proving on {agent} (due in {:.1} s)",
+                due_at.saturating_since(now).as_secs_f64()
+            )
         }
         TaskState::Verifying { agent } => format!("verifying the proof from {agent}"),
-        TaskState::Verified { agent, proving_ms, .. } => {
+        TaskState::Verified {
+            agent, proving_ms, ..
+        } => {
             format!("verified: proven by {agent} in {proving_ms} ms")
         }
         TaskState::Failed { reason, slashed } => match slashed {
-            Some(s) => format!("failed: {reason} ({} slashed from {})", s.amount, s.operator),
+            Some(s) => format!(
+                "failed: {reason} ({} slashed from {})",
+                s.amount, s.operator
+            ),
             None => format!("failed: {reason}"),
         },
     };
-    format!("{} [{} collateral {}] {}", v.task, v.circuit, v.collateral, state)
+    format!(
+        "{} [{} collateral {}] {}",
+        v.task, v.circuit, v.collateral, state
+    )
 }
 
 /// The full record for `proofrack status`.
 pub fn status(v: &TaskStatusView, now: UnixMillis) -> String {
     let mut out = status_line(v, now);
     out.push('\n');
-    if let TaskState::Verified { proof, public_outputs, .. } = &v.state {
+    if let TaskState::Verified {
+        proof,
+        public_outputs,
+        ..
+    } = &v.state
+    {
         out.push_str(&format!("proof: {}\n", hex::encode(proof)));
         for (i, p) in public_outputs.iter().enumerate() {
             let value = proofrack_kernels::field_bytes::fr_from_le_bytes(p)
@@ -169,7 +225,13 @@ mod tests {
 
     #[test]
     fn columns_align() {
-        let t = render(&["A", "BB"], &[vec!["long value".into(), "x".into()], vec!["y".into(), "z".into()]]);
+        let t = render(
+            &["A", "BB"],
+            &[
+                vec!["long value".into(), "x".into()],
+                vec!["y".into(), "z".into()],
+            ],
+        );
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines[0], "A           BB");
         assert_eq!(lines[1], "long value  x");

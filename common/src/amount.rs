@@ -5,7 +5,9 @@ use std::fmt;
 
 /// An amount of stake in base units. Arithmetic is explicit and checked: callers use
 /// `checked_*` / `saturating_sub` and decide what an overflow means at their boundary.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct StakeUnits(pub u128);
 
 impl StakeUnits {
@@ -49,7 +51,9 @@ impl std::str::FromStr for StakeUnits {
             .replace('_', "")
             .parse::<u128>()
             .map(StakeUnits)
-            .map_err(|e| format!("stake amount {s:?} is not a non-negative integer of base units: {e}"))
+            .map_err(|e| {
+                format!("stake amount {s:?} is not a non-negative integer of base units: {e}")
+            })
     }
 }
 

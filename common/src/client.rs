@@ -46,10 +46,14 @@ impl CoordinatorClient {
         endpoint.set_default_client_config(config);
         let connecting = endpoint
             .connect(addr, server_name)
-            .map_err(|e| ClientError::Connect { addr, detail: e.to_string() })?;
-        let conn = connecting
-            .await
-            .map_err(|e| ClientError::Connect { addr, detail: e.to_string() })?;
+            .map_err(|e| ClientError::Connect {
+                addr,
+                detail: e.to_string(),
+            })?;
+        let conn = connecting.await.map_err(|e| ClientError::Connect {
+            addr,
+            detail: e.to_string(),
+        })?;
         Ok(CoordinatorClient { endpoint, conn })
     }
 
@@ -60,7 +64,11 @@ impl CoordinatorClient {
 
     /// Sends one request and reads its one reply.
     pub async fn request(&self, req: ClientRequest) -> Result<ClientResponse, ClientError> {
-        let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| self.stream_error(e))?;
+        let (mut send, mut recv) = self
+            .conn
+            .open_bi()
+            .await
+            .map_err(|e| self.stream_error(e))?;
         write_stream_open(&mut send, StreamOpen::Client(req))
             .await
             .map_err(|e| self.stream_error(e))?;
@@ -77,7 +85,11 @@ impl CoordinatorClient {
         task: TaskId,
         mut on_update: impl FnMut(&TaskStatusView),
     ) -> Result<TaskStatusView, ClientError> {
-        let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| self.stream_error(e))?;
+        let (mut send, mut recv) = self
+            .conn
+            .open_bi()
+            .await
+            .map_err(|e| self.stream_error(e))?;
         write_stream_open(&mut send, StreamOpen::Client(ClientRequest::Watch { task }))
             .await
             .map_err(|e| self.stream_error(e))?;
@@ -96,7 +108,8 @@ impl CoordinatorClient {
                 Ok(ClientResponse::Error(e)) => return Err(ClientError::Stream(e.to_string())),
                 Ok(other) => return Err(ClientError::Unexpected(format!("{other:?}"))),
                 Err(FrameError::Closed) => {
-                    return last.ok_or_else(|| ClientError::Stream("watch ended with no status".into()))
+                    return last
+                        .ok_or_else(|| ClientError::Stream("watch ended with no status".into()))
                 }
                 Err(e) => return Err(self.stream_error(e)),
             }

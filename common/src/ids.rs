@@ -10,10 +10,14 @@ pub const MAX_NAME_LEN: usize = 64;
 /// Checks a name used in an identity: 1..=64 of `[a-z0-9-_.]`, not starting with `.` or `-`.
 pub fn validate_name(kind: &str, name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(format!("{kind} name {name:?} must be 1 to {MAX_NAME_LEN} characters"));
+        return Err(format!(
+            "{kind} name {name:?} must be 1 to {MAX_NAME_LEN} characters"
+        ));
     }
     if name.starts_with('.') || name.starts_with('-') {
-        return Err(format!("{kind} name {name:?} must not start with '.' or '-'"));
+        return Err(format!(
+            "{kind} name {name:?} must not start with '.' or '-'"
+        ));
     }
     if let Some(c) = name
         .chars()

@@ -172,8 +172,14 @@ mod tests {
 
     #[test]
     fn estimate_scales_with_size_and_throughput() {
-        let small = ProofShape { domain_size: 1 << 10, num_variables: 1 << 10 };
-        let big = ProofShape { domain_size: 1 << 14, num_variables: 1 << 14 };
+        let small = ProofShape {
+            domain_size: 1 << 10,
+            num_variables: 1 << 10,
+        };
+        let big = ProofShape {
+            domain_size: 1 << 14,
+            num_variables: 1 << 14,
+        };
         let slow = cal(100_000, 10_000_000);
         let fast = cal(10_000_000, 1_000_000_000);
         assert!(big.estimate_proving_ms(&slow) > small.estimate_proving_ms(&slow));

@@ -7,12 +7,17 @@ use std::time::Duration;
 
 /// A wall-clock instant, milliseconds since 1970-01-01 UTC. Absolute, so deadlines survive
 /// restarts and cross the wire unchanged.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct UnixMillis(pub u64);
 
 impl UnixMillis {
     pub fn saturating_add(self, d: Duration) -> UnixMillis {
-        UnixMillis(self.0.saturating_add(d.as_millis().min(u64::MAX as u128) as u64))
+        UnixMillis(
+            self.0
+                .saturating_add(d.as_millis().min(u64::MAX as u128) as u64),
+        )
     }
     /// Time from `earlier` to `self`, zero if `earlier` is later.
     pub fn saturating_since(self, earlier: UnixMillis) -> Duration {

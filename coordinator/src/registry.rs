@@ -142,10 +142,11 @@ fn load_key(path: &Path) -> Result<ProvingKey, RegistryError> {
 fn generate_and_save(circuit: &Circuit, path: &Path) -> Result<ProvingKey, RegistryError> {
     let started = Instant::now();
     let mut rng = rand::rngs::OsRng;
-    let key = generate_key_with_rng(&circuit.r1cs(), &mut rng).map_err(|e| RegistryError::Setup {
-        circuit: circuit.name(),
-        detail: e.to_string(),
-    })?;
+    let key =
+        generate_key_with_rng(&circuit.r1cs(), &mut rng).map_err(|e| RegistryError::Setup {
+            circuit: circuit.name(),
+            detail: e.to_string(),
+        })?;
     let bytes = key.to_bytes();
     let tmp = path.with_extension("key.tmp");
     std::fs::write(&tmp, &bytes)

@@ -14,7 +14,11 @@ pub enum ProofRejected {
     #[error("the proof bytes are malformed: {0}")]
     Malformed(String),
     #[error("the proof carries {got} public inputs; {circuit} has {expected}")]
-    PublicInputCount { circuit: String, expected: usize, got: usize },
+    PublicInputCount {
+        circuit: String,
+        expected: usize,
+        got: usize,
+    },
     #[error("public input {index} is not a canonical field element")]
     NonCanonicalInput { index: usize },
     #[error("public input {index} ({name}) differs from the task's input")]
@@ -46,7 +50,8 @@ pub fn verify_delivery(
         .enumerate()
         .map(|(index, b)| fr_from_le_bytes(b).ok_or(ProofRejected::NonCanonicalInput { index }))
         .collect::<Result<Vec<_>, _>>()?;
-    let text = std::str::from_utf8(inputs_json).map_err(|e| ProofRejected::TaskInputs(e.to_string()))?;
+    let text =
+        std::str::from_utf8(inputs_json).map_err(|e| ProofRejected::TaskInputs(e.to_string()))?;
     let inputs = circuit
         .circuit
         .parse_inputs(text)
@@ -60,7 +65,9 @@ pub fn verify_delivery(
     }
     match verify(&circuit.pvk, &public, &proof) {
         Ok(true) => Ok(()),
-        Ok(false) => Err(ProofRejected::PairingFailed { circuit: circuit.name.clone() }),
+        Ok(false) => Err(ProofRejected::PairingFailed {
+            circuit: circuit.name.clone(),
+        }),
         Err(e) => Err(ProofRejected::Malformed(e.to_string())),
     }
 }

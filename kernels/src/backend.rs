@@ -129,7 +129,11 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<(), BackendError>;
 
     /// MSM over host slices: loads, runs, frees. For calibration, benchmarks and tests.
-    fn msm_g1_host(&self, bases: &[G1Affine], scalars: &[Fr]) -> Result<G1Projective, BackendError> {
+    fn msm_g1_host(
+        &self,
+        bases: &[G1Affine],
+        scalars: &[Fr],
+    ) -> Result<G1Projective, BackendError> {
         if bases.len() != scalars.len() {
             return Err(BackendError::InvalidInput(format!(
                 "msm needs one scalar per base: {} bases, {} scalars",

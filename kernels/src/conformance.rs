@@ -48,7 +48,8 @@ impl ConformanceConfig {
     /// The GPU box's check: adds 2^16 ± 1 and 2^20 MSMs, NTTs to 2^20, a 2^12 proof.
     pub fn gpu() -> Self {
         let mut c = ConformanceConfig::default();
-        c.msm_g1_sizes.extend([(1 << 16) - 1, (1 << 16) + 1, 1 << 20]);
+        c.msm_g1_sizes
+            .extend([(1 << 16) - 1, (1 << 16) + 1, 1 << 20]);
         c.msm_g2_sizes.extend([1023, 4097]);
         c.ntt_log_sizes = (1..=20).collect();
         c.groth16_log2 = Some(12);
@@ -76,15 +77,26 @@ pub struct ConformanceReport {
 #[derive(Debug, thiserror::Error)]
 pub enum ConformanceError {
     #[error("{check} at size {size} (seed {seed}): backend result differs from the CPU reference: {detail}")]
-    Mismatch { check: String, size: usize, seed: u64, detail: String },
+    Mismatch {
+        check: String,
+        size: usize,
+        seed: u64,
+        detail: String,
+    },
     #[error("{check} at size {size}: backend error: {source}")]
-    Backend { check: String, size: usize, source: BackendError },
+    Backend {
+        check: String,
+        size: usize,
+        source: BackendError,
+    },
     #[error("{check}: {detail}")]
     Harness { check: String, detail: String },
 }
 
 /// [`check_backend_matches_cpu_with`] with the default (CI-sized) configuration.
-pub fn check_backend_matches_cpu<B: Backend>(backend: &B) -> Result<ConformanceReport, ConformanceError> {
+pub fn check_backend_matches_cpu<B: Backend>(
+    backend: &B,
+) -> Result<ConformanceReport, ConformanceError> {
     check_backend_matches_cpu_with(backend, &ConformanceConfig::default())
 }
 
@@ -93,7 +105,12 @@ pub fn check_backend_matches_cpu_with<B: Backend>(
     backend: &B,
     config: &ConformanceConfig,
 ) -> Result<ConformanceReport, ConformanceError> {
-    let mut run = Run { backend, cpu: CpuBackend::new(), seed: config.seed, checks: Vec::new() };
+    let mut run = Run {
+        backend,
+        cpu: CpuBackend::new(),
+        seed: config.seed,
+        checks: Vec::new(),
+    };
     let mut rng = StdRng::seed_from_u64(config.seed);
     for &n in &config.msm_g1_sizes {
         run.msm_g1(n, &mut rng)?;
@@ -108,7 +125,10 @@ pub fn check_backend_matches_cpu_with<B: Backend>(
     if let Some(log2) = config.groth16_log2 {
         run.groth16(log2, &mut rng)?;
     }
-    Ok(ConformanceReport { backend: backend.info(), checks: run.checks })
+    Ok(ConformanceReport {
+        backend: backend.info(),
+        checks: run.checks,
+    })
 }
 
 struct Run<'a, B: Backend> {
@@ -121,9 +141,21 @@ struct Run<'a, B: Backend> {
 /// Scalars with the edge values spread through random ones: 0, 1, r−1, (r−1)/2, (r+1)/2.
 fn edge_scalars(n: usize, rng: &mut StdRng) -> Vec<Fr> {
     let r_plus_1_half = Fr::from(2u64).inverse().expect("2 is invertible"); // (r+1)/2
-    let edges = [Fr::zero(), Fr::ONE, -Fr::ONE, r_plus_1_half - Fr::ONE, r_plus_1_half];
+    let edges = [
+        Fr::zero(),
+        Fr::ONE,
+        -Fr::ONE,
+        r_plus_1_half - Fr::ONE,
+        r_plus_1_half,
+    ];
     (0..n)
-        .map(|i| if i % 7 == 3 { edges[(i / 7) % edges.len()] } else { Fr::rand(rng) })
+        .map(|i| {
+            if i % 7 == 3 {
+                edges[(i / 7) % edges.len()]
+            } else {
+                Fr::rand(rng)
+            }
+        })
         .collect()
 }
 
@@ -147,11 +179,21 @@ fn edge_bases<G: CurveGroup + UniformRand>(n: usize, rng: &mut StdRng) -> Vec<G:
 
 impl<B: Backend> Run<'_, B> {
     fn mismatch(&self, check: &str, size: usize, detail: String) -> ConformanceError {
-        ConformanceError::Mismatch { check: check.to_string(), size, seed: self.seed, detail }
+        ConformanceError::Mismatch {
+            check: check.to_string(),
+            size,
+            seed: self.seed,
+            detail,
+        }
     }
 
     fn record(&mut self, check: &str, size: usize, backend_ms: f64, cpu_ms: f64) {
-        self.checks.push(CheckOutcome { check: check.to_string(), size, backend_ms, cpu_ms });
+        self.checks.push(CheckOutcome {
+            check: check.to_string(),
+            size,
+            backend_ms,
+            cpu_ms,
+        });
     }
 
     fn msm_g1(&mut self, n: usize, rng: &mut StdRng) -> Result<(), ConformanceError> {
@@ -162,7 +204,11 @@ impl<B: Backend> Run<'_, B> {
             cases.push(("msm_g1_equal_scalars", vec![-Fr::ONE; n]));
         }
         for (check, scalars) in cases {
-            let be = |e| ConformanceError::Backend { check: check.to_string(), size: n, source: e };
+            let be = |e| ConformanceError::Backend {
+                check: check.to_string(),
+                size: n,
+                source: e,
+            };
             let t = Instant::now();
             let loaded = self.backend.load_bases_g1(&bases).map_err(be)?;
             let s = self.backend.upload_scalars(&scalars).map_err(be)?;
@@ -172,7 +218,11 @@ impl<B: Backend> Run<'_, B> {
             let want = self.cpu.msm_g1_host(&bases, &scalars).map_err(be)?;
             let cpu_ms = ms(t);
             if got != want {
-                return Err(self.mismatch(check, n, format!("{} vs {}", got.into_affine(), want.into_affine())));
+                return Err(self.mismatch(
+                    check,
+                    n,
+                    format!("{} vs {}", got.into_affine(), want.into_affine()),
+                ));
             }
             self.record(check, n, backend_ms, cpu_ms);
         }
@@ -181,7 +231,11 @@ impl<B: Backend> Run<'_, B> {
 
     fn msm_g2(&mut self, n: usize, rng: &mut StdRng) -> Result<(), ConformanceError> {
         let check = "msm_g2";
-        let be = |e| ConformanceError::Backend { check: check.to_string(), size: n, source: e };
+        let be = |e| ConformanceError::Backend {
+            check: check.to_string(),
+            size: n,
+            source: e,
+        };
         let bases = edge_bases::<G2Projective>(n, rng);
         let scalars = edge_scalars(n, rng);
         let t = Instant::now();
@@ -194,7 +248,11 @@ impl<B: Backend> Run<'_, B> {
         let want = self.cpu.msm_g2(&cpu_bases, &scalars).map_err(be)?;
         let cpu_ms = ms(t);
         if got != want {
-            return Err(self.mismatch(check, n, format!("{} vs {}", got.into_affine(), want.into_affine())));
+            return Err(self.mismatch(
+                check,
+                n,
+                format!("{} vs {}", got.into_affine(), want.into_affine()),
+            ));
         }
         self.record(check, n, backend_ms, cpu_ms);
         Ok(())
@@ -207,12 +265,28 @@ impl<B: Backend> Run<'_, B> {
         let cases = [
             ("ntt_forward", NttDirection::Forward, None),
             ("ntt_inverse", NttDirection::Inverse, None),
-            ("ntt_forward_coset_w2n", NttDirection::Forward, Some(omega_2n)),
-            ("ntt_inverse_coset_w2n", NttDirection::Inverse, Some(omega_2n)),
-            ("ntt_forward_coset_7", NttDirection::Forward, Some(Fr::from(7u64))),
+            (
+                "ntt_forward_coset_w2n",
+                NttDirection::Forward,
+                Some(omega_2n),
+            ),
+            (
+                "ntt_inverse_coset_w2n",
+                NttDirection::Inverse,
+                Some(omega_2n),
+            ),
+            (
+                "ntt_forward_coset_7",
+                NttDirection::Forward,
+                Some(Fr::from(7u64)),
+            ),
         ];
         for (check, dir, coset) in cases {
-            let be = |e| ConformanceError::Backend { check: check.to_string(), size: n, source: e };
+            let be = |e| ConformanceError::Backend {
+                check: check.to_string(),
+                size: n,
+                source: e,
+            };
             let mut got = data.clone();
             let t = Instant::now();
             self.backend.ntt_host(&mut got, dir, coset).map_err(be)?;
@@ -228,13 +302,25 @@ impl<B: Backend> Run<'_, B> {
         }
         // Round trip on the backend alone, data kept resident between the two transforms.
         let check = "ntt_round_trip_resident";
-        let be = |e| ConformanceError::Backend { check: check.to_string(), size: n, source: e };
+        let be = |e| ConformanceError::Backend {
+            check: check.to_string(),
+            size: n,
+            source: e,
+        };
         let t = Instant::now();
         let mut d = self.backend.upload_scalars(&data).map_err(be)?;
-        self.backend.ntt(&mut d, NttDirection::Inverse, None).map_err(be)?;
-        self.backend.ntt(&mut d, NttDirection::Forward, Some(omega_2n)).map_err(be)?;
-        self.backend.ntt(&mut d, NttDirection::Inverse, Some(omega_2n)).map_err(be)?;
-        self.backend.ntt(&mut d, NttDirection::Forward, None).map_err(be)?;
+        self.backend
+            .ntt(&mut d, NttDirection::Inverse, None)
+            .map_err(be)?;
+        self.backend
+            .ntt(&mut d, NttDirection::Forward, Some(omega_2n))
+            .map_err(be)?;
+        self.backend
+            .ntt(&mut d, NttDirection::Inverse, Some(omega_2n))
+            .map_err(be)?;
+        self.backend
+            .ntt(&mut d, NttDirection::Forward, None)
+            .map_err(be)?;
         let back = self.backend.download_scalars(&d).map_err(be)?;
         let backend_ms = ms(t);
         if back != data {
@@ -246,8 +332,16 @@ impl<B: Backend> Run<'_, B> {
 
     fn mul_sub(&mut self, n: usize, rng: &mut StdRng) -> Result<(), ConformanceError> {
         let check = "mul_sub_assign";
-        let be = |e| ConformanceError::Backend { check: check.to_string(), size: n, source: e };
-        let (a, b, c) = (edge_scalars(n, rng), edge_scalars(n, rng), edge_scalars(n, rng));
+        let be = |e| ConformanceError::Backend {
+            check: check.to_string(),
+            size: n,
+            source: e,
+        };
+        let (a, b, c) = (
+            edge_scalars(n, rng),
+            edge_scalars(n, rng),
+            edge_scalars(n, rng),
+        );
         let t = Instant::now();
         let mut da = self.backend.upload_scalars(&a).map_err(be)?;
         let db = self.backend.upload_scalars(&b).map_err(be)?;
@@ -271,12 +365,24 @@ impl<B: Backend> Run<'_, B> {
 
     fn groth16(&mut self, log2: u32, rng: &mut StdRng) -> Result<(), ConformanceError> {
         let check = "groth16_proof";
-        let harness = |detail: String| ConformanceError::Harness { check: check.to_string(), detail };
-        let circuit = Circuit::mimc(log2).ok_or_else(|| harness(format!("no built-in circuit for 2^{log2}")))?;
+        let harness = |detail: String| ConformanceError::Harness {
+            check: check.to_string(),
+            detail,
+        };
+        let circuit = Circuit::mimc(log2)
+            .ok_or_else(|| harness(format!("no built-in circuit for 2^{log2}")))?;
         let n = circuit.domain_size();
-        let be = |e| ConformanceError::Backend { check: check.to_string(), size: n, source: e };
-        let key = groth16::generate_key_with_rng(&circuit.r1cs(), rng).map_err(|e| harness(e.to_string()))?;
-        let witness = circuit.witness(&MimcInputs { x: Fr::rand(rng), key: Fr::rand(rng) });
+        let be = |e| ConformanceError::Backend {
+            check: check.to_string(),
+            size: n,
+            source: e,
+        };
+        let key = groth16::generate_key_with_rng(&circuit.r1cs(), rng)
+            .map_err(|e| harness(e.to_string()))?;
+        let witness = circuit.witness(&MimcInputs {
+            x: Fr::rand(rng),
+            key: Fr::rand(rng),
+        });
         let (r, s) = (Fr::rand(rng), Fr::rand(rng));
         let prove_err = |e: groth16::ProveError| match e {
             groth16::ProveError::Backend(e) => be(e),
@@ -284,7 +390,8 @@ impl<B: Backend> Run<'_, B> {
         };
         let t = Instant::now();
         let prepared = PreparedKey::new(self.backend, &key).map_err(be)?;
-        let got = groth16::prove(self.backend, &prepared, &witness.full, r, s).map_err(prove_err)?;
+        let got =
+            groth16::prove(self.backend, &prepared, &witness.full, r, s).map_err(prove_err)?;
         let backend_ms = ms(t);
         let t = Instant::now();
         let cpu_key = PreparedKey::new(&self.cpu, &key).map_err(be)?;
@@ -296,7 +403,9 @@ impl<B: Backend> Run<'_, B> {
         let pvk = groth16::prepare_verifying_key(&key.verifying_key());
         match groth16::verify(&pvk, &witness.public, &got) {
             Ok(true) => {}
-            other => return Err(self.mismatch(check, n, format!("proof does not verify: {other:?}"))),
+            other => {
+                return Err(self.mismatch(check, n, format!("proof does not verify: {other:?}")))
+            }
         }
         self.record(check, n, backend_ms, cpu_ms);
         Ok(())
@@ -317,8 +426,18 @@ mod tests {
     #[test]
     fn cpu_backend_conforms_to_itself() {
         let report = check_backend_matches_cpu(&CpuBackend::new()).unwrap();
-        for check in ["msm_g1", "msm_g1_zero_scalars", "msm_g2", "ntt_forward_coset_w2n", "mul_sub_assign", "groth16_proof"] {
-            assert!(report.checks.iter().any(|c| c.check == check), "{check} did not run");
+        for check in [
+            "msm_g1",
+            "msm_g1_zero_scalars",
+            "msm_g2",
+            "ntt_forward_coset_w2n",
+            "mul_sub_assign",
+            "groth16_proof",
+        ] {
+            assert!(
+                report.checks.iter().any(|c| c.check == check),
+                "{check} did not run"
+            );
         }
     }
 
@@ -358,13 +477,26 @@ mod tests {
         fn msm_g1(&self, b: &Self::BasesG1, s: &Vec<Fr>) -> Result<G1Projective, BackendError> {
             let r = self.0.msm_g1(b, s)?;
             let all_zero = s.len() > 1 && s.iter().all(|x| x.is_zero());
-            Ok(if self.1 == Fault::MsmG1ZeroScalars && all_zero { r + G1Projective::generator() } else { r })
+            Ok(if self.1 == Fault::MsmG1ZeroScalars && all_zero {
+                r + G1Projective::generator()
+            } else {
+                r
+            })
         }
         fn msm_g2(&self, b: &Self::BasesG2, s: &Vec<Fr>) -> Result<G2Projective, BackendError> {
             let r = self.0.msm_g2(b, s)?;
-            Ok(if self.1 == Fault::MsmG2AtSize33 && s.len() == 33 { r.double() } else { r })
+            Ok(if self.1 == Fault::MsmG2AtSize33 && s.len() == 33 {
+                r.double()
+            } else {
+                r
+            })
         }
-        fn ntt(&self, d: &mut Vec<Fr>, dir: NttDirection, coset: Option<Fr>) -> Result<(), BackendError> {
+        fn ntt(
+            &self,
+            d: &mut Vec<Fr>,
+            dir: NttDirection,
+            coset: Option<Fr>,
+        ) -> Result<(), BackendError> {
             self.0.ntt(d, dir, coset)?;
             if self.1 == Fault::NttCosetFromSize16 && coset.is_some() && d.len() >= 16 {
                 let last = d.len() - 1;
@@ -372,7 +504,12 @@ mod tests {
             }
             Ok(())
         }
-        fn mul_sub_assign(&self, a: &mut Vec<Fr>, b: &Vec<Fr>, c: &Vec<Fr>) -> Result<(), BackendError> {
+        fn mul_sub_assign(
+            &self,
+            a: &mut Vec<Fr>,
+            b: &Vec<Fr>,
+            c: &Vec<Fr>,
+        ) -> Result<(), BackendError> {
             self.0.mul_sub_assign(a, b, c)?;
             if self.1 == Fault::MulSub && a.len() > 2 {
                 a.swap(1, 2);
@@ -383,7 +520,10 @@ mod tests {
 
     #[test]
     fn planted_bugs_are_caught_by_the_right_check() {
-        let config = ConformanceConfig { groth16_log2: None, ..ConformanceConfig::default() };
+        let config = ConformanceConfig {
+            groth16_log2: None,
+            ..ConformanceConfig::default()
+        };
         for (fault, check, size) in [
             (Fault::NttCosetFromSize16, "ntt_forward_coset_w2n", 16),
             (Fault::MsmG2AtSize33, "msm_g2", 33),
@@ -391,7 +531,9 @@ mod tests {
             (Fault::MulSub, "mul_sub_assign", 4),
         ] {
             match check_backend_matches_cpu_with(&Faulty(CpuBackend::new(), fault), &config) {
-                Err(ConformanceError::Mismatch { check: c, size: n, .. }) => {
+                Err(ConformanceError::Mismatch {
+                    check: c, size: n, ..
+                }) => {
                     assert_eq!((c.as_str(), n), (check, size));
                 }
                 other => panic!("expected a mismatch in {check}, got {other:?}"),
@@ -408,8 +550,14 @@ mod tests {
             groth16_log2: Some(5),
             seed: 1,
         };
-        let err = check_backend_matches_cpu_with(&Faulty(CpuBackend::new(), Fault::NttCosetFromSize16), &config)
-            .unwrap_err();
-        assert!(matches!(err, ConformanceError::Mismatch { ref check, .. } if check == "groth16_proof"), "{err}");
+        let err = check_backend_matches_cpu_with(
+            &Faulty(CpuBackend::new(), Fault::NttCosetFromSize16),
+            &config,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, ConformanceError::Mismatch { ref check, .. } if check == "groth16_proof"),
+            "{err}"
+        );
     }
 }

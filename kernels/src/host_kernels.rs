@@ -8,21 +8,71 @@ use std::ffi::{c_char, c_void};
 use crate::backend::BackendError;
 use crate::cuda::exec::{DevPtr, DeviceLimits, Exec, KernelArg, LaunchDims};
 
-type HostLaunchFn =
-    unsafe extern "C" fn(*const u32, *const u32, usize, *mut *mut c_void, *mut c_char, usize) -> i32;
+type HostLaunchFn = unsafe extern "C" fn(
+    *const u32,
+    *const u32,
+    usize,
+    *mut *mut c_void,
+    *mut c_char,
+    usize,
+) -> i32;
 
 include!(concat!(env!("OUT_DIR"), "/host_kernels.rs"));
 
 unsafe extern "C" {
     fn prk_host_alloc(bytes: usize) -> *mut c_void;
     fn prk_host_free(p: *mut c_void) -> i32;
-    fn prk_test_fq_op(op: i32, a: *const c_void, b: *const c_void, out: *mut c_void, count: usize) -> i32;
-    fn prk_test_fr_op(op: i32, a: *const c_void, b: *const c_void, out: *mut c_void, count: usize) -> i32;
-    fn prk_test_fq2_op(op: i32, a: *const c_void, b: *const c_void, out: *mut c_void, count: usize) -> i32;
-    fn prk_test_g1_op(op: i32, a: *const c_void, b: *const c_void, out: *mut c_void, count: usize) -> i32;
-    fn prk_test_g2_op(op: i32, a: *const c_void, b: *const c_void, out: *mut c_void, count: usize) -> i32;
-    fn prk_test_block_sum(input: *const u32, n: u32, block: u32, out: *mut u32, err: *mut c_char, err_len: usize) -> i32;
-    fn prk_test_warp_scan(input: *const u32, n: u32, out: *mut u32, odd: *mut u32, err: *mut c_char, err_len: usize) -> i32;
+    fn prk_test_fq_op(
+        op: i32,
+        a: *const c_void,
+        b: *const c_void,
+        out: *mut c_void,
+        count: usize,
+    ) -> i32;
+    fn prk_test_fr_op(
+        op: i32,
+        a: *const c_void,
+        b: *const c_void,
+        out: *mut c_void,
+        count: usize,
+    ) -> i32;
+    fn prk_test_fq2_op(
+        op: i32,
+        a: *const c_void,
+        b: *const c_void,
+        out: *mut c_void,
+        count: usize,
+    ) -> i32;
+    fn prk_test_g1_op(
+        op: i32,
+        a: *const c_void,
+        b: *const c_void,
+        out: *mut c_void,
+        count: usize,
+    ) -> i32;
+    fn prk_test_g2_op(
+        op: i32,
+        a: *const c_void,
+        b: *const c_void,
+        out: *mut c_void,
+        count: usize,
+    ) -> i32;
+    fn prk_test_block_sum(
+        input: *const u32,
+        n: u32,
+        block: u32,
+        out: *mut u32,
+        err: *mut c_char,
+        err_len: usize,
+    ) -> i32;
+    fn prk_test_warp_scan(
+        input: *const u32,
+        n: u32,
+        out: *mut u32,
+        odd: *mut u32,
+        err: *mut c_char,
+        err_len: usize,
+    ) -> i32;
     fn prk_test_emulator_rejects(which: i32, err: *mut c_char, err_len: usize) -> i32;
 }
 
@@ -42,7 +92,11 @@ pub(crate) struct EmulatedDevice {
 
 impl EmulatedDevice {
     pub fn new() -> EmulatedDevice {
-        EmulatedDevice::with_limits(DeviceLimits { sm_count: 2, resident_threads_per_sm: 32, total_memory_bytes: 1 << 32 })
+        EmulatedDevice::with_limits(DeviceLimits {
+            sm_count: 2,
+            resident_threads_per_sm: 32,
+            total_memory_bytes: 1 << 32,
+        })
     }
 
     pub fn with_limits(limits: DeviceLimits) -> EmulatedDevice {
@@ -63,7 +117,10 @@ impl Exec for EmulatedDevice {
         // SAFETY: plain allocation; returns null on failure.
         let p = unsafe { prk_host_alloc(bytes) };
         if p.is_null() {
-            return Err(BackendError::OutOfMemory { needed_bytes: bytes as u64, free_bytes: 0 });
+            return Err(BackendError::OutOfMemory {
+                needed_bytes: bytes as u64,
+                free_bytes: 0,
+            });
         }
         Ok(p as DevPtr)
     }
@@ -71,7 +128,10 @@ impl Exec for EmulatedDevice {
     fn free(&self, ptr: DevPtr) {
         // SAFETY: ptr came from prk_host_alloc (DevBuf owns it); unknown pointers are refused.
         let rc = unsafe { prk_host_free(ptr as *mut c_void) };
-        assert_eq!(rc, 0, "freeing {ptr:#x}, which the emulator did not allocate");
+        assert_eq!(
+            rc, 0,
+            "freeing {ptr:#x}, which the emulator did not allocate"
+        );
     }
 
     fn upload(&self, dst: DevPtr, src: &[u8]) -> Result<(), BackendError> {
@@ -93,12 +153,19 @@ impl Exec for EmulatedDevice {
         Ok(())
     }
 
-    fn launch(&self, kernel: &str, dims: LaunchDims, args: &[KernelArg]) -> Result<(), BackendError> {
+    fn launch(
+        &self,
+        kernel: &str,
+        dims: LaunchDims,
+        args: &[KernelArg],
+    ) -> Result<(), BackendError> {
         let f = HOST_KERNELS
             .iter()
             .find(|(name, _)| *name == kernel)
             .map(|(_, f)| *f)
-            .ok_or_else(|| BackendError::Device(format!("kernel {kernel} is not compiled for the host")))?;
+            .ok_or_else(|| {
+                BackendError::Device(format!("kernel {kernel} is not compiled for the host"))
+            })?;
         let mut storage: Vec<Vec<u64>> = args
             .iter()
             .map(|a| match a {
@@ -113,7 +180,10 @@ impl Exec for EmulatedDevice {
                 }
             })
             .collect();
-        let mut params: Vec<*mut c_void> = storage.iter_mut().map(|s| s.as_mut_ptr().cast::<c_void>()).collect();
+        let mut params: Vec<*mut c_void> = storage
+            .iter_mut()
+            .map(|s| s.as_mut_ptr().cast::<c_void>())
+            .collect();
         let grid = [dims.grid, 1, 1];
         let block = [dims.block, 1, 1];
         let mut err = [0u8; ERR_LEN];
@@ -121,7 +191,14 @@ impl Exec for EmulatedDevice {
         // word holds the value little-endian (u32 args read their low half), pointers are live
         // emulator allocations.
         let rc = unsafe {
-            f(grid.as_ptr(), block.as_ptr(), dims.shared_bytes as usize, params.as_mut_ptr(), err.as_mut_ptr().cast(), ERR_LEN)
+            f(
+                grid.as_ptr(),
+                block.as_ptr(),
+                dims.shared_bytes as usize,
+                params.as_mut_ptr(),
+                err.as_mut_ptr().cast(),
+                ERR_LEN,
+            )
         };
         if rc != 0 {
             return Err(BackendError::Device(format!("emulated {}", err_text(&err))));
@@ -169,7 +246,15 @@ pub(crate) fn field_op(field: HostField, op: FieldOp, a: &[u32], b: &[u32]) -> V
         HostField::Fq2 => prk_test_fq2_op,
     };
     // SAFETY: three buffers of a.len() words, count elements of `width` words each.
-    let rc = unsafe { f(op as i32, a.as_ptr().cast(), b.as_ptr().cast(), out.as_mut_ptr().cast(), a.len() / width) };
+    let rc = unsafe {
+        f(
+            op as i32,
+            a.as_ptr().cast(),
+            b.as_ptr().cast(),
+            out.as_mut_ptr().cast(),
+            a.len() / width,
+        )
+    };
     assert_eq!(rc, 0, "host field op failed");
     out
 }
@@ -195,7 +280,15 @@ pub(crate) fn curve_op(g2: bool, op: CurveOp, a: &[u32], b: &[u32], count: usize
     let mut out = vec![0u32; count * xyzz];
     let f = if g2 { prk_test_g2_op } else { prk_test_g1_op };
     // SAFETY: buffers sized for `count` points of the layouts above.
-    let rc = unsafe { f(op as i32, a.as_ptr().cast(), b.as_ptr().cast(), out.as_mut_ptr().cast(), count) };
+    let rc = unsafe {
+        f(
+            op as i32,
+            a.as_ptr().cast(),
+            b.as_ptr().cast(),
+            out.as_mut_ptr().cast(),
+            count,
+        )
+    };
     assert_eq!(rc, 0, "host curve op failed");
     out
 }
@@ -207,9 +300,20 @@ pub(crate) fn block_sum(input: &[u32], block: u32) -> Result<Vec<u32>, String> {
     let mut err = [0u8; ERR_LEN];
     // SAFETY: input of n values, out of one value per block.
     let rc = unsafe {
-        prk_test_block_sum(input.as_ptr(), input.len() as u32, block, out.as_mut_ptr(), err.as_mut_ptr().cast(), ERR_LEN)
+        prk_test_block_sum(
+            input.as_ptr(),
+            input.len() as u32,
+            block,
+            out.as_mut_ptr(),
+            err.as_mut_ptr().cast(),
+            ERR_LEN,
+        )
     };
-    if rc == 0 { Ok(out) } else { Err(err_text(&err)) }
+    if rc == 0 {
+        Ok(out)
+    } else {
+        Err(err_text(&err))
+    }
 }
 
 pub(crate) fn warp_scan(input: &[u32]) -> Result<(Vec<u32>, Vec<u32>), String> {
@@ -218,9 +322,20 @@ pub(crate) fn warp_scan(input: &[u32]) -> Result<(Vec<u32>, Vec<u32>), String> {
     let mut err = [0u8; ERR_LEN];
     // SAFETY: one block of input.len() threads; out and odd sized for it.
     let rc = unsafe {
-        prk_test_warp_scan(input.as_ptr(), input.len() as u32, out.as_mut_ptr(), odd.as_mut_ptr(), err.as_mut_ptr().cast(), ERR_LEN)
+        prk_test_warp_scan(
+            input.as_ptr(),
+            input.len() as u32,
+            out.as_mut_ptr(),
+            odd.as_mut_ptr(),
+            err.as_mut_ptr().cast(),
+            ERR_LEN,
+        )
     };
-    if rc == 0 { Ok((out, odd)) } else { Err(err_text(&err)) }
+    if rc == 0 {
+        Ok((out, odd))
+    } else {
+        Err(err_text(&err))
+    }
 }
 
 /// Runs rule-breaking kernel `which`; Ok(message) when the emulator caught it.

@@ -25,9 +25,7 @@ pub mod groth16;
 #[cfg(test)]
 mod host_kernels;
 
-pub use backend::{
-    Backend, BackendError, BackendInfo, BackendKind, NttDirection,
-};
+pub use backend::{Backend, BackendError, BackendInfo, BackendKind, NttDirection};
 
 /// BN254 types used across the crate, named once.
 pub mod curve {

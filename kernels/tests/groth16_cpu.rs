@@ -18,15 +18,30 @@ use proofrack_kernels::groth16::{
 type ArkCircom = Groth16<Bn254, CircomReduction>;
 
 fn random_inputs(rng: &mut StdRng) -> MimcInputs {
-    MimcInputs { x: Fr::rand(rng), key: Fr::rand(rng) }
+    MimcInputs {
+        x: Fr::rand(rng),
+        key: Fr::rand(rng),
+    }
 }
 
 fn edge_inputs() -> Vec<MimcInputs> {
     vec![
-        MimcInputs { x: Fr::ZERO, key: Fr::ZERO },
-        MimcInputs { x: -Fr::ONE, key: Fr::ZERO },
-        MimcInputs { x: -Fr::ONE, key: -Fr::ONE },
-        MimcInputs { x: Fr::ZERO, key: -Fr::ONE },
+        MimcInputs {
+            x: Fr::ZERO,
+            key: Fr::ZERO,
+        },
+        MimcInputs {
+            x: -Fr::ONE,
+            key: Fr::ZERO,
+        },
+        MimcInputs {
+            x: -Fr::ONE,
+            key: -Fr::ONE,
+        },
+        MimcInputs {
+            x: Fr::ZERO,
+            key: -Fr::ONE,
+        },
     ]
 }
 
@@ -80,7 +95,10 @@ fn proofs_verify_in_ark_groth16_and_match_its_prover_byte_for_byte() {
             let witness = circuit.witness(&input);
             let (r, s) = (Fr::rand(&mut rng), Fr::rand(&mut rng));
             let proof = prove(&cpu, &prepared, &witness.full, r, s).unwrap();
-            assert!(ArkCircom::verify(&ark_pk.vk, &witness.public, &proof).unwrap(), "2^{log2} {input:?}");
+            assert!(
+                ArkCircom::verify(&ark_pk.vk, &witness.public, &proof).unwrap(),
+                "2^{log2} {input:?}"
+            );
             let ark_from_matrices = ArkCircom::create_proof_with_reduction_and_matrices(
                 &ark_pk,
                 r,
@@ -92,9 +110,13 @@ fn proofs_verify_in_ark_groth16_and_match_its_prover_byte_for_byte() {
             )
             .unwrap();
             assert_eq!(proof_to_bytes(&proof), proof_to_bytes(&ark_from_matrices));
-            let ark_from_circuit =
-                ArkCircom::create_proof_with_reduction(circuit.chain().synthesizer(Some(input)), &ark_pk, r, s)
-                    .unwrap();
+            let ark_from_circuit = ArkCircom::create_proof_with_reduction(
+                circuit.chain().synthesizer(Some(input)),
+                &ark_pk,
+                r,
+                s,
+            )
+            .unwrap();
             assert_eq!(proof, ark_from_circuit);
         }
     }
@@ -107,7 +129,10 @@ fn r_and_s_zero_and_fixed_blinding_are_deterministic() {
     let key = generate_key_with_rng(&circuit.r1cs(), &mut StdRng::seed_from_u64(1)).unwrap();
     let prepared = PreparedKey::new(&cpu, &key).unwrap();
     let pvk = prepare_verifying_key(&key.verifying_key());
-    let w = circuit.witness(&MimcInputs { x: Fr::from(3u64), key: Fr::from(4u64) });
+    let w = circuit.witness(&MimcInputs {
+        x: Fr::from(3u64),
+        key: Fr::from(4u64),
+    });
     let p0 = prove(&cpu, &prepared, &w.full, Fr::ZERO, Fr::ZERO).unwrap();
     assert!(verify(&pvk, &w.public, &p0).unwrap());
     let (r, s) = (Fr::from(11u64), Fr::from(12u64));
@@ -132,27 +157,54 @@ fn wrong_witnesses_and_wrong_statements_do_not_verify() {
     // A private value changed: the proof is produced but does not verify.
     let mut bad = w.full.clone();
     bad[10] += Fr::ONE;
-    let proof = prove(&cpu, &prepared, &bad, Fr::rand(&mut rng), Fr::rand(&mut rng)).unwrap();
+    let proof = prove(
+        &cpu,
+        &prepared,
+        &bad,
+        Fr::rand(&mut rng),
+        Fr::rand(&mut rng),
+    )
+    .unwrap();
     assert!(!verify(&pvk, &w.public, &proof).unwrap());
 
     // The claimed output changed in the witness (so the last constraint fails).
     let mut bad = w.full.clone();
     bad[1] += Fr::ONE;
-    let proof = prove(&cpu, &prepared, &bad, Fr::rand(&mut rng), Fr::rand(&mut rng)).unwrap();
+    let proof = prove(
+        &cpu,
+        &prepared,
+        &bad,
+        Fr::rand(&mut rng),
+        Fr::rand(&mut rng),
+    )
+    .unwrap();
     let claimed = [bad[1], bad[2], bad[3]];
     assert!(!verify(&pvk, &claimed, &proof).unwrap());
 
     // A good proof checked against another statement.
-    let proof = prove(&cpu, &prepared, &w.full, Fr::rand(&mut rng), Fr::rand(&mut rng)).unwrap();
+    let proof = prove(
+        &cpu,
+        &prepared,
+        &w.full,
+        Fr::rand(&mut rng),
+        Fr::rand(&mut rng),
+    )
+    .unwrap();
     assert!(verify(&pvk, &w.public, &proof).unwrap());
     for i in 0..3 {
         let mut public = w.public.clone();
         public[i] += Fr::ONE;
-        assert!(!verify(&pvk, &public, &proof).unwrap(), "public input {i} tampered");
+        assert!(
+            !verify(&pvk, &public, &proof).unwrap(),
+            "public input {i} tampered"
+        );
     }
     assert_eq!(
         verify(&pvk, &w.public[..2], &proof),
-        Err(VerifyError::PublicInputCount { expected: 3, got: 2 })
+        Err(VerifyError::PublicInputCount {
+            expected: 3,
+            got: 2
+        })
     );
     // A proof for another key's circuit of the same shape.
     let other = generate_key_with_rng(&circuit.r1cs(), &mut rng).unwrap();
@@ -170,16 +222,25 @@ fn bad_witness_shapes_are_typed_errors() {
     let circuit = Circuit::mimc(4).unwrap();
     let key = generate_key_with_rng(&circuit.r1cs(), &mut StdRng::seed_from_u64(2)).unwrap();
     let prepared = PreparedKey::new(&cpu, &key).unwrap();
-    let w = circuit.witness(&MimcInputs { x: Fr::ONE, key: Fr::ONE });
+    let w = circuit.witness(&MimcInputs {
+        x: Fr::ONE,
+        key: Fr::ONE,
+    });
     let n = w.full.len();
     match prove(&cpu, &prepared, &w.full[..n - 1], Fr::ONE, Fr::ONE) {
         Err(ProveError::WitnessLength { expected, got }) => assert_eq!((expected, got), (n, n - 1)),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(prove(&cpu, &prepared, &[], Fr::ONE, Fr::ONE), Err(ProveError::WitnessLength { .. })));
+    assert!(matches!(
+        prove(&cpu, &prepared, &[], Fr::ONE, Fr::ONE),
+        Err(ProveError::WitnessLength { .. })
+    ));
     let mut w0 = w.full.clone();
     w0[0] = Fr::from(2u64);
-    assert!(matches!(prove(&cpu, &prepared, &w0, Fr::ONE, Fr::ONE), Err(ProveError::WitnessConstant { .. })));
+    assert!(matches!(
+        prove(&cpu, &prepared, &w0, Fr::ONE, Fr::ONE),
+        Err(ProveError::WitnessConstant { .. })
+    ));
 }
 
 /// Setup and prove at every test size, with times (run with --nocapture to see them).
@@ -209,7 +270,10 @@ fn check_size(cpu: &CpuBackend, log2: u32, rng: &mut StdRng) {
     let t = std::time::Instant::now();
     let proof = prove(cpu, &prepared, &w.full, Fr::rand(rng), Fr::rand(rng)).unwrap();
     let proving = t.elapsed();
-    assert!(ArkCircom::verify(&key.verifying_key(), &w.public, &proof).unwrap(), "2^{log2}");
+    assert!(
+        ArkCircom::verify(&key.verifying_key(), &w.public, &proof).unwrap(),
+        "2^{log2}"
+    );
     println!("2^{log2}: setup {setup:?}, prove {proving:?}");
 }
 
@@ -237,14 +301,31 @@ fn zero_public_inputs_and_zero_private_values() {
         let key = generate_key_with_rng(&r1cs, &mut rng).unwrap();
         assert_eq!(key.parts().l_query.len(), 3 - num_public);
         let prepared = PreparedKey::new(&cpu, &key).unwrap();
-        let proof = prove(&cpu, &prepared, &witness, Fr::rand(&mut rng), Fr::rand(&mut rng)).unwrap();
+        let proof = prove(
+            &cpu,
+            &prepared,
+            &witness,
+            Fr::rand(&mut rng),
+            Fr::rand(&mut rng),
+        )
+        .unwrap();
         let public = &witness[1..=num_public];
         let pvk = prepare_verifying_key(&key.verifying_key());
-        assert!(verify(&pvk, public, &proof).unwrap(), "num_public = {num_public}");
+        assert!(
+            verify(&pvk, public, &proof).unwrap(),
+            "num_public = {num_public}"
+        );
         assert!(ArkCircom::verify(&key.verifying_key(), public, &proof).unwrap());
         let mut bad = witness;
         bad[3] += Fr::ONE;
-        let proof = prove(&cpu, &prepared, &bad, Fr::rand(&mut rng), Fr::rand(&mut rng)).unwrap();
+        let proof = prove(
+            &cpu,
+            &prepared,
+            &bad,
+            Fr::rand(&mut rng),
+            Fr::rand(&mut rng),
+        )
+        .unwrap();
         assert!(!verify(&pvk, &bad[1..=num_public], &proof).unwrap());
     }
 }

@@ -40,7 +40,10 @@ fn round_trip_is_exact_and_the_id_is_the_hash_of_the_bytes() {
         assert_eq!(ProvingKey::from_bytes(&bytes, check).unwrap(), key);
     }
     assert_eq!(key.id(), key_id(&bytes));
-    assert_eq!(ProvingKey::from_bytes_with_id(&bytes, &key.id()).unwrap(), key);
+    assert_eq!(
+        ProvingKey::from_bytes_with_id(&bytes, &key.id()).unwrap(),
+        key
+    );
     assert_ne!(small_key(2).id(), key.id());
 }
 
@@ -64,7 +67,10 @@ fn header_and_count_corruption_name_the_problem() {
 
     let mut b = bytes.clone();
     b.push(0);
-    assert!(matches!(parse(&b), Err(KeyError::TrailingBytes { count: 1 })));
+    assert!(matches!(
+        parse(&b),
+        Err(KeyError::TrailingBytes { count: 1 })
+    ));
 
     let mut b = bytes.clone();
     b[0] = b'X';
@@ -72,7 +78,13 @@ fn header_and_count_corruption_name_the_problem() {
 
     let mut b = bytes.clone();
     b[8] = 2;
-    assert!(matches!(parse(&b), Err(KeyError::UnsupportedVersion { found: 2, supported: 1 })));
+    assert!(matches!(
+        parse(&b),
+        Err(KeyError::UnsupportedVersion {
+            found: 2,
+            supported: 1
+        })
+    ));
 
     // domain_size field
     let mut b = bytes.clone();
@@ -82,15 +94,32 @@ fn header_and_count_corruption_name_the_problem() {
     // num_constraints so large the domain is unsupported
     let mut b = bytes.clone();
     b[28..36].copy_from_slice(&(1u64 << 40).to_le_bytes());
-    assert!(matches!(parse(&b), Err(KeyError::Shape(R1csError::DomainTooLarge { .. }))));
+    assert!(matches!(
+        parse(&b),
+        Err(KeyError::Shape(R1csError::DomainTooLarge { .. }))
+    ));
 
-    for (i, section) in ["ic", "a_query", "b_g1_query", "b_g2_query", "h_query", "l_query"].iter().enumerate() {
+    for (i, section) in [
+        "ic",
+        "a_query",
+        "b_g1_query",
+        "b_g2_query",
+        "h_query",
+        "l_query",
+    ]
+    .iter()
+    .enumerate()
+    {
         let mut b = bytes.clone();
         let at = count_offset(&key, i);
         let count = u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
         b[at..at + 8].copy_from_slice(&(count + 1).to_le_bytes());
         match parse(&b) {
-            Err(KeyError::CountMismatch { section: s, found, expected }) => {
+            Err(KeyError::CountMismatch {
+                section: s,
+                found,
+                expected,
+            }) => {
                 assert_eq!((s, found, expected), (*section, count + 1, count));
             }
             other => panic!("{section}: {other:?}"),
@@ -112,12 +141,19 @@ fn corrupt_points_scalars_and_indices_are_caught() {
     b[h_start + 70] ^= 0x10; // inside h_query[1].x
     for check in [PointCheck::Full, PointCheck::OnCurve] {
         match ProvingKey::from_bytes(&b, check) {
-            Err(KeyError::BadPoint { section: "h_query", index: 1, reason }) => assert_eq!(reason, "not on the curve"),
+            Err(KeyError::BadPoint {
+                section: "h_query",
+                index: 1,
+                reason,
+            }) => assert_eq!(reason, "not on the curve"),
             other => panic!("{other:?}"),
         }
     }
     assert!(ProvingKey::from_bytes(&b, PointCheck::None).is_ok());
-    assert!(matches!(ProvingKey::from_bytes_with_id(&b, &key.id()), Err(KeyError::IdMismatch { .. })));
+    assert!(matches!(
+        ProvingKey::from_bytes_with_id(&b, &key.id()),
+        Err(KeyError::IdMismatch { .. })
+    ));
 
     // Matrix A: entries u64, offsets, cols, coeffs. Corrupt the first column and coefficient.
     let a_start = count_offset(&key, 6);
@@ -128,18 +164,28 @@ fn corrupt_points_scalars_and_indices_are_caught() {
     b[cols..cols + 4].copy_from_slice(&u32::MAX.to_le_bytes());
     assert!(matches!(
         ProvingKey::from_bytes(&b, PointCheck::Full),
-        Err(KeyError::Shape(R1csError::ColumnOutOfRange { row: 0, col: u32::MAX, .. }))
+        Err(KeyError::Shape(R1csError::ColumnOutOfRange {
+            row: 0,
+            col: u32::MAX,
+            ..
+        }))
     ));
     let coeffs = cols + 4 * entries;
     let mut b = bytes.clone();
     b[coeffs..coeffs + 32].fill(0xff);
     assert!(matches!(
         ProvingKey::from_bytes(&b, PointCheck::Full),
-        Err(KeyError::BadScalar { section: "matrix A", index: 0 })
+        Err(KeyError::BadScalar {
+            section: "matrix A",
+            index: 0
+        })
     ));
     let mut b = bytes.clone();
     b[a_start + 8..a_start + 12].copy_from_slice(&5u32.to_le_bytes()); // first offset must be 0
-    assert!(matches!(ProvingKey::from_bytes(&b, PointCheck::Full), Err(KeyError::Shape(R1csError::BadRowOffsets { .. }))));
+    assert!(matches!(
+        ProvingKey::from_bytes(&b, PointCheck::Full),
+        Err(KeyError::Shape(R1csError::BadRowOffsets { .. }))
+    ));
 }
 
 #[test]
@@ -160,7 +206,11 @@ fn a_g2_point_outside_the_subgroup_needs_the_full_check() {
     let bytes = ProvingKey::from_parts(parts).unwrap().to_bytes();
     assert!(ProvingKey::from_bytes(&bytes, PointCheck::OnCurve).is_ok());
     match ProvingKey::from_bytes(&bytes, PointCheck::Full) {
-        Err(KeyError::BadPoint { section: "b_g2_query", index: 2, reason }) => {
+        Err(KeyError::BadPoint {
+            section: "b_g2_query",
+            index: 2,
+            reason,
+        }) => {
             assert_eq!(reason, "not in the prime-order subgroup")
         }
         other => panic!("{other:?}"),
@@ -180,7 +230,11 @@ fn random_byte_corruption_never_panics_or_returns_the_same_key() {
             b[i] ^= 1u8 << rng.gen_range(0..8);
         }
         // The G2 subgroup check is the slow part; every 10th round runs it.
-        let check = if round % 10 == 0 { PointCheck::Full } else { PointCheck::OnCurve };
+        let check = if round % 10 == 0 {
+            PointCheck::Full
+        } else {
+            PointCheck::OnCurve
+        };
         if let Ok(k) = ProvingKey::from_bytes(&b, check) {
             assert_ne!(k, key);
         }
@@ -193,10 +247,16 @@ fn verifying_key_bytes_round_trip_and_reject_bad_input() {
     let vk = key.verifying_key();
     let bytes = vk_to_bytes(&vk);
     assert_eq!(vk_from_bytes(&bytes).unwrap(), vk);
-    assert!(matches!(vk_from_bytes(&bytes[..bytes.len() - 1]), Err(KeyError::VerifyingKeyEncoding(_))));
+    assert!(matches!(
+        vk_from_bytes(&bytes[..bytes.len() - 1]),
+        Err(KeyError::VerifyingKeyEncoding(_))
+    ));
     let mut long = bytes.clone();
     long.push(0);
-    assert!(matches!(vk_from_bytes(&long), Err(KeyError::TrailingBytes { count: 1 })));
+    assert!(matches!(
+        vk_from_bytes(&long),
+        Err(KeyError::TrailingBytes { count: 1 })
+    ));
     let mut bad = bytes.clone();
     bad[..31].fill(0xff); // alpha_g1.x ≥ q
     assert!(vk_from_bytes(&bad).is_err());
@@ -229,11 +289,19 @@ fn from_parts_checks_every_length_against_the_shape() {
 
     let mut p = parts.clone();
     p.b = SparseMatrix::new();
-    assert!(matches!(ProvingKey::from_parts(p), Err(KeyError::Shape(R1csError::RowCountMismatch { .. }))));
+    assert!(matches!(
+        ProvingKey::from_parts(p),
+        Err(KeyError::Shape(R1csError::RowCountMismatch { .. }))
+    ));
     let mut p = parts.clone();
     let mut a = SparseMatrix::new();
     for i in 0..parts.a.num_rows() {
-        a.push_row(parts.a.row(i).map(|(c, v)| (c, if i == 3 { v + 100 } else { v })));
+        a.push_row(
+            parts
+                .a
+                .row(i)
+                .map(|(c, v)| (c, if i == 3 { v + 100 } else { v })),
+        );
     }
     p.a = a;
     assert!(matches!(

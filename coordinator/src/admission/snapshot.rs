@@ -107,8 +107,8 @@ impl AgentSnapshot<'_> {
 
 #[cfg(test)]
 mod tests {
-    use proofrack_common::{AgentName, OperatorId};
     use super::*;
+    use proofrack_common::{AgentName, OperatorId};
 
     fn id() -> AgentId {
         AgentId::new(

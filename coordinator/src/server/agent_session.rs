@@ -7,8 +7,8 @@ use crate::tasks::{OfferReply, OfferReplyRejected};
 use proofrack_common::framing::FrameError;
 use proofrack_common::identity::{Identity, PeerCertInfo};
 use proofrack_common::protocol::{
-    read_message, write_message, AgentHello, AgentToCoordinator, CoordinatorToAgent,
-    OfferDecision, ProtocolError, Welcome, PROTOCOL_VERSION,
+    read_message, write_message, AgentHello, AgentToCoordinator, CoordinatorToAgent, OfferDecision,
+    ProtocolError, Welcome, PROTOCOL_VERSION,
 };
 use std::sync::Arc;
 
@@ -33,7 +33,9 @@ pub(super) async fn run(
     });
     if let Err(e) = connected {
         tracing::warn!(%agent, error = %e, "agent refused");
-        let err = ProtocolError::AlreadyConnected { agent: agent.to_string() };
+        let err = ProtocolError::AlreadyConnected {
+            agent: agent.to_string(),
+        };
         let _ = write_message(&mut send, &CoordinatorToAgent::Error(err.clone())).await;
         let _ = send.finish();
         refuse(&conn, &err);

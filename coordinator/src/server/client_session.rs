@@ -48,7 +48,11 @@ pub(super) async fn serve(
             write_message(&mut send, &ClientResponse::Agents(view)).await
         }
         ClientRequest::Circuits => {
-            write_message(&mut send, &ClientResponse::Circuits(views::circuits(&shared))).await
+            write_message(
+                &mut send,
+                &ClientResponse::Circuits(views::circuits(&shared)),
+            )
+            .await
         }
     };
     if let Err(e) = result {
@@ -68,7 +72,9 @@ fn submit(shared: &Shared, client: &str, s: SubmitRequest) -> ClientResponse {
         .map_err(|e| format!("inputs are not UTF-8 JSON: {e}"))
         .and_then(|t| circuit.circuit.parse_inputs(t).map_err(|e| e.to_string()));
     if let Err(reason) = parsed {
-        return ClientResponse::Rejected { reason: format!("inputs for {}: {reason}", circuit.name) };
+        return ClientResponse::Rejected {
+            reason: format!("inputs for {}: {reason}", circuit.name),
+        };
     }
     if s.deadline_ms == 0 || s.deadline_ms > MAX_DEADLINE_MS {
         return ClientResponse::Rejected {
@@ -96,7 +102,9 @@ fn submit(shared: &Shared, client: &str, s: SubmitRequest) -> ClientResponse {
             tracing::info!(%client, %task, circuit = %circuit.name, collateral = %s.collateral, "task submitted");
             ClientResponse::Submitted { task }
         }
-        Err(e) => ClientResponse::Rejected { reason: e.to_string() },
+        Err(e) => ClientResponse::Rejected {
+            reason: e.to_string(),
+        },
     }
 }
 
@@ -110,7 +118,11 @@ async fn watch(
     let mut last = None;
     loop {
         let Some(view) = views::task_status(shared, task) else {
-            return write_message(send, &ClientResponse::Error(ProtocolError::UnknownTask { task })).await;
+            return write_message(
+                send,
+                &ClientResponse::Error(ProtocolError::UnknownTask { task }),
+            )
+            .await;
         };
         let terminal = view.state.is_terminal();
         if last.as_ref() != Some(&view) {

@@ -23,8 +23,12 @@ pub(super) async fn serve(
     let task = d.task;
     let outcome = judge(&shared, &agent, d).await;
     match &outcome {
-        DeliveryOutcome::Accepted => tracing::info!(%agent, %task, "proof verified; stake released"),
-        DeliveryOutcome::Rejected { reason } => tracing::warn!(%agent, %task, %reason, "delivery rejected"),
+        DeliveryOutcome::Accepted => {
+            tracing::info!(%agent, %task, "proof verified; stake released")
+        }
+        DeliveryOutcome::Rejected { reason } => {
+            tracing::warn!(%agent, %task, %reason, "delivery rejected")
+        }
     }
     let reply = DeliveryReply::Verdict(DeliveryVerdict { task, outcome });
     let _ = write_message(&mut send, &reply).await;
@@ -36,33 +40,53 @@ pub(super) async fn serve(
 async fn judge(shared: &Arc<Shared>, agent: &AgentId, d: DeliverProof) -> DeliveryOutcome {
     let task = d.task;
     if let Err(e) = shared.apply(|core, now| core.handle_proof_delivered(now, agent, task)) {
-        return DeliveryOutcome::Rejected { reason: e.to_string() };
+        return DeliveryOutcome::Rejected {
+            reason: e.to_string(),
+        };
     }
     let Some((circuit_name, inputs)) = shared.read(|core, _| core.task_inputs(task)) else {
-        return DeliveryOutcome::Rejected { reason: ProtocolError::UnknownTask { task }.to_string() };
+        return DeliveryOutcome::Rejected {
+            reason: ProtocolError::UnknownTask { task }.to_string(),
+        };
     };
     let Some(circuit) = shared.registry().by_name(&circuit_name).cloned() else {
-        return DeliveryOutcome::Rejected { reason: format!("circuit {circuit_name} is no longer registered") };
+        return DeliveryOutcome::Rejected {
+            reason: format!("circuit {circuit_name} is no longer registered"),
+        };
     };
     let proof = d.proof.clone();
     let public = d.public_inputs.clone();
     let started = std::time::Instant::now();
-    let verdict = tokio::task::spawn_blocking(move || verify_delivery(&circuit, &inputs, &public, &proof))
-        .await
-        .unwrap_or_else(|e| Err(crate::verify::ProofRejected::Malformed(format!("verifier crashed: {e}"))));
+    let verdict =
+        tokio::task::spawn_blocking(move || verify_delivery(&circuit, &inputs, &public, &proof))
+            .await
+            .unwrap_or_else(|e| {
+                Err(crate::verify::ProofRejected::Malformed(format!(
+                    "verifier crashed: {e}"
+                )))
+            });
     let verify_ms = started.elapsed().as_millis() as u64;
     let valid = verdict.is_ok();
     if valid {
         // Recorded before the core hears of it, so a client seeing "verified" finds the proof.
-        shared.record_result(task, ProofResult { proof: d.proof, public_inputs: d.public_inputs });
+        shared.record_result(
+            task,
+            ProofResult {
+                proof: d.proof,
+                public_inputs: d.public_inputs,
+            },
+        );
     }
-    let applied = shared.apply(|core, now| core.handle_proof_verified(now, agent, task, valid, d.proving_ms));
+    let applied =
+        shared.apply(|core, now| core.handle_proof_verified(now, agent, task, valid, d.proving_ms));
     tracing::debug!(%task, verify_ms, valid, "proof checked");
     match (verdict, applied) {
         (Ok(()), Ok(())) => DeliveryOutcome::Accepted,
         (Err(why), Ok(())) => DeliveryOutcome::Rejected {
             reason: format!("{why}; the operator was slashed and the task goes to another agent"),
         },
-        (_, Err(e)) => DeliveryOutcome::Rejected { reason: e.to_string() },
+        (_, Err(e)) => DeliveryOutcome::Rejected {
+            reason: e.to_string(),
+        },
     }
 }

@@ -15,7 +15,11 @@ pub(super) async fn serve(
 ) {
     let Some(circuit) = shared.registry().by_key(&req.key).cloned() else {
         tracing::info!(peer = %peer.identity, key = %req.key.short(), "unknown key requested");
-        let _ = write_message(&mut send, &KeyReply::Error(ProtocolError::UnknownKey { key: req.key })).await;
+        let _ = write_message(
+            &mut send,
+            &KeyReply::Error(ProtocolError::UnknownKey { key: req.key }),
+        )
+        .await;
         let _ = send.finish();
         return;
     };
@@ -35,7 +39,10 @@ pub(super) async fn serve(
         }
     };
     let started = std::time::Instant::now();
-    let found = KeyReply::Found { key: circuit.key_id, total_len: circuit.key_len };
+    let found = KeyReply::Found {
+        key: circuit.key_id,
+        total_len: circuit.key_len,
+    };
     let mut reader = tokio::io::BufReader::with_capacity(1 << 20, file);
     let sent = async {
         write_message(&mut send, &found).await?;
@@ -53,6 +60,8 @@ pub(super) async fn serve(
                 "proving key sent"
             );
         }
-        Err(e) => tracing::info!(peer = %peer.identity, circuit = %circuit.name, error = %e, "key transfer broke off"),
+        Err(e) => {
+            tracing::info!(peer = %peer.identity, circuit = %circuit.name, error = %e, "key transfer broke off")
+        }
     }
 }

@@ -82,7 +82,8 @@ impl RunningServer {
     /// Stops accepting, closes every connection and waits briefly for them to go.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        self.endpoint.close(0u32.into(), b"coordinator shutting down");
+        self.endpoint
+            .close(0u32.into(), b"coordinator shutting down");
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.endpoint.wait_idle()).await;
         for t in self.tasks {
             t.abort();
@@ -127,12 +128,20 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, ServerErro
     tasks.push(tokio::spawn(shared.clone().run_timers(stop_rx.clone())));
     {
         let shared = shared.clone();
-        tasks.push(tokio::spawn(settings.revocation.clone().reload_every(
-            REVOCATION_RELOAD_INTERVAL,
-            move |handle| shared.cut_revoked(handle),
-        )));
+        tasks.push(tokio::spawn(
+            settings
+                .revocation
+                .clone()
+                .reload_every(REVOCATION_RELOAD_INTERVAL, move |handle| {
+                    shared.cut_revoked(handle)
+                }),
+        ));
     }
-    tasks.push(tokio::spawn(accept_loop(endpoint.clone(), shared.clone(), stop_rx)));
+    tasks.push(tokio::spawn(accept_loop(
+        endpoint.clone(),
+        shared.clone(),
+        stop_rx,
+    )));
     tracing::info!(%local_addr, "coordinator listening");
     Ok(RunningServer {
         local_addr,
@@ -143,7 +152,11 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, ServerErro
     })
 }
 
-async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         let incoming = tokio::select! {
             i = endpoint.accept() => match i { Some(i) => i, None => return },

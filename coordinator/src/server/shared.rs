@@ -129,7 +129,9 @@ impl Shared {
     fn lock_core(&self) -> MutexGuard<'_, CoordinatorCore> {
         // A panic while holding the lock is a broken invariant in the core; the process must
         // not go on serving from that state.
-        self.core.lock().expect("coordinator core poisoned by an earlier panic")
+        self.core
+            .lock()
+            .expect("coordinator core poisoned by an earlier panic")
     }
 
     fn dispatch(&self, effect: Effect) {
@@ -152,7 +154,11 @@ impl Shared {
                 }
                 let _ = self.task_events.send(task);
             }
-            Effect::CancelTask { agent, task, reason } => {
+            Effect::CancelTask {
+                agent,
+                task,
+                reason,
+            } => {
                 self.send_to_agent(&agent, CoordinatorToAgent::Cancelled { task, reason });
                 let _ = self.task_events.send(task);
             }
@@ -182,10 +188,13 @@ impl Shared {
         conn_id: u64,
     ) -> mpsc::Receiver<CoordinatorToAgent> {
         let (tx, rx) = mpsc::channel(AGENT_OUTBOX_CAPACITY);
-        self.agents
-            .lock()
-            .expect("agents map poisoned")
-            .insert(agent.clone(), AgentLink { outbox: tx, conn_id });
+        self.agents.lock().expect("agents map poisoned").insert(
+            agent.clone(),
+            AgentLink {
+                outbox: tx,
+                conn_id,
+            },
+        );
         rx
     }
 
@@ -209,10 +218,22 @@ impl Shared {
 
     /// Closes and forgets the control link an agent already has, telling the core it left.
     pub(super) fn drop_previous_link(&self, agent: &AgentId) {
-        let old = self.agents.lock().expect("agents map poisoned").remove(agent);
+        let old = self
+            .agents
+            .lock()
+            .expect("agents map poisoned")
+            .remove(agent);
         if let Some(old) = old {
-            if let Some(c) = self.connections.lock().expect("connections poisoned").get(&old.conn_id) {
-                c.conn.close(CLOSE_REPLACED.into(), b"replaced by a newer connection of this agent");
+            if let Some(c) = self
+                .connections
+                .lock()
+                .expect("connections poisoned")
+                .get(&old.conn_id)
+            {
+                c.conn.close(
+                    CLOSE_REPLACED.into(),
+                    b"replaced by a newer connection of this agent",
+                );
             }
             tracing::info!(%agent, "agent reconnected; closing its previous connection");
             self.apply(|core, now| core.handle_agent_disconnected(now, agent));
@@ -221,19 +242,25 @@ impl Shared {
 
     pub(super) fn track_connection(&self, conn: &quinn::Connection, peer: &PeerCertInfo) -> u64 {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        self.connections.lock().expect("connections poisoned").insert(
-            id,
-            TrackedConnection {
-                conn: conn.clone(),
-                serial_hex: peer.serial_hex.clone(),
-                identity: peer.identity.to_string(),
-            },
-        );
+        self.connections
+            .lock()
+            .expect("connections poisoned")
+            .insert(
+                id,
+                TrackedConnection {
+                    conn: conn.clone(),
+                    serial_hex: peer.serial_hex.clone(),
+                    identity: peer.identity.to_string(),
+                },
+            );
         id
     }
 
     pub(super) fn untrack_connection(&self, id: u64) {
-        self.connections.lock().expect("connections poisoned").remove(&id);
+        self.connections
+            .lock()
+            .expect("connections poisoned")
+            .remove(&id);
     }
 
     /// After the revocation list changed: closes every connection whose certificate is now
@@ -253,11 +280,18 @@ impl Shared {
     }
 
     pub fn record_result(&self, task: TaskId, result: ProofResult) {
-        self.results.lock().expect("results poisoned").insert(task, result);
+        self.results
+            .lock()
+            .expect("results poisoned")
+            .insert(task, result);
     }
 
     pub fn result(&self, task: TaskId) -> Option<ProofResult> {
-        self.results.lock().expect("results poisoned").get(&task).cloned()
+        self.results
+            .lock()
+            .expect("results poisoned")
+            .get(&task)
+            .cloned()
     }
 
     pub fn subscribe_tasks(&self) -> broadcast::Receiver<TaskId> {

@@ -3,10 +3,10 @@
 use super::shared::Shared;
 use crate::tasks::{AgentRow, OperatorRow, TaskEvent, TaskStatus, TaskView};
 use proofrack_common::protocol::{
-    self as wire, truncate_utf8, AgentsView, CircuitRow, CircuitsView, HistoryLine,
-    LedgerView, OperatorLedgerRow, SlashRecord, TaskStatusView, MAX_HARDWARE_SUMMARY_BYTES,
-    MAX_HEALTH_ENTRIES, MAX_HEALTH_ENTRY_BYTES, MAX_HISTORY_ENTRIES, MAX_IN_FLIGHT_PER_AGENT,
-    MAX_TEXT_BYTES, MAX_VIEW_ROWS,
+    self as wire, truncate_utf8, AgentsView, CircuitRow, CircuitsView, HistoryLine, LedgerView,
+    OperatorLedgerRow, SlashRecord, TaskStatusView, MAX_HARDWARE_SUMMARY_BYTES, MAX_HEALTH_ENTRIES,
+    MAX_HEALTH_ENTRY_BYTES, MAX_HISTORY_ENTRIES, MAX_IN_FLIGHT_PER_AGENT, MAX_TEXT_BYTES,
+    MAX_VIEW_ROWS,
 };
 use proofrack_common::{TaskId, UnixMillis};
 
@@ -93,14 +93,25 @@ pub(super) fn circuits(shared: &Shared) -> CircuitsView {
 pub(super) fn task_status(shared: &Shared, task: TaskId) -> Option<TaskStatusView> {
     let view: TaskView = shared.read(|core, _| core.task(task))?;
     let state = match view.status {
-        TaskStatus::Queued { reason } => wire::TaskState::Queued { reason: text(reason) },
-        TaskStatus::Offered { agent, expires_at } => {
-            wire::TaskState::Offered { agent: agent.clone(), offer_expires: expires_at }
-        }
-        TaskStatus::Proving { agent, predicted_done_at, due_at } => {
-            wire::TaskState::Proving { agent: agent.clone(), predicted_done_at, due_at }
-        }
-        TaskStatus::Verifying { agent } => wire::TaskState::Verifying { agent: agent.clone() },
+        TaskStatus::Queued { reason } => wire::TaskState::Queued {
+            reason: text(reason),
+        },
+        TaskStatus::Offered { agent, expires_at } => wire::TaskState::Offered {
+            agent: agent.clone(),
+            offer_expires: expires_at,
+        },
+        TaskStatus::Proving {
+            agent,
+            predicted_done_at,
+            due_at,
+        } => wire::TaskState::Proving {
+            agent: agent.clone(),
+            predicted_done_at,
+            due_at,
+        },
+        TaskStatus::Verifying { agent } => wire::TaskState::Verifying {
+            agent: agent.clone(),
+        },
         TaskStatus::Verified { agent, proving_ms } => {
             let result = shared.result(task);
             wire::TaskState::Verified {
@@ -113,19 +124,26 @@ pub(super) fn task_status(shared: &Shared, task: TaskId) -> Option<TaskStatusVie
         TaskStatus::Failed { cause } => {
             let slashed = view.history.iter().rev().find_map(|h| match &h.event {
                 TaskEvent::InvalidProof { agent, slashed, .. }
-                | TaskEvent::DueTimeMissed { agent, slashed, .. } => {
-                    Some(SlashRecord { operator: agent.operator.clone(), amount: *slashed })
-                }
+                | TaskEvent::DueTimeMissed { agent, slashed, .. } => Some(SlashRecord {
+                    operator: agent.operator.clone(),
+                    amount: *slashed,
+                }),
                 _ => None,
             });
-            wire::TaskState::Failed { reason: text(cause), slashed }
+            wire::TaskState::Failed {
+                reason: text(cause),
+                slashed,
+            }
         }
     };
     // Keep the first entry (submission) and the newest ones.
     let mut history: Vec<HistoryLine> = view
         .history
         .iter()
-        .map(|h| HistoryLine { at: h.at, what: text(h.event.to_string()) })
+        .map(|h| HistoryLine {
+            at: h.at,
+            what: text(h.event.to_string()),
+        })
         .collect();
     if history.len() > MAX_HISTORY_ENTRIES {
         let excess = history.len() - MAX_HISTORY_ENTRIES;

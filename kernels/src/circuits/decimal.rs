@@ -16,12 +16,18 @@ pub fn fr_from_decimal(s: &str) -> Result<Fr, String> {
         return Err("empty string; expected a decimal integer".to_string());
     }
     if s.len() > MAX_DIGITS {
-        return Err(format!("{} characters; a field element has at most 77 digits", s.len()));
+        return Err(format!(
+            "{} characters; a field element has at most 77 digits",
+            s.len()
+        ));
     }
     let mut limbs = [0u64; 4];
     for ch in s.bytes() {
         if !ch.is_ascii_digit() {
-            return Err(format!("{:?} is not a decimal integer (digits 0-9 only, no sign)", s));
+            return Err(format!(
+                "{:?} is not a decimal integer (digits 0-9 only, no sign)",
+                s
+            ));
         }
         // limbs = limbs·10 + digit, refusing overflow past 256 bits.
         let mut carry = u128::from(ch - b'0');
@@ -31,7 +37,10 @@ pub fn fr_from_decimal(s: &str) -> Result<Fr, String> {
             carry = v >> 64;
         }
         if carry != 0 {
-            return Err("value does not fit in 256 bits; it must be below the BN254 scalar field modulus".to_string());
+            return Err(
+                "value does not fit in 256 bits; it must be below the BN254 scalar field modulus"
+                    .to_string(),
+            );
         }
     }
     Fr::from_bigint(BigInt::new(limbs)).ok_or_else(|| {
@@ -64,7 +73,17 @@ mod tests {
     #[test]
     fn refuses_non_canonical_input() {
         let r = "21888242871839275222246405745257275088548364400416034343698204186575808495617";
-        for bad in ["", "-1", "+1", "1.0", " 1", "0x10", r, &"9".repeat(78), &"1".repeat(100)] {
+        for bad in [
+            "",
+            "-1",
+            "+1",
+            "1.0",
+            " 1",
+            "0x10",
+            r,
+            &"9".repeat(78),
+            &"1".repeat(100),
+        ] {
             assert!(fr_from_decimal(bad).is_err(), "{bad:?}");
         }
     }

@@ -79,7 +79,10 @@ impl MimcChain {
 
     /// The chain that fills a domain of 2^`log2` exactly (`log2 ≥ 3`).
     pub fn filling_domain(log2: u32) -> Self {
-        assert!((3..usize::BITS).contains(&log2), "domain 2^{log2} out of range");
+        assert!(
+            (3..usize::BITS).contains(&log2),
+            "domain 2^{log2} out of range"
+        );
         Self::new((1usize << (log2 - 2)) - 1)
     }
 
@@ -151,7 +154,11 @@ impl MimcChain {
             SparseMatrix::with_capacity(m, 5 * m / 4),
         );
         for i in 0..self.rounds {
-            let t = [(Fr::ONE, Self::round_input_var(i)), (Fr::ONE, K), (constant(i), 0)];
+            let t = [
+                (Fr::ONE, Self::round_input_var(i)),
+                (Fr::ONE, K),
+                (constant(i), 0),
+            ];
             let base = FIRST_ROUND_VAR + 4 * i as u32;
             let (t2, t4, t6) = (base, base + 1, base + 2);
             a.push_row(t);
@@ -179,7 +186,10 @@ impl MimcChain {
     /// For cross-checks with ark-groth16 and to test [`MimcChain::r1cs`] and
     /// [`MimcChain::witness`]. `inputs = None` for setup.
     pub fn synthesizer(&self, inputs: Option<MimcInputs>) -> MimcSynthesizer {
-        MimcSynthesizer { chain: *self, inputs }
+        MimcSynthesizer {
+            chain: *self,
+            inputs,
+        }
     }
 }
 
@@ -203,7 +213,8 @@ impl ConstraintSynthesizer<Fr> for MimcSynthesizer {
         for i in 0..self.chain.rounds {
             let c = constant(i);
             let t_val = x_val.zip(inputs).map(|(xv, inp)| xv + inp.key + c);
-            let t_lc = move || -> LinearCombination<Fr> { lc!() + x_var + key + (c, Variable::One) };
+            let t_lc =
+                move || -> LinearCombination<Fr> { lc!() + x_var + key + (c, Variable::One) };
             let t2_val = t_val.map(|t| t.square());
             let t4_val = t2_val.map(|t2| t2.square());
             let t6_val = t4_val.zip(t2_val).map(|(t4, t2)| t4 * t2);
@@ -248,7 +259,10 @@ mod tests {
         if inputs.is_none() {
             cs.set_mode(SynthesisMode::Setup);
         }
-        chain.synthesizer(inputs).generate_constraints(cs.clone()).unwrap();
+        chain
+            .synthesizer(inputs)
+            .generate_constraints(cs.clone())
+            .unwrap();
         cs.finalize();
         cs
     }
@@ -265,7 +279,11 @@ mod tests {
             assert_eq!(ark.num_constraints(), direct.num_constraints());
             assert_eq!(direct.domain_size(), 1 << log2);
             assert_eq!(direct.num_constraints() + MIMC_NUM_PUBLIC + 1, 1 << log2);
-            for (x, y) in [(ark.a(), direct.a()), (ark.b(), direct.b()), (ark.c(), direct.c())] {
+            for (x, y) in [
+                (ark.a(), direct.a()),
+                (ark.b(), direct.b()),
+                (ark.c(), direct.c()),
+            ] {
                 assert_eq!(sorted_rows(x), sorted_rows(y));
             }
         }
@@ -276,17 +294,33 @@ mod tests {
         let chain = MimcChain::filling_domain(6);
         let r1cs = chain.r1cs();
         for inputs in [
-            MimcInputs { x: Fr::from(42u64), key: Fr::from(7u64) },
-            MimcInputs { x: Fr::ZERO, key: Fr::ZERO },
-            MimcInputs { x: -Fr::ONE, key: -Fr::ONE },
+            MimcInputs {
+                x: Fr::from(42u64),
+                key: Fr::from(7u64),
+            },
+            MimcInputs {
+                x: Fr::ZERO,
+                key: Fr::ZERO,
+            },
+            MimcInputs {
+                x: -Fr::ONE,
+                key: -Fr::ONE,
+            },
         ] {
             let cs = synthesize(chain, Some(inputs));
             assert!(cs.is_satisfied().unwrap());
-            let ark_w = [cs.instance_assignment().unwrap(), cs.witness_assignment().unwrap()].concat();
+            let ark_w = [
+                cs.instance_assignment().unwrap(),
+                cs.witness_assignment().unwrap(),
+            ]
+            .concat();
             let w = chain.witness(&inputs);
             assert_eq!(ark_w, w);
             assert_eq!(r1cs.first_unsatisfied(&w), None);
-            assert_eq!(MimcChain::public_inputs(&w), vec![chain.evaluate(&inputs), inputs.x, inputs.key]);
+            assert_eq!(
+                MimcChain::public_inputs(&w),
+                vec![chain.evaluate(&inputs), inputs.x, inputs.key]
+            );
         }
     }
 
@@ -294,7 +328,10 @@ mod tests {
     fn tampered_witness_breaks_a_constraint() {
         let chain = MimcChain::filling_domain(5);
         let r1cs = chain.r1cs();
-        let mut w = chain.witness(&MimcInputs { x: Fr::from(1u64), key: Fr::from(2u64) });
+        let mut w = chain.witness(&MimcInputs {
+            x: Fr::from(1u64),
+            key: Fr::from(2u64),
+        });
         w[9] += Fr::ONE;
         assert!(r1cs.first_unsatisfied(&w).is_some());
     }

@@ -50,7 +50,9 @@ pub struct Circuit {
 
 /// Looks a circuit up by name (`mimc-12` or `mimc-2^12`).
 pub fn circuit_by_name(name: &str) -> Result<Circuit, CircuitError> {
-    let unknown = || CircuitError::UnknownCircuit { name: name.to_string() };
+    let unknown = || CircuitError::UnknownCircuit {
+        name: name.to_string(),
+    };
     let digits = name.strip_prefix("mimc-").ok_or_else(unknown)?;
     let digits = digits.strip_prefix("2^").unwrap_or(digits);
     let canonical = !digits.is_empty() && digits.len() <= 2 && !digits.starts_with('0');
@@ -79,7 +81,10 @@ impl Circuit {
     pub fn mimc(log2_domain: u32) -> Option<Circuit> {
         (MIN_LOG2..=MAX_LOG2)
             .contains(&log2_domain)
-            .then(|| Circuit { log2_domain, chain: MimcChain::filling_domain(log2_domain) })
+            .then(|| Circuit {
+                log2_domain,
+                chain: MimcChain::filling_domain(log2_domain),
+            })
     }
 
     pub fn name(&self) -> String {
@@ -123,15 +128,21 @@ impl Circuit {
             .map_err(|reason| CircuitError::BadValue { field: "x", reason })?;
         let key = match raw.key {
             None => Fr::from(0u64),
-            Some(k) => fr_from_decimal(&k)
-                .map_err(|reason| CircuitError::BadValue { field: "key", reason })?,
+            Some(k) => fr_from_decimal(&k).map_err(|reason| CircuitError::BadValue {
+                field: "key",
+                reason,
+            })?,
         };
         Ok(MimcInputs { x, key })
     }
 
     /// The JSON input for `x` and `key` (the inverse of `parse_inputs`).
     pub fn inputs_json(inputs: &MimcInputs) -> String {
-        format!(r#"{{"x":"{}","key":"{}"}}"#, fr_to_decimal(&inputs.x), fr_to_decimal(&inputs.key))
+        format!(
+            r#"{{"x":"{}","key":"{}"}}"#,
+            fr_to_decimal(&inputs.x),
+            fr_to_decimal(&inputs.key)
+        )
     }
 
     /// The witness by direct evaluation (no constraint system; milliseconds at 2^20).
@@ -159,9 +170,14 @@ mod tests {
         assert_eq!(c.name(), "mimc-12");
         assert_eq!(c.domain_size(), 4096);
         assert_eq!(c.num_constraints() + c.num_public() + 1, 4096);
-        for bad in ["mimc-3", "mimc-21", "mimc-", "mimc-x", "mimc-+4", "mimc-004", "mimc-04", "sha-10", ""] {
+        for bad in [
+            "mimc-3", "mimc-21", "mimc-", "mimc-x", "mimc-+4", "mimc-004", "mimc-04", "sha-10", "",
+        ] {
             assert!(
-                matches!(circuit_by_name(bad), Err(CircuitError::UnknownCircuit { .. })),
+                matches!(
+                    circuit_by_name(bad),
+                    Err(CircuitError::UnknownCircuit { .. })
+                ),
                 "{bad}"
             );
         }
@@ -175,16 +191,34 @@ mod tests {
     fn inputs_parse_with_clear_errors() {
         let c = Circuit::mimc(4).unwrap();
         let i = c.parse_inputs(r#"{"x": "5"}"#).unwrap();
-        assert_eq!(i, MimcInputs { x: Fr::from(5u64), key: Fr::from(0u64) });
+        assert_eq!(
+            i,
+            MimcInputs {
+                x: Fr::from(5u64),
+                key: Fr::from(0u64)
+            }
+        );
         let i = c.parse_inputs(r#"{"x": "5", "key": "9"}"#).unwrap();
         assert_eq!(i.key, Fr::from(9u64));
         assert_eq!(c.parse_inputs(&Circuit::inputs_json(&i)).unwrap(), i);
-        let p_minus_1 = "21888242871839275222246405745257275088548364400416034343698204186575808495616";
-        let i = c.parse_inputs(&format!(r#"{{"x": "{p_minus_1}"}}"#)).unwrap();
+        let p_minus_1 =
+            "21888242871839275222246405745257275088548364400416034343698204186575808495616";
+        let i = c
+            .parse_inputs(&format!(r#"{{"x": "{p_minus_1}"}}"#))
+            .unwrap();
         assert_eq!(i.x, -Fr::ONE);
-        assert!(matches!(c.parse_inputs("{}"), Err(CircuitError::InputJson(_))));
-        assert!(matches!(c.parse_inputs(r#"{"x": 5}"#), Err(CircuitError::InputJson(_))));
-        assert!(matches!(c.parse_inputs(r#"{"x": "1", "y": "2"}"#), Err(CircuitError::InputJson(_))));
+        assert!(matches!(
+            c.parse_inputs("{}"),
+            Err(CircuitError::InputJson(_))
+        ));
+        assert!(matches!(
+            c.parse_inputs(r#"{"x": 5}"#),
+            Err(CircuitError::InputJson(_))
+        ));
+        assert!(matches!(
+            c.parse_inputs(r#"{"x": "1", "y": "2"}"#),
+            Err(CircuitError::InputJson(_))
+        ));
         let p = "21888242871839275222246405745257275088548364400416034343698204186575808495617";
         assert!(matches!(
             c.parse_inputs(&format!(r#"{{"x": "{p}"}}"#)),
@@ -204,7 +238,13 @@ mod tests {
         assert_eq!(w.public.len(), 3);
         assert_eq!(w.public[1], Fr::from(3u64));
         assert_eq!(w.public[2], Fr::from(4u64));
-        assert_eq!(w.public[0], c.chain().evaluate(&MimcInputs { x: Fr::from(3u64), key: Fr::from(4u64) }));
+        assert_eq!(
+            w.public[0],
+            c.chain().evaluate(&MimcInputs {
+                x: Fr::from(3u64),
+                key: Fr::from(4u64)
+            })
+        );
         assert_eq!(c.r1cs().first_unsatisfied(&w.full), None);
     }
 }

@@ -145,7 +145,11 @@ impl Backend for CpuBackend {
     }
 
     /// Host MSM without the copy the default implementation makes when "loading" bases.
-    fn msm_g1_host(&self, bases: &[G1Affine], scalars: &[Fr]) -> Result<G1Projective, BackendError> {
+    fn msm_g1_host(
+        &self,
+        bases: &[G1Affine],
+        scalars: &[Fr],
+    ) -> Result<G1Projective, BackendError> {
         check_msm_lengths(bases.len(), scalars.len())?;
         Ok(G1Projective::msm_unchecked(bases, scalars))
     }
@@ -173,12 +177,14 @@ mod tests {
             let g = Fr::from(7u64);
             for coset in [None, Some(g)] {
                 let mut evals = coeffs.clone();
-                b.ntt_host(&mut evals, NttDirection::Forward, coset).unwrap();
+                b.ntt_host(&mut evals, NttDirection::Forward, coset)
+                    .unwrap();
                 for (i, e) in evals.iter().enumerate() {
                     let x = coset.unwrap_or(Fr::ONE) * omega.pow([i as u64]);
                     assert_eq!(*e, naive_eval(&coeffs, x), "n={n} i={i} coset={coset:?}");
                 }
-                b.ntt_host(&mut evals, NttDirection::Inverse, coset).unwrap();
+                b.ntt_host(&mut evals, NttDirection::Inverse, coset)
+                    .unwrap();
                 assert_eq!(evals, coeffs);
             }
         }
@@ -195,15 +201,18 @@ mod tests {
             ));
         }
         let mut v = vec![Fr::ONE; 8];
-        assert!(b.ntt(&mut v, NttDirection::Forward, Some(Fr::zero())).is_err());
+        assert!(b
+            .ntt(&mut v, NttDirection::Forward, Some(Fr::zero()))
+            .is_err());
     }
 
     #[test]
     fn msm_matches_naive_sum_and_checks_lengths() {
         let mut rng = StdRng::seed_from_u64(2);
         let b = CpuBackend::new();
-        let bases: Vec<G1Affine> =
-            (0..9).map(|_| G1Projective::rand(&mut rng).into_affine()).collect();
+        let bases: Vec<G1Affine> = (0..9)
+            .map(|_| G1Projective::rand(&mut rng).into_affine())
+            .collect();
         let scalars: Vec<Fr> = (0..9).map(|_| Fr::rand(&mut rng)).collect();
         let naive: G1Projective = bases.iter().zip(&scalars).map(|(p, s)| *p * s).sum();
         assert_eq!(b.msm_g1_host(&bases, &scalars).unwrap(), naive);
@@ -212,7 +221,10 @@ mod tests {
         assert!(b.msm_g1(&loaded, &short).is_err());
         let g2 = b.load_bases_g2(&[G2Affine::generator()]).unwrap();
         let s = b.upload_scalars(&[Fr::from(5u64)]).unwrap();
-        assert_eq!(b.msm_g2(&g2, &s).unwrap(), G2Projective::generator() * Fr::from(5u64));
+        assert_eq!(
+            b.msm_g2(&g2, &s).unwrap(),
+            G2Projective::generator() * Fr::from(5u64)
+        );
     }
 
     #[test]

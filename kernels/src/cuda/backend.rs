@@ -91,30 +91,60 @@ impl CudaBackend {
     }
 
     /// `load_bases_g1` with the MSM window size / copy count forced (benchmarks, tuning).
-    pub fn load_bases_g1_tuned(&self, bases: &[G1Affine], tuning: MsmTuning) -> Result<CudaBasesG1, BackendError> {
+    pub fn load_bases_g1_tuned(
+        &self,
+        bases: &[G1Affine],
+        tuning: MsmTuning,
+    ) -> Result<CudaBasesG1, BackendError> {
         let _g = self.lock();
-        Ok(CudaBasesG1 { bases: self.engine.load_bases_tuned::<G1>(bases, tuning)? })
+        Ok(CudaBasesG1 {
+            bases: self.engine.load_bases_tuned::<G1>(bases, tuning)?,
+        })
     }
 
     /// `load_bases_g2` with the MSM window size / copy count forced.
-    pub fn load_bases_g2_tuned(&self, bases: &[G2Affine], tuning: MsmTuning) -> Result<CudaBasesG2, BackendError> {
+    pub fn load_bases_g2_tuned(
+        &self,
+        bases: &[G2Affine],
+        tuning: MsmTuning,
+    ) -> Result<CudaBasesG2, BackendError> {
         let _g = self.lock();
-        Ok(CudaBasesG2 { bases: self.engine.load_bases_tuned::<G2>(bases, tuning)? })
+        Ok(CudaBasesG2 {
+            bases: self.engine.load_bases_tuned::<G2>(bases, tuning)?,
+        })
     }
 
     /// `msm_g1` with the time of each pipeline phase (synchronising between phases).
-    pub fn msm_g1_profiled(&self, bases: &CudaBasesG1, scalars: &CudaScalars) -> Result<(G1Projective, MsmProfile), BackendError> {
+    pub fn msm_g1_profiled(
+        &self,
+        bases: &CudaBasesG1,
+        scalars: &CudaScalars,
+    ) -> Result<(G1Projective, MsmProfile), BackendError> {
         let _g = self.lock();
         let mut p = MsmProfile::default();
-        let r = self.engine.msm_profiled::<G1>(&bases.bases, scalars.buf.ptr(), scalars.len, Some(&mut p))?;
+        let r = self.engine.msm_profiled::<G1>(
+            &bases.bases,
+            scalars.buf.ptr(),
+            scalars.len,
+            Some(&mut p),
+        )?;
         Ok((r, p))
     }
 
     /// `msm_g2` with the time of each pipeline phase.
-    pub fn msm_g2_profiled(&self, bases: &CudaBasesG2, scalars: &CudaScalars) -> Result<(G2Projective, MsmProfile), BackendError> {
+    pub fn msm_g2_profiled(
+        &self,
+        bases: &CudaBasesG2,
+        scalars: &CudaScalars,
+    ) -> Result<(G2Projective, MsmProfile), BackendError> {
         let _g = self.lock();
         let mut p = MsmProfile::default();
-        let r = self.engine.msm_profiled::<G2>(&bases.bases, scalars.buf.ptr(), scalars.len, Some(&mut p))?;
+        let r = self.engine.msm_profiled::<G2>(
+            &bases.bases,
+            scalars.buf.ptr(),
+            scalars.len,
+            Some(&mut p),
+        )?;
         Ok((r, p))
     }
 
@@ -141,13 +171,17 @@ impl Backend for CudaBackend {
         let bytes = fr_slice_as_bytes(scalars);
         let buf = DevBuf::new(&self.exec, bytes.len())?;
         self.exec.upload(buf.ptr(), bytes)?;
-        Ok(CudaScalars { buf, len: scalars.len() })
+        Ok(CudaScalars {
+            buf,
+            len: scalars.len(),
+        })
     }
 
     fn download_scalars(&self, scalars: &CudaScalars) -> Result<Vec<Fr>, BackendError> {
         let _g = self.lock();
         let mut out = vec![Fr::from(0u64); scalars.len];
-        self.exec.download(scalars.buf.ptr(), fr_slice_as_bytes_mut(&mut out))?;
+        self.exec
+            .download(scalars.buf.ptr(), fr_slice_as_bytes_mut(&mut out))?;
         Ok(out)
     }
 
@@ -157,43 +191,76 @@ impl Backend for CudaBackend {
 
     fn load_bases_g1(&self, bases: &[G1Affine]) -> Result<CudaBasesG1, BackendError> {
         let _g = self.lock();
-        Ok(CudaBasesG1 { bases: self.engine.load_bases::<G1>(bases)? })
+        Ok(CudaBasesG1 {
+            bases: self.engine.load_bases::<G1>(bases)?,
+        })
     }
 
     fn load_bases_g2(&self, bases: &[G2Affine]) -> Result<CudaBasesG2, BackendError> {
         let _g = self.lock();
-        Ok(CudaBasesG2 { bases: self.engine.load_bases::<G2>(bases)? })
+        Ok(CudaBasesG2 {
+            bases: self.engine.load_bases::<G2>(bases)?,
+        })
     }
 
-    fn msm_g1(&self, bases: &CudaBasesG1, scalars: &CudaScalars) -> Result<G1Projective, BackendError> {
+    fn msm_g1(
+        &self,
+        bases: &CudaBasesG1,
+        scalars: &CudaScalars,
+    ) -> Result<G1Projective, BackendError> {
         let _g = self.lock();
-        self.engine.msm::<G1>(&bases.bases, scalars.buf.ptr(), scalars.len)
+        self.engine
+            .msm::<G1>(&bases.bases, scalars.buf.ptr(), scalars.len)
     }
 
-    fn msm_g2(&self, bases: &CudaBasesG2, scalars: &CudaScalars) -> Result<G2Projective, BackendError> {
+    fn msm_g2(
+        &self,
+        bases: &CudaBasesG2,
+        scalars: &CudaScalars,
+    ) -> Result<G2Projective, BackendError> {
         let _g = self.lock();
-        self.engine.msm::<G2>(&bases.bases, scalars.buf.ptr(), scalars.len)
+        self.engine
+            .msm::<G2>(&bases.bases, scalars.buf.ptr(), scalars.len)
     }
 
-    fn ntt(&self, data: &mut CudaScalars, direction: NttDirection, coset: Option<Fr>) -> Result<(), BackendError> {
+    fn ntt(
+        &self,
+        data: &mut CudaScalars,
+        direction: NttDirection,
+        coset: Option<Fr>,
+    ) -> Result<(), BackendError> {
         let _g = self.lock();
         self.ntt.ntt(data.buf.ptr(), data.len, direction, coset)
     }
 
     /// Fused (no bit reversal between the transforms) and batched (three vectors per launch):
     /// kernels/src/cuda/ntt.rs.
-    fn interpolate_then_evaluate_on_coset(&self, vectors: &mut [&mut CudaScalars], coset: Fr) -> Result<(), BackendError> {
-        let Some(len) = vectors.first().map(|v| v.len) else { return Ok(()) };
+    fn interpolate_then_evaluate_on_coset(
+        &self,
+        vectors: &mut [&mut CudaScalars],
+        coset: Fr,
+    ) -> Result<(), BackendError> {
+        let Some(len) = vectors.first().map(|v| v.len) else {
+            return Ok(());
+        };
         if vectors.iter().any(|v| v.len != len) {
             let lens: Vec<usize> = vectors.iter().map(|v| v.len).collect();
-            return Err(BackendError::InvalidInput(format!("coset transform vectors must have one length, got {lens:?}")));
+            return Err(BackendError::InvalidInput(format!(
+                "coset transform vectors must have one length, got {lens:?}"
+            )));
         }
         let ptrs: Vec<u64> = vectors.iter().map(|v| v.buf.ptr()).collect();
         let _g = self.lock();
-        self.ntt.interpolate_then_evaluate_on_coset(&ptrs, len, coset)
+        self.ntt
+            .interpolate_then_evaluate_on_coset(&ptrs, len, coset)
     }
 
-    fn mul_sub_assign(&self, a: &mut CudaScalars, b: &CudaScalars, c: &CudaScalars) -> Result<(), BackendError> {
+    fn mul_sub_assign(
+        &self,
+        a: &mut CudaScalars,
+        b: &CudaScalars,
+        c: &CudaScalars,
+    ) -> Result<(), BackendError> {
         if a.len != b.len || a.len != c.len {
             return Err(BackendError::InvalidInput(format!(
                 "mul_sub_assign needs equal lengths: a {}, b {}, c {}",
@@ -201,7 +268,8 @@ impl Backend for CudaBackend {
             )));
         }
         let _g = self.lock();
-        self.ntt.mul_sub(a.buf.ptr(), b.buf.ptr(), c.buf.ptr(), a.len)
+        self.ntt
+            .mul_sub(a.buf.ptr(), b.buf.ptr(), c.buf.ptr(), a.len)
     }
 }
 
@@ -216,7 +284,9 @@ mod tests {
         match CudaBackend::new(0) {
             Err(BackendError::Unavailable(msg)) => {
                 assert!(
-                    msg.contains("no CUDA driver") || msg.contains("no embedded CUDA kernels") || msg.contains("no CUDA device"),
+                    msg.contains("no CUDA driver")
+                        || msg.contains("no embedded CUDA kernels")
+                        || msg.contains("no CUDA device"),
                     "{msg}"
                 );
             }

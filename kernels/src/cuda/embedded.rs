@@ -66,9 +66,18 @@ mod tests {
 
     #[test]
     fn image_choice_follows_compute_capability() {
-        assert_eq!(ImageKind::for_compute_capability(9, 0), Some(ImageKind::CubinSm90));
-        assert_eq!(ImageKind::for_compute_capability(8, 6), Some(ImageKind::CubinSm80));
-        assert_eq!(ImageKind::for_compute_capability(10, 0), Some(ImageKind::PtxCompute80));
+        assert_eq!(
+            ImageKind::for_compute_capability(9, 0),
+            Some(ImageKind::CubinSm90)
+        );
+        assert_eq!(
+            ImageKind::for_compute_capability(8, 6),
+            Some(ImageKind::CubinSm80)
+        );
+        assert_eq!(
+            ImageKind::for_compute_capability(10, 0),
+            Some(ImageKind::PtxCompute80)
+        );
         assert_eq!(ImageKind::for_compute_capability(7, 5), None);
     }
 
@@ -87,15 +96,35 @@ mod tests {
         if std::env::var("PROOFRACK_REQUIRE_KERNELS").as_deref() != Ok("1") {
             return;
         }
-        assert!(cuda_kernels_embedded(), "PROOFRACK_REQUIRE_KERNELS=1 but images are missing");
+        assert!(
+            cuda_kernels_embedded(),
+            "PROOFRACK_REQUIRE_KERNELS=1 but images are missing"
+        );
         for m in EMBEDDED_MODULES {
-            assert!(m.cubin_sm80.len() > 1000, "{}: sm_80 cubin too small", m.name);
-            assert!(m.cubin_sm90.len() > 1000, "{}: sm_90 cubin too small", m.name);
-            assert_eq!(m.ptx_compute80.last(), Some(&0), "{}: PTX must end with NUL", m.name);
+            assert!(
+                m.cubin_sm80.len() > 1000,
+                "{}: sm_80 cubin too small",
+                m.name
+            );
+            assert!(
+                m.cubin_sm90.len() > 1000,
+                "{}: sm_90 cubin too small",
+                m.name
+            );
+            assert_eq!(
+                m.ptx_compute80.last(),
+                Some(&0),
+                "{}: PTX must end with NUL",
+                m.name
+            );
             let ptx = std::str::from_utf8(&m.ptx_compute80[..m.ptx_compute80.len() - 1])
                 .expect("PTX is text");
             for k in m.kernels {
-                assert!(ptx.contains(&format!(".entry {k}(")), "{}: PTX lacks kernel {k}", m.name);
+                assert!(
+                    ptx.contains(&format!(".entry {k}(")),
+                    "{}: PTX lacks kernel {k}",
+                    m.name
+                );
             }
         }
     }

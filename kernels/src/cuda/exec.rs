@@ -34,10 +34,20 @@ pub(crate) struct LaunchDims {
 impl LaunchDims {
     /// Enough blocks of `block` threads to cover `threads` threads.
     pub fn cover(threads: u64, block: u32, shared_bytes: u32) -> LaunchDims {
-        assert!(block > 0 && block <= 1024, "block size {block} out of range");
+        assert!(
+            block > 0 && block <= 1024,
+            "block size {block} out of range"
+        );
         let grid = threads.div_ceil(u64::from(block)).max(1);
-        assert!(grid < (1u64 << 31), "grid of {grid} blocks exceeds CUDA's 2^31-1");
-        LaunchDims { grid: grid as u32, block, shared_bytes }
+        assert!(
+            grid < (1u64 << 31),
+            "grid of {grid} blocks exceeds CUDA's 2^31-1"
+        );
+        LaunchDims {
+            grid: grid as u32,
+            block,
+            shared_bytes,
+        }
     }
 }
 
@@ -60,7 +70,12 @@ pub(crate) trait Exec: Send + Sync {
     fn upload(&self, dst: DevPtr, src: &[u8]) -> Result<(), BackendError>;
     fn download(&self, src: DevPtr, dst: &mut [u8]) -> Result<(), BackendError>;
     fn zero(&self, dst: DevPtr, bytes: usize) -> Result<(), BackendError>;
-    fn launch(&self, kernel: &str, dims: LaunchDims, args: &[KernelArg]) -> Result<(), BackendError>;
+    fn launch(
+        &self,
+        kernel: &str,
+        dims: LaunchDims,
+        args: &[KernelArg],
+    ) -> Result<(), BackendError>;
     /// Waits for all issued work and reports any asynchronous kernel error.
     fn synchronize(&self) -> Result<(), BackendError>;
 }
@@ -76,7 +91,11 @@ impl DevBuf {
     pub fn new(exec: &Arc<dyn Exec>, bytes: usize) -> Result<DevBuf, BackendError> {
         // zero-sized allocations get one word so every buffer has a valid address
         let ptr = exec.alloc(bytes.max(16))?;
-        Ok(DevBuf { ptr, bytes, exec: exec.clone() })
+        Ok(DevBuf {
+            ptr,
+            bytes,
+            exec: exec.clone(),
+        })
     }
 
     pub fn ptr(&self) -> DevPtr {
@@ -85,7 +104,11 @@ impl DevBuf {
 
     /// Address `offset` bytes in; the offset must lie within the buffer.
     pub fn at(&self, offset: usize) -> DevPtr {
-        assert!(offset <= self.bytes, "offset {offset} past a {}-byte buffer", self.bytes);
+        assert!(
+            offset <= self.bytes,
+            "offset {offset} past a {}-byte buffer",
+            self.bytes
+        );
         self.ptr + offset as u64
     }
 

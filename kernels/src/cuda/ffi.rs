@@ -25,7 +25,12 @@ pub(crate) fn words_as_bytes(words: &[u32]) -> &[u8] {
 
 pub(crate) fn words_as_bytes_mut(words: &mut [u32]) -> &mut [u8] {
     // SAFETY: as above, and every byte pattern is a valid u32.
-    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(words)) }
+    unsafe {
+        std::slice::from_raw_parts_mut(
+            words.as_mut_ptr().cast::<u8>(),
+            std::mem::size_of_val(words),
+        )
+    }
 }
 
 // arkworks' Fr is `Fp(BigInt([u64; 4]), PhantomData)`: 32 bytes of little-endian Montgomery
@@ -35,14 +40,21 @@ const _: () = assert!(std::mem::size_of::<Fr>() == 32 && std::mem::align_of::<Fr
 /// Fr values as their 32-byte Montgomery representations, without copying.
 pub(crate) fn fr_slice_as_bytes(values: &[Fr]) -> &[u8] {
     // SAFETY: Fr is 32 bytes of plain u64 limbs (checked above), no padding, no pointers.
-    unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values)) }
+    unsafe {
+        std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values))
+    }
 }
 
 /// Fr values filled from device bytes. Every byte pattern is a valid `Fr` representation in
 /// memory; the kernels only ever write reduced Montgomery values.
 pub(crate) fn fr_slice_as_bytes_mut(values: &mut [Fr]) -> &mut [u8] {
     // SAFETY: as above; Fr has no invalid bit patterns at the memory level.
-    unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(values)) }
+    unsafe {
+        std::slice::from_raw_parts_mut(
+            values.as_mut_ptr().cast::<u8>(),
+            std::mem::size_of_val(values),
+        )
+    }
 }
 
 fn driver_error(what: &str, e: cu::DriverError) -> BackendError {
@@ -83,9 +95,12 @@ impl CudaDevice {
         }
         // SAFETY: only probes whether the library can be loaded.
         if !unsafe { sys::is_culib_present() } {
-            return Err(BackendError::Unavailable("no CUDA driver, using the CPU backend".into()));
+            return Err(BackendError::Unavailable(
+                "no CUDA driver, using the CPU backend".into(),
+            ));
         }
-        cu::init().map_err(|e| BackendError::Unavailable(format!("CUDA driver init failed: {e:?}")))?;
+        cu::init()
+            .map_err(|e| BackendError::Unavailable(format!("CUDA driver init failed: {e:?}")))?;
         let count = cu::device::get_count().map_err(|e| driver_error("cuDeviceGetCount", e))?;
         if ordinal < 0 || ordinal >= count {
             return Err(BackendError::Unavailable(format!(
@@ -95,7 +110,8 @@ impl CudaDevice {
         let dev = cu::device::get(ordinal).map_err(|e| driver_error("cuDeviceGet", e))?;
         let attr = |a: sys::CUdevice_attribute| -> Result<i32, BackendError> {
             // SAFETY: dev came from cuDeviceGet.
-            unsafe { cu::device::get_attribute(dev, a) }.map_err(|e| driver_error("cuDeviceGetAttribute", e))
+            unsafe { cu::device::get_attribute(dev, a) }
+                .map_err(|e| driver_error("cuDeviceGetAttribute", e))
         };
         let major = attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
         let minor = attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
@@ -107,9 +123,11 @@ impl CudaDevice {
             ))
         })?;
         // SAFETY: dev came from cuDeviceGet.
-        let total = unsafe { cu::device::total_mem(dev) }.map_err(|e| driver_error("cuDeviceTotalMem", e))?;
+        let total = unsafe { cu::device::total_mem(dev) }
+            .map_err(|e| driver_error("cuDeviceTotalMem", e))?;
         // SAFETY: dev is valid; the primary context is retained for the process lifetime.
-        let ctx = unsafe { cu::primary_ctx::retain(dev) }.map_err(|e| driver_error("cuDevicePrimaryCtxRetain", e))?;
+        let ctx = unsafe { cu::primary_ctx::retain(dev) }
+            .map_err(|e| driver_error("cuDevicePrimaryCtxRetain", e))?;
         // SAFETY: ctx was just retained.
         unsafe { cu::ctx::set_current(ctx) }.map_err(|e| driver_error("cuCtxSetCurrent", e))?;
         let stream = cu::stream::create(cu::stream::StreamKind::NonBlocking)
@@ -118,14 +136,23 @@ impl CudaDevice {
         for m in EMBEDDED_MODULES {
             let bytes = image.image(m);
             // SAFETY: the image is a complete cubin or NUL-terminated PTX embedded at build time.
-            let module = unsafe { cu::module::load_data(bytes.as_ptr().cast::<c_void>()) }.map_err(|e| {
-                driver_error(&format!("loading module {} ({}) on sm_{major}{minor}", m.name, image.label()), e)
-            })?;
+            let module = unsafe { cu::module::load_data(bytes.as_ptr().cast::<c_void>()) }
+                .map_err(|e| {
+                    driver_error(
+                        &format!(
+                            "loading module {} ({}) on sm_{major}{minor}",
+                            m.name,
+                            image.label()
+                        ),
+                        e,
+                    )
+                })?;
             for &k in m.kernels {
                 let cname = CString::new(k).expect("kernel names have no NUL");
                 // SAFETY: module was just loaded.
-                let f = unsafe { cu::module::get_function(module, cname) }
-                    .map_err(|e| driver_error(&format!("kernel {k} missing from module {}", m.name), e))?;
+                let f = unsafe { cu::module::get_function(module, cname) }.map_err(|e| {
+                    driver_error(&format!("kernel {k} missing from module {}", m.name), e)
+                })?;
                 functions.insert(k, f);
             }
         }
@@ -133,10 +160,11 @@ impl CudaDevice {
         let resident = match functions.get("msm_accumulate_g1") {
             Some(&f) => {
                 // SAFETY: f is a loaded kernel.
-                let blocks = unsafe {
-                    cu::occupancy::max_active_block_per_multiprocessor(f, 128, 0)
-                }
-                .map_err(|e| driver_error("cuOccupancyMaxActiveBlocksPerMultiprocessor", e))?;
+                let blocks =
+                    unsafe { cu::occupancy::max_active_block_per_multiprocessor(f, 128, 0) }
+                        .map_err(|e| {
+                            driver_error("cuOccupancyMaxActiveBlocksPerMultiprocessor", e)
+                        })?;
                 (blocks.max(1) as u32) * 128
             }
             None => 512,
@@ -153,7 +181,8 @@ impl CudaDevice {
             name,
             compute_capability: (major, minor),
             image,
-            sync_each_launch: std::env::var("PROOFRACK_CUDA_SYNC_EACH_LAUNCH").as_deref() == Ok("1"),
+            sync_each_launch: std::env::var("PROOFRACK_CUDA_SYNC_EACH_LAUNCH").as_deref()
+                == Ok("1"),
             call_lock: Mutex::new(()),
         })
     }
@@ -161,19 +190,24 @@ impl CudaDevice {
     fn enter(&self) -> Result<std::sync::MutexGuard<'_, ()>, BackendError> {
         let guard = self.call_lock.lock().unwrap_or_else(|p| p.into_inner());
         // SAFETY: ctx is the retained primary context of this device.
-        unsafe { cu::ctx::set_current(self.ctx) }.map_err(|e| driver_error("cuCtxSetCurrent", e))?;
+        unsafe { cu::ctx::set_current(self.ctx) }
+            .map_err(|e| driver_error("cuCtxSetCurrent", e))?;
         Ok(guard)
     }
 
     /// Device-side timing of `f` with CUDA events around it (milliseconds).
-    pub fn time_ms<T>(&self, f: impl FnOnce() -> Result<T, BackendError>) -> Result<(T, f64), BackendError> {
+    pub fn time_ms<T>(
+        &self,
+        f: impl FnOnce() -> Result<T, BackendError>,
+    ) -> Result<(T, f64), BackendError> {
         let (start, end) = {
             let _g = self.enter()?;
             let flags = sys::CUevent_flags::CU_EVENT_DEFAULT;
             let start = cu::event::create(flags).map_err(|e| driver_error("cuEventCreate", e))?;
             let end = cu::event::create(flags).map_err(|e| driver_error("cuEventCreate", e))?;
             // SAFETY: live event and stream.
-            unsafe { cu::event::record(start, self.stream) }.map_err(|e| driver_error("cuEventRecord", e))?;
+            unsafe { cu::event::record(start, self.stream) }
+                .map_err(|e| driver_error("cuEventRecord", e))?;
             (start, end)
         };
         let out = f()?;
@@ -182,7 +216,8 @@ impl CudaDevice {
         let ms = unsafe {
             cu::event::record(end, self.stream).map_err(|e| driver_error("cuEventRecord", e))?;
             cu::event::synchronize(end).map_err(|e| driver_error("cuEventSynchronize", e))?;
-            let ms = cu::event::elapsed(start, end).map_err(|e| driver_error("cuEventElapsedTime", e))?;
+            let ms = cu::event::elapsed(start, end)
+                .map_err(|e| driver_error("cuEventElapsedTime", e))?;
             let _ = cu::event::destroy(start);
             let _ = cu::event::destroy(end);
             ms
@@ -209,7 +244,10 @@ impl Exec for CudaDevice {
             Ok(p) => Ok(p),
             Err(e) if e.0 == sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY => {
                 let free = cu::mem_get_info().map(|(f, _)| f as u64).unwrap_or(0);
-                Err(BackendError::OutOfMemory { needed_bytes: bytes as u64, free_bytes: free })
+                Err(BackendError::OutOfMemory {
+                    needed_bytes: bytes as u64,
+                    free_bytes: free,
+                })
             }
             Err(e) => Err(driver_error(&format!("cuMemAlloc({bytes})"), e)),
         }
@@ -238,8 +276,10 @@ impl Exec for CudaDevice {
         // SAFETY: dst was allocated with at least src.len() bytes by the caller (DevBuf);
         // the stream is synchronised before returning, so the copy does not outlive `src`.
         unsafe {
-            cu::memcpy_htod_async(dst, src, self.stream).map_err(|e| driver_error("cuMemcpyHtoDAsync", e))?;
-            cu::stream::synchronize(self.stream).map_err(|e| driver_error("cuStreamSynchronize after an upload", e))
+            cu::memcpy_htod_async(dst, src, self.stream)
+                .map_err(|e| driver_error("cuMemcpyHtoDAsync", e))?;
+            cu::stream::synchronize(self.stream)
+                .map_err(|e| driver_error("cuStreamSynchronize after an upload", e))
         }
     }
 
@@ -248,18 +288,26 @@ impl Exec for CudaDevice {
         // SAFETY: src holds at least dst.len() bytes; the copy is ordered after all issued
         // work on the stream, and the stream is synchronised before `dst` is used.
         unsafe {
-            cu::memcpy_dtoh_async(dst, src, self.stream).map_err(|e| driver_error("cuMemcpyDtoHAsync", e))?;
-            cu::stream::synchronize(self.stream).map_err(|e| driver_error("kernel execution or download", e))
+            cu::memcpy_dtoh_async(dst, src, self.stream)
+                .map_err(|e| driver_error("cuMemcpyDtoHAsync", e))?;
+            cu::stream::synchronize(self.stream)
+                .map_err(|e| driver_error("kernel execution or download", e))
         }
     }
 
     fn zero(&self, dst: DevPtr, bytes: usize) -> Result<(), BackendError> {
         let _g = self.enter()?;
         // SAFETY: dst holds at least `bytes` bytes (caller's DevBuf); ordered on the stream.
-        unsafe { cu::memset_d8_async(dst, 0, bytes, self.stream) }.map_err(|e| driver_error("cuMemsetD8Async", e))
+        unsafe { cu::memset_d8_async(dst, 0, bytes, self.stream) }
+            .map_err(|e| driver_error("cuMemsetD8Async", e))
     }
 
-    fn launch(&self, kernel: &str, dims: LaunchDims, args: &[KernelArg]) -> Result<(), BackendError> {
+    fn launch(
+        &self,
+        kernel: &str,
+        dims: LaunchDims,
+        args: &[KernelArg],
+    ) -> Result<(), BackendError> {
         let f = *self.functions.get(kernel).ok_or_else(|| {
             BackendError::Device(format!("kernel {kernel} is not in the embedded modules"))
         })?;
@@ -273,7 +321,10 @@ impl Exec for CudaDevice {
                 KernelArg::Bytes(b) => b.clone(),
             })
             .collect();
-        let mut params: Vec<*mut c_void> = storage.iter_mut().map(|s| s.as_mut_ptr().cast::<c_void>()).collect();
+        let mut params: Vec<*mut c_void> = storage
+            .iter_mut()
+            .map(|s| s.as_mut_ptr().cast::<c_void>())
+            .collect();
         let _g = self.enter()?;
         // SAFETY: f is a loaded kernel whose parameter list matches `args` (msm.rs mirrors
         // msm.cu); every pointer argument is a live device allocation.
@@ -301,6 +352,7 @@ impl Exec for CudaDevice {
     fn synchronize(&self) -> Result<(), BackendError> {
         let _g = self.enter()?;
         // SAFETY: live stream.
-        unsafe { cu::stream::synchronize(self.stream) }.map_err(|e| driver_error("kernel execution", e))
+        unsafe { cu::stream::synchronize(self.stream) }
+            .map_err(|e| driver_error("kernel execution", e))
     }
 }

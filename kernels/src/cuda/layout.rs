@@ -98,7 +98,10 @@ pub(crate) fn affine_to_words<C: DeviceCurve>(points: &[Affine<C::Config>]) -> V
     if points.len() < PARALLEL_CONVERSION_MIN {
         points.iter().zip(out.chunks_mut(w)).for_each(convert);
     } else {
-        points.par_iter().zip(out.par_chunks_mut(w)).for_each(convert);
+        points
+            .par_iter()
+            .zip(out.par_chunks_mut(w))
+            .for_each(convert);
     }
     out
 }

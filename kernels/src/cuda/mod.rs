@@ -23,12 +23,12 @@ pub(crate) mod ffi;
 pub(crate) mod layout;
 pub(crate) mod msm;
 pub(crate) mod msm_plan;
-pub(crate) mod ntt;
 #[cfg(test)]
 mod msm_tests;
+pub(crate) mod ntt;
 #[cfg(test)]
 mod ntt_tests;
 
 pub use backend::{CudaBackend, CudaBasesG1, CudaBasesG2, CudaScalars};
-pub use msm::{MsmProfile, MsmTuning};
 pub use embedded::cuda_kernels_embedded;
+pub use msm::{MsmProfile, MsmTuning};

@@ -11,8 +11,9 @@ use ark_ff::Zero;
 use super::exec::{DevBuf, DevPtr, Exec, KernelArg, LaunchDims};
 use super::layout::{affine_to_words, xyzz_to_projective, DeviceCurve, DeviceField};
 use super::msm_plan::{
-    choose_shape, chunk_len, MsmShape, MsmSizes, ACCUMULATE_THREADS_PER_BLOCK, COMBINE_FANIN, MAX_COPIES,
-    MAX_REFS, MAX_WINDOW_BITS, MIN_WINDOW_BITS, POINT_KERNEL_BLOCK, ROW_CHUNK, SORT_THREADS,
+    choose_shape, chunk_len, MsmShape, MsmSizes, ACCUMULATE_THREADS_PER_BLOCK, COMBINE_FANIN,
+    MAX_COPIES, MAX_REFS, MAX_WINDOW_BITS, MIN_WINDOW_BITS, POINT_KERNEL_BLOCK, ROW_CHUNK,
+    SORT_THREADS,
 };
 use crate::backend::BackendError;
 
@@ -88,7 +89,10 @@ pub(crate) struct MsmEngine {
 
 impl MsmEngine {
     pub fn new(exec: Arc<dyn Exec>) -> MsmEngine {
-        MsmEngine { exec, workspaces: Mutex::new(Vec::new()) }
+        MsmEngine {
+            exec,
+            workspaces: Mutex::new(Vec::new()),
+        }
     }
 
     /// A workspace for `sizes`: a cached one, or a new one after dropping cached ones while
@@ -116,7 +120,10 @@ impl MsmEngine {
 
     /// Frees the cached working sets (e.g. before loading a large proving key).
     pub fn release_workspaces(&self) {
-        self.workspaces.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.workspaces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     /// Uploads `points` and precomputes as many shifted copies as memory allows.
@@ -135,7 +142,11 @@ impl MsmEngine {
     ) -> Result<ResidentBases, BackendError> {
         let n = points.len() as u64;
         if n == 0 {
-            return Ok(ResidentBases { buf: None, n: 0, shape: choose_shape(0, 1) });
+            return Ok(ResidentBases {
+                buf: None,
+                n: 0,
+                shape: choose_shape(0, 1),
+            });
         }
         if n >= MAX_REFS {
             return Err(BackendError::InvalidInput(format!(
@@ -149,7 +160,10 @@ impl MsmEngine {
         let budget = (free as f64 * BASES_MEMORY_FRACTION) as u64;
         let fit = budget / (n * point_bytes);
         if fit == 0 {
-            return Err(BackendError::OutOfMemory { needed_bytes: n * point_bytes, free_bytes: free });
+            return Err(BackendError::OutOfMemory {
+                needed_bytes: n * point_bytes,
+                free_bytes: free,
+            });
         }
         let mut max_copies = fit.min(u64::from(MAX_COPIES)) as u32;
         if let Some(limit) = tuning.max_copies {
@@ -179,13 +193,27 @@ impl MsmEngine {
         self.precompute::<C>(&buf, n, shape)?;
         self.exec.synchronize()?;
         tracing::debug!(
-            curve = C::SUFFIX, points = n, c = shape.c, windows = shape.windows,
-            copies = shape.copies, bytes = total, "msm bases resident"
+            curve = C::SUFFIX,
+            points = n,
+            c = shape.c,
+            windows = shape.windows,
+            copies = shape.copies,
+            bytes = total,
+            "msm bases resident"
         );
-        Ok(ResidentBases { buf: Some(buf), n: n as usize, shape })
+        Ok(ResidentBases {
+            buf: Some(buf),
+            n: n as usize,
+            shape,
+        })
     }
 
-    fn precompute<C: DeviceCurve>(&self, buf: &DevBuf, n: u64, shape: MsmShape) -> Result<(), BackendError> {
+    fn precompute<C: DeviceCurve>(
+        &self,
+        buf: &DevBuf,
+        n: u64,
+        shape: MsmShape,
+    ) -> Result<(), BackendError> {
         if shape.copies < 2 {
             return Ok(());
         }
@@ -208,11 +236,19 @@ impl MsmEngine {
                 let mut args = common.to_vec();
                 args.push(KernelArg::U32(shape.copy_shift_bits()));
                 args.push(scratch.arg());
-                self.exec.launch(&double, LaunchDims::cover(count, POINT_KERNEL_BLOCK, 0), &args)?;
+                self.exec.launch(
+                    &double,
+                    LaunchDims::cover(count, POINT_KERNEL_BLOCK, 0),
+                    &args,
+                )?;
                 let mut args = common.to_vec();
                 args.push(scratch.arg());
                 let threads = count.div_ceil(NORMALIZE_CHUNK);
-                self.exec.launch(&normalize, LaunchDims::cover(threads, POINT_KERNEL_BLOCK, 0), &args)?;
+                self.exec.launch(
+                    &normalize,
+                    LaunchDims::cover(threads, POINT_KERNEL_BLOCK, 0),
+                    &args,
+                )?;
                 first += count;
             }
         }
@@ -250,17 +286,37 @@ impl MsmEngine {
         let limits = self.exec.limits();
         let shape = bases.shape;
         let xyzz = C::XYZZ_BYTES as u64;
-        let full = MsmSizes::new(len as u64, shape, limits.sm_count, limits.resident_threads_per_sm);
+        let full = MsmSizes::new(
+            len as u64,
+            shape,
+            limits.sm_count,
+            limits.resident_threads_per_sm,
+        );
         let cached = {
             let cache = self.workspaces.lock().unwrap_or_else(|p| p.into_inner());
             cache.iter().any(|w| w.fits(&full, xyzz))
         };
         // a cached working set for the whole call is memory already in hand
-        let free = if cached { u64::MAX / 2 } else { self.exec.free_memory_bytes()? };
+        let free = if cached {
+            u64::MAX / 2
+        } else {
+            self.exec.free_memory_bytes()?
+        };
         let budget = (free as f64 * WORKING_MEMORY_FRACTION) as u64;
-        let sizes_for = |c: u64| MsmSizes::new(c, shape, limits.sm_count, limits.resident_threads_per_sm);
-        let chunk = chunk_len(len as u64, shape, limits.sm_count, limits.resident_threads_per_sm, budget, xyzz)
-            .map_err(|needed| BackendError::OutOfMemory { needed_bytes: needed, free_bytes: free })?;
+        let sizes_for =
+            |c: u64| MsmSizes::new(c, shape, limits.sm_count, limits.resident_threads_per_sm);
+        let chunk = chunk_len(
+            len as u64,
+            shape,
+            limits.sm_count,
+            limits.resident_threads_per_sm,
+            budget,
+            xyzz,
+        )
+        .map_err(|needed| BackendError::OutOfMemory {
+            needed_bytes: needed,
+            free_bytes: free,
+        })?;
         let mut total = Projective::<C::Config>::zero();
         let mut offset = 0u64;
         let mut work: Option<Workspace> = None;
@@ -337,23 +393,44 @@ impl MsmEngine {
         ex.launch(
             "msm_prepare_scalars",
             LaunchDims::cover(z.len, 256, 0),
-            &[KernelArg::Ptr(scalars), KernelArg::U32(z.len as u32), w.prepared.arg()],
+            &[
+                KernelArg::Ptr(scalars),
+                KernelArg::U32(z.len as u32),
+                w.prepared.arg(),
+            ],
         )?;
         let coarse_shared = z.coarse_bins * 4;
         ex.launch(
             "msm_coarse_hist",
-            LaunchDims { grid: z.coarse_blocks, block: SORT_THREADS, shared_bytes: coarse_shared },
+            LaunchDims {
+                grid: z.coarse_blocks,
+                block: SORT_THREADS,
+                shared_bytes: coarse_shared,
+            },
             &[w.prepared.arg(), plan_arg.clone(), w.coarse.arg()],
         )?;
         self.exclusive_scan(w.coarse.ptr(), coarse_len, &w.scan)?;
         ex.launch(
             "msm_coarse_scatter",
-            LaunchDims { grid: z.coarse_blocks, block: SORT_THREADS, shared_bytes: coarse_shared },
-            &[w.prepared.arg(), plan_arg.clone(), w.coarse.arg(), w.items.arg()],
+            LaunchDims {
+                grid: z.coarse_blocks,
+                block: SORT_THREADS,
+                shared_bytes: coarse_shared,
+            },
+            &[
+                w.prepared.arg(),
+                plan_arg.clone(),
+                w.coarse.arg(),
+                w.items.arg(),
+            ],
         )?;
         ex.launch(
             "msm_fine_plan",
-            LaunchDims { grid: 1, block: 1024, shared_bytes: SCAN_SHARED_BYTES },
+            LaunchDims {
+                grid: 1,
+                block: 1024,
+                shared_bytes: SCAN_SHARED_BYTES,
+            },
             &[w.coarse.arg(), plan_arg.clone(), w.tile_start.arg()],
         )?;
         let fine_len = z.fine_hist_len();
@@ -366,7 +443,13 @@ impl MsmEngine {
         ex.launch(
             "msm_fine_hist",
             fine_dims,
-            &[w.items.arg(), w.coarse.arg(), plan_arg.clone(), w.tile_start.arg(), w.fine.arg()],
+            &[
+                w.items.arg(),
+                w.coarse.arg(),
+                plan_arg.clone(),
+                w.tile_start.arg(),
+                w.fine.arg(),
+            ],
         )?;
         self.exclusive_scan(w.fine.ptr(), fine_len, &w.scan)?;
         ex.launch(
@@ -487,18 +570,35 @@ impl MsmEngine {
     }
 
     /// In-place exclusive scan of `len` u32 at `data`; data[len] = total.
-    fn exclusive_scan(&self, data: DevPtr, len: u64, tile_sums: &DevBuf) -> Result<(), BackendError> {
+    fn exclusive_scan(
+        &self,
+        data: DevPtr,
+        len: u64,
+        tile_sums: &DevBuf,
+    ) -> Result<(), BackendError> {
         assert!(len < u64::from(u32::MAX), "scan of {len} values");
         let tiles = len.div_ceil(SCAN_TILE).max(1);
-        let dims = LaunchDims { grid: tiles as u32, block: SCAN_THREADS, shared_bytes: SCAN_SHARED_BYTES };
+        let dims = LaunchDims {
+            grid: tiles as u32,
+            block: SCAN_THREADS,
+            shared_bytes: SCAN_SHARED_BYTES,
+        };
         self.exec.launch(
             "scan_tile_sums",
             dims,
-            &[KernelArg::Ptr(data), KernelArg::U32(len as u32), tile_sums.arg()],
+            &[
+                KernelArg::Ptr(data),
+                KernelArg::U32(len as u32),
+                tile_sums.arg(),
+            ],
         )?;
         self.exec.launch(
             "scan_block_offsets",
-            LaunchDims { grid: 1, block: SCAN_THREADS, shared_bytes: SCAN_SHARED_BYTES },
+            LaunchDims {
+                grid: 1,
+                block: SCAN_THREADS,
+                shared_bytes: SCAN_SHARED_BYTES,
+            },
             &[tile_sums.arg(), KernelArg::U32(tiles as u32)],
         )?;
         self.exec.launch(

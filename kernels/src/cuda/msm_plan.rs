@@ -44,12 +44,20 @@ pub(crate) struct MsmShape {
 
 impl MsmShape {
     pub fn new(c: u32, max_copies: u32) -> MsmShape {
-        assert!((MIN_WINDOW_BITS..=MAX_WINDOW_BITS).contains(&c), "window bits {c} out of range");
+        assert!(
+            (MIN_WINDOW_BITS..=MAX_WINDOW_BITS).contains(&c),
+            "window bits {c} out of range"
+        );
         let windows = DIGIT_BITS_COVERED.div_ceil(c);
         let copies_allowed = max_copies.clamp(1, windows);
         let group = windows.div_ceil(copies_allowed);
         let copies = windows.div_ceil(group);
-        MsmShape { c, windows, group, copies }
+        MsmShape {
+            c,
+            windows,
+            group,
+            copies,
+        }
     }
 
     /// Buckets per window K = 2^(c-1) (digit magnitudes 1..=2^(c-1)).
@@ -70,8 +78,14 @@ impl MsmShape {
     /// Key bits split into (coarse, fine) for the two sort passes.
     pub fn sort_bits(&self) -> (u32, u32) {
         let key_bits = (64 - (self.keys() - 1).leading_zeros()).max(1);
-        assert!(key_bits <= MAX_KEY_BITS, "{key_bits} key bits exceed the sort's {MAX_KEY_BITS}");
-        let fine = key_bits.div_ceil(2).min(MAX_FINE_BITS).max(key_bits.saturating_sub(MAX_COARSE_BITS));
+        assert!(
+            key_bits <= MAX_KEY_BITS,
+            "{key_bits} key bits exceed the sort's {MAX_KEY_BITS}"
+        );
+        let fine = key_bits
+            .div_ceil(2)
+            .min(MAX_FINE_BITS)
+            .max(key_bits.saturating_sub(MAX_COARSE_BITS));
         (key_bits - fine, fine)
     }
 
@@ -99,7 +113,8 @@ pub(crate) fn choose_shape(n: u64, max_copies: u32) -> MsmShape {
             best = Some((cost, shape));
         }
     }
-    best.map(|(_, s)| s).expect("c = 2 with one copy is always valid below 2^31 points")
+    best.map(|(_, s)| s)
+        .expect("c = 2 with one copy is always valid below 2^31 points")
 }
 
 /// Launch-size constants shared with msm.cuh.
@@ -138,11 +153,16 @@ pub(crate) struct MsmSizes {
 impl MsmSizes {
     pub fn new(len: u64, shape: MsmShape, sm_count: u32, resident_per_sm: u32) -> MsmSizes {
         let items_max = len * u64::from(shape.windows);
-        assert!(items_max < MAX_REFS, "{items_max} items overflow the 31-bit item index");
+        assert!(
+            items_max < MAX_REFS,
+            "{items_max} items overflow the 31-bit item index"
+        );
         let (coarse_bits, fine_bits) = shape.sort_bits();
         let coarse_bins = shape.keys().div_ceil(1 << fine_bits) as u32;
         let target_blocks = u64::from(sm_count.max(1)) * 4;
-        let blocks = len.div_ceil(MIN_SCALARS_PER_SORT_BLOCK).clamp(1, target_blocks);
+        let blocks = len
+            .div_ceil(MIN_SCALARS_PER_SORT_BLOCK)
+            .clamp(1, target_blocks);
         let scalars_per_block = len.div_ceil(blocks).max(1);
         let coarse_blocks = len.div_ceil(scalars_per_block).max(1);
         let fine_tiles_max = items_max.div_ceil(FINE_TILE_ITEMS) + u64::from(coarse_bins);
@@ -209,7 +229,8 @@ pub(crate) fn chunk_len(
     budget_bytes: u64,
     xyzz_bytes: u64,
 ) -> Result<u64, u64> {
-    let bytes = |c: u64| MsmSizes::new(c, shape, sm_count, resident_per_sm).working_bytes(xyzz_bytes);
+    let bytes =
+        |c: u64| MsmSizes::new(c, shape, sm_count, resident_per_sm).working_bytes(xyzz_bytes);
     let mut chunk = len.max(1);
     while chunk > 1 && bytes(chunk) > budget_bytes {
         chunk = chunk.div_ceil(2);
@@ -251,9 +272,18 @@ mod tests {
         let small = choose_shape(1, MAX_COPIES);
         let mid = choose_shape(1 << 20, MAX_COPIES);
         let big = choose_shape(1 << 24, MAX_COPIES);
-        assert!(small.c < mid.c && mid.c < big.c, "{small:?} {mid:?} {big:?}");
-        assert!((18..=21).contains(&mid.c), "2^20 with full precompute: {mid:?}");
-        assert!((21..=23).contains(&big.c), "2^24 with full precompute: {big:?}");
+        assert!(
+            small.c < mid.c && mid.c < big.c,
+            "{small:?} {mid:?} {big:?}"
+        );
+        assert!(
+            (18..=21).contains(&mid.c),
+            "2^20 with full precompute: {mid:?}"
+        );
+        assert!(
+            (21..=23).contains(&big.c),
+            "2^24 with full precompute: {big:?}"
+        );
         // without precompute the bucket count multiplies by the windows: smaller c
         assert!(choose_shape(1 << 20, 1).c < mid.c);
         for n in [0u64, 1, 2, 3, 1000, 1 << 16, 1 << 26] {
@@ -296,13 +326,20 @@ mod tests {
             let z = MsmSizes::new(n, shape, 132, 512);
             assert!(u64::from(z.coarse_blocks) * u64::from(z.scalars_per_block) >= n);
             assert!(u64::from(z.coarse_blocks - 1) * u64::from(z.scalars_per_block) < n);
-            assert_eq!(u64::from(z.buckets_per_thread) * u64::from(z.segments), shape.buckets_per_window());
+            assert_eq!(
+                u64::from(z.buckets_per_thread) * u64::from(z.segments),
+                shape.buckets_per_window()
+            );
             assert!(z.segments.is_power_of_two());
             assert!(z.accumulate_threads >= 1);
             assert!(z.fine_hist_len() < 1 << 32);
         }
         let big = MsmSizes::new(1 << 24, choose_shape(1 << 24, MAX_COPIES), 132, 512);
         // 2^24 G1 fits comfortably in an H100's 80 GB
-        assert!(big.working_bytes(128) < 8 << 30, "{}", big.working_bytes(128));
+        assert!(
+            big.working_bytes(128) < 8 << 30,
+            "{}",
+            big.working_bytes(128)
+        );
     }
 }

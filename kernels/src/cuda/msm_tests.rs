@@ -9,8 +9,8 @@ use ark_std::rand::{rngs::StdRng, Rng, SeedableRng};
 
 use super::exec::{DevBuf, DeviceLimits, Exec};
 use super::ffi::fr_slice_as_bytes;
-use super::layout::{G1, G2};
 use super::layout::DeviceCurve;
+use super::layout::{G1, G2};
 use super::msm::{MsmEngine, WORKING_MEMORY_FRACTION};
 use super::msm_plan::chunk_len;
 use crate::curve::{Fr, G1Affine, G1Projective, G2Affine, G2Projective};
@@ -44,7 +44,15 @@ enum Dist {
 
 fn scalars(dist: Dist, n: usize, rng: &mut StdRng) -> Vec<Fr> {
     let half = Fr::from_bigint(Fr::MODULUS_MINUS_ONE_DIV_TWO).expect("below r");
-    let edges = [Fr::ONE, -Fr::ONE, half, half + Fr::ONE, half - Fr::ONE, Fr::from(2u64), Fr::zero()];
+    let edges = [
+        Fr::ONE,
+        -Fr::ONE,
+        half,
+        half + Fr::ONE,
+        half - Fr::ONE,
+        Fr::from(2u64),
+        Fr::zero(),
+    ];
     let equal = Fr::rand(rng);
     (0..n)
         .map(|i| match dist {
@@ -61,7 +69,9 @@ fn scalars(dist: Dist, n: usize, rng: &mut StdRng) -> Vec<Fr> {
 /// Random bases with repeats (the same point several times, and its negation) and the
 /// point at infinity mixed in.
 fn g1_bases(n: usize, rng: &mut StdRng) -> Vec<G1Affine> {
-    let fresh: Vec<G1Projective> = (0..n.div_ceil(2).max(1)).map(|_| G1Projective::rand(rng)).collect();
+    let fresh: Vec<G1Projective> = (0..n.div_ceil(2).max(1))
+        .map(|_| G1Projective::rand(rng))
+        .collect();
     let mut v: Vec<G1Affine> = G1Projective::normalize_batch(&fresh);
     while v.len() < n {
         let i = rng.gen_range(0..v.len());
@@ -76,14 +86,28 @@ fn g1_bases(n: usize, rng: &mut StdRng) -> Vec<G1Affine> {
     v
 }
 
-fn check_g1(engine: &MsmEngine, dev: &Arc<dyn Exec>, bases: &[G1Affine], dists: &[Dist], rng: &mut StdRng) {
+fn check_g1(
+    engine: &MsmEngine,
+    dev: &Arc<dyn Exec>,
+    bases: &[G1Affine],
+    dists: &[Dist],
+    rng: &mut StdRng,
+) {
     let resident = engine.load_bases::<G1>(bases).expect("load bases");
     for &d in dists {
         let s = scalars(d, bases.len(), rng);
         let buf = upload(dev, &s);
-        let got = engine.msm::<G1>(&resident, buf.ptr(), s.len()).expect("emulated msm");
+        let got = engine
+            .msm::<G1>(&resident, buf.ptr(), s.len())
+            .expect("emulated msm");
         let want = G1Projective::msm(bases, &s).expect("same lengths");
-        assert_eq!(got.into_affine(), want.into_affine(), "G1 n={} {d:?} shape={:?}", bases.len(), resident.shape());
+        assert_eq!(
+            got.into_affine(),
+            want.into_affine(),
+            "G1 n={} {d:?} shape={:?}",
+            bases.len(),
+            resident.shape()
+        );
     }
 }
 
@@ -91,7 +115,14 @@ fn check_g1(engine: &MsmEngine, dev: &Arc<dyn Exec>, bases: &[G1Affine], dists: 
 fn g1_msm_small_sizes_all_distributions() {
     let mut rng = StdRng::seed_from_u64(11);
     let (engine, dev) = engine_with(None);
-    let all = [Dist::Random, Dist::Zero, Dist::MinusOne, Dist::AllEqual, Dist::Small, Dist::Edges];
+    let all = [
+        Dist::Random,
+        Dist::Zero,
+        Dist::MinusOne,
+        Dist::AllEqual,
+        Dist::Small,
+        Dist::Edges,
+    ];
     for n in [1usize, 2, 3, 31, 32, 33] {
         let bases = g1_bases(n, &mut rng);
         check_g1(&engine, &dev, &bases, &all, &mut rng);
@@ -104,7 +135,13 @@ fn g1_msm_around_block_sizes() {
     let (engine, dev) = engine_with(None);
     for n in [511usize, 512, 513] {
         let bases = g1_bases(n, &mut rng);
-        check_g1(&engine, &dev, &bases, &[Dist::Random, Dist::AllEqual], &mut rng);
+        check_g1(
+            &engine,
+            &dev,
+            &bases,
+            &[Dist::Random, Dist::AllEqual],
+            &mut rng,
+        );
     }
 }
 
@@ -113,7 +150,13 @@ fn g1_msm_thousands_with_skew() {
     let mut rng = StdRng::seed_from_u64(13);
     let (engine, dev) = engine_with(None);
     let bases = g1_bases(3000, &mut rng);
-    check_g1(&engine, &dev, &bases, &[Dist::Random, Dist::Small, Dist::AllEqual, Dist::Edges], &mut rng);
+    check_g1(
+        &engine,
+        &dev,
+        &bases,
+        &[Dist::Random, Dist::Small, Dist::AllEqual, Dist::Edges],
+        &mut rng,
+    );
 }
 
 /// One accumulation thread, and many: the slot levels and the direct-to-bucket path.
@@ -122,11 +165,25 @@ fn g1_msm_under_other_device_limits() {
     let mut rng = StdRng::seed_from_u64(14);
     let bases = g1_bases(1000, &mut rng);
     for limits in [
-        DeviceLimits { sm_count: 1, resident_threads_per_sm: 1, total_memory_bytes: 1 << 32 },
-        DeviceLimits { sm_count: 3, resident_threads_per_sm: 100, total_memory_bytes: 1 << 32 },
+        DeviceLimits {
+            sm_count: 1,
+            resident_threads_per_sm: 1,
+            total_memory_bytes: 1 << 32,
+        },
+        DeviceLimits {
+            sm_count: 3,
+            resident_threads_per_sm: 100,
+            total_memory_bytes: 1 << 32,
+        },
     ] {
         let (engine, dev) = engine_with(Some(limits));
-        check_g1(&engine, &dev, &bases, &[Dist::Random, Dist::AllEqual], &mut rng);
+        check_g1(
+            &engine,
+            &dev,
+            &bases,
+            &[Dist::Random, Dist::AllEqual],
+            &mut rng,
+        );
     }
 }
 
@@ -136,18 +193,37 @@ fn g1_msm_under_other_device_limits() {
 fn g1_msm_with_limited_memory() {
     let mut rng = StdRng::seed_from_u64(15);
     let bases = g1_bases(700, &mut rng);
-    let limits = DeviceLimits { sm_count: 2, resident_threads_per_sm: 32, total_memory_bytes: 700 * 64 * 8 };
+    let limits = DeviceLimits {
+        sm_count: 2,
+        resident_threads_per_sm: 32,
+        total_memory_bytes: 700 * 64 * 8,
+    };
     let (engine, dev) = engine_with(Some(limits));
     let resident = engine.load_bases::<G1>(&bases).expect("load");
-    assert!(resident.shape().copies < resident.shape().windows, "{:?}", resident.shape());
+    assert!(
+        resident.shape().copies < resident.shape().windows,
+        "{:?}",
+        resident.shape()
+    );
     assert!(resident.shape().group > 1);
     let budget = (limits.total_memory_bytes as f64 * WORKING_MEMORY_FRACTION) as u64;
-    let chunk = chunk_len(700, resident.shape(), 2, 32, budget, G1::XYZZ_BYTES as u64).expect("fits in chunks");
-    assert!(chunk < 700, "the call must be split into chunks, got one of {chunk}");
+    let chunk = chunk_len(700, resident.shape(), 2, 32, budget, G1::XYZZ_BYTES as u64)
+        .expect("fits in chunks");
+    assert!(
+        chunk < 700,
+        "the call must be split into chunks, got one of {chunk}"
+    );
     let s = scalars(Dist::Random, bases.len(), &mut rng);
     let buf = upload(&dev, &s);
-    let got = engine.msm::<G1>(&resident, buf.ptr(), s.len()).expect("emulated msm");
-    assert_eq!(got.into_affine(), G1Projective::msm(&bases, &s).expect("lengths").into_affine());
+    let got = engine
+        .msm::<G1>(&resident, buf.ptr(), s.len())
+        .expect("emulated msm");
+    assert_eq!(
+        got.into_affine(),
+        G1Projective::msm(&bases, &s)
+            .expect("lengths")
+            .into_affine()
+    );
 }
 
 #[test]
@@ -165,7 +241,9 @@ fn g2_msm_matches_arkworks() {
         for d in [Dist::Random, Dist::AllEqual, Dist::Edges] {
             let s = scalars(d, n, &mut rng);
             let buf = upload(&dev, &s);
-            let got = engine.msm::<G2>(&resident, buf.ptr(), n).expect("emulated msm");
+            let got = engine
+                .msm::<G2>(&resident, buf.ptr(), n)
+                .expect("emulated msm");
             let want = G2Projective::msm(&bases, &s).expect("lengths");
             assert_eq!(got.into_affine(), want.into_affine(), "G2 n={n} {d:?}");
         }
@@ -181,12 +259,26 @@ fn profiled_msm_reports_every_phase_and_the_same_result() {
     let s = scalars(Dist::Random, 300, &mut rng);
     let buf = upload(&dev, &s);
     let mut profile = super::msm::MsmProfile::default();
-    let got = engine.msm_profiled::<G1>(&resident, buf.ptr(), 300, Some(&mut profile)).expect("msm");
-    assert_eq!(got.into_affine(), G1Projective::msm(&bases, &s).expect("lengths").into_affine());
+    let got = engine
+        .msm_profiled::<G1>(&resident, buf.ptr(), 300, Some(&mut profile))
+        .expect("msm");
+    assert_eq!(
+        got.into_affine(),
+        G1Projective::msm(&bases, &s)
+            .expect("lengths")
+            .into_affine()
+    );
     let names: Vec<&str> = profile.phases_ms.iter().map(|(n, _)| *n).collect();
     assert_eq!(
         names,
-        ["digits_and_sort", "accumulate", "combine_slots", "bucket_running_sums", "row_sums_and_download", "host_finish"]
+        [
+            "digits_and_sort",
+            "accumulate",
+            "combine_slots",
+            "bucket_running_sums",
+            "row_sums_and_download",
+            "host_finish"
+        ]
     );
 }
 
@@ -195,7 +287,10 @@ fn empty_and_mismatched_inputs() {
     let (engine, dev) = engine_with(None);
     let resident = engine.load_bases::<G1>(&[]).expect("load nothing");
     let buf = upload(&dev, &[]);
-    assert!(engine.msm::<G1>(&resident, buf.ptr(), 0).expect("empty msm").is_zero());
+    assert!(engine
+        .msm::<G1>(&resident, buf.ptr(), 0)
+        .expect("empty msm")
+        .is_zero());
     let bases = vec![G1Affine::generator(); 4];
     let resident = engine.load_bases::<G1>(&bases).expect("load");
     assert!(engine.msm::<G1>(&resident, buf.ptr(), 3).is_err());

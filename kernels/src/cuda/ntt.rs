@@ -87,11 +87,21 @@ impl PassShape {
 /// most tile_log − 2 stages so their tiles have at least 4 adjacent columns (128-byte runs);
 /// the final pass (contiguous sub-blocks) takes up to tile_log. Stage counts are balanced.
 pub(crate) fn plan_passes(log_n: u32, tile_log: u32) -> Vec<PassShape> {
-    assert!((1..=MAX_NTT_LOG2).contains(&log_n), "ntt size 2^{log_n} out of range");
-    assert!((3..=MAX_TILE_LOG).contains(&tile_log), "tile log {tile_log} out of range");
+    assert!(
+        (1..=MAX_NTT_LOG2).contains(&log_n),
+        "ntt size 2^{log_n} out of range"
+    );
+    assert!(
+        (3..=MAX_TILE_LOG).contains(&tile_log),
+        "tile log {tile_log} out of range"
+    );
     let max_final = tile_log;
     let max_other = tile_log - 2;
-    let passes = if log_n <= max_final { 1 } else { 1 + (log_n - max_final).div_ceil(max_other) };
+    let passes = if log_n <= max_final {
+        1
+    } else {
+        1 + (log_n - max_final).div_ceil(max_other)
+    };
     let mut stages = vec![log_n / passes; passes as usize];
     let last = stages.len() - 1;
     for i in 0..(log_n % passes) as usize {
@@ -105,7 +115,10 @@ pub(crate) fn plan_passes(log_n: u32, tile_log: u32) -> Vec<PassShape> {
         }
     }
     stages[last] += excess;
-    assert!(stages[last] <= max_final && stages.iter().all(|&s| s >= 1), "bad plan {stages:?} for 2^{log_n}");
+    assert!(
+        stages[last] <= max_final && stages.iter().all(|&s| s >= 1),
+        "bad plan {stages:?} for 2^{log_n}"
+    );
     let mut log_sub = log_n;
     let mut out = Vec::with_capacity(stages.len());
     for &s in &stages {
@@ -115,7 +128,12 @@ pub(crate) fn plan_passes(log_n: u32, tile_log: u32) -> Vec<PassShape> {
         if below > 0 {
             log_cols = log_cols.min(below);
         }
-        out.push(PassShape { log_sub, stages: s, log_cols, tiles: 1 << (log_n - s - log_cols) });
+        out.push(PassShape {
+            log_sub,
+            stages: s,
+            log_cols,
+            tiles: 1 << (log_n - s - log_cols),
+        });
         log_sub = below;
     }
     debug_assert_eq!(log_sub, 0);
@@ -145,7 +163,13 @@ const PASS_ARGS_BYTES: usize = 104;
 impl PassArgs {
     fn to_bytes(self) -> Vec<u8> {
         let mut b = Vec::with_capacity(PASS_ARGS_BYTES);
-        for p in self.roots_hi.iter().chain(&self.roots_lo).chain([&self.scale_hi, &self.scale_lo]).chain(&self.data) {
+        for p in self
+            .roots_hi
+            .iter()
+            .chain(&self.roots_lo)
+            .chain([&self.scale_hi, &self.scale_lo])
+            .chain(&self.data)
+        {
             b.extend_from_slice(&p.to_le_bytes());
         }
         for v in [
@@ -177,10 +201,17 @@ impl RootTables {
         let w_inv = w.inverse().expect("roots of unity are invertible");
         let upload = |base: Fr| -> Result<[DevBuf; 2], BackendError> {
             let lo = powers(Fr::one(), base, 1 << ROOT_LO_BITS);
-            let hi = powers(Fr::one(), base.pow([1u64 << ROOT_LO_BITS]), 1 << (MAX_NTT_LOG2 - ROOT_LO_BITS));
+            let hi = powers(
+                Fr::one(),
+                base.pow([1u64 << ROOT_LO_BITS]),
+                1 << (MAX_NTT_LOG2 - ROOT_LO_BITS),
+            );
             Ok([upload_fr(exec, &hi)?, upload_fr(exec, &lo)?])
         };
-        Ok(RootTables { forward: upload(w)?, inverse: upload(w_inv)? })
+        Ok(RootTables {
+            forward: upload(w)?,
+            inverse: upload(w_inv)?,
+        })
     }
 
     fn get(&self, direction: NttDirection) -> (DevPtr, DevPtr) {
@@ -203,12 +234,20 @@ struct ScaleTable {
 impl ScaleTable {
     fn build(exec: &Arc<dyn Exec>, g: Fr, c: Fr, log_n: u32) -> Result<ScaleTable, BackendError> {
         if g.is_one() {
-            return Ok(ScaleTable { hi: upload_fr(exec, &[c])?, lo: None, lo_bits: 0 });
+            return Ok(ScaleTable {
+                hi: upload_fr(exec, &[c])?,
+                lo: None,
+                lo_bits: 0,
+            });
         }
         let lo_bits = log_n.div_ceil(2);
         let lo = powers(Fr::one(), g, 1 << lo_bits);
         let hi = powers(c, g.pow([1u64 << lo_bits]), 1 << (log_n - lo_bits));
-        Ok(ScaleTable { hi: upload_fr(exec, &hi)?, lo: Some(upload_fr(exec, &lo)?), lo_bits })
+        Ok(ScaleTable {
+            hi: upload_fr(exec, &hi)?,
+            lo: Some(upload_fr(exec, &lo)?),
+            lo_bits,
+        })
     }
 
     fn apply(&self, args: &mut PassArgs, flag: u32) {
@@ -268,7 +307,12 @@ impl NttEngine {
     /// structure at sizes the emulator runs quickly.
     pub fn with_tile_log(exec: Arc<dyn Exec>, tile_log: u32) -> NttEngine {
         assert!((3..=MAX_TILE_LOG).contains(&tile_log));
-        NttEngine { exec, tile_log, roots: Mutex::new(None), scales: Mutex::new(Vec::new()) }
+        NttEngine {
+            exec,
+            tile_log,
+            roots: Mutex::new(None),
+            scales: Mutex::new(Vec::new()),
+        }
     }
 
     fn roots(&self) -> Result<Arc<RootTables>, BackendError> {
@@ -303,7 +347,13 @@ impl NttEngine {
         plan_passes(log_n, self.tile_log)
     }
 
-    fn launch_pass(&self, kernel: &str, shape: &PassShape, mut args: PassArgs, data: &[DevPtr]) -> Result<(), BackendError> {
+    fn launch_pass(
+        &self,
+        kernel: &str,
+        shape: &PassShape,
+        mut args: PassArgs,
+        data: &[DevPtr],
+    ) -> Result<(), BackendError> {
         assert!(!data.is_empty() && data.len() <= MAX_BATCH);
         args.data = [0; MAX_BATCH];
         args.data[..data.len()].copy_from_slice(data);
@@ -313,24 +363,44 @@ impl NttEngine {
         args.log_cols = shape.log_cols;
         let grid = u64::from(shape.tiles) * data.len() as u64;
         assert!(grid < 1 << 31, "grid of {grid} blocks");
-        let dims = LaunchDims { grid: grid as u32, block: shape.threads(), shared_bytes: shape.shared_bytes() };
-        self.exec.launch(kernel, dims, &[KernelArg::Bytes(args.to_bytes())])
+        let dims = LaunchDims {
+            grid: grid as u32,
+            block: shape.threads(),
+            shared_bytes: shape.shared_bytes(),
+        };
+        self.exec
+            .launch(kernel, dims, &[KernelArg::Bytes(args.to_bytes())])
     }
 
     /// In-place NTT of `len` Fr at `data`, natural order in and out; with a coset g the
     /// forward transform evaluates on g·⟨ω⟩ and the inverse interpolates from it.
-    pub fn ntt(&self, data: DevPtr, len: usize, direction: NttDirection, coset: Option<Fr>) -> Result<(), BackendError> {
+    pub fn ntt(
+        &self,
+        data: DevPtr,
+        len: usize,
+        direction: NttDirection,
+        coset: Option<Fr>,
+    ) -> Result<(), BackendError> {
         let log_n = ntt_log2(len)?;
         if coset.is_some_and(|g| g.is_zero()) {
-            return Err(BackendError::InvalidInput("ntt coset offset must be non-zero".into()));
+            return Err(BackendError::InvalidInput(
+                "ntt coset offset must be non-zero".into(),
+            ));
         }
         let roots = self.roots()?;
         let passes = self.plan(log_n);
         let (hi, lo) = roots.get(direction);
-        let base = PassArgs { roots_hi: [hi, hi], roots_lo: [lo, lo], log_n, ..PassArgs::default() };
+        let base = PassArgs {
+            roots_hi: [hi, hi],
+            roots_lo: [lo, lo],
+            log_n,
+            ..PassArgs::default()
+        };
         let scale = match (direction, coset) {
             (NttDirection::Forward, None) => None,
-            (NttDirection::Forward, Some(g)) => Some((self.scale_table(g, Fr::one(), log_n)?, SCALE_LOAD)),
+            (NttDirection::Forward, Some(g)) => {
+                Some((self.scale_table(g, Fr::one(), log_n)?, SCALE_LOAD))
+            }
             (NttDirection::Inverse, g) => {
                 let g_inv = g.map_or(Fr::one(), |g| g.inverse().expect("non-zero offset"));
                 let n_inv = Fr::from(len as u64).inverse().expect("n < r");
@@ -346,7 +416,11 @@ impl NttEngine {
                 args.flags |= STORE_BITREV;
             }
             if let Some((table, flag)) = &scale {
-                let here = if *flag == SCALE_LOAD { i == 0 } else { i == last };
+                let here = if *flag == SCALE_LOAD {
+                    i == 0
+                } else {
+                    i == last
+                };
                 if here {
                     table.apply(&mut args, *flag);
                 }
@@ -361,10 +435,17 @@ impl NttEngine {
 
     /// For each vector: the inverse NTT (values on ⟨ω⟩ → coefficients), then the forward NTT
     /// on the coset g·⟨ω⟩. Natural order in and out; bit for bit what `ntt` gives in two calls.
-    pub fn interpolate_then_evaluate_on_coset(&self, vectors: &[DevPtr], len: usize, coset: Fr) -> Result<(), BackendError> {
+    pub fn interpolate_then_evaluate_on_coset(
+        &self,
+        vectors: &[DevPtr],
+        len: usize,
+        coset: Fr,
+    ) -> Result<(), BackendError> {
         let log_n = ntt_log2(len)?;
         if coset.is_zero() {
-            return Err(BackendError::InvalidInput("ntt coset offset must be non-zero".into()));
+            return Err(BackendError::InvalidInput(
+                "ntt coset offset must be non-zero".into(),
+            ));
         }
         let roots = self.roots()?;
         let passes = self.plan(log_n);
@@ -372,18 +453,44 @@ impl NttEngine {
         let scale = self.scale_table(coset, n_inv, log_n)?;
         let (ihi, ilo) = roots.get(NttDirection::Inverse);
         let (fhi, flo) = roots.get(NttDirection::Forward);
-        let inverse = PassArgs { roots_hi: [ihi, fhi], roots_lo: [ilo, flo], log_n, ..PassArgs::default() };
-        let forward = PassArgs { roots_hi: [fhi, fhi], roots_lo: [flo, flo], log_n, ..PassArgs::default() };
+        let inverse = PassArgs {
+            roots_hi: [ihi, fhi],
+            roots_lo: [ilo, flo],
+            log_n,
+            ..PassArgs::default()
+        };
+        let forward = PassArgs {
+            roots_hi: [fhi, fhi],
+            roots_lo: [flo, flo],
+            log_n,
+            ..PassArgs::default()
+        };
         let last = passes.len() - 1;
         for batch in vectors.chunks(MAX_BATCH) {
             for shape in &passes[..last] {
-                self.launch_pass("ntt_dif_pass", shape, PassArgs { flags: TWIST_STORE, ..inverse }, batch)?;
+                self.launch_pass(
+                    "ntt_dif_pass",
+                    shape,
+                    PassArgs {
+                        flags: TWIST_STORE,
+                        ..inverse
+                    },
+                    batch,
+                )?;
             }
             let mut fused = inverse;
             scale.apply(&mut fused, SCALE_BITREV);
             self.launch_pass("ntt_dif_dit_pass", &passes[last], fused, batch)?;
             for shape in passes[..last].iter().rev() {
-                self.launch_pass("ntt_dit_pass", shape, PassArgs { flags: TWIST_LOAD, ..forward }, batch)?;
+                self.launch_pass(
+                    "ntt_dit_pass",
+                    shape,
+                    PassArgs {
+                        flags: TWIST_LOAD,
+                        ..forward
+                    },
+                    batch,
+                )?;
             }
         }
         Ok(())
@@ -393,15 +500,27 @@ impl NttEngine {
     fn bit_reverse(&self, data: DevPtr, log_n: u32) -> Result<(), BackendError> {
         let side = BITREV_SIDE_LOG;
         if log_n < 2 * side {
-            let dims = LaunchDims { grid: 1, block: BITREV_THREADS, shared_bytes: (FR_BYTES << log_n) as u32 };
-            return self.exec.launch("ntt_bitrev_small", dims, &[KernelArg::Ptr(data), KernelArg::U32(log_n)]);
+            let dims = LaunchDims {
+                grid: 1,
+                block: BITREV_THREADS,
+                shared_bytes: (FR_BYTES << log_n) as u32,
+            };
+            return self.exec.launch(
+                "ntt_bitrev_small",
+                dims,
+                &[KernelArg::Ptr(data), KernelArg::U32(log_n)],
+            );
         }
         let dims = LaunchDims {
             grid: 1 << (log_n - 2 * side),
             block: BITREV_THREADS,
             shared_bytes: 2 * BITREV_THREADS * FR_BYTES as u32,
         };
-        self.exec.launch("ntt_bitrev", dims, &[KernelArg::Ptr(data), KernelArg::U32(log_n)])
+        self.exec.launch(
+            "ntt_bitrev",
+            dims,
+            &[KernelArg::Ptr(data), KernelArg::U32(log_n)],
+        )
     }
 
     /// a[i] = a[i]·b[i] − c[i] for i < len.
@@ -410,16 +529,30 @@ impl NttEngine {
             return Ok(());
         }
         let n = u32::try_from(len).map_err(|_| {
-            BackendError::InvalidInput(format!("mul_sub_assign of {len} elements exceeds the kernel's 2^32 limit"))
+            BackendError::InvalidInput(format!(
+                "mul_sub_assign of {len} elements exceeds the kernel's 2^32 limit"
+            ))
         })?;
         let limits = self.exec.limits();
         let max_blocks = u64::from(limits.sm_count * ELEMENTWISE_BLOCKS_PER_SM);
-        let blocks = u64::from(n).div_ceil(u64::from(ELEMENTWISE_THREADS)).min(max_blocks).max(1);
-        let dims = LaunchDims { grid: blocks as u32, block: ELEMENTWISE_THREADS, shared_bytes: 0 };
+        let blocks = u64::from(n)
+            .div_ceil(u64::from(ELEMENTWISE_THREADS))
+            .min(max_blocks)
+            .max(1);
+        let dims = LaunchDims {
+            grid: blocks as u32,
+            block: ELEMENTWISE_THREADS,
+            shared_bytes: 0,
+        };
         self.exec.launch(
             "fr_mul_sub",
             dims,
-            &[KernelArg::Ptr(a), KernelArg::Ptr(b), KernelArg::Ptr(c), KernelArg::U32(n)],
+            &[
+                KernelArg::Ptr(a),
+                KernelArg::Ptr(b),
+                KernelArg::Ptr(c),
+                KernelArg::U32(n),
+            ],
         )
     }
 }
@@ -444,7 +577,10 @@ mod tests {
                     // the tiles of one launch cover the vector exactly once
                     assert_eq!(u64::from(p.tiles) << (p.stages + p.log_cols), 1u64 << log_n);
                     if p.log_below() > 0 {
-                        assert!(p.log_cols <= p.log_below(), "columns cross a sub-block: {plan:?}");
+                        assert!(
+                            p.log_cols <= p.log_below(),
+                            "columns cross a sub-block: {plan:?}"
+                        );
                     }
                     assert!(p.shared_bytes() <= 48 * 1024);
                 }
@@ -455,7 +591,12 @@ mod tests {
 
     #[test]
     fn production_plans_are_coalesced_and_short() {
-        let stages = |k| plan_passes(k, MAX_TILE_LOG).iter().map(|p| p.stages).collect::<Vec<_>>();
+        let stages = |k| {
+            plan_passes(k, MAX_TILE_LOG)
+                .iter()
+                .map(|p| p.stages)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(stages(10), vec![10]);
         assert_eq!(stages(16), vec![8, 8]);
         assert_eq!(stages(20), vec![6, 7, 7]);
@@ -467,14 +608,22 @@ mod tests {
                 if p.log_below() > 0 {
                     assert!(p.log_cols >= 2, "2^{k}: runs under 128 bytes: {p:?}");
                 }
-                assert_eq!(p.tile_elems(), 1 << MAX_TILE_LOG, "2^{k}: partial tiles {p:?}");
+                assert_eq!(
+                    p.tile_elems(),
+                    1 << MAX_TILE_LOG,
+                    "2^{k}: partial tiles {p:?}"
+                );
             }
         }
     }
 
     #[test]
     fn pass_args_layout_matches_the_kernel_struct() {
-        let args = PassArgs { data: [1, 2, 3], flags: 0x55, ..PassArgs::default() };
+        let args = PassArgs {
+            data: [1, 2, 3],
+            flags: 0x55,
+            ..PassArgs::default()
+        };
         let b = args.to_bytes();
         assert_eq!(b.len(), PASS_ARGS_BYTES);
         assert_eq!(&b[48..56], &1u64.to_le_bytes());
@@ -485,7 +634,10 @@ mod tests {
     #[test]
     fn lengths_outside_the_two_adic_range_are_refused() {
         for len in [0usize, 1, 3, 6, 1 << 29, (1 << 20) + 1] {
-            assert!(matches!(ntt_log2(len), Err(BackendError::InvalidInput(_))), "{len}");
+            assert!(
+                matches!(ntt_log2(len), Err(BackendError::InvalidInput(_))),
+                "{len}"
+            );
         }
         assert_eq!(ntt_log2(2).unwrap(), 1);
         assert_eq!(ntt_log2(1 << 28).unwrap(), 28);

@@ -31,7 +31,8 @@ fn upload(dev: &Arc<dyn Exec>, v: &[Fr]) -> DevBuf {
 
 fn download(dev: &Arc<dyn Exec>, buf: &DevBuf, len: usize) -> Vec<Fr> {
     let mut out = vec![Fr::zero(); len];
-    dev.download(buf.ptr(), fr_slice_as_bytes_mut(&mut out)).expect("download");
+    dev.download(buf.ptr(), fr_slice_as_bytes_mut(&mut out))
+        .expect("download");
     out
 }
 
@@ -49,7 +50,9 @@ fn values(n: usize, rng: &mut StdRng) -> Vec<Fr> {
 
 fn cpu_ntt(v: &[Fr], dir: NttDirection, coset: Option<Fr>) -> Vec<Fr> {
     let mut out = v.to_vec();
-    CpuBackend::new().ntt_host(&mut out, dir, coset).expect("cpu ntt");
+    CpuBackend::new()
+        .ntt_host(&mut out, dir, coset)
+        .expect("cpu ntt");
     out
 }
 
@@ -72,19 +75,37 @@ fn check_size(engine: &NttEngine, dev: &Arc<dyn Exec>, log_n: u32, rng: &mut Std
         (NttDirection::Inverse, Some(Fr::from(7u64))),
     ] {
         let buf = upload(dev, &data);
-        engine.ntt(buf.ptr(), n, dir, coset).unwrap_or_else(|e| panic!("2^{log_n} {dir:?} {coset:?}: {e}"));
+        engine
+            .ntt(buf.ptr(), n, dir, coset)
+            .unwrap_or_else(|e| panic!("2^{log_n} {dir:?} {coset:?}: {e}"));
         let got = download(dev, &buf, n);
         let want = cpu_ntt(&data, dir, coset);
-        assert_eq!(first_difference(&got, &want), None, "2^{log_n} {dir:?} coset {coset:?} plan {plan:?}");
+        assert_eq!(
+            first_difference(&got, &want),
+            None,
+            "2^{log_n} {dir:?} coset {coset:?} plan {plan:?}"
+        );
     }
     // fused, batched: three vectors in one launch per pass, and a fourth in a second batch
-    let vectors: Vec<Vec<Fr>> = (0..4).map(|i| if i == 0 { data.clone() } else { values(n, rng) }).collect();
+    let vectors: Vec<Vec<Fr>> = (0..4)
+        .map(|i| if i == 0 { data.clone() } else { values(n, rng) })
+        .collect();
     let bufs: Vec<DevBuf> = vectors.iter().map(|v| upload(dev, v)).collect();
     let ptrs: Vec<u64> = bufs.iter().map(DevBuf::ptr).collect();
-    engine.interpolate_then_evaluate_on_coset(&ptrs, n, w2n).unwrap_or_else(|e| panic!("2^{log_n} fused: {e}"));
+    engine
+        .interpolate_then_evaluate_on_coset(&ptrs, n, w2n)
+        .unwrap_or_else(|e| panic!("2^{log_n} fused: {e}"));
     for (v, buf) in vectors.iter().zip(&bufs) {
-        let want = cpu_ntt(&cpu_ntt(v, NttDirection::Inverse, None), NttDirection::Forward, Some(w2n));
-        assert_eq!(first_difference(&download(dev, buf, n), &want), None, "2^{log_n} fused plan {plan:?}");
+        let want = cpu_ntt(
+            &cpu_ntt(v, NttDirection::Inverse, None),
+            NttDirection::Forward,
+            Some(w2n),
+        );
+        assert_eq!(
+            first_difference(&download(dev, buf, n), &want),
+            None,
+            "2^{log_n} fused plan {plan:?}"
+        );
     }
 }
 
@@ -131,19 +152,36 @@ fn three_pass_shape_round_trip() {
     let dev = device();
     let engine = NttEngine::with_tile_log(dev.clone(), 7);
     let log_n = 14;
-    assert_eq!(engine.plan(log_n).iter().map(|p| p.stages).collect::<Vec<_>>(), [4, 5, 5]);
+    assert_eq!(
+        engine
+            .plan(log_n)
+            .iter()
+            .map(|p| p.stages)
+            .collect::<Vec<_>>(),
+        [4, 5, 5]
+    );
     let n = 1usize << log_n;
     let mut rng = StdRng::seed_from_u64(24);
     let data = values(n, &mut rng);
     let w2n = Fr::get_root_of_unity(2 * n as u64).expect("2-adicity");
     let buf = upload(&dev, &data);
-    engine.interpolate_then_evaluate_on_coset(&[buf.ptr()], n, w2n).expect("fused");
-    let want = cpu_ntt(&cpu_ntt(&data, NttDirection::Inverse, None), NttDirection::Forward, Some(w2n));
+    engine
+        .interpolate_then_evaluate_on_coset(&[buf.ptr()], n, w2n)
+        .expect("fused");
+    let want = cpu_ntt(
+        &cpu_ntt(&data, NttDirection::Inverse, None),
+        NttDirection::Forward,
+        Some(w2n),
+    );
     assert_eq!(first_difference(&download(&dev, &buf, n), &want), None);
-    engine.ntt(buf.ptr(), n, NttDirection::Inverse, Some(w2n)).expect("inverse coset");
+    engine
+        .ntt(buf.ptr(), n, NttDirection::Inverse, Some(w2n))
+        .expect("inverse coset");
     let back = cpu_ntt(&data, NttDirection::Inverse, None);
     assert_eq!(first_difference(&download(&dev, &buf, n), &back), None);
-    engine.ntt(buf.ptr(), n, NttDirection::Forward, None).expect("forward");
+    engine
+        .ntt(buf.ptr(), n, NttDirection::Forward, None)
+        .expect("forward");
     assert_eq!(first_difference(&download(&dev, &buf, n), &data), None);
 }
 
@@ -153,9 +191,15 @@ fn mul_sub_matches_the_cpu() {
     let engine = NttEngine::new(dev.clone());
     let mut rng = StdRng::seed_from_u64(25);
     for n in [1usize, 2, 255, 256, 257, 5000] {
-        let (a, b, c) = (values(n, &mut rng), values(n, &mut rng), values(n, &mut rng));
+        let (a, b, c) = (
+            values(n, &mut rng),
+            values(n, &mut rng),
+            values(n, &mut rng),
+        );
         let (da, db, dc) = (upload(&dev, &a), upload(&dev, &b), upload(&dev, &c));
-        engine.mul_sub(da.ptr(), db.ptr(), dc.ptr(), n).expect("mul_sub");
+        engine
+            .mul_sub(da.ptr(), db.ptr(), dc.ptr(), n)
+            .expect("mul_sub");
         let want: Vec<Fr> = (0..n).map(|i| a[i] * b[i] - c[i]).collect();
         assert_eq!(download(&dev, &da, n), want, "n={n}");
     }
@@ -167,11 +211,20 @@ fn bad_inputs_are_refused() {
     let engine = NttEngine::new(dev.clone());
     let buf = upload(&dev, &[Fr::ONE; 8]);
     for len in [0usize, 1, 6] {
-        assert!(matches!(engine.ntt(buf.ptr(), len, NttDirection::Forward, None), Err(BackendError::InvalidInput(_))));
+        assert!(matches!(
+            engine.ntt(buf.ptr(), len, NttDirection::Forward, None),
+            Err(BackendError::InvalidInput(_))
+        ));
     }
-    assert!(engine.ntt(buf.ptr(), 1 << 29, NttDirection::Forward, None).is_err());
-    assert!(engine.ntt(buf.ptr(), 8, NttDirection::Forward, Some(Fr::zero())).is_err());
-    assert!(engine.interpolate_then_evaluate_on_coset(&[buf.ptr()], 8, Fr::zero()).is_err());
+    assert!(engine
+        .ntt(buf.ptr(), 1 << 29, NttDirection::Forward, None)
+        .is_err());
+    assert!(engine
+        .ntt(buf.ptr(), 8, NttDirection::Forward, Some(Fr::zero()))
+        .is_err());
+    assert!(engine
+        .interpolate_then_evaluate_on_coset(&[buf.ptr()], 8, Fr::zero())
+        .is_err());
 }
 
 /// The CUDA backend's operations with the emulated device: the MSM and NTT engines behind
@@ -191,7 +244,11 @@ struct EmulatedScalars {
 impl EmulatedBackend {
     fn new(tile_log: u32) -> EmulatedBackend {
         let exec = device();
-        EmulatedBackend { msm: MsmEngine::new(exec.clone()), ntt: NttEngine::with_tile_log(exec.clone(), tile_log), exec }
+        EmulatedBackend {
+            msm: MsmEngine::new(exec.clone()),
+            ntt: NttEngine::with_tile_log(exec.clone(), tile_log),
+            exec,
+        }
     }
 }
 
@@ -201,10 +258,17 @@ impl Backend for EmulatedBackend {
     type BasesG2 = ResidentBases;
 
     fn info(&self) -> BackendInfo {
-        BackendInfo { kind: BackendKind::Cuda, name: "emulated cuda".into(), device_memory_total_bytes: None }
+        BackendInfo {
+            kind: BackendKind::Cuda,
+            name: "emulated cuda".into(),
+            device_memory_total_bytes: None,
+        }
     }
     fn upload_scalars(&self, s: &[Fr]) -> Result<EmulatedScalars, BackendError> {
-        Ok(EmulatedScalars { buf: upload(&self.exec, s), len: s.len() })
+        Ok(EmulatedScalars {
+            buf: upload(&self.exec, s),
+            len: s.len(),
+        })
     }
     fn download_scalars(&self, s: &EmulatedScalars) -> Result<Vec<Fr>, BackendError> {
         Ok(download(&self.exec, &s.buf, s.len))
@@ -218,24 +282,48 @@ impl Backend for EmulatedBackend {
     fn load_bases_g2(&self, bases: &[G2Affine]) -> Result<ResidentBases, BackendError> {
         self.msm.load_bases::<G2>(bases)
     }
-    fn msm_g1(&self, bases: &ResidentBases, s: &EmulatedScalars) -> Result<G1Projective, BackendError> {
+    fn msm_g1(
+        &self,
+        bases: &ResidentBases,
+        s: &EmulatedScalars,
+    ) -> Result<G1Projective, BackendError> {
         self.msm.msm::<G1>(bases, s.buf.ptr(), s.len)
     }
-    fn msm_g2(&self, bases: &ResidentBases, s: &EmulatedScalars) -> Result<G2Projective, BackendError> {
+    fn msm_g2(
+        &self,
+        bases: &ResidentBases,
+        s: &EmulatedScalars,
+    ) -> Result<G2Projective, BackendError> {
         self.msm.msm::<G2>(bases, s.buf.ptr(), s.len)
     }
-    fn ntt(&self, d: &mut EmulatedScalars, dir: NttDirection, coset: Option<Fr>) -> Result<(), BackendError> {
+    fn ntt(
+        &self,
+        d: &mut EmulatedScalars,
+        dir: NttDirection,
+        coset: Option<Fr>,
+    ) -> Result<(), BackendError> {
         self.ntt.ntt(d.buf.ptr(), d.len, dir, coset)
     }
-    fn interpolate_then_evaluate_on_coset(&self, v: &mut [&mut EmulatedScalars], coset: Fr) -> Result<(), BackendError> {
+    fn interpolate_then_evaluate_on_coset(
+        &self,
+        v: &mut [&mut EmulatedScalars],
+        coset: Fr,
+    ) -> Result<(), BackendError> {
         let len = v.first().map_or(0, |d| d.len);
         assert!(v.iter().all(|d| d.len == len));
         let ptrs: Vec<u64> = v.iter().map(|d| d.buf.ptr()).collect();
-        self.ntt.interpolate_then_evaluate_on_coset(&ptrs, len, coset)
+        self.ntt
+            .interpolate_then_evaluate_on_coset(&ptrs, len, coset)
     }
-    fn mul_sub_assign(&self, a: &mut EmulatedScalars, b: &EmulatedScalars, c: &EmulatedScalars) -> Result<(), BackendError> {
+    fn mul_sub_assign(
+        &self,
+        a: &mut EmulatedScalars,
+        b: &EmulatedScalars,
+        c: &EmulatedScalars,
+    ) -> Result<(), BackendError> {
         assert!(a.len == b.len && a.len == c.len);
-        self.ntt.mul_sub(a.buf.ptr(), b.buf.ptr(), c.buf.ptr(), a.len)
+        self.ntt
+            .mul_sub(a.buf.ptr(), b.buf.ptr(), c.buf.ptr(), a.len)
     }
 }
 
@@ -260,8 +348,14 @@ fn conformance_suite_and_groth16_on_emulated_kernels() {
     let backend = EmulatedBackend::new(MAX_TILE_LOG);
     let mut rng = StdRng::seed_from_u64(26);
     let n = 1 << 7;
-    let (a, b, c) = (values(n, &mut rng), values(n, &mut rng), values(n, &mut rng));
-    let got = crate::groth16::reduction::odd_coset_quotient(&backend, &a, &b, &c).expect("emulated quotient");
-    let want = crate::groth16::reduction::odd_coset_quotient(&CpuBackend::new(), &a, &b, &c).expect("cpu quotient");
+    let (a, b, c) = (
+        values(n, &mut rng),
+        values(n, &mut rng),
+        values(n, &mut rng),
+    );
+    let got = crate::groth16::reduction::odd_coset_quotient(&backend, &a, &b, &c)
+        .expect("emulated quotient");
+    let want = crate::groth16::reduction::odd_coset_quotient(&CpuBackend::new(), &a, &b, &c)
+        .expect("cpu quotient");
     assert_eq!(backend.download_scalars(&got).expect("download"), want);
 }

@@ -51,13 +51,18 @@ impl R1CSToQAP for CircomReduction {
         a[num_constraints..num_constraints + num_inputs]
             .copy_from_slice(&full_assignment[..num_inputs]);
         let mut c: Vec<F> = a.iter().zip(&b).map(|(x, y)| *x * y).collect();
-        let w2n = F::get_root_of_unity(2 * n as u64).ok_or(SynthesisError::PolynomialDegreeTooLarge)?;
+        let w2n =
+            F::get_root_of_unity(2 * n as u64).ok_or(SynthesisError::PolynomialDegreeTooLarge)?;
         for v in [&mut a, &mut b, &mut c] {
             domain.ifft_in_place(v);
             D::distribute_powers(v, w2n);
             domain.fft_in_place(v);
         }
-        Ok(a.iter().zip(&b).zip(&c).map(|((x, y), z)| *x * y - z).collect())
+        Ok(a.iter()
+            .zip(&b)
+            .zip(&c)
+            .map(|((x, y), z)| *x * y - z)
+            .collect())
     }
 
     fn h_query_scalars<F: PrimeField, D: EvaluationDomain<F>>(

@@ -55,7 +55,11 @@ pub struct ProvingKey {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("key bytes end early in {section}: need {needed} more bytes, {available} left; the file is truncated, fetch it again")]
-    Truncated { section: &'static str, needed: u64, available: usize },
+    Truncated {
+        section: &'static str,
+        needed: u64,
+        available: usize,
+    },
     #[error("not a proofrack Groth16 proving key (bad magic bytes); check the file path")]
     BadMagic,
     #[error("proving key format version {found} is not supported (this build reads {supported}); regenerate the key or upgrade")]
@@ -63,13 +67,26 @@ pub enum KeyError {
     #[error("{count} bytes after the end of the key; the file is corrupt or not a key")]
     TrailingBytes { count: usize },
     #[error("{section} has {found} entries, expected {expected}; the key is inconsistent")]
-    CountMismatch { section: &'static str, found: u64, expected: u64 },
+    CountMismatch {
+        section: &'static str,
+        found: u64,
+        expected: u64,
+    },
     #[error("{section}[{index}] is not a valid point ({reason}); the key is corrupt")]
-    BadPoint { section: &'static str, index: usize, reason: &'static str },
+    BadPoint {
+        section: &'static str,
+        index: usize,
+        reason: &'static str,
+    },
     #[error("{section}[{index}] is not a canonical field element; the key is corrupt")]
     BadScalar { section: &'static str, index: usize },
     #[error("key header says domain size {found}, but {num_constraints} constraints and {num_public} public inputs need {expected}")]
-    DomainMismatch { found: u64, expected: usize, num_constraints: usize, num_public: usize },
+    DomainMismatch {
+        found: u64,
+        expected: usize,
+        num_constraints: usize,
+        num_public: usize,
+    },
     #[error("key id mismatch: expected {expected}, the bytes hash to {actual}; the download is corrupt or the wrong key")]
     IdMismatch { expected: String, actual: String },
     #[error("key constraint system: {0}")]

@@ -47,9 +47,16 @@ impl ProvingKey {
     pub fn byte_len(&self) -> usize {
         let p = self.parts();
         let header = 8 + 4 + 4 * 8 + 3 * G1_BYTES + 3 * G2_BYTES;
-        let g1s = p.ic.len() + p.a_query.len() + p.b_g1_query.len() + p.h_query.len() + p.l_query.len();
-        let matrix = |m: &SparseMatrix| 8 + 4 * (m.num_rows() + 1) + m.num_entries() * (4 + FR_BYTES);
-        header + 6 * 8 + g1s * G1_BYTES + p.b_g2_query.len() * G2_BYTES + matrix(&p.a) + matrix(&p.b)
+        let g1s =
+            p.ic.len() + p.a_query.len() + p.b_g1_query.len() + p.h_query.len() + p.l_query.len();
+        let matrix =
+            |m: &SparseMatrix| 8 + 4 * (m.num_rows() + 1) + m.num_entries() * (4 + FR_BYTES);
+        header
+            + 6 * 8
+            + g1s * G1_BYTES
+            + p.b_g2_query.len() * G2_BYTES
+            + matrix(&p.a)
+            + matrix(&p.b)
     }
 
     /// The canonical bytes (deterministic: equal keys give equal bytes).
@@ -58,7 +65,12 @@ impl ProvingKey {
         let mut out = Vec::with_capacity(self.byte_len());
         out.extend_from_slice(&KEY_MAGIC);
         out.extend_from_slice(&KEY_FORMAT_VERSION.to_le_bytes());
-        for v in [p.num_public, p.num_variables, self.num_constraints(), self.domain_size()] {
+        for v in [
+            p.num_public,
+            p.num_variables,
+            self.num_constraints(),
+            self.domain_size(),
+        ] {
             out.extend_from_slice(&(v as u64).to_le_bytes());
         }
         for g in [p.alpha_g1, p.beta_g1, p.delta_g1] {
@@ -92,7 +104,10 @@ impl ProvingKey {
         }
         let version = r.u32("version")?;
         if version != KEY_FORMAT_VERSION {
-            return Err(KeyError::UnsupportedVersion { found: version, supported: KEY_FORMAT_VERSION });
+            return Err(KeyError::UnsupportedVersion {
+                found: version,
+                supported: KEY_FORMAT_VERSION,
+            });
         }
         let num_public = r.usize("header")?;
         let num_variables = r.usize("header")?;
@@ -100,7 +115,12 @@ impl ProvingKey {
         let domain_size = r.u64("header")?;
         let expected = domain_size_for(num_constraints, num_public)?;
         if domain_size != expected as u64 {
-            return Err(KeyError::DomainMismatch { found: domain_size, expected, num_constraints, num_public });
+            return Err(KeyError::DomainMismatch {
+                found: domain_size,
+                expected,
+                num_constraints,
+                num_public,
+            });
         }
         let alpha_g1 = r.g1_vec("alpha_g1", 1, points)?[0];
         let beta_g1 = r.g1_vec("beta_g1", 1, points)?[0];
@@ -123,7 +143,9 @@ impl ProvingKey {
         let a = r.matrix("matrix A", num_constraints)?;
         let b = r.matrix("matrix B", num_constraints)?;
         if r.pos != bytes.len() {
-            return Err(KeyError::TrailingBytes { count: bytes.len() - r.pos });
+            return Err(KeyError::TrailingBytes {
+                count: bytes.len() - r.pos,
+            });
         }
         ProvingKey::from_parts(ProvingKeyParts {
             num_public,
@@ -160,7 +182,8 @@ impl ProvingKey {
 }
 
 fn put_point<P: CanonicalSerialize>(out: &mut Vec<u8>, p: &P) {
-    p.serialize_uncompressed(&mut *out).expect("writing to a Vec cannot fail");
+    p.serialize_uncompressed(&mut *out)
+        .expect("writing to a Vec cannot fail");
 }
 
 fn put_points<P: CanonicalSerialize>(out: &mut Vec<u8>, ps: &[P]) {
@@ -192,7 +215,11 @@ impl<'a> Reader<'a> {
     fn take(&mut self, section: &'static str, n: u64) -> Result<&'a [u8], KeyError> {
         let available = self.bytes.len() - self.pos;
         if n > available as u64 {
-            return Err(KeyError::Truncated { section, needed: n, available });
+            return Err(KeyError::Truncated {
+                section,
+                needed: n,
+                available,
+            });
         }
         let s = &self.bytes[self.pos..self.pos + n as usize];
         self.pos += n as usize;
@@ -212,23 +239,41 @@ impl<'a> Reader<'a> {
     /// A header count; anything above the bytes in the file is caught by the readers.
     fn usize(&mut self, section: &'static str) -> Result<usize, KeyError> {
         let v = self.u64(section)?;
-        usize::try_from(v).map_err(|_| KeyError::Truncated { section, needed: v, available: self.bytes.len() - self.pos })
+        usize::try_from(v).map_err(|_| KeyError::Truncated {
+            section,
+            needed: v,
+            available: self.bytes.len() - self.pos,
+        })
     }
 
     fn count(&mut self, section: &'static str, expected: usize) -> Result<usize, KeyError> {
         let found = self.u64(section)?;
         if found != expected as u64 {
-            return Err(KeyError::CountMismatch { section, found, expected: expected as u64 });
+            return Err(KeyError::CountMismatch {
+                section,
+                found,
+                expected: expected as u64,
+            });
         }
         Ok(expected)
     }
 
-    fn g1_vec(&mut self, section: &'static str, n: usize, check: PointCheck) -> Result<Vec<G1Affine>, KeyError> {
+    fn g1_vec(
+        &mut self,
+        section: &'static str,
+        n: usize,
+        check: PointCheck,
+    ) -> Result<Vec<G1Affine>, KeyError> {
         let bytes = self.take(section, (n as u64).saturating_mul(G1_BYTES as u64))?;
         parse_points(section, bytes, G1_BYTES, check)
     }
 
-    fn g2_vec(&mut self, section: &'static str, n: usize, check: PointCheck) -> Result<Vec<G2Affine>, KeyError> {
+    fn g2_vec(
+        &mut self,
+        section: &'static str,
+        n: usize,
+        check: PointCheck,
+    ) -> Result<Vec<G2Affine>, KeyError> {
         let bytes = self.take(section, (n as u64).saturating_mul(G2_BYTES as u64))?;
         parse_points(section, bytes, G2_BYTES, check)
     }
@@ -278,7 +323,11 @@ fn parse_points<P: KeyPoint>(
         .par_chunks_exact(size)
         .enumerate()
         .map(|(index, chunk)| {
-            let bad = |reason| KeyError::BadPoint { section, index, reason };
+            let bad = |reason| KeyError::BadPoint {
+                section,
+                index,
+                reason,
+            };
             let p = P::deserialize_with_mode(chunk, Compress::No, Validate::No)
                 .map_err(|_| bad("coordinates are not canonical field elements"))?;
             if check == PointCheck::None {
@@ -287,7 +336,8 @@ fn parse_points<P: KeyPoint>(
             // arkworks ignores the y-sign flag of uncompressed points and the coordinates of
             // infinity; only the canonical form keeps "one key, one byte string, one id".
             let mut canonical = [0u8; G2_BYTES];
-            p.serialize_uncompressed(&mut canonical[..size]).expect("size is the point size");
+            p.serialize_uncompressed(&mut canonical[..size])
+                .expect("size is the point size");
             if canonical[..size] != *chunk {
                 return Err(bad("non-canonical encoding"));
             }

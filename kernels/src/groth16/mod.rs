@@ -30,7 +30,6 @@ pub use prover::{prove, prove_with_rng, prove_with_timings, ProveError, ProveTim
 pub use r1cs::{domain_size_for, R1cs, R1csError, SparseMatrix, MAX_DOMAIN_LOG2};
 pub use setup::{generate_key, generate_key_with_rng, SetupError, ToxicWaste};
 pub use verify::{
-    prepare_verifying_key, proof_from_bytes, proof_to_bytes, verify, verify_with_vk,
-    vk_from_bytes, vk_to_bytes, PreparedVerifyingKey, Proof, ProofError, VerifyError,
-    VerifyingKey, PROOF_BYTES,
+    prepare_verifying_key, proof_from_bytes, proof_to_bytes, verify, verify_with_vk, vk_from_bytes,
+    vk_to_bytes, PreparedVerifyingKey, Proof, ProofError, VerifyError, VerifyingKey, PROOF_BYTES,
 };

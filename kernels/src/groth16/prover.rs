@@ -83,7 +83,10 @@ pub fn prove_with_timings<B: Backend>(
     s: Fr,
 ) -> Result<(Proof, ProveTimings), ProveError> {
     if witness.len() != key.num_variables {
-        return Err(ProveError::WitnessLength { expected: key.num_variables, got: witness.len() });
+        return Err(ProveError::WitnessLength {
+            expected: key.num_variables,
+            got: witness.len(),
+        });
     }
     if witness[0] != Fr::ONE {
         return Err(ProveError::WitnessConstant { got: witness[0] });
@@ -95,7 +98,9 @@ pub fn prove_with_timings<B: Backend>(
     let (g2, g1) = std::thread::scope(|scope| {
         let g2 = scope.spawn(|| {
             let t = Instant::now();
-            backend.msm_g2(&key.b_g2_query, &w).map(|acc| (acc, t.elapsed()))
+            backend
+                .msm_g2(&key.b_g2_query, &w)
+                .map(|acc| (acc, t.elapsed()))
         });
         let g1 = (|| -> Result<_, ProveError> {
             let t = Instant::now();
@@ -118,7 +123,9 @@ pub fn prove_with_timings<B: Backend>(
             };
             Ok(([h, a, b1, l], witness_map, quotient, t.elapsed()))
         })();
-        let g2 = g2.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let g2 = g2
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (g2, g1)
     });
     let ([h, a_acc, b1_acc, l], witness_map, quotient, msm_g1) = g1?;
@@ -129,8 +136,18 @@ pub fn prove_with_timings<B: Backend>(
     let pi_b = b2_acc + k.beta_g2 + k.delta_g2 * s;
     let b1 = b1_acc + k.beta_g1 + k.delta_g1 * s;
     let pi_c = l + h + pi_a * s + b1 * r - k.delta_g1 * (r * s);
-    let proof = Proof { a: pi_a.into_affine(), b: pi_b.into_affine(), c: pi_c.into_affine() };
-    let timings = ProveTimings { witness_map, quotient, msm_g1, msm_g2, total: start.elapsed() };
+    let proof = Proof {
+        a: pi_a.into_affine(),
+        b: pi_b.into_affine(),
+        c: pi_c.into_affine(),
+    };
+    let timings = ProveTimings {
+        witness_map,
+        quotient,
+        msm_g1,
+        msm_g2,
+        total: start.elapsed(),
+    };
     tracing::debug!(
         domain_size = key.domain_size,
         witness_map_ms = timings.witness_map.as_secs_f64() * 1e3,

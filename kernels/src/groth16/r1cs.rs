@@ -23,15 +23,26 @@ pub const MAX_DOMAIN_LOG2: u32 = 26;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum R1csError {
     #[error("matrix row {row} refers to variable {col}, but there are only {num_variables} variables; the matrices do not belong to this variable count")]
-    ColumnOutOfRange { row: usize, col: u32, num_variables: usize },
+    ColumnOutOfRange {
+        row: usize,
+        col: u32,
+        num_variables: usize,
+    },
     #[error("matrix row offsets are not non-decreasing or do not end at the entry count ({detail}); the matrix bytes are corrupt")]
     BadRowOffsets { detail: String },
     #[error("matrices A, B, C have {a}, {b}, {c} rows; they must have one row per constraint")]
     RowCountMismatch { a: usize, b: usize, c: usize },
     #[error("{num_public} public inputs need at least {} variables, got {num_variables}", num_public + 1)]
-    TooFewVariables { num_public: usize, num_variables: usize },
+    TooFewVariables {
+        num_public: usize,
+        num_variables: usize,
+    },
     #[error("{num_constraints} constraints and {num_public} public inputs need a domain of 2^{log2}, above the supported 2^{MAX_DOMAIN_LOG2}; split the circuit")]
-    DomainTooLarge { num_constraints: usize, num_public: usize, log2: u32 },
+    DomainTooLarge {
+        num_constraints: usize,
+        num_public: usize,
+        log2: u32,
+    },
     #[error("constraint count {0} does not fit the 32-bit indices used here")]
     TooManyEntries(usize),
 }
@@ -49,7 +60,11 @@ pub struct SparseMatrix {
 impl SparseMatrix {
     /// An empty matrix with no rows.
     pub fn new() -> Self {
-        SparseMatrix { row_offsets: vec![0], cols: Vec::new(), coeffs: Vec::new() }
+        SparseMatrix {
+            row_offsets: vec![0],
+            cols: Vec::new(),
+            coeffs: Vec::new(),
+        }
     }
 
     /// An empty matrix with room for `rows` rows and `entries` entries.
@@ -72,7 +87,11 @@ impl SparseMatrix {
     ) -> Result<Self, R1csError> {
         let bad = |detail: String| Err(R1csError::BadRowOffsets { detail });
         if cols.len() != coeffs.len() {
-            return bad(format!("{} columns but {} coefficients", cols.len(), coeffs.len()));
+            return bad(format!(
+                "{} columns but {} coefficients",
+                cols.len(),
+                coeffs.len()
+            ));
         }
         if row_offsets.first() != Some(&0) {
             return bad("first offset is not 0".to_string());
@@ -83,7 +102,11 @@ impl SparseMatrix {
         if *row_offsets.last().unwrap_or(&0) as usize != cols.len() {
             return bad(format!("last offset is not {}", cols.len()));
         }
-        Ok(SparseMatrix { row_offsets, cols, coeffs })
+        Ok(SparseMatrix {
+            row_offsets,
+            cols,
+            coeffs,
+        })
     }
 
     /// Appends a row of `(coefficient, variable)` terms. Zero coefficients are dropped.
@@ -145,8 +168,14 @@ impl SparseMatrix {
 
     /// The `(coefficient, variable)` terms of row `i`.
     pub fn row(&self, i: usize) -> impl Iterator<Item = (Fr, u32)> + '_ {
-        let (start, end) = (self.row_offsets[i] as usize, self.row_offsets[i + 1] as usize);
-        self.coeffs[start..end].iter().copied().zip(self.cols[start..end].iter().copied())
+        let (start, end) = (
+            self.row_offsets[i] as usize,
+            self.row_offsets[i + 1] as usize,
+        );
+        self.coeffs[start..end]
+            .iter()
+            .copied()
+            .zip(self.cols[start..end].iter().copied())
     }
 
     /// The largest variable index used, if any entry exists.
@@ -158,9 +187,15 @@ impl SparseMatrix {
     /// count; the rest is left untouched. Panics if a column is out of range of `w` (callers
     /// validate matrices against the variable count first).
     pub fn mul_vector_into(&self, w: &[Fr], out: &mut [Fr]) {
-        assert!(out.len() >= self.num_rows(), "output shorter than the row count");
-        out[..self.num_rows()].par_iter_mut().enumerate().with_min_len(256).for_each(
-            |(i, o)| {
+        assert!(
+            out.len() >= self.num_rows(),
+            "output shorter than the row count"
+        );
+        out[..self.num_rows()]
+            .par_iter_mut()
+            .enumerate()
+            .with_min_len(256)
+            .for_each(|(i, o)| {
                 *o = self.row(i).fold(Fr::zero(), |acc, (c, v)| {
                     let x = w[v as usize];
                     if c == Fr::ONE {
@@ -169,8 +204,7 @@ impl SparseMatrix {
                         acc + c * x
                     }
                 });
-            },
-        );
+            });
     }
 
     /// Every column is below `num_variables`.
@@ -179,7 +213,11 @@ impl SparseMatrix {
             Some(col) if col as usize >= num_variables => {
                 let pos = self.cols.iter().position(|&c| c == col).unwrap_or(0);
                 let row = self.row_offsets.partition_point(|&o| o as usize <= pos) - 1;
-                Err(R1csError::ColumnOutOfRange { row, col, num_variables })
+                Err(R1csError::ColumnOutOfRange {
+                    row,
+                    col,
+                    num_variables,
+                })
             }
             _ => Ok(()),
         }
@@ -190,8 +228,14 @@ impl SparseMatrix {
 /// power of two holding the constraints plus the `num_public + 1` input rows.
 pub fn domain_size_for(num_constraints: usize, num_public: usize) -> Result<usize, R1csError> {
     let rows = num_constraints.saturating_add(num_public).saturating_add(1);
-    let too_large = |log2| R1csError::DomainTooLarge { num_constraints, num_public, log2 };
-    let size = rows.checked_next_power_of_two().ok_or(too_large(usize::BITS))?;
+    let too_large = |log2| R1csError::DomainTooLarge {
+        num_constraints,
+        num_public,
+        log2,
+    };
+    let size = rows
+        .checked_next_power_of_two()
+        .ok_or(too_large(usize::BITS))?;
     let log2 = size.trailing_zeros();
     if log2 > MAX_DOMAIN_LOG2 {
         return Err(too_large(log2));
@@ -220,7 +264,10 @@ impl R1cs {
         c: SparseMatrix,
     ) -> Result<Self, R1csError> {
         if num_variables < num_public + 1 {
-            return Err(R1csError::TooFewVariables { num_public, num_variables });
+            return Err(R1csError::TooFewVariables {
+                num_public,
+                num_variables,
+            });
         }
         if a.num_rows() != b.num_rows() || a.num_rows() != c.num_rows() {
             return Err(R1csError::RowCountMismatch {
@@ -233,7 +280,13 @@ impl R1cs {
             m.check_cols(num_variables)?;
         }
         domain_size_for(a.num_rows(), num_public)?;
-        Ok(R1cs { num_public, num_variables, a, b, c })
+        Ok(R1cs {
+            num_public,
+            num_variables,
+            a,
+            b,
+            c,
+        })
     }
 
     /// From an arkworks constraint system after `finalize()`: instance variables (including
@@ -289,7 +342,11 @@ impl R1cs {
     pub fn first_unsatisfied(&self, w: &[Fr]) -> Option<usize> {
         assert_eq!(w.len(), self.num_variables, "witness length");
         let m = self.num_constraints();
-        let (mut a, mut b, mut c) = (vec![Fr::zero(); m], vec![Fr::zero(); m], vec![Fr::zero(); m]);
+        let (mut a, mut b, mut c) = (
+            vec![Fr::zero(); m],
+            vec![Fr::zero(); m],
+            vec![Fr::zero(); m],
+        );
         self.a.mul_vector_into(w, &mut a);
         self.b.mul_vector_into(w, &mut b);
         self.c.mul_vector_into(w, &mut c);
@@ -341,7 +398,15 @@ mod tests {
         let w = [Fr::from(1u64), Fr::from(5u64), Fr::from(7u64)];
         let mut out = vec![Fr::from(99u64); 4];
         a.mul_vector_into(&w, &mut out);
-        assert_eq!(out, vec![Fr::from(10u64), Fr::zero(), Fr::from(22u64), Fr::from(99u64)]);
+        assert_eq!(
+            out,
+            vec![
+                Fr::from(10u64),
+                Fr::zero(),
+                Fr::from(22u64),
+                Fr::from(99u64)
+            ]
+        );
         assert_eq!(SparseMatrix::from_ark(&a.to_ark()).unwrap(), a);
     }
 
@@ -373,7 +438,11 @@ mod tests {
         assert_eq!(r.first_unsatisfied(&bad), Some(0));
         assert_eq!(
             R1cs::new(1, 2, a.clone(), a.clone(), c.clone()),
-            Err(R1csError::ColumnOutOfRange { row: 0, col: 2, num_variables: 2 })
+            Err(R1csError::ColumnOutOfRange {
+                row: 0,
+                col: 2,
+                num_variables: 2
+            })
         );
         assert!(matches!(
             R1cs::new(1, 3, a.clone(), SparseMatrix::new(), c),

@@ -44,7 +44,10 @@ use crate::groth16::r1cs::SparseMatrix;
 /// 2n uses (snarkjs' `Fr.w[log2(n)+1]` is the same element). `n` must be a power of two
 /// ≤ 2^27.
 pub fn odd_coset_offset(domain_size: usize) -> Fr {
-    assert!(domain_size.is_power_of_two(), "domain size must be a power of two");
+    assert!(
+        domain_size.is_power_of_two(),
+        "domain size must be a power of two"
+    );
     Fr::get_root_of_unity(2 * domain_size as u64).expect("BN254 Fr has 2-adicity 28")
 }
 
@@ -62,7 +65,10 @@ pub fn evaluate_abc(
     domain_size: usize,
 ) -> (Vec<Fr>, Vec<Fr>, Vec<Fr>) {
     let m = a_matrix.num_rows();
-    assert!(m + num_public < domain_size, "constraints and input rows exceed the domain");
+    assert!(
+        m + num_public < domain_size,
+        "constraints and input rows exceed the domain"
+    );
     let mut a = vec![Fr::zero(); domain_size];
     let mut b = vec![Fr::zero(); domain_size];
     rayon::join(
@@ -70,7 +76,11 @@ pub fn evaluate_abc(
         || b_matrix.mul_vector_into(witness, &mut b),
     );
     a[m..=m + num_public].copy_from_slice(&witness[..=num_public]);
-    let c = a.par_iter().zip(b.par_iter()).map(|(x, y)| *x * y).collect();
+    let c = a
+        .par_iter()
+        .zip(b.par_iter())
+        .map(|(x, y)| *x * y)
+        .collect();
     (a, b, c)
 }
 
@@ -127,7 +137,11 @@ mod tests {
             assert_ne!(w2n.pow([n as u64]), Fr::ONE);
             for (i, pi) in p.iter().enumerate() {
                 let x = w2n.pow([2 * i as u64 + 1]);
-                assert_eq!(*pi, eval(&ca, x) * eval(&cb, x) - eval(&cc, x), "n={n} i={i}");
+                assert_eq!(
+                    *pi,
+                    eval(&ca, x) * eval(&cb, x) - eval(&cc, x),
+                    "n={n} i={i}"
+                );
             }
         }
     }
@@ -140,9 +154,15 @@ mod tests {
         b.push_row([(Fr::ONE, 2)]);
         let w = [Fr::ONE, Fr::from(3u64), Fr::from(5u64)];
         let (ea, eb, ec) = evaluate_abc(&a, &b, &w, 1, 4);
-        assert_eq!(ea, vec![Fr::from(6u64), Fr::ONE, Fr::from(3u64), Fr::zero()]);
+        assert_eq!(
+            ea,
+            vec![Fr::from(6u64), Fr::ONE, Fr::from(3u64), Fr::zero()]
+        );
         assert_eq!(eb, vec![Fr::from(5u64), Fr::zero(), Fr::zero(), Fr::zero()]);
-        assert_eq!(ec, vec![Fr::from(30u64), Fr::zero(), Fr::zero(), Fr::zero()]);
+        assert_eq!(
+            ec,
+            vec![Fr::from(30u64), Fr::zero(), Fr::zero(), Fr::zero()]
+        );
     }
 
     #[test]

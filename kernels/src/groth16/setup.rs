@@ -73,16 +73,23 @@ pub fn odd_lagrange_at<F: FftField>(tau: F, n: usize, scale: F) -> Option<Vec<F>
     let k = z * F::from(big_n).inverse()? * scale;
     const CHUNK: usize = 1 << 12;
     let mut xs = vec![F::zero(); n];
-    xs.par_chunks_mut(CHUNK).enumerate().for_each(|(ci, chunk)| {
-        let mut x = omega * omega_n.pow([(ci * CHUNK) as u64]);
-        for v in chunk {
-            *v = x;
-            x *= omega_n;
-        }
-    });
+    xs.par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(ci, chunk)| {
+            let mut x = omega * omega_n.pow([(ci * CHUNK) as u64]);
+            for v in chunk {
+                *v = x;
+                x *= omega_n;
+            }
+        });
     let mut den: Vec<F> = xs.par_iter().map(|x| tau - x).collect();
     batch_inversion(&mut den);
-    Some(xs.par_iter().zip(den.par_iter()).map(|(x, d)| k * x * d).collect())
+    Some(
+        xs.par_iter()
+            .zip(den.par_iter())
+            .map(|(x, d)| k * x * d)
+            .collect(),
+    )
 }
 
 /// `Σ_rows M[row][j]·u[row]` per variable j: the variable polynomials at τ.
@@ -99,7 +106,11 @@ fn column_sums(m: &SparseMatrix, u: &[Fr], num_variables: usize) -> Vec<Fr> {
 /// Builds a proving key for `r1cs` from the given toxic waste.
 pub fn generate_key(r1cs: &R1cs, tw: &ToxicWaste) -> Result<ProvingKey, SetupError> {
     let n = r1cs.domain_size();
-    let (m, np, nv) = (r1cs.num_constraints(), r1cs.num_public(), r1cs.num_variables());
+    let (m, np, nv) = (
+        r1cs.num_constraints(),
+        r1cs.num_public(),
+        r1cs.num_variables(),
+    );
     for (v, name) in [
         (tw.alpha, "alpha is zero"),
         (tw.beta, "beta is zero"),
@@ -112,14 +123,20 @@ pub fn generate_key(r1cs: &R1cs, tw: &ToxicWaste) -> Result<ProvingKey, SetupErr
     }
     let gamma_inv = tw.gamma.inverse().expect("checked non-zero");
     let delta_inv = tw.delta.inverse().expect("checked non-zero");
-    let h_scalars = odd_lagrange_at(tw.tau, n, delta_inv)
-        .ok_or(SetupError::DegenerateToxicWaste("tau is a 2n-th root of unity"))?;
+    let h_scalars = odd_lagrange_at(tw.tau, n, delta_inv).ok_or(
+        SetupError::DegenerateToxicWaste("tau is a 2n-th root of unity"),
+    )?;
 
     let domain = Radix2EvaluationDomain::<Fr>::new(n).expect("domain size was checked");
     let u = domain.evaluate_all_lagrange_coefficients(tw.tau);
     let (mut at, (bt, ct)) = rayon::join(
         || column_sums(r1cs.a(), &u, nv),
-        || rayon::join(|| column_sums(r1cs.b(), &u, nv), || column_sums(r1cs.c(), &u, nv)),
+        || {
+            rayon::join(
+                || column_sums(r1cs.b(), &u, nv),
+                || column_sums(r1cs.c(), &u, nv),
+            )
+        },
     );
     for j in 0..=np {
         at[j] += u[m + j];
@@ -127,8 +144,14 @@ pub fn generate_key(r1cs: &R1cs, tw: &ToxicWaste) -> Result<ProvingKey, SetupErr
     drop(u);
 
     let combined = |j: usize, inv: Fr| (tw.beta * at[j] + tw.alpha * bt[j] + ct[j]) * inv;
-    let ic_scalars: Vec<Fr> = (0..=np).into_par_iter().map(|j| combined(j, gamma_inv)).collect();
-    let l_scalars: Vec<Fr> = (np + 1..nv).into_par_iter().map(|j| combined(j, delta_inv)).collect();
+    let ic_scalars: Vec<Fr> = (0..=np)
+        .into_par_iter()
+        .map(|j| combined(j, gamma_inv))
+        .collect();
+    let l_scalars: Vec<Fr> = (np + 1..nv)
+        .into_par_iter()
+        .map(|j| combined(j, delta_inv))
+        .collect();
 
     let g1 = G1Projective::generator();
     let g2 = G2Projective::generator();

@@ -55,15 +55,21 @@ pub fn proof_from_bytes(bytes: &[u8]) -> Result<Proof, ProofError> {
     let (a, rest) = bytes.split_at(32);
     let (b, c) = rest.split_at(64);
     fn de<P: CanonicalDeserialize>(mut s: &[u8], name: &'static str) -> Result<P, ProofError> {
-        P::deserialize_with_mode(&mut s, Compress::Yes, Validate::Yes).map_err(|_| ProofError::BadPoint(name))
+        P::deserialize_with_mode(&mut s, Compress::Yes, Validate::Yes)
+            .map_err(|_| ProofError::BadPoint(name))
     }
-    Ok(Proof { a: de(a, "A")?, b: de(b, "B")?, c: de(c, "C")? })
+    Ok(Proof {
+        a: de(a, "A")?,
+        b: de(b, "B")?,
+        c: de(c, "C")?,
+    })
 }
 
 /// Verifying key bytes: arkworks' compressed `VerifyingKey` serialisation.
 pub fn vk_to_bytes(vk: &VerifyingKey) -> Vec<u8> {
     let mut out = Vec::with_capacity(vk.compressed_size());
-    vk.serialize_compressed(&mut out).expect("writing to a Vec cannot fail");
+    vk.serialize_compressed(&mut out)
+        .expect("writing to a Vec cannot fail");
     out
 }
 
@@ -76,7 +82,9 @@ pub fn vk_from_bytes(bytes: &[u8]) -> Result<VerifyingKey, KeyError> {
         return Err(KeyError::TrailingBytes { count: r.len() });
     }
     if vk.gamma_abc_g1.is_empty() {
-        return Err(KeyError::VerifyingKeyEncoding("IC is empty; it needs num_public + 1 points".into()));
+        return Err(KeyError::VerifyingKeyEncoding(
+            "IC is empty; it needs num_public + 1 points".into(),
+        ));
     }
     Ok(vk)
 }
@@ -95,7 +103,10 @@ pub fn verify(
 ) -> Result<bool, VerifyError> {
     let expected = pvk.vk.gamma_abc_g1.len().saturating_sub(1);
     if public_inputs.len() != expected {
-        return Err(VerifyError::PublicInputCount { expected, got: public_inputs.len() });
+        return Err(VerifyError::PublicInputCount {
+            expected,
+            got: public_inputs.len(),
+        });
     }
     ark_groth16::Groth16::<Bn254>::verify_proof(pvk, proof, public_inputs)
         .map_err(|e| VerifyError::Pairing(e.to_string()))
@@ -118,10 +129,17 @@ mod tests {
 
     #[test]
     fn proof_bytes_round_trip_and_reject_garbage() {
-        let p = Proof { a: G1Affine::generator(), b: G2Affine::generator(), c: G1Affine::zero() };
+        let p = Proof {
+            a: G1Affine::generator(),
+            b: G2Affine::generator(),
+            c: G1Affine::zero(),
+        };
         let bytes = proof_to_bytes(&p);
         assert_eq!(proof_from_bytes(&bytes).unwrap(), p);
-        assert_eq!(proof_from_bytes(&bytes[..127]), Err(ProofError::Length(127)));
+        assert_eq!(
+            proof_from_bytes(&bytes[..127]),
+            Err(ProofError::Length(127))
+        );
         // x ≥ p (flags in the top two bits of byte 31 kept): not a field element.
         let mut bad = bytes;
         bad[..31].fill(0xff);

@@ -2,7 +2,9 @@
 //! emulator against kernels whose results are known.
 
 use super::*;
-use crate::cuda::layout::{affine_to_words, xyzz_to_projective, xyzz_words_from_jacobian, DeviceField, G1, G2};
+use crate::cuda::layout::{
+    affine_to_words, xyzz_to_projective, xyzz_words_from_jacobian, DeviceField, G1, G2,
+};
 use crate::curve::{Fq, Fq2, Fr, G1Affine, G1Projective, G2Affine, G2Projective};
 use ark_ec::short_weierstrass::{Affine, Projective};
 use ark_ec::{AdditiveGroup, AffineRepr, CurveGroup, PrimeGroup};
@@ -24,7 +26,15 @@ fn from_words<F: DeviceField>(w: &[u32]) -> Vec<F> {
 /// Random values plus the edges: 0, 1, -1, 2, (p-1)/2, (p+1)/2, and values near 2^254.
 fn fq_samples(rng: &mut StdRng, random: usize) -> Vec<Fq> {
     let half = Fq::from_bigint(Fq::MODULUS_MINUS_ONE_DIV_TWO).expect("below p");
-    let mut v = vec![Fq::zero(), Fq::ONE, -Fq::ONE, Fq::from(2u64), half, half + Fq::ONE, -half];
+    let mut v = vec![
+        Fq::zero(),
+        Fq::ONE,
+        -Fq::ONE,
+        Fq::from(2u64),
+        half,
+        half + Fq::ONE,
+        -half,
+    ];
     // Montgomery representations with every high limb set (largest reduced values)
     v.push(Fq::new_unchecked(BigInt([u64::MAX, u64::MAX, u64::MAX, Fq::MODULUS.0[3]])) - Fq::ONE);
     v.extend((0..random).map(|_| Fq::rand(rng)));
@@ -33,7 +43,15 @@ fn fq_samples(rng: &mut StdRng, random: usize) -> Vec<Fq> {
 
 fn fr_samples(rng: &mut StdRng, random: usize) -> Vec<Fr> {
     let half = Fr::from_bigint(Fr::MODULUS_MINUS_ONE_DIV_TWO).expect("below r");
-    let mut v = vec![Fr::zero(), Fr::ONE, -Fr::ONE, Fr::from(2u64), half, half + Fr::ONE, -half];
+    let mut v = vec![
+        Fr::zero(),
+        Fr::ONE,
+        -Fr::ONE,
+        Fr::from(2u64),
+        half,
+        half + Fr::ONE,
+        -half,
+    ];
     v.extend((0..random).map(|_| Fr::rand(rng)));
     v
 }
@@ -71,7 +89,11 @@ fn check_field<F: DeviceField + PrimeFieldOrExt>(field: HostField, samples: &[F]
         assert_eq!(mul[i], x * y, "{field:?} mul {i}");
         assert_eq!(sqr[i], x.square(), "{field:?} sqr {i}");
         assert_eq!(neg[i], -x, "{field:?} neg {i}");
-        assert_eq!(inv[i], x.inverse().unwrap_or(F::zero()), "{field:?} inv {i}");
+        assert_eq!(
+            inv[i],
+            x.inverse().unwrap_or(F::zero()),
+            "{field:?} inv {i}"
+        );
         assert_eq!(dbl[i], x.double(), "{field:?} dbl {i}");
         assert!(F::canonical(&add[i]) && F::canonical(&mul[i]) && F::canonical(&sub[i]));
     }
@@ -79,7 +101,11 @@ fn check_field<F: DeviceField + PrimeFieldOrExt>(field: HostField, samples: &[F]
     let from = from_words::<F>(&field_op(field, FieldOp::FromMont, &wa, &wb));
     let to = from_words::<F>(&field_op(field, FieldOp::ToMont, &words(&from), &wb));
     for i in 0..a.len() {
-        assert_eq!(F::integer_words(&a[i]), F::raw_words(&from[i]), "{field:?} from_mont {i}");
+        assert_eq!(
+            F::integer_words(&a[i]),
+            F::raw_words(&from[i]),
+            "{field:?} from_mont {i}"
+        );
         assert_eq!(to[i], a[i], "{field:?} to_mont {i}");
     }
 }
@@ -96,7 +122,10 @@ trait PrimeFieldOrExt: DeviceField {
 }
 
 fn limbs_to_words(limbs: &[u64]) -> Vec<u32> {
-    limbs.iter().flat_map(|l| [*l as u32, (*l >> 32) as u32]).collect()
+    limbs
+        .iter()
+        .flat_map(|l| [*l as u32, (*l >> 32) as u32])
+        .collect()
 }
 
 impl PrimeFieldOrExt for Fq {
@@ -190,7 +219,11 @@ fn squaring_matches_arkworks_on_many_values() {
 fn fq2_matches_arkworks() {
     let mut rng = StdRng::seed_from_u64(3);
     let base = fq_samples(&mut rng, 6);
-    let mut s: Vec<Fq2> = base.iter().zip(base.iter().rev()).map(|(a, b)| Fq2::new(*a, *b)).collect();
+    let mut s: Vec<Fq2> = base
+        .iter()
+        .zip(base.iter().rev())
+        .map(|(a, b)| Fq2::new(*a, *b))
+        .collect();
     s.push(Fq2::zero());
     s.push(Fq2::ONE);
     s.push(Fq2::new(Fq::zero(), Fq::ONE));
@@ -202,7 +235,10 @@ fn ark_fr_slices_are_device_scalars_without_conversion() {
     let mut rng = StdRng::seed_from_u64(4);
     let v: Vec<Fr> = (0..16).map(|_| Fr::rand(&mut rng)).collect();
     let bytes = crate::cuda::ffi::fr_slice_as_bytes(&v);
-    let w: Vec<u32> = bytes.chunks(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let w: Vec<u32> = bytes
+        .chunks(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
     assert_eq!(from_words::<Fr>(&w), v);
     // and the kernels' arithmetic reads them as the same field elements
     let sq = from_words::<Fr>(&field_op(HostField::Fr, FieldOp::Mul, &w, &w));
@@ -245,15 +281,24 @@ fn g2_xyzz_formulas_match_arkworks_on_every_edge() {
     check_curve::<G2>(true, &curve_cases(&ps));
 }
 
-type PointPair<C> = (Projective<<C as crate::cuda::layout::DeviceCurve>::Config>, Projective<<C as crate::cuda::layout::DeviceCurve>::Config>);
+type PointPair<C> = (
+    Projective<<C as crate::cuda::layout::DeviceCurve>::Config>,
+    Projective<<C as crate::cuda::layout::DeviceCurve>::Config>,
+);
 
 fn check_curve<C: crate::cuda::layout::DeviceCurve>(g2: bool, cases: &[PointPair<C>]) {
     let count = cases.len();
     // a as XYZZ with Z != 1 (random arkworks points carry a non-trivial Z)
-    let a: Vec<u32> = cases.iter().flat_map(|(p, _)| xyzz_words_from_jacobian::<C>(p)).collect();
+    let a: Vec<u32> = cases
+        .iter()
+        .flat_map(|(p, _)| xyzz_words_from_jacobian::<C>(p))
+        .collect();
     let b_aff: Vec<Affine<C::Config>> = cases.iter().map(|(_, q)| q.into_affine()).collect();
     let b_affine = affine_to_words::<C>(&b_aff);
-    let b_xyzz: Vec<u32> = cases.iter().flat_map(|(_, q)| xyzz_words_from_jacobian::<C>(q)).collect();
+    let b_xyzz: Vec<u32> = cases
+        .iter()
+        .flat_map(|(_, q)| xyzz_words_from_jacobian::<C>(q))
+        .collect();
     let xw = C::XYZZ_WORDS;
     let read = |w: &[u32], i: usize| xyzz_to_projective::<C>(&w[i * xw..(i + 1) * xw]);
     let madd = curve_op(g2, CurveOp::AddAffine, &a, &b_affine, count);
@@ -279,10 +324,15 @@ fn affine_infinity_is_all_zero_words() {
 
 #[test]
 fn emulator_block_reduction_with_shared_memory_and_shuffles() {
-    let input: Vec<u32> = (0..1000u32).map(|i| i.wrapping_mul(2654435761) >> 8).collect();
+    let input: Vec<u32> = (0..1000u32)
+        .map(|i| i.wrapping_mul(2654435761) >> 8)
+        .collect();
     for block in [32u32, 64, 96, 256] {
         let out = block_sum(&input, block).expect("block sum runs");
-        let want: Vec<u32> = input.chunks(block as usize).map(|c| c.iter().sum()).collect();
+        let want: Vec<u32> = input
+            .chunks(block as usize)
+            .map(|c| c.iter().sum())
+            .collect();
         assert_eq!(out, want, "block {block}");
     }
     let input: Vec<u32> = (1..=64u32).collect();
@@ -304,7 +354,10 @@ fn emulator_rejects_races_divergence_early_exit_and_failed_asserts() {
     let exit = emulator_rejects(1).expect("early exit before a barrier detected");
     assert!(exit.contains("exited"), "{exit}");
     let div = emulator_rejects(2).expect("divergent shuffle detected");
-    assert!(div.contains("divergent") || div.contains("collective"), "{div}");
+    assert!(
+        div.contains("divergent") || div.contains("collective"),
+        "{div}"
+    );
     let assert_msg = emulator_rejects(3).expect("PR_ASSERT failure reported");
     assert!(assert_msg.contains("thread index below n"), "{assert_msg}");
 }
@@ -317,7 +370,10 @@ fn emulated_device_memory_is_poisoned_and_guarded() {
     let buf = DevBuf::new(&dev, 64).expect("alloc");
     let mut back = [0u8; 64];
     dev.download(buf.ptr(), &mut back).expect("download");
-    assert!(back.iter().all(|&b| b == 0xA5), "fresh memory is not zeroed, like cudaMalloc");
+    assert!(
+        back.iter().all(|&b| b == 0xA5),
+        "fresh memory is not zeroed, like cudaMalloc"
+    );
     dev.zero(buf.ptr(), 64).expect("zero");
     dev.download(buf.ptr(), &mut back).expect("download");
     assert!(back.iter().all(|&b| b == 0));
