@@ -21,7 +21,7 @@ use proofrack_common::telemetry::{Calibration, Telemetry};
 use proofrack_common::tls::{self, TlsMaterial};
 use proofrack_common::KeyId;
 use proofrack_common::{Clock, TaskId};
-use proofrack_kernels::groth16::VerifyingKey;
+use proofrack_kernels::groth16::PreparedVerifyingKey;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -73,13 +73,14 @@ pub(crate) struct AgentContext {
     pub(crate) tasks: Mutex<HashMap<TaskId, TaskHandle>>,
     /// Woken whenever a task ends (drain waits on it).
     pub(crate) idle: Notify,
-    /// Verifying keys of the keys loaded, to check own proofs before delivering.
-    pub(crate) verifying_keys: Mutex<HashMap<KeyId, VerifyingKey>>,
+    /// Verifying keys of the keys loaded, prepared once (the pairing e(α, β) is not
+    /// recomputed per proof), to check own proofs before delivering.
+    pub(crate) verifying_keys: Mutex<HashMap<KeyId, Arc<PreparedVerifyingKey>>>,
     pub(crate) identity: String,
 }
 
 impl AgentContext {
-    pub(crate) fn verifying_key(&self, id: &KeyId) -> Option<VerifyingKey> {
+    pub(crate) fn verifying_key(&self, id: &KeyId) -> Option<Arc<PreparedVerifyingKey>> {
         self.verifying_keys
             .lock()
             .expect("verifying keys poisoned")
@@ -87,11 +88,11 @@ impl AgentContext {
             .cloned()
     }
 
-    pub(crate) fn remember_verifying_key(&self, id: KeyId, vk: VerifyingKey) {
+    pub(crate) fn remember_verifying_key(&self, id: KeyId, vk: PreparedVerifyingKey) {
         self.verifying_keys
             .lock()
             .expect("verifying keys poisoned")
-            .insert(id, vk);
+            .insert(id, Arc::new(vk));
     }
 }
 

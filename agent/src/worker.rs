@@ -114,6 +114,7 @@ async fn run(
     let inputs =
         String::from_utf8(offer.inputs.clone()).map_err(|e| TaskError::Witness(e.to_string()))?;
     let prover = ctx.prover.clone();
+    let pvk = ctx.verifying_key(&key_id);
     let (proof, public) = tokio::task::spawn_blocking(move || {
         let witness = circuit
             .witness_from_json(&inputs)
@@ -126,18 +127,17 @@ async fn run(
                 )
             })?
             .map_err(|e| TaskError::Prove(e.to_string()))?;
+        // A wrong proof is slashed far harder than a late one: check before delivering.
+        if let Some(pvk) = pvk {
+            if !matches!(verify(&pvk, &witness.public, &proof), Ok(true)) {
+                return Err(TaskError::SelfCheck);
+            }
+        }
         Ok::<_, TaskError>((proof, witness.public))
     })
     .await
     .map_err(|e| TaskError::Prove(e.to_string()))??;
     let proving_ms = started.elapsed().as_millis() as u64;
-    // A wrong proof is slashed far harder than a late one: check before delivering.
-    if let Some(vk) = ctx.verifying_key(&key_id) {
-        let pvk = prepare_verifying_key(&vk);
-        if !matches!(verify(&pvk, &public, &proof), Ok(true)) {
-            return Err(TaskError::SelfCheck);
-        }
-    }
     check()?;
     tracing::info!(%task, proving_ms, "proof ready");
     let delivery = DeliverProof {
@@ -177,7 +177,7 @@ async fn load_key(
         .await
         .map_err(|e| TaskError::Key(e.to_string()))?
         .map_err(|e| TaskError::Key(e.to_string()))?;
-    ctx.remember_verifying_key(id, key.verifying_key());
+    ctx.remember_verifying_key(id, prepare_verifying_key(&key.verifying_key()));
     Ok(key)
 }
 
