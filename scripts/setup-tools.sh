@@ -4,6 +4,9 @@
 #   - NVRTC 12.9 (PyPI nvidia-cuda-nvrtc-cu12): compiles our CUDA kernels at build time on
 #     machines with no CUDA toolkit. CUDA 12.x because the GPU boxes' driver 580 (CUDA 13.0)
 #     must accept the embedded PTX. See ../DEPENDENCIES in the README.
+#   - JavaScript tools pinned in package.json/package-lock.json (npm ci into node_modules/):
+#     circom2, circomlib and snarkjs (interop tests), solc (the StakeRegistry contract),
+#     @foundry-rs/anvil (the local EVM node), playwright-core (drives the system Chromium).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tools="$root/.tools"
@@ -18,3 +21,13 @@ if [ ! -f "$nvrtc_lib" ] || ! grep -qx "$NVRTC_VERSION" "$tools/nvrtc.version" 2
 fi
 [ -f "$nvrtc_lib" ] || { echo "setup-tools: $nvrtc_lib missing after install" >&2; exit 1; }
 echo "setup-tools: NVRTC $NVRTC_VERSION at $nvrtc_lib"
+
+# npm ci reinstalls only when the lockfile changed since the last install.
+lock_hash=$(sha256sum "$root/package-lock.json" | cut -d' ' -f1)
+if [ ! -d "$root/node_modules" ] || ! grep -qx "$lock_hash" "$tools/npm.lock-hash" 2>/dev/null; then
+  command -v npm >/dev/null || { echo "setup-tools: npm not found; install Node.js 20 (e.g. apt-get install nodejs npm)" >&2; exit 1; }
+  echo "setup-tools: npm ci (package-lock.json) into $root/node_modules"
+  (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
+  mkdir -p "$tools" && echo "$lock_hash" > "$tools/npm.lock-hash"
+fi
+echo "setup-tools: npm tools at $root/node_modules/.bin ($(cd "$root" && npx --no-install anvil --version | head -1))"
