@@ -6,9 +6,11 @@
 //!   operators on loopback, submits a stream of tasks and shows them move.
 //! - [`serve`]: `proofrack coordinator` and `proofrack agent` from their TOML files.
 //! - [`client_cmds`]: `submit`, `status`, `ledger`, `agents`, `circuits`.
+//! - [`admin_cmds`]: the operator's `drain` and `operator withdraw`, retried idempotently.
 //! - [`tables`]: human-readable tables and status lines.
 //! - [`duration`]: `30s`, `500ms`, `2m` as command-line durations.
 
+pub mod admin_cmds;
 pub mod client_cmds;
 pub mod devnet;
 pub mod duration;

@@ -69,6 +69,42 @@ enum Command {
     },
     /// Certificates: CA, coordinator, agents, clients; renew and revoke.
     Certs(proofrack_certs::cli::CertsArgs),
+    /// Stop giving an agent new tasks (it finishes what it holds); --undo lets it take tasks
+    /// again. Survives coordinator restarts.
+    Drain {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The agent, OPERATOR/NAME (e.g. op-a/gpu-01).
+        agent: String,
+        #[arg(long)]
+        undo: bool,
+        /// Idempotency id; a retry with the same id changes nothing twice.
+        #[arg(long)]
+        request_id: Option<u64>,
+    },
+    /// An operator's stake.
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCommand,
+    },
+}
+
+#[derive(clap::Subcommand)]
+enum OperatorCommand {
+    /// Withdraw free stake: it stops backing new tasks now and is paid out after the
+    /// coordinator's withdrawal delay (longer than any task's deadline).
+    Withdraw {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long)]
+        operator: String,
+        /// Base units.
+        #[arg(long)]
+        amount: String,
+        /// Idempotency id; a retry with the same id changes nothing twice.
+        #[arg(long)]
+        request_id: Option<u64>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -174,5 +210,42 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Agents { client } => client_cmds::table(&client, ClientRequest::Agents).await,
         Command::Circuits { client } => client_cmds::table(&client, ClientRequest::Circuits).await,
         Command::Certs(args) => proofrack_certs::cli::run(args),
+        Command::Drain {
+            client,
+            agent,
+            undo,
+            request_id,
+        } => {
+            let agent: proofrack_common::AgentId = agent
+                .parse()
+                .map_err(|e| anyhow::anyhow!("agent {agent:?}: {e}; write OPERATOR/NAME"))?;
+            let req = ClientRequest::Drain {
+                request_id: request_id.unwrap_or_else(rand::random),
+                agent,
+                drain: !undo,
+            };
+            proofrack::admin_cmds::run(&client, req).await
+        }
+        Command::Operator {
+            command:
+                OperatorCommand::Withdraw {
+                    client,
+                    operator,
+                    amount,
+                    request_id,
+                },
+        } => {
+            let operator = proofrack_common::OperatorId::new(&operator)
+                .map_err(|e| anyhow::anyhow!("--operator {operator:?}: {e}"))?;
+            let amount: proofrack_common::StakeUnits = amount.parse().map_err(|e| {
+                anyhow::anyhow!("--amount {amount:?}: {e}; give base units, e.g. 100")
+            })?;
+            let req = ClientRequest::Withdraw {
+                request_id: request_id.unwrap_or_else(rand::random),
+                operator,
+                amount,
+            };
+            proofrack::admin_cmds::run(&client, req).await
+        }
     }
 }

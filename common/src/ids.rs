@@ -97,6 +97,20 @@ impl AgentId {
     }
 }
 
+impl std::str::FromStr for AgentId {
+    type Err = String;
+    /// `OPERATOR/NAME`, as `Display` writes it.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (operator, name) = s.split_once('/').ok_or_else(|| {
+            format!("{s:?} is not an agent; expected OPERATOR/NAME, e.g. op-a/gpu-01")
+        })?;
+        Ok(AgentId::new(
+            OperatorId::new(operator)?,
+            AgentName::new(name)?,
+        ))
+    }
+}
+
 impl fmt::Display for AgentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.operator, self.name)

@@ -52,6 +52,10 @@ pub enum FleetReason {
     Declined {
         agents: usize,
     },
+    /// Drained by their operators (`proofrack drain`).
+    Draining {
+        agents: usize,
+    },
 }
 
 impl FleetReason {
@@ -65,7 +69,8 @@ impl FleetReason {
             | FleetReason::Full { agents, .. }
             | FleetReason::Memory { agents, .. }
             | FleetReason::Speed { agents, .. }
-            | FleetReason::Declined { agents } => *agents,
+            | FleetReason::Declined { agents }
+            | FleetReason::Draining { agents } => *agents,
         }
     }
 
@@ -142,6 +147,7 @@ impl FleetReason {
                 format::millis(*margin_ms)
             ),
             FleetReason::Declined { .. } => "declined this task recently".to_string(),
+            FleetReason::Draining { .. } => "drained by their operator".to_string(),
         }
     }
 }
@@ -179,17 +185,15 @@ impl fmt::Display for NoFit {
 }
 
 impl NoFit {
-    /// Whether `other` gives the same kinds of reasons for the same numbers of agents, even if
-    /// the figures in them (ages, times left) moved. Used to record a waiting task's reason
-    /// only when it changes in substance.
+    /// Whether `other` gives the same kinds of reasons, even if the figures in them (ages,
+    /// times left, how many agents each excludes) moved. Used to record a waiting task's
+    /// reason only when it changes in substance: in a large fleet the counts move with every
+    /// report, and recording (and storing) each move would rewrite every waiting task.
     pub fn same_kind(&self, other: &NoFit) -> bool {
-        let key = |n: &NoFit| -> Vec<(std::mem::Discriminant<FleetReason>, usize)> {
-            n.reasons
-                .iter()
-                .map(|r| (std::mem::discriminant(r), r.agents()))
-                .collect()
+        let key = |n: &NoFit| -> Vec<std::mem::Discriminant<FleetReason>> {
+            n.reasons.iter().map(std::mem::discriminant).collect()
         };
-        self.connected_agents == other.connected_agents && key(self) == key(other)
+        key(self) == key(other)
     }
 
     pub(super) fn summarise(
@@ -216,10 +220,15 @@ impl NoFit {
         let mut memory: Option<(usize, u64, AgentId)> = None;
         let mut speed: Option<(usize, u64, u64, u64, AgentId)> = None;
         let mut declined = 0usize;
+        let mut draining = 0usize;
 
         for v in verdicts {
             let Err(misfits) = &v.fit else { continue };
-            if misfits.contains(&Misfit::Disconnected) || misfits.contains(&Misfit::Draining) {
+            if misfits.contains(&Misfit::Disconnected) {
+                continue;
+            }
+            if misfits.contains(&Misfit::Draining) {
+                draining += 1;
                 continue;
             }
             let mut counted_health = false;
@@ -343,6 +352,9 @@ impl NoFit {
         }
         if declined > 0 {
             reasons.push(FleetReason::Declined { agents: declined });
+        }
+        if draining > 0 {
+            reasons.push(FleetReason::Draining { agents: draining });
         }
         assert!(
             !reasons.is_empty(),

@@ -98,23 +98,23 @@ impl CoordinatorCore {
                 // full pass's reason stands.
                 Outcome::NoFit(_) if matches!(scope, PassScope::Agent(_)) => {}
                 Outcome::NoFit(no_fit) => {
-                    let reason = no_fit.to_string();
-                    if self.tasks[&id].waiting_reason != reason {
-                        self.dirty.tasks.insert(id);
-                    }
+                    // The reason's figures move with every pass; it is rewritten on the next
+                    // pass after a restart, so a new reason alone is not a change to store.
                     let task = self.tasks.get_mut(&id).expect("waiting task exists");
-                    task.waiting_reason = reason;
+                    task.waiting_reason = no_fit.to_string();
                     let changed = task
                         .history
                         .last_no_fit()
                         .is_none_or(|last| !last.same_kind(&no_fit));
                     if changed {
                         tracing::debug!(task = %id, reason = %no_fit, "no agent fits");
+                        self.dirty.tasks.insert(id);
+                        let task = self.tasks.get_mut(&id).expect("waiting task exists");
                         task.history.push(
                             now,
                             TaskEvent::NoFit {
                                 reason: no_fit,
-                                verdicts: decision.verdicts,
+                                verdicts: super::history::keep_verdicts(decision.verdicts),
                             },
                         );
                         self.emit_status(id);
@@ -167,12 +167,16 @@ impl CoordinatorCore {
             offer_expires: expires_at,
             predicted_proving_ms: placement.predicted_proving_ms,
         };
+        let agents_considered = verdicts.len();
+        let agents_rejected = verdicts.iter().filter(|v| v.fit.is_err()).count();
         task.history.push(
             now,
             TaskEvent::Offered {
                 placement: placement.clone(),
                 expires_at,
-                verdicts,
+                verdicts: super::history::keep_verdicts(verdicts),
+                agents_considered,
+                agents_rejected,
             },
         );
         task.state = TaskState::Offered {

@@ -71,7 +71,9 @@ impl CoordinatorCore {
         if result.is_ok() {
             self.resume_on_reconnect(now, &agent);
         }
-        self.settle(now);
+        // Only this agent can newly fit (and not before its first telemetry); a reconnecting
+        // rack must not cost a full admission pass per agent.
+        self.settle_scoped(now, PassScope::Agent(agent));
         result
     }
 
@@ -143,7 +145,8 @@ impl CoordinatorCore {
             }
             self.forget_if_idle(agent);
         }
-        self.settle(now);
+        // Withdrawn offers ask for a full pass themselves; otherwise nothing was freed.
+        self.settle_scoped(now, PassScope::OnlyIfNeeded);
     }
 
     /// A telemetry report from a connected agent.

@@ -285,9 +285,11 @@ impl CoordinatorCore {
                         "{} lost; no other agent of {operator} can take it yet ({no_fit}); slashed at {} if none does",
                         lost.agent, lost.due_at
                     );
-                    if self.tasks[&id].waiting_reason != reason {
-                        self.task_mut(id).waiting_reason = reason;
-                    }
+                    // Not a change to store: recomputed on the next pass after a restart.
+                    self.tasks
+                        .get_mut(&id)
+                        .expect("orphan exists")
+                        .waiting_reason = reason;
                 }
             }
         }

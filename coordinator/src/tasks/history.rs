@@ -33,11 +33,15 @@ pub enum TaskEvent {
         reason: NoFit,
         verdicts: Vec<AgentVerdict>,
     },
-    /// Admission chose `placement.agent`; `verdicts` has every agent's fit or misfits.
+    /// Admission chose `placement.agent` out of `agents_considered`; `verdicts` keeps the
+    /// chosen agent's fit and a sample of the rejected agents' misfits (see
+    /// [`MAX_VERDICTS_KEPT`]).
     Offered {
         placement: Placement,
         expires_at: UnixMillis,
         verdicts: Vec<AgentVerdict>,
+        agents_considered: usize,
+        agents_rejected: usize,
     },
     Declined {
         agent: AgentId,
@@ -112,8 +116,8 @@ impl fmt::Display for TaskEvent {
                 write!(f, "submitted by {client}: circuit {circuit}, collateral {collateral}, deadline {deadline}")
             }
             TaskEvent::NoFit { reason, .. } => write!(f, "no agent fits: {reason}"),
-            TaskEvent::Offered { placement, expires_at, verdicts } => {
-                let rejected = verdicts.iter().filter(|v| v.fit.is_err()).count();
+            TaskEvent::Offered { placement, expires_at, agents_considered, agents_rejected, .. } => {
+                let (rejected, considered) = (agents_rejected, agents_considered);
                 write!(
                     f,
                     "offered to {} (predicted {} ms, start {}, done {}, due {}; offer expires {expires_at}; \
@@ -123,7 +127,7 @@ impl fmt::Display for TaskEvent {
                     placement.start_at,
                     placement.predicted_done_at,
                     placement.due_at,
-                    verdicts.len()
+                    considered
                 )
             }
             TaskEvent::Declined { agent, reason } => write!(f, "declined by {agent}: {reason}"),
@@ -155,6 +159,28 @@ impl fmt::Display for TaskEvent {
     }
 }
 
+/// Agents' verdicts kept per admission decision in a task's history. A decision over a rack
+/// of a thousand agents would otherwise store a thousand verdicts in every task's record (and
+/// write them to disk on every change); the chosen agent and a sample of the connected ones
+/// it beat explain the choice.
+pub const MAX_VERDICTS_KEPT: usize = 16;
+
+/// The verdicts worth keeping: the fit ones first (the chosen agent among them), then the
+/// rejected connected agents, then the rest, up to [`MAX_VERDICTS_KEPT`].
+pub(crate) fn keep_verdicts(mut verdicts: Vec<AgentVerdict>) -> Vec<AgentVerdict> {
+    if verdicts.len() <= MAX_VERDICTS_KEPT {
+        return verdicts;
+    }
+    let rank = |v: &AgentVerdict| match &v.fit {
+        Ok(_) => 0,
+        Err(m) if !m.contains(&crate::admission::Misfit::Disconnected) => 1,
+        Err(_) => 2,
+    };
+    verdicts.sort_by_key(rank);
+    verdicts.truncate(MAX_VERDICTS_KEPT);
+    verdicts
+}
+
 /// Bounded list of entries; see [`MAX_HISTORY_ENTRIES`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct History {
@@ -163,6 +189,18 @@ pub(crate) struct History {
 
 impl History {
     pub(crate) fn push(&mut self, at: UnixMillis, event: TaskEvent) {
+        // Only the newest admission decision keeps its agents' verdicts: the older ones are
+        // history, and a task re-offered many times over a big fleet would otherwise carry
+        // (and store) a sample per offer.
+        if matches!(event, TaskEvent::Offered { .. } | TaskEvent::NoFit { .. }) {
+            for e in &mut self.entries {
+                if let TaskEvent::Offered { verdicts, .. } | TaskEvent::NoFit { verdicts, .. } =
+                    &mut e.event
+                {
+                    verdicts.clear();
+                }
+            }
+        }
         if self.entries.len() >= MAX_HISTORY_ENTRIES {
             self.entries.remove(1);
         }

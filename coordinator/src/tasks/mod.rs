@@ -43,7 +43,7 @@ pub use error::{
     AdminRejected, AgentRejected, CircuitRejected, DeliveryRejected, OfferReplyRejected,
     StakeEventRejected, SubmitRejected, TelemetryRejected,
 };
-pub use history::{HistoryEntry, TaskEvent, MAX_HISTORY_ENTRIES};
+pub use history::{HistoryEntry, TaskEvent, MAX_HISTORY_ENTRIES, MAX_VERDICTS_KEPT};
 pub use model::{TaskSpec, TaskStatus};
 pub use queries::{AgentRow, OperatorRow, TaskView};
 
