@@ -6,6 +6,7 @@
 //!   operators on loopback, submits a stream of tasks and shows them move.
 //! - [`serve`]: `proofrack coordinator` and `proofrack agent` from their TOML files.
 //! - [`client_cmds`]: `submit`, `status`, `ledger`, `agents`, `circuits`.
+//! - [`snarkjs_cmds`]: `verify` and `prove` for circom/snarkjs files, no coordinator.
 //! - [`tables`]: human-readable tables and status lines.
 //! - [`duration`]: `30s`, `500ms`, `2m` as command-line durations.
 
@@ -13,4 +14,5 @@ pub mod client_cmds;
 pub mod devnet;
 pub mod duration;
 pub mod serve;
+pub mod snarkjs_cmds;
 pub mod tables;

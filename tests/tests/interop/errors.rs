@@ -1,0 +1,111 @@
+//! Bad inputs get errors that say what is wrong: wrong public inputs, a truncated zkey, a zkey
+//! for another curve (a real BLS12-381 one made by snarkjs), a witness of the wrong length and
+//! a witness that does not satisfy the circuit.
+
+use super::tools::{self, s};
+use proofrack::snarkjs_cmds::{self, VerifyArgs};
+use proofrack_kernels::curve::Fr;
+use proofrack_snarkjs as snarkjs;
+
+fn message(e: impl std::fmt::Display) -> String {
+    format!("{e:#}")
+}
+
+#[test]
+fn wrong_public_inputs_are_refused_with_the_reason() {
+    let b = tools::poseidon();
+    let key = snarkjs_cmds::load_zkey(&b.zkey).unwrap();
+    let witness = snarkjs_cmds::load_witness(&b.wtns, &key).unwrap();
+    let (proof, public) = snarkjs_cmds::prove_witness(&key, &witness).unwrap();
+    let dir = b.dir.join("wrong-public");
+    // a wrong value: the proof does not verify, and the CLI says so
+    let mut wrong = public.clone();
+    wrong[1] = Fr::from(6u64);
+    snarkjs_cmds::write_outputs(&dir, &proof, &wrong).unwrap();
+    let args = VerifyArgs {
+        vk: b.vk.clone(),
+        proof: dir.join("proof.json"),
+        public: dir.join("public.json"),
+    };
+    let e = message(snarkjs_cmds::verify(&args).unwrap_err());
+    assert!(e.contains("INVALID") && e.contains("public"), "{e}");
+    // too few values: snarkjs would treat the missing one as zero; we name the count
+    std::fs::write(dir.join("public.json"), format!("[\"{}\"]", public[0])).unwrap();
+    let e = message(snarkjs_cmds::verify(&args).unwrap_err());
+    assert!(
+        e.contains("1 public values given but the verification key takes 2"),
+        "{e}"
+    );
+    // a value that is not a field element
+    let r = snarkjs::json::scalar_modulus();
+    std::fs::write(
+        dir.join("public.json"),
+        format!("[\"{}\", \"{r}\"]", public[0]),
+    )
+    .unwrap();
+    let e = message(snarkjs_cmds::verify(&args).unwrap_err());
+    assert!(e.contains("public input 1") && e.contains("below r"), "{e}");
+}
+
+#[test]
+fn truncated_zkey_names_the_section() {
+    let b = tools::poseidon();
+    let bytes = std::fs::read(&b.zkey).unwrap();
+    for keep in [bytes.len() / 2, bytes.len() - 100, 200] {
+        let e = message(snarkjs::read_zkey(&bytes[..keep]).unwrap_err());
+        assert!(
+            e.contains("zkey is truncated in section") && e.contains("copy it again"),
+            "{e}"
+        );
+    }
+    let cut = b.dir.join("cut.zkey");
+    std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+    let e = message(snarkjs_cmds::load_zkey(&cut).unwrap_err());
+    assert!(
+        e.contains("cut.zkey") && e.contains("truncated in section"),
+        "{e}"
+    );
+}
+
+#[test]
+fn zkey_for_another_curve_is_refused() {
+    let dir = tools::work_dir().join("bls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ptau = tools::make_ptau("bls12-381", 4, &dir);
+    let b = tools::build(
+        "bls_product",
+        "pragma circom 2.0.0;\ntemplate P() { signal input a; signal input b; signal output c; c <== a * b; }\ncomponent main = P();\n",
+        r#"{"a": "3", "b": "4"}"#,
+        "bls12381",
+        &ptau,
+    );
+    let e = message(snarkjs_cmds::load_zkey(&b.zkey).unwrap_err());
+    assert!(
+        e.contains("another curve") && e.contains("381-bit") && e.contains("bn128"),
+        "{e}"
+    );
+    let e = message(snarkjs::read_wtns(&std::fs::read(&b.wtns).unwrap()).unwrap_err());
+    assert!(e.contains("another curve"), "{e}");
+    let _ = s(&b.dir);
+}
+
+#[test]
+fn witness_of_wrong_length_or_unsatisfying_is_refused() {
+    let (p, m) = (tools::poseidon(), tools::mimc());
+    let key = snarkjs_cmds::load_zkey(&p.zkey).unwrap();
+    // MiMC's witness against Poseidon's key
+    let e = message(snarkjs_cmds::load_witness(&m.wtns, &key).unwrap_err());
+    assert!(
+        e.contains("witness has") && e.contains("belongs to another circuit"),
+        "{e}"
+    );
+    let mut witness = snarkjs::read_wtns(&std::fs::read(&m.wtns).unwrap()).unwrap();
+    let e = message(snarkjs_cmds::prove_witness(&key, &witness).unwrap_err());
+    assert!(e.contains("belongs to another circuit"), "{e}");
+    // right length, one private value changed: the proof is refused before it leaves
+    witness = snarkjs::read_wtns(&std::fs::read(&p.wtns).unwrap()).unwrap();
+    let last = witness.len() - 1;
+    witness[last] += Fr::from(1u64);
+    let e = message(snarkjs_cmds::prove_witness(&key, &witness).unwrap_err());
+    assert!(e.contains("does not satisfy the circuit"), "{e}");
+}
