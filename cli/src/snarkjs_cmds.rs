@@ -30,8 +30,18 @@ pub struct ProveArgs {
     #[arg(long)]
     pub zkey: PathBuf,
     /// The witness (`snarkjs wtns calculate circuit.wasm input.json witness.wtns`).
+    #[arg(long, required_unless_present = "input", conflicts_with = "input")]
+    pub wtns: Option<PathBuf>,
+    /// The circuit inputs instead of a witness; needs --wasm. The witness is computed here by
+    /// `snarkjs wtns calculate` (circom's own witness generator).
+    #[arg(long, requires = "wasm")]
+    pub input: Option<PathBuf>,
+    /// The circuit's witness generator (`circom --wasm` output, `<name>_js/<name>.wasm`).
     #[arg(long)]
-    pub wtns: PathBuf,
+    pub wasm: Option<PathBuf>,
+    /// The snarkjs command used for --input.
+    #[arg(long, env = "PROOFRACK_SNARKJS", default_value = "snarkjs")]
+    pub snarkjs: PathBuf,
     /// Where proof.json, public.json and proof.bin go.
     #[arg(long, default_value = ".")]
     pub out_dir: PathBuf,
@@ -135,10 +145,56 @@ pub fn write_outputs(dir: &Path, proof: &Proof, public: &[Fr]) -> anyhow::Result
     write("proof.bin", &groth16::proof_to_bytes(proof))
 }
 
+/// Computes `out` (a .wtns) from circuit inputs with `snarkjs wtns calculate`. Inputs that
+/// violate a constraint the generator checks (`===`, asserts) fail here, with circom's message.
+pub fn calculate_witness(
+    snarkjs_cmd: &Path,
+    wasm: &Path,
+    input: &Path,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let output = std::process::Command::new(snarkjs_cmd)
+        .args(["wtns", "calculate"])
+        .args([wasm, input, out])
+        .output()
+        .with_context(|| {
+            format!(
+                "running {} (install snarkjs, or pass --snarkjs / PROOFRACK_SNARKJS)",
+                snarkjs_cmd.display()
+            )
+        })?;
+    if !output.status.success() {
+        let text = String::from_utf8_lossy(&output.stderr).to_string()
+            + &String::from_utf8_lossy(&output.stdout);
+        let reason = text
+            .lines()
+            .find(|l| l.contains("Error") || l.contains("Assert"))
+            .unwrap_or("no message")
+            .trim()
+            .to_string();
+        bail!(
+            "the inputs in {} do not satisfy the circuit {} (witness generation failed: {reason}); fix the inputs",
+            input.display(),
+            wasm.display()
+        );
+    }
+    Ok(())
+}
+
 /// `proofrack prove`.
 pub fn prove(args: &ProveArgs) -> anyhow::Result<()> {
     let key = load_zkey(&args.zkey)?;
-    let witness = load_witness(&args.wtns, &key)?;
+    let wtns = match (&args.wtns, &args.input, &args.wasm) {
+        (Some(w), _, _) => w.clone(),
+        (None, Some(input), Some(wasm)) => {
+            std::fs::create_dir_all(&args.out_dir)?;
+            let w = args.out_dir.join("witness.wtns");
+            calculate_witness(&args.snarkjs, wasm, input, &w)?;
+            w
+        }
+        _ => bail!("give --wtns, or --input with --wasm"),
+    };
+    let witness = load_witness(&wtns, &key)?;
     let (proof, public) = prove_witness(&key, &witness)?;
     write_outputs(&args.out_dir, &proof, &public)?;
     println!(

@@ -109,3 +109,38 @@ fn witness_of_wrong_length_or_unsatisfying_is_refused() {
     let e = message(snarkjs_cmds::prove_witness(&key, &witness).unwrap_err());
     assert!(e.contains("does not satisfy the circuit"), "{e}");
 }
+
+#[test]
+fn inputs_that_violate_the_circuit_are_refused_at_witness_generation() {
+    let b = tools::merkle();
+    let snarkjs_bin = tools::repo_root().join("node_modules/.bin/snarkjs");
+    let wasm = b.dir.join("merkle_js/merkle.wasm");
+    let input = b.dir.join("bad-input.json");
+    // an index bit of 2 breaks `index_bits[i] * (1 - index_bits[i]) === 0`
+    std::fs::write(
+        &input,
+        r#"{"leaf": "42", "siblings": ["17", "99"], "index_bits": ["2", "0"]}"#,
+    )
+    .unwrap();
+    let e = message(
+        snarkjs_cmds::calculate_witness(&snarkjs_bin, &wasm, &input, &b.dir.join("bad.wtns"))
+            .unwrap_err(),
+    );
+    assert!(e.contains("do not satisfy the circuit"), "{e}");
+    // good inputs through `proofrack prove --input` give a proof snarkjs accepts
+    let out = b.dir.join("from-input");
+    snarkjs_cmds::prove(&snarkjs_cmds::ProveArgs {
+        zkey: b.zkey.clone(),
+        wtns: None,
+        input: Some(b.dir.join("input.json")),
+        wasm: Some(wasm),
+        snarkjs: snarkjs_bin,
+        out_dir: out.clone(),
+    })
+    .unwrap();
+    assert!(tools::snarkjs_verifies(
+        &b.vk,
+        &out.join("public.json"),
+        &out.join("proof.json")
+    ));
+}
