@@ -4,6 +4,9 @@
 
 use anyhow::{bail, Context};
 use clap::Args;
+use proofrack_agent::config::BackendChoice;
+use proofrack_agent::prover::{Prover, ProverBackendImpl};
+use proofrack_common::KeyId;
 use proofrack_kernels::curve::Fr;
 use proofrack_kernels::groth16::{self, PreparedKey, Proof, ProvingKey};
 use proofrack_snarkjs as snarkjs;
@@ -42,6 +45,9 @@ pub struct ProveArgs {
     /// The snarkjs command used for --input.
     #[arg(long, env = "PROOFRACK_SNARKJS", default_value = "snarkjs")]
     pub snarkjs: PathBuf,
+    /// auto (CUDA if a usable GPU is found), cpu or cuda.
+    #[arg(long, default_value = "auto")]
+    pub backend: BackendChoice,
     /// Where proof.json, public.json and proof.bin go.
     #[arg(long, default_value = ".")]
     pub out_dir: PathBuf,
@@ -120,6 +126,26 @@ pub fn prove_witness(key: &ProvingKey, witness: &[Fr]) -> anyhow::Result<(Proof,
     let backend = proofrack_kernels::cpu::CpuBackend::new();
     let prepared = PreparedKey::new(&backend, key)?;
     let proof = groth16::prove_with_rng(&backend, &prepared, witness, &mut rand::rngs::OsRng)?;
+    self_check(key, witness, proof)
+}
+
+/// [`prove_witness`] on the backend an agent would pick (`auto`: CUDA where a GPU is usable).
+pub fn prove_witness_on(
+    choice: BackendChoice,
+    key: &ProvingKey,
+    witness: &[Fr],
+) -> anyhow::Result<(Proof, Vec<Fr>)> {
+    snarkjs::check_witness_length(witness, key.num_variables())?;
+    let prover = Prover::new(ProverBackendImpl::select(choice, 0)?);
+    let id = KeyId(key.id());
+    prover.prepare(id, key)?;
+    let proof = prover
+        .prove(&id, witness)
+        .context("the key was prepared just before")??;
+    self_check(key, witness, proof)
+}
+
+fn self_check(key: &ProvingKey, witness: &[Fr], proof: Proof) -> anyhow::Result<(Proof, Vec<Fr>)> {
     let public = witness[1..=key.num_public()].to_vec();
     if !groth16::verify_with_vk(&key.verifying_key(), &public, &proof)? {
         bail!("the witness does not satisfy the circuit's constraints (the proof made from it does not verify); recompute it from valid inputs with the circuit's .wasm");
@@ -195,7 +221,7 @@ pub fn prove(args: &ProveArgs) -> anyhow::Result<()> {
         _ => bail!("give --wtns, or --input with --wasm"),
     };
     let witness = load_witness(&wtns, &key)?;
-    let (proof, public) = prove_witness(&key, &witness)?;
+    let (proof, public) = prove_witness_on(args.backend, &key, &witness)?;
     write_outputs(&args.out_dir, &proof, &public)?;
     println!(
         "proof.json, public.json and proof.bin written to {} ({} constraints, {} public signals)",
