@@ -5,6 +5,7 @@ mod check;
 mod groth16;
 mod msm;
 mod ntt;
+mod snarkjs;
 
 use clap::Parser;
 
@@ -26,6 +27,9 @@ enum Command {
     /// suite and Groth16 proofs against the CPU backend; one JSON line per check, nonzero
     /// exit status when any failed.
     Check(check::CheckArgs),
+    /// Our CPU prover against `snarkjs groth16 prove` on the same zkey (made by our setup,
+    /// written in snarkjs' format) and witness, one JSON line per size with the ratio.
+    Snarkjs(snarkjs::SnarkjsArgs),
     /// NTTs of resident data (forward, inverse, odd coset, the prover's batched transform).
     Ntt(ntt::NttArgs),
     /// MSM timing with bases and scalars resident on the device, CPU arkworks in the same run.
@@ -39,6 +43,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Groth16(args) => groth16::run(&args),
         Command::Check(args) => check::run(&args),
+        Command::Snarkjs(args) => snarkjs::run(&args),
         Command::Ntt(args) => ntt::run(&args),
         Command::Msm(args) => msm::run_bench(&args),
         Command::CheckMsm(args) => msm::run_check(&args),

@@ -7,6 +7,7 @@
 //! - [`serve`]: `proofrack coordinator` and `proofrack agent` from their TOML files.
 //! - [`client_cmds`]: `submit`, `status`, `ledger`, `agents`, `circuits`.
 //! - [`admin_cmds`]: the operator's `drain` and `operator withdraw`, retried idempotently.
+//! - [`snarkjs_cmds`]: `verify` and `prove` for circom/snarkjs files, no coordinator.
 //! - [`tables`]: human-readable tables and status lines.
 //! - [`duration`]: `30s`, `500ms`, `2m` as command-line durations.
 
@@ -15,4 +16,5 @@ pub mod client_cmds;
 pub mod devnet;
 pub mod duration;
 pub mod serve;
+pub mod snarkjs_cmds;
 pub mod tables;

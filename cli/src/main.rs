@@ -67,6 +67,12 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Check a Groth16 proof (snarkjs proof.json or proofrack binary) against a
+    /// verification_key.json and public.json.
+    Verify(proofrack::snarkjs_cmds::VerifyArgs),
+    /// Prove a circom circuit on this machine with proofrack's prover: zkey + wtns in,
+    /// snarkjs proof.json/public.json out.
+    Prove(proofrack::snarkjs_cmds::ProveArgs),
     /// Certificates: CA, coordinator, agents, clients; renew and revoke.
     Certs(proofrack_certs::cli::CertsArgs),
     /// Stop giving an agent new tasks (it finishes what it holds); --undo lets it take tasks
@@ -247,5 +253,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             proofrack::admin_cmds::run(&client, req).await
         }
+        Command::Verify(args) => proofrack::snarkjs_cmds::verify(&args),
+        Command::Prove(args) => proofrack::snarkjs_cmds::prove(&args),
     }
 }
