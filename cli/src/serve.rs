@@ -67,6 +67,23 @@ pub async fn start_coordinator(
         telemetry_interval_ms: config.telemetry_interval_ms,
     })
     .await?;
+    if let Some(chain) = &config.chain {
+        let attached = match chain.resolve(data_dir) {
+            Ok(settings) => {
+                proofrack_coordinator::chain::ChainStakeSource::attach(running.shared.clone(), settings)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match attached {
+            // Follows the chain for as long as the process serves.
+            Ok(source) => source.keep_running(),
+            Err(e) => {
+                running.shutdown().await;
+                return Err(e.into());
+            }
+        }
+    }
     Ok(running)
 }
 

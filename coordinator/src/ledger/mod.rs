@@ -9,6 +9,7 @@
 
 mod account;
 mod error;
+mod outside;
 pub mod source;
 
 #[cfg(test)]
@@ -16,6 +17,7 @@ mod proptests;
 
 pub use account::{Account, LedgerRow};
 pub use error::{BindRejected, DelegateRejected, UnbindRejected, WithdrawalRejected};
+pub use outside::{OutsideStake, OutsideStakeRejected, OutsideSync};
 
 use proofrack_common::{OperatorId, StakeUnits, TaskId};
 use serde::{Deserialize, Serialize};

@@ -28,12 +28,13 @@ mod history;
 mod invariants;
 mod model;
 mod offers;
+mod outside_stake;
 mod proofs;
 mod queries;
 mod submit;
 mod timers;
 
-pub use effect::{Effect, Offer, OfferReply};
+pub use effect::{Effect, Offer, OfferReply, SlashReason};
 pub use error::{
     AgentRejected, CircuitRejected, DeliveryRejected, OfferReplyRejected, StakeEventRejected,
     SubmitRejected, TelemetryRejected,
@@ -94,6 +95,9 @@ pub struct CoordinatorCore {
     /// pass; the next pass must try every waiting task against every agent.
     needs_full_pass: bool,
     last_full_pass: Option<UnixMillis>,
+    /// Set while the stake source cannot vouch for the ledger (a chain unreachable past its
+    /// grace period): no new offers, with this reason; bound tasks go on.
+    stake_frozen: Option<String>,
 }
 
 /// Which admission pass an event calls for. Between passes no waiting task fits any agent (a
@@ -125,6 +129,7 @@ impl CoordinatorCore {
             effects: VecDeque::new(),
             needs_full_pass: false,
             last_full_pass: None,
+            stake_frozen: None,
         })
     }
 

@@ -149,6 +149,7 @@ impl CoordinatorCore {
                 .slash(id, self.policy.invalid_proof_slash_bps)
                 .expect("a proving or verifying task has stake bound");
             tracing::warn!(task = %id, %agent, slashed = %outcome.slashed, "invalid proof; operator slashed");
+            self.emit_slash(id, &outcome, super::SlashReason::InvalidProof);
             let task = self.tasks.get_mut(&id).expect("task exists");
             task.failed_on.insert(agent.clone());
             task.history.push(

@@ -166,6 +166,7 @@ impl CoordinatorCore {
                 failed_on: BTreeSet::new(),
                 waiting_reason: "waiting for admission".to_string(),
                 history,
+                slashes: 0,
             },
         );
         self.emit_status(id);

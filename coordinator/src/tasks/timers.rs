@@ -103,6 +103,7 @@ impl CoordinatorCore {
             .slash(id, self.policy.deadline_miss_slash_bps)
             .expect("a proving task has stake bound");
         tracing::warn!(task = %id, %agent, due_at = %placement.due_at, slashed = %outcome.slashed, "due time missed; operator slashed");
+        self.emit_slash(id, &outcome, super::SlashReason::MissedDueTime);
         self.unassign(&agent, id);
         let task = self.tasks.get_mut(&id).expect("task exists");
         task.failed_on.insert(agent.clone());
