@@ -5,6 +5,7 @@
 
 use anyhow::{bail, Context};
 use proofrack_coordinator::chain::alloy::primitives::Address;
+use proofrack_coordinator::chain::alloy::providers::Provider;
 use proofrack_coordinator::chain::alloy::signers::local::PrivateKeySigner;
 use proofrack_coordinator::chain::deploy::{self, Deployment};
 use proofrack_coordinator::chain::ChainConfig;
@@ -37,17 +38,26 @@ impl Drop for Anvil {
     }
 }
 
-/// `node_modules/.bin/anvil` in the working directory or one above it (`PROOFRACK_ANVIL`
-/// overrides).
+/// The anvil binary from npm `@foundry-rs/anvil` in `node_modules` of the working directory
+/// or one above it (`PROOFRACK_ANVIL` overrides). The binary itself, from the platform
+/// package (`@foundry-rs/anvil-<os>-<arch>/bin/anvil`), not the `.bin/anvil` node shim: the
+/// shim runs anvil as its child, so killing the shim would leave anvil running.
 pub fn find_anvil() -> anyhow::Result<PathBuf> {
     if let Some(p) = std::env::var_os("PROOFRACK_ANVIL") {
         return Ok(PathBuf::from(p));
     }
     let cwd = std::env::current_dir()?;
     for dir in cwd.ancestors() {
-        let candidate = dir.join("node_modules/.bin/anvil");
-        if candidate.exists() {
-            return Ok(candidate);
+        let scope = dir.join("node_modules/@foundry-rs");
+        let Ok(entries) = std::fs::read_dir(&scope) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let candidate = entry.path().join("bin/anvil");
+            if name.to_string_lossy().starts_with("anvil-") && candidate.exists() {
+                return Ok(candidate);
+            }
         }
     }
     bail!(
@@ -107,7 +117,10 @@ impl Anvil {
             keys: Vec::new(),
         };
         anvil.keys = rx.recv_timeout(ANVIL_START_TIMEOUT).with_context(|| {
-            format!("anvil ({}) did not start listening within {ANVIL_START_TIMEOUT:?}", bin.display())
+            format!(
+                "anvil ({}) did not start listening within {ANVIL_START_TIMEOUT:?}",
+                bin.display()
+            )
         })?;
         if anvil.keys.len() != ANVIL_ACCOUNTS {
             bail!(
@@ -120,6 +133,19 @@ impl Anvil {
 
     pub fn key(&self, i: usize) -> &PrivateKeySigner {
         &self.keys[i]
+    }
+
+    /// One JSON-RPC call (e.g. `anvil_mine`, `evm_setIntervalMining`).
+    pub async fn rpc(
+        &self,
+        method: &'static str,
+        params: serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        let provider = deploy::wallet_provider(&self.url, self.key(roles::DEPLOYER))?;
+        provider
+            .raw_request::<_, serde_json::Value>(method.into(), params)
+            .await
+            .with_context(|| format!("anvil {method}"))
     }
 }
 
@@ -140,7 +166,10 @@ pub async fn deploy_with_stake(
     operators: &[(&str, u128)],
 ) -> anyhow::Result<(Deployment, Vec<Address>)> {
     if roles::FIRST_OPERATOR + operators.len() > roles::DELEGATOR {
-        bail!("at most {} operators on the devnet chain", roles::DELEGATOR - roles::FIRST_OPERATOR);
+        bail!(
+            "at most {} operators on the devnet chain",
+            roles::DELEGATOR - roles::FIRST_OPERATOR
+        );
     }
     let deployer = deploy::wallet_provider(&anvil.url, anvil.key(roles::DEPLOYER))?;
     let deployment = deploy::deploy(
@@ -166,8 +195,12 @@ pub async fn deploy_with_stake(
     Ok((deployment, addresses))
 }
 
-/// The devnet's chain: anvil mining every second, the contracts, the operators' stake, and
-/// the coordinator's `[chain]` section (slasher key written under `data_dir`).
+/// Confirmations the devnet's coordinator waits for.
+pub const DEVNET_CONFIRMATIONS: u64 = 1;
+
+/// The devnet's chain: anvil, the contracts, the operators' stake (confirmed before the
+/// coordinator starts, so it starts with it), then a block every second; and the coordinator's
+/// `[chain]` section (slasher key written under `data_dir`).
 pub async fn start_devnet_chain(
     data_dir: &Path,
     coordinator_data_dir: &Path,
@@ -178,8 +211,15 @@ pub async fn start_devnet_chain(
     if store.exists() {
         std::fs::remove_file(&store).with_context(|| format!("removing {}", store.display()))?;
     }
-    let anvil = Anvil::start(Some(1))?;
+    // Set up with a block per transaction (fast), then confirm it and mine every second.
+    let anvil = Anvil::start(None)?;
     let (deployment, _) = deploy_with_stake(&anvil, DEVNET_UNBONDING_DELAY_S, operators).await?;
+    anvil
+        .rpc("anvil_mine", serde_json::json!([DEVNET_CONFIRMATIONS]))
+        .await?;
+    anvil
+        .rpc("evm_setIntervalMining", serde_json::json!([1]))
+        .await?;
     let key_file = data_dir.join("chain").join("slasher.key");
     std::fs::create_dir_all(key_file.parent().expect("has a parent"))?;
     let key_hex = format!("0x{}", hex::encode(anvil.key(roles::SLASHER).to_bytes()));
@@ -189,7 +229,7 @@ pub async fn start_devnet_chain(
         rpc_url: anvil.url.clone(),
         registry: deployment.registry,
         start_block: deployment.block,
-        confirmations: 1,
+        confirmations: DEVNET_CONFIRMATIONS,
         poll_interval_ms: 500,
         stale_after_ms: 30_000,
         slasher_key_file: key_file,

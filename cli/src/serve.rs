@@ -70,8 +70,11 @@ pub async fn start_coordinator(
     if let Some(chain) = &config.chain {
         let attached = match chain.resolve(data_dir) {
             Ok(settings) => {
-                proofrack_coordinator::chain::ChainStakeSource::attach(running.shared.clone(), settings)
-                    .await
+                proofrack_coordinator::chain::ChainStakeSource::attach(
+                    running.shared.clone(),
+                    settings,
+                )
+                .await
             }
             Err(e) => Err(e),
         };

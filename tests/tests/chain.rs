@@ -11,7 +11,7 @@
 //! - `chain/rig.rs`: anvil + contracts + a coordinator following them.
 //! - `chain/cases.rs`: the tests.
 
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "support/mod.rs"]
 mod support;
 

@@ -179,13 +179,27 @@ mod tests {
         assert_eq!(c.confirmations, 2);
         let key: PrivateKeySigner = ANVIL_KEY_0.parse().unwrap();
         let s = |conf, poll, stale| {
-            ChainSettings::new(&c.rpc_url, c.registry, 0, conf, poll, stale, key.clone(), "x".into())
+            ChainSettings::new(
+                &c.rpc_url,
+                c.registry,
+                0,
+                conf,
+                poll,
+                stale,
+                key.clone(),
+                "x".into(),
+            )
         };
         assert!(s(2, 1_000, 60_000).is_ok());
-        let err = s(MAX_CONFIRMATIONS + 1, 1_000, 60_000).unwrap_err().to_string();
+        let err = s(MAX_CONFIRMATIONS + 1, 1_000, 60_000)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("chain.confirmations"), "{err}");
         assert!(s(2, 1_000, 1_000).is_err());
         assert!(s(2, 10, 60_000).is_err());
-        assert!(toml::from_str::<ChainConfig>("rpc_url = \"x\"\nregistry = \"0x1\"\nslasher_key_file = \"k\"").is_err());
+        assert!(toml::from_str::<ChainConfig>(
+            "rpc_url = \"x\"\nregistry = \"0x1\"\nslasher_key_file = \"k\""
+        )
+        .is_err());
     }
 }

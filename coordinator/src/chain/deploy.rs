@@ -3,10 +3,11 @@
 
 use super::bindings::{StakeRegistry, StakeToken};
 use super::ChainError;
-use alloy::network::EthereumWallet;
-use alloy::primitives::{Address, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::{DynProvider, Provider};
+use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::local::PrivateKeySigner;
+use std::time::Duration;
 
 /// Where the contracts were deployed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,18 +23,47 @@ pub fn wallet_provider(rpc_url: &str, key: &PrivateKeySigner) -> Result<DynProvi
     let url = rpc_url
         .parse()
         .map_err(|e| ChainError::Config(format!("{rpc_url:?} is not a URL: {e}")))?;
-    Ok(ProviderBuilder::new()
-        .wallet(EthereumWallet::from(key.clone()))
-        .connect_http(url)
-        .erased())
+    Ok(super::source::signing_provider(url, key))
 }
 
 fn failed(what: &str) -> impl FnOnce(alloy::contract::Error) -> ChainError + '_ {
     move |e| ChainError::Contract(format!("{what}: {e}"))
 }
 
-fn pending(what: &str) -> impl FnOnce(alloy::providers::PendingTransactionError) -> ChainError + '_ {
-    move |e| ChainError::Rpc(format!("{what}: waiting for the receipt: {e}"))
+/// Longest wait for a sent transaction's receipt.
+pub const RECEIPT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often the node is asked for a receipt: a local node mines a transaction at once.
+const RECEIPT_POLL: Duration = Duration::from_millis(20);
+
+/// Waits for transaction `tx` to be mined and checks it succeeded, asking the node for the
+/// receipt, at most [`RECEIPT_TIMEOUT`]: a transaction that is never mined is an error that
+/// says so, not a hang.
+pub async fn mined(
+    provider: &DynProvider,
+    tx: B256,
+    what: &str,
+) -> Result<TransactionReceipt, ChainError> {
+    let deadline = tokio::time::Instant::now() + RECEIPT_TIMEOUT;
+    loop {
+        let receipt = provider
+            .get_transaction_receipt(tx)
+            .await
+            .map_err(|e| ChainError::Rpc(format!("{what}: eth_getTransactionReceipt {tx}: {e}")))?;
+        if let Some(r) = receipt {
+            if !r.status() {
+                return Err(ChainError::Contract(format!(
+                    "{what}: transaction {tx} reverted"
+                )));
+            }
+            return Ok(r);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ChainError::Rpc(format!(
+                "{what}: no receipt for {tx} after {RECEIPT_TIMEOUT:?}; is the node mining?"
+            )));
+        }
+        tokio::time::sleep(RECEIPT_POLL).await;
+    }
 }
 
 /// Deploys the stake token (minted by `deployer`) and the registry with `slasher` and the
@@ -43,25 +73,33 @@ pub async fn deploy(
     slasher: Address,
     unbonding_delay_s: u64,
 ) -> Result<Deployment, ChainError> {
-    let token = StakeToken::deploy(deployer.clone(), "proofrack stake".into(), "PRS".into())
+    let sent = StakeToken::deploy_builder(deployer.clone(), "proofrack stake".into(), "PRS".into())
+        .send()
         .await
         .map_err(failed("deploying StakeToken"))?;
-    let registry = StakeRegistry::deploy(
-        deployer.clone(),
-        *token.address(),
-        slasher,
-        unbonding_delay_s,
-    )
-    .await
-    .map_err(failed("deploying StakeRegistry"))?;
+    let token = created(mined(deployer, *sent.tx_hash(), "deploying StakeToken").await?)?;
+    let sent = StakeRegistry::deploy_builder(deployer.clone(), token, slasher, unbonding_delay_s)
+        .send()
+        .await
+        .map_err(failed("deploying StakeRegistry"))?;
+    let registry = created(mined(deployer, *sent.tx_hash(), "deploying StakeRegistry").await?)?;
     let block = deployer
         .get_block_number()
         .await
         .map_err(|e| ChainError::Rpc(format!("eth_blockNumber: {e}")))?;
     Ok(Deployment {
-        token: *token.address(),
-        registry: *registry.address(),
+        token,
+        registry,
         block,
+    })
+}
+
+fn created(receipt: TransactionReceipt) -> Result<Address, ChainError> {
+    receipt.contract_address.ok_or_else(|| {
+        ChainError::Contract(format!(
+            "deployment {} created no contract",
+            receipt.transaction_hash
+        ))
     })
 }
 
@@ -71,14 +109,12 @@ pub async fn register_operator(
     registry: Address,
     name: &str,
 ) -> Result<(), ChainError> {
-    StakeRegistry::new(registry, operator.clone())
+    let sent = StakeRegistry::new(registry, operator.clone())
         .registerOperator(name.to_string())
         .send()
         .await
-        .map_err(failed("registerOperator"))?
-        .get_receipt()
-        .await
-        .map_err(pending("registerOperator"))?;
+        .map_err(failed("registerOperator"))?;
+    mined(operator, *sent.tx_hash(), "registerOperator").await?;
     Ok(())
 }
 
@@ -89,14 +125,12 @@ pub async fn mint(
     to: Address,
     amount: u128,
 ) -> Result<(), ChainError> {
-    StakeToken::new(deployment.token, minter.clone())
+    let sent = StakeToken::new(deployment.token, minter.clone())
         .mint(to, U256::from(amount))
         .send()
         .await
-        .map_err(failed("mint"))?
-        .get_receipt()
-        .await
-        .map_err(pending("mint"))?;
+        .map_err(failed("mint"))?;
+    mined(minter, *sent.tx_hash(), "mint").await?;
     Ok(())
 }
 
@@ -107,21 +141,17 @@ pub async fn delegate(
     operator: Address,
     amount: u128,
 ) -> Result<(), ChainError> {
-    StakeToken::new(deployment.token, delegator.clone())
+    let sent = StakeToken::new(deployment.token, delegator.clone())
         .approve(deployment.registry, U256::from(amount))
         .send()
         .await
-        .map_err(failed("approve"))?
-        .get_receipt()
-        .await
-        .map_err(pending("approve"))?;
-    StakeRegistry::new(deployment.registry, delegator.clone())
+        .map_err(failed("approve"))?;
+    mined(delegator, *sent.tx_hash(), "approve").await?;
+    let sent = StakeRegistry::new(deployment.registry, delegator.clone())
         .delegate(operator, U256::from(amount))
         .send()
         .await
-        .map_err(failed("delegate"))?
-        .get_receipt()
-        .await
-        .map_err(pending("delegate"))?;
+        .map_err(failed("delegate"))?;
+    mined(delegator, *sent.tx_hash(), "delegate").await?;
     Ok(())
 }

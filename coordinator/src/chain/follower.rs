@@ -13,10 +13,10 @@ use super::bindings::StakeRegistry::{self, StakeRegistryEvents, StakeRegistryIns
 use super::store::Cursor;
 use super::ChainError;
 use crate::ledger::OutsideStake;
-use alloy::rpc::types::{BlockId, BlockNumberOrTag};
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::Filter;
+use alloy::rpc::types::{BlockId, BlockNumberOrTag};
 use alloy::sol_types::SolEventInterface;
 use proofrack_common::{OperatorId, StakeUnits};
 use std::collections::{BTreeMap, BTreeSet};
@@ -114,7 +114,10 @@ impl Follower {
             }
             self.cursor.recent.pop();
         }
-        tracing::error!(last, "chain reorg deeper than the remembered blocks; rescanning from the start block");
+        tracing::error!(
+            last,
+            "chain reorg deeper than the remembered blocks; rescanning from the start block"
+        );
         Ok(last.saturating_sub(self.start_block) + 1)
     }
 
@@ -130,7 +133,10 @@ impl Follower {
             ..Observation::default()
         };
         if obs.reorged_blocks > 0 {
-            tracing::warn!(blocks = obs.reorged_blocks, "chain reorg: re-reading every operator at the new confirmed block");
+            tracing::warn!(
+                blocks = obs.reorged_blocks,
+                "chain reorg: re-reading every operator at the new confirmed block"
+            );
             self.reread_all = true;
         }
         let head = self

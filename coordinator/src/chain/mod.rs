@@ -24,7 +24,7 @@ mod store;
 
 pub use config::{ChainConfig, ChainSettings};
 pub use slasher::slash_id;
-pub use source::{connect, ChainStakeSource, SyncReport};
+pub use source::{connect, signing_provider, ChainStakeSource, SyncReport};
 pub use store::{SlashRecord, SlashState};
 
 /// Why the chain stake source failed. Each message names what is wrong and what to do.

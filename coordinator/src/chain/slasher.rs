@@ -12,9 +12,9 @@ use super::bindings::{reason_code, StakeRegistry::StakeRegistryInstance};
 use super::store::{ChainStore, SlashRecord, SlashState};
 use super::ChainError;
 use crate::tasks::SlashReason;
-use alloy::rpc::types::BlockId;
 use alloy::primitives::{keccak256, Address, B256, U256};
 use alloy::providers::{DynProvider, Provider};
+use alloy::rpc::types::BlockId;
 use alloy::sol_types::SolValue;
 use proofrack_common::{OperatorId, StakeUnits, TaskId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -163,7 +163,10 @@ impl Slasher {
     }
 
     async fn next_step(&self, r: &SlashRecord, confirmed: u64) -> Result<Next, ChainError> {
-        if self.applied_at(r.slash_id, BlockId::number(confirmed)).await? {
+        if self
+            .applied_at(r.slash_id, BlockId::number(confirmed))
+            .await?
+        {
             return Ok(Next::Final(confirmed));
         }
         if self.applied_at(r.slash_id, BlockId::latest()).await? {
@@ -177,7 +180,11 @@ impl Slasher {
             .get_transaction_by_hash(tx)
             .await
             .map_err(|e| ChainError::Rpc(format!("eth_getTransactionByHash: {e}")))?;
-        Ok(if known.is_some() { Next::Wait } else { Next::Send })
+        Ok(if known.is_some() {
+            Next::Wait
+        } else {
+            Next::Send
+        })
     }
 
     /// One pass over the unsettled slashes: finalises the applied ones, sends the rest that
@@ -269,15 +276,37 @@ mod tests {
             record(1, "op-a", 10, SlashState::Intent),
             record(2, "op-a", 5, SlashState::Sent { tx: B256::ZERO }),
             record(3, "op-a", 7, SlashState::Final { tx: None, block: 9 }),
-            record(4, "op-b", 3, SlashState::Final { tx: None, block: 11 }),
-            record(5, "op-b", 100, SlashState::Refused { tx: None, error: "x".into() }),
+            record(
+                4,
+                "op-b",
+                3,
+                SlashState::Final {
+                    tx: None,
+                    block: 11,
+                },
+            ),
+            record(
+                5,
+                "op-b",
+                100,
+                SlashState::Refused {
+                    tx: None,
+                    error: "x".into(),
+                },
+            ),
         ] {
             o.records.insert(r.slash_id, r);
         }
         let executed = BTreeSet::from([B256::repeat_byte(2)]);
         let p = o.not_yet_at(10, &executed);
-        assert_eq!(p.get(&OperatorId::new("op-a").unwrap()), Some(&StakeUnits(10)));
-        assert_eq!(p.get(&OperatorId::new("op-b").unwrap()), Some(&StakeUnits(3)));
+        assert_eq!(
+            p.get(&OperatorId::new("op-a").unwrap()),
+            Some(&StakeUnits(10))
+        );
+        assert_eq!(
+            p.get(&OperatorId::new("op-b").unwrap()),
+            Some(&StakeUnits(3))
+        );
         assert_eq!(o.unsettled().len(), 2);
     }
 }

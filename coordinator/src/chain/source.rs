@@ -16,7 +16,6 @@ use super::follower::{Follower, Observation};
 use super::slasher::{Outbox, Slasher};
 use super::store::{ChainStore, SlashRecord};
 use super::ChainError;
-use crate::ledger::OutsideStake;
 use crate::server::Shared;
 use crate::tasks::Effect;
 use alloy::network::EthereumWallet;
@@ -73,12 +72,26 @@ impl Drop for ChainStakeSource {
     }
 }
 
-/// A provider that signs with the slasher key (alloy's recommended fillers: nonce, gas,
-/// chain id).
+/// A provider that signs with the slasher key (see [`signing_provider`]).
 pub fn connect(settings: &ChainSettings) -> DynProvider {
+    signing_provider(settings.rpc_url.clone(), &settings.slasher)
+}
+
+/// A provider that signs with `key` and fills gas, fees, chain id and the nonce. The nonce is
+/// asked of the node for every transaction: alloy's default (cached) nonce manager counts a
+/// nonce as used even when the send fails before leaving (a refused gas estimate, e.g. for a
+/// slash that already landed), and every later transaction then waits forever behind the gap.
+pub fn signing_provider(
+    url: alloy::transports::http::reqwest::Url,
+    key: &alloy::signers::local::PrivateKeySigner,
+) -> DynProvider {
     ProviderBuilder::new()
-        .wallet(EthereumWallet::from(settings.slasher.clone()))
-        .connect_http(settings.rpc_url.clone())
+        .disable_recommended_fillers()
+        .with_gas_estimation()
+        .with_simple_nonce_management()
+        .fetch_chain_id()
+        .wallet(EthereumWallet::from(key.clone()))
+        .connect_http(url)
         .erased()
 }
 
@@ -114,11 +127,10 @@ impl ChainStakeSource {
                  point chain.slasher_key_file at the slasher's key"
             )));
         }
-        let delay = registry
-            .unbondingDelaySeconds()
-            .call()
-            .await
-            .map_err(|e| ChainError::Rpc(format!("StakeRegistry.unbondingDelaySeconds: {e}")))?;
+        let delay =
+            registry.unbondingDelaySeconds().call().await.map_err(|e| {
+                ChainError::Rpc(format!("StakeRegistry.unbondingDelaySeconds: {e}"))
+            })?;
         tracing::info!(registry = %settings.registry, unbonding_delay_s = delay, slasher = %ours, "chain stake source");
         let store = ChainStore::open(&settings.store_path)?;
         let outbox = Outbox::load(&store)?;
@@ -286,7 +298,7 @@ impl Inner {
                 .not_yet_at(block, &obs.executed);
             for (operator, chain) in &obs.stakes {
                 let ours = pending.get(operator).copied().unwrap_or_default();
-                let stake = less_own_slashes(*chain, ours);
+                let stake = chain.less_slash(ours);
                 match core.handle_outside_stake(now, operator, stake) {
                     Ok(sync) => {
                         if sync.shortfall > StakeUnits::ZERO
@@ -357,22 +369,6 @@ impl Inner {
     }
 }
 
-/// The chain's figures less the core's slashes not yet on chain: those already left the
-/// ledger's delegation. Taken as the contract will take them: from stake not queued for
-/// withdrawal first, then from the queued stake, never more than the operator has.
-fn less_own_slashes(chain: OutsideStake, ours: StakeUnits) -> OutsideStake {
-    let active = chain.delegated.saturating_sub(chain.withdrawing);
-    let from_active = ours.min(active);
-    let from_queued = ours.saturating_sub(from_active).min(chain.withdrawing);
-    let taken = StakeUnits(from_active.0 + from_queued.0);
-    OutsideStake {
-        delegated: chain.delegated.saturating_sub(taken),
-        withdrawing: chain.withdrawing.saturating_sub(from_queued),
-        slashed: StakeUnits(chain.slashed.0.saturating_add(taken.0)),
-        ..chain
-    }
-}
-
 async fn follow_loop(inner: Arc<Inner>) {
     loop {
         tokio::time::sleep(inner.settings.poll_interval).await;
@@ -386,29 +382,7 @@ async fn slash_loop(inner: Arc<Inner>) {
             tracing::warn!(error = %e, "slasher pass failed; retrying");
         }
         // Woken by a new slash, else retried every poll interval until everything is final.
-        let _ = tokio::time::timeout(inner.settings.poll_interval, inner.slash_wake.notified()).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn own_slashes_come_off_delegated_and_onto_slashed() {
-        let chain = OutsideStake {
-            delegated: StakeUnits(100),
-            withdrawing: StakeUnits(30),
-            delegated_ever: StakeUnits(110),
-            withdrawn: StakeUnits(10),
-            slashed: StakeUnits(0),
-        };
-        let s = less_own_slashes(chain, StakeUnits(20));
-        assert_eq!((s.delegated, s.slashed, s.delegated_ever), (StakeUnits(80), StakeUnits(20), StakeUnits(110)));
-        // then from the queued stake, and never more than the operator has
-        let s = less_own_slashes(chain, StakeUnits(80));
-        assert_eq!((s.delegated, s.withdrawing, s.slashed), (StakeUnits(20), StakeUnits(20), StakeUnits(80)));
-        let s = less_own_slashes(chain, StakeUnits(500));
-        assert_eq!((s.delegated, s.withdrawing, s.slashed), (StakeUnits(0), StakeUnits(0), StakeUnits(100)));
+        let _ =
+            tokio::time::timeout(inner.settings.poll_interval, inner.slash_wake.notified()).await;
     }
 }

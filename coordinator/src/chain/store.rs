@@ -116,10 +116,12 @@ impl ChainStore {
         let db = Database::create(path)
             .map_err(|e| store_err(&format!("opening {}", path.display()), e))?;
         let tx = db.begin_write().map_err(|e| store_err("write", e))?;
-        tx.open_table(CURSOR).map_err(|e| store_err("cursor table", e))?;
+        tx.open_table(CURSOR)
+            .map_err(|e| store_err("cursor table", e))?;
         tx.open_table(OPERATORS)
             .map_err(|e| store_err("operators table", e))?;
-        tx.open_table(SLASHES).map_err(|e| store_err("slashes table", e))?;
+        tx.open_table(SLASHES)
+            .map_err(|e| store_err("slashes table", e))?;
         tx.commit().map_err(|e| store_err("commit", e))?;
         Ok(ChainStore { db })
     }
@@ -173,8 +175,13 @@ impl ChainStore {
 
     pub fn slash(&self, id: B256) -> Result<Option<SlashRecord>, ChainError> {
         let tx = self.db.begin_read().map_err(|e| store_err("read", e))?;
-        let table = tx.open_table(SLASHES).map_err(|e| store_err("slashes", e))?;
-        match table.get(id.as_slice()).map_err(|e| store_err("slashes", e))? {
+        let table = tx
+            .open_table(SLASHES)
+            .map_err(|e| store_err("slashes", e))?;
+        match table
+            .get(id.as_slice())
+            .map_err(|e| store_err("slashes", e))?
+        {
             Some(v) => serde_json::from_slice(v.value())
                 .map(Some)
                 .map_err(|e| store_err("slash record", e)),
@@ -186,7 +193,9 @@ impl ChainStore {
         let bytes = serde_json::to_vec(record).map_err(|e| store_err("slash record", e))?;
         let tx = self.db.begin_write().map_err(|e| store_err("write", e))?;
         {
-            let mut table = tx.open_table(SLASHES).map_err(|e| store_err("slashes", e))?;
+            let mut table = tx
+                .open_table(SLASHES)
+                .map_err(|e| store_err("slashes", e))?;
             table
                 .insert(record.slash_id.as_slice(), bytes.as_slice())
                 .map_err(|e| store_err("slashes", e))?;
@@ -197,7 +206,9 @@ impl ChainStore {
     /// Every slash ever recorded, in slash id order.
     pub fn slashes(&self) -> Result<Vec<SlashRecord>, ChainError> {
         let tx = self.db.begin_read().map_err(|e| store_err("read", e))?;
-        let table = tx.open_table(SLASHES).map_err(|e| store_err("slashes", e))?;
+        let table = tx
+            .open_table(SLASHES)
+            .map_err(|e| store_err("slashes", e))?;
         let mut out = Vec::new();
         for row in table.iter().map_err(|e| store_err("slashes", e))? {
             let (_, v) = row.map_err(|e| store_err("slashes", e))?;
@@ -228,7 +239,8 @@ mod tests {
 
     #[test]
     fn survives_reopening() {
-        let dir = std::env::temp_dir().join(format!("proofrack-chain-store-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("proofrack-chain-store-{}", std::process::id()));
         let path = dir.join("chain.redb");
         let _ = std::fs::remove_file(&path);
         let record = SlashRecord {
@@ -239,19 +251,27 @@ mod tests {
             operator_address: Address::repeat_byte(1),
             amount: StakeUnits(5),
             reason: SlashReason::MissedDueTime,
-            state: SlashState::Sent { tx: B256::repeat_byte(9) },
+            state: SlashState::Sent {
+                tx: B256::repeat_byte(9),
+            },
         };
         {
             let store = ChainStore::open(&path).unwrap();
             let mut c = Cursor::default();
             c.push(12, B256::repeat_byte(2));
             store
-                .save_progress(&c, &[(Address::repeat_byte(1), OperatorId::new("op-a").unwrap())])
+                .save_progress(
+                    &c,
+                    &[(Address::repeat_byte(1), OperatorId::new("op-a").unwrap())],
+                )
                 .unwrap();
             store.put_slash(&record).unwrap();
         }
         let store = ChainStore::open(&path).unwrap();
-        assert_eq!(store.cursor().unwrap().last(), Some((12, B256::repeat_byte(2))));
+        assert_eq!(
+            store.cursor().unwrap().last(),
+            Some((12, B256::repeat_byte(2)))
+        );
         assert_eq!(store.operators().unwrap().len(), 1);
         assert_eq!(store.slash(record.slash_id).unwrap(), Some(record));
         let _ = std::fs::remove_dir_all(&dir);

@@ -55,6 +55,9 @@ pub struct Ledger {
     accounts: BTreeMap<OperatorId, Account>,
     bindings: BTreeMap<TaskId, Binding>,
     totals: Totals,
+    /// Outside figures of operators the ledger could not fully follow yet (stake bound here
+    /// that the source no longer has); re-applied as their tasks end (`outside.rs`).
+    outside_gaps: BTreeMap<OperatorId, outside::OutsideStake>,
 }
 
 fn add(a: StakeUnits, b: StakeUnits, what: &str) -> StakeUnits {
@@ -287,6 +290,7 @@ impl Ledger {
             .expect("ledger invariant: every binding's operator has an account");
         account.active = sub(account.active, binding.amount, "active");
         self.assert_invariants();
+        self.close_outside_gap(&binding.operator, StakeUnits::ZERO);
         Ok(binding)
     }
 
@@ -310,6 +314,7 @@ impl Ledger {
         account.slashed = add(account.slashed, slashed, "slashed");
         self.totals.slashed = add(self.totals.slashed, slashed, "total slashed");
         self.assert_invariants();
+        self.close_outside_gap(&binding.operator, slashed);
         Ok(SlashOutcome {
             operator: binding.operator,
             slashed,

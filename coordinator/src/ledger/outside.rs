@@ -30,6 +30,24 @@ pub struct OutsideStake {
     pub slashed: StakeUnits,
 }
 
+impl OutsideStake {
+    /// These figures after a slash of `amount` the source does not show yet, taken as the
+    /// StakeRegistry takes it: from stake not queued for withdrawal first, then from queued
+    /// stake, never more than there is. Conservation is kept.
+    pub fn less_slash(self, amount: StakeUnits) -> OutsideStake {
+        let active = self.delegated.saturating_sub(self.withdrawing);
+        let from_active = amount.min(active);
+        let from_queued = amount.saturating_sub(from_active).min(self.withdrawing);
+        let taken = StakeUnits(from_active.0 + from_queued.0);
+        OutsideStake {
+            delegated: self.delegated.saturating_sub(taken),
+            withdrawing: self.withdrawing.saturating_sub(from_queued),
+            slashed: StakeUnits(self.slashed.0.saturating_add(taken.0)),
+            ..self
+        }
+    }
+}
+
 /// What following the source did to one operator.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutsideSync {
@@ -126,6 +144,11 @@ impl Ledger {
             slashed: replace(self.totals.slashed, old.slashed, stake.slashed)
                 .ok_or_else(overflow)?,
         };
+        if shortfall > StakeUnits::ZERO || withdrawing_unmet > StakeUnits::ZERO {
+            self.outside_gaps.insert(operator.clone(), stake);
+        } else {
+            self.outside_gaps.remove(operator);
+        }
         let account = self.accounts.entry(operator.clone()).or_default();
         account.delegated_ever = delegated_ever;
         account.delegated = delegated;
@@ -142,6 +165,18 @@ impl Ledger {
             shortfall,
             withdrawing_unmet,
         })
+    }
+}
+
+impl Ledger {
+    /// After `operator`'s stake was released or slashed (`own_slash`): if the source had
+    /// less than was bound, follow its figures as far as the released stake now allows, so
+    /// stake the source no longer has never becomes free here.
+    pub(super) fn close_outside_gap(&mut self, operator: &OperatorId, own_slash: StakeUnits) {
+        if let Some(stake) = self.outside_gaps.get(operator).copied() {
+            self.sync_outside(operator, stake.less_slash(own_slash))
+                .expect("outside figures accepted before stay consistent after a slash");
+        }
     }
 }
 
@@ -171,15 +206,33 @@ mod tests {
         let out = l.sync_outside(&op("op-a"), s).unwrap();
         assert_eq!(out.delegated_after, StakeUnits(100));
         assert_eq!(out.free_after, StakeUnits(70));
-        assert_eq!(l.sync_outside(&op("op-a"), s).unwrap().delegated_before, StakeUnits(100));
+        assert_eq!(
+            l.sync_outside(&op("op-a"), s).unwrap().delegated_before,
+            StakeUnits(100)
+        );
         let a = l.account(&op("op-a")).unwrap();
         assert_eq!(
-            (a.delegated(), a.withdrawing(), a.withdrawn(), a.slashed(), a.delegated_ever()),
-            (StakeUnits(100), StakeUnits(30), StakeUnits(5), StakeUnits(2), StakeUnits(107))
+            (
+                a.delegated(),
+                a.withdrawing(),
+                a.withdrawn(),
+                a.slashed(),
+                a.delegated_ever()
+            ),
+            (
+                StakeUnits(100),
+                StakeUnits(30),
+                StakeUnits(5),
+                StakeUnits(2),
+                StakeUnits(107)
+            )
         );
         // a reorg that removes a delegation lowers every figure again
         l.sync_outside(&op("op-a"), stake(40, 0, 0, 0)).unwrap();
-        assert_eq!(l.account(&op("op-a")).unwrap().delegated_ever(), StakeUnits(40));
+        assert_eq!(
+            l.account(&op("op-a")).unwrap().delegated_ever(),
+            StakeUnits(40)
+        );
     }
 
     #[test]
@@ -190,15 +243,70 @@ mod tests {
         // 80 slashed elsewhere: only 20 left on the source, 60 bound here
         let out = l.sync_outside(&op("op-a"), stake(20, 0, 0, 80)).unwrap();
         assert_eq!(out.shortfall, StakeUnits(40));
-        assert_eq!((out.delegated_after, out.free_after), (StakeUnits(60), StakeUnits(0)));
+        assert_eq!(
+            (out.delegated_after, out.free_after),
+            (StakeUnits(60), StakeUnits(0))
+        );
         // all 20 queued for withdrawal: none of it is free here
         let out = l.sync_outside(&op("op-a"), stake(20, 20, 0, 80)).unwrap();
-        assert_eq!((out.shortfall, out.withdrawing_unmet), (StakeUnits(40), StakeUnits(20)));
+        assert_eq!(
+            (out.shortfall, out.withdrawing_unmet),
+            (StakeUnits(40), StakeUnits(20))
+        );
+        // The release closes the gap at once: none of the bound stake becomes free.
         l.release(TaskId(1)).unwrap();
-        let out = l.sync_outside(&op("op-a"), stake(20, 20, 0, 80)).unwrap();
-        assert_eq!((out.shortfall, out.withdrawing_unmet), (StakeUnits(0), StakeUnits(0)));
         let a = l.account(&op("op-a")).unwrap();
-        assert_eq!((a.delegated(), a.withdrawing(), a.free()), (StakeUnits(20), StakeUnits(20), StakeUnits(0)));
+        assert_eq!(
+            (a.delegated(), a.withdrawing(), a.free()),
+            (StakeUnits(20), StakeUnits(20), StakeUnits(0))
+        );
+        let out = l.sync_outside(&op("op-a"), stake(20, 20, 0, 80)).unwrap();
+        assert_eq!(
+            (out.shortfall, out.withdrawing_unmet),
+            (StakeUnits(0), StakeUnits(0))
+        );
+        let a = l.account(&op("op-a")).unwrap();
+        assert_eq!(
+            (a.delegated(), a.withdrawing(), a.free()),
+            (StakeUnits(20), StakeUnits(20), StakeUnits(0))
+        );
+    }
+
+    #[test]
+    fn a_slash_of_bound_stake_during_a_gap_is_kept() {
+        let mut l = Ledger::new();
+        l.sync_outside(&op("op-a"), stake(100, 0, 0, 0)).unwrap();
+        l.bind(TaskId(1), &op("op-a"), StakeUnits(60)).unwrap();
+        l.sync_outside(&op("op-a"), stake(20, 0, 0, 80)).unwrap();
+        let out = l.slash(TaskId(1), 5_000).unwrap();
+        assert_eq!(out.slashed, StakeUnits(30));
+        // the source's 20 less our 30 not yet on chain: nothing left, 110 slashed in all
+        let a = l.account(&op("op-a")).unwrap();
+        assert_eq!(
+            (a.delegated(), a.slashed(), a.free()),
+            (StakeUnits(0), StakeUnits(100), StakeUnits(0))
+        );
+    }
+
+    #[test]
+    fn own_slashes_come_off_active_first_then_queued() {
+        let chain = stake(100, 30, 10, 0);
+        let s = chain.less_slash(StakeUnits(20));
+        assert_eq!(
+            (s.delegated, s.withdrawing, s.slashed),
+            (StakeUnits(80), StakeUnits(30), StakeUnits(20))
+        );
+        let s = chain.less_slash(StakeUnits(80));
+        assert_eq!(
+            (s.delegated, s.withdrawing, s.slashed),
+            (StakeUnits(20), StakeUnits(20), StakeUnits(80))
+        );
+        let s = chain.less_slash(StakeUnits(500));
+        assert_eq!(
+            (s.delegated, s.withdrawing, s.slashed),
+            (StakeUnits(0), StakeUnits(0), StakeUnits(100))
+        );
+        assert_eq!(s.delegated_ever, chain.delegated_ever);
     }
 
     #[test]

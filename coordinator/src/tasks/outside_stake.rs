@@ -16,8 +16,11 @@ impl CoordinatorCore {
         operator: &OperatorId,
         stake: OutsideStake,
     ) -> Result<OutsideSync, OutsideStakeRejected> {
-        self.expire(now);
+        // Figures first, timeouts after: the caller's figures already account for every slash
+        // the shell has seen; a slash due now must come after them, or the figures would undo
+        // it in the ledger until the next sync.
         let result = self.ledger.sync_outside(operator, stake);
+        self.expire(now);
         if let Ok(sync) = &result {
             if sync.delegated_after != sync.delegated_before {
                 tracing::info!(%operator, before = %sync.delegated_before, after = %sync.delegated_after, free = %sync.free_after, "delegated stake changed at the source");

@@ -11,6 +11,7 @@ use proofrack_coordinator::chain::alloy::providers::Provider;
 use proofrack_coordinator::chain::alloy::rpc::types::Filter;
 use proofrack_coordinator::chain::alloy::sol_types::SolEvent;
 use proofrack_coordinator::chain::bindings::StakeRegistry;
+use proofrack_coordinator::chain::deploy;
 use proofrack_coordinator::chain::{slash_id, SlashState};
 use proofrack_coordinator::Policy;
 use std::time::Duration;
@@ -20,7 +21,10 @@ async fn delegation_shows_in_the_ledger_and_unbonding_lowers_free_then_delegated
     let rig = Rig::start(&[("op-a", 100)], CONFIRMATIONS).await;
     rig.confirm().await;
     let (cluster, source) = rig.coordinator("chain-delegate", policy()).await;
-    assert_eq!(ledger_stake(&cluster, "op-a"), Some(rig.chain_stake("op-a").await));
+    assert_eq!(
+        ledger_stake(&cluster, "op-a"),
+        Some(rig.chain_stake("op-a").await)
+    );
     assert_eq!(free(&cluster, "op-a"), StakeUnits(100));
 
     // Not confirmed yet: the ledger waits.
@@ -36,7 +40,10 @@ async fn delegation_shows_in_the_ledger_and_unbonding_lowers_free_then_delegated
     rig.confirm().await;
     source.sync_now().await.unwrap();
     let s = ledger_stake(&cluster, "op-a").unwrap();
-    assert_eq!((s.delegated, s.withdrawing), (StakeUnits(150), StakeUnits(30)));
+    assert_eq!(
+        (s.delegated, s.withdrawing),
+        (StakeUnits(150), StakeUnits(30))
+    );
     assert_eq!(free(&cluster, "op-a"), StakeUnits(120));
 
     // The contract enforces the delay.
@@ -45,15 +52,10 @@ async fn delegation_shows_in_the_ledger_and_unbonding_lowers_free_then_delegated
     let text = format!("{:?}", early.err().expect("completing early is refused"));
     assert!(text.contains("unbonding delay not over"), "{text}");
     rig.increase_time(UNBONDING_DELAY_S + 1).await;
-    let receipt = registry
-        .completeWithdrawal(id)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
+    let sent = registry.completeWithdrawal(id).send().await.unwrap();
+    deploy::mined(&rig.provider, *sent.tx_hash(), "completeWithdrawal")
         .await
         .unwrap();
-    assert!(receipt.status());
     rig.confirm().await;
     source.sync_now().await.unwrap();
     let s = ledger_stake(&cluster, "op-a").unwrap();
@@ -61,7 +63,10 @@ async fn delegation_shows_in_the_ledger_and_unbonding_lowers_free_then_delegated
         (s.delegated, s.withdrawing, s.withdrawn),
         (StakeUnits(120), StakeUnits(0), StakeUnits(30))
     );
-    assert_eq!(Some(rig.chain_stake("op-a").await), ledger_stake(&cluster, "op-a"));
+    assert_eq!(
+        Some(rig.chain_stake("op-a").await),
+        ledger_stake(&cluster, "op-a")
+    );
     drop(source);
     cluster.shutdown().await;
 }
@@ -99,11 +104,23 @@ async fn a_missed_deadline_sends_exactly_one_slash_with_the_task_id() {
     for _ in 0..3 {
         source.flush_slashes().await.unwrap();
     }
+    // The outbox as a crash right after sending would leave it: sent, not yet final.
+    let crashed = TempDir::new("chain-slash-crashed");
+    let crashed_store = crashed.path().join("chain.redb");
+    std::fs::copy(
+        cluster.dir.path().join("data").join("chain.redb"),
+        &crashed_store,
+    )
+    .unwrap();
     rig.confirm().await;
     source.flush_slashes().await.unwrap();
     source.flush_slashes().await.unwrap();
     let nonce_after = rig.provider.get_transaction_count(slasher).await.unwrap();
-    assert_eq!(nonce_after - nonce_before, 1, "exactly one transaction sent");
+    assert_eq!(
+        nonce_after - nonce_before,
+        1,
+        "exactly one transaction sent"
+    );
 
     let records = source.slash_records().unwrap();
     assert_eq!(records.len(), 1, "{records:?}");
@@ -144,11 +161,51 @@ async fn a_missed_deadline_sends_exactly_one_slash_with_the_task_id() {
     // The contract and the ledger agree.
     source.sync_now().await.unwrap();
     for op in ["op-a", "op-b"] {
-        assert_eq!(Some(rig.chain_stake(op).await), ledger_stake(&cluster, op), "{op}");
+        assert_eq!(
+            Some(rig.chain_stake(op).await),
+            ledger_stake(&cluster, op),
+            "{op}"
+        );
     }
     assert_eq!(rig.chain_stake("op-a").await.slashed, StakeUnits(slashed));
     drop(source);
     cluster.shutdown().await;
+
+    // Restarted from that outbox: the contract says the slash landed, so nothing is resent.
+    let restarted = crate::support::cluster::Cluster::start(
+        "chain-slash-restarted",
+        crate::support::cluster::ClusterSpec {
+            policy: crate::rig::policy(),
+            operators: vec![],
+            ..Default::default()
+        },
+    )
+    .await;
+    let settings = rig.settings(crashed_store, crate::rig::IDLE_POLL_MS, 3_600_000);
+    let source =
+        proofrack_coordinator::chain::ChainStakeSource::attach(restarted.shared(), settings)
+            .await
+            .unwrap();
+    let unsettled = source.slash_records().unwrap();
+    assert!(
+        matches!(unsettled[0].state, SlashState::Sent { .. }),
+        "{unsettled:?}"
+    );
+    source.flush_slashes().await.unwrap();
+    source.flush_slashes().await.unwrap();
+    let nonce_end = rig.provider.get_transaction_count(slasher).await.unwrap();
+    assert_eq!(nonce_end, nonce_after, "nothing resent after the restart");
+    let records = source.slash_records().unwrap();
+    assert!(
+        matches!(records[0].state, SlashState::Final { tx: Some(t), .. } if t == tx),
+        "{records:?}"
+    );
+    assert_eq!(
+        Some(rig.chain_stake("op-a").await),
+        ledger_stake(&restarted, "op-a")
+    );
+    drop(source);
+    restarted.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,12 +225,13 @@ async fn a_restarted_coordinator_catches_up_with_missed_events() {
     rig.delegate("op-a", 25).await;
     rig.request_withdrawal("op-b", 10).await;
     // A slash from elsewhere (the slasher key, a task this coordinator never saw).
-    rig.registry(rig.slasher())
+    let sent = rig
+        .registry(rig.slasher())
         .slash(rig.address("op-a"), 9_999, 0, 2, U256::from(7u64))
         .send()
         .await
-        .unwrap()
-        .get_receipt()
+        .unwrap();
+    deploy::mined(&rig.provider, *sent.tx_hash(), "slash from elsewhere")
         .await
         .unwrap();
     rig.confirm().await;
@@ -194,10 +252,17 @@ async fn a_restarted_coordinator_catches_up_with_missed_events() {
         .await
         .unwrap();
     let after = source.followed_block().await.unwrap();
-    assert!(after.0 > before.0, "resumed past the stored block {before:?}: {after:?}");
+    assert!(
+        after.0 > before.0,
+        "resumed past the stored block {before:?}: {after:?}"
+    );
     for op in ["op-a", "op-b"] {
         let chain = rig.chain_stake(op).await;
-        assert_eq!(ledger_stake(&cluster, op), Some(chain), "{op} restarted vs chain");
+        assert_eq!(
+            ledger_stake(&cluster, op),
+            Some(chain),
+            "{op} restarted vs chain"
+        );
         assert_eq!(ledger_stake(&live, op), Some(chain), "{op} live vs chain");
     }
     let a = ledger_stake(&cluster, "op-a").unwrap();
@@ -227,7 +292,11 @@ async fn a_reorg_of_the_last_blocks_is_followed() {
     let report = source.sync_now().await.unwrap();
     assert!(report.reorged_blocks > 0, "{report:?}");
     for op in ["op-a", "op-b"] {
-        assert_eq!(Some(rig.chain_stake(op).await), ledger_stake(&cluster, op), "{op}");
+        assert_eq!(
+            Some(rig.chain_stake(op).await),
+            ledger_stake(&cluster, op),
+            "{op}"
+        );
     }
     assert_eq!(free(&cluster, "op-a"), StakeUnits(100));
     assert_eq!(free(&cluster, "op-b"), StakeUnits(57));
@@ -252,7 +321,9 @@ async fn an_unreachable_chain_stops_new_offers_after_the_grace_period() {
     rig.anvil = None; // kills anvil
     let client = cluster.client("alice").await;
     poll_until(STEP_TIMEOUT, "the stake source turns stale", || async {
-        let frozen = cluster.shared().read(|core, _| core.stake_frozen().is_some());
+        let frozen = cluster
+            .shared()
+            .read(|core, _| core.stake_frozen().is_some());
         frozen.then_some(())
     })
     .await;
@@ -315,7 +386,12 @@ async fn devnet_runs_on_chain() {
     )
     .await
     .expect("the devnet runs");
-    assert_eq!((report.submitted, report.verified), (tasks, tasks), "{:?}", report.failed);
+    assert_eq!(
+        (report.submitted, report.verified),
+        (tasks, tasks),
+        "{:?}",
+        report.failed
+    );
     let delegated: Vec<(String, u128)> = report
         .ledger
         .operators

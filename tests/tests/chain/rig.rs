@@ -145,32 +145,42 @@ impl Rig {
         deploy::wallet_provider(&self.url, self.anvil().key(roles::SLASHER)).unwrap()
     }
 
-    pub fn registry(&self, provider: DynProvider) -> StakeRegistry::StakeRegistryInstance<DynProvider> {
+    pub fn registry(
+        &self,
+        provider: DynProvider,
+    ) -> StakeRegistry::StakeRegistryInstance<DynProvider> {
         StakeRegistry::new(self.deployment.registry, provider)
     }
 
     /// Mints and delegates `amount` from the delegator to `operator`.
     pub async fn delegate(&self, operator: &str, amount: u128) {
-        let deployer = deploy::wallet_provider(&self.url, self.anvil().key(roles::DEPLOYER)).unwrap();
+        let deployer =
+            deploy::wallet_provider(&self.url, self.anvil().key(roles::DEPLOYER)).unwrap();
         let delegator = self.anvil().key(roles::DELEGATOR).address();
-        deploy::mint(&deployer, &self.deployment, delegator, amount).await.unwrap();
-        deploy::delegate(&self.delegator(), &self.deployment, self.address(operator), amount)
+        deploy::mint(&deployer, &self.deployment, delegator, amount)
             .await
             .unwrap();
+        deploy::delegate(
+            &self.delegator(),
+            &self.deployment,
+            self.address(operator),
+            amount,
+        )
+        .await
+        .unwrap();
     }
 
     /// The delegator queues a withdrawal; returns its id.
     pub async fn request_withdrawal(&self, operator: &str, amount: u128) -> U256 {
         let registry = self.registry(self.delegator());
-        let receipt = registry
+        let sent = registry
             .requestWithdrawal(self.address(operator), U256::from(amount))
             .send()
             .await
-            .expect("requestWithdrawal sent")
-            .get_receipt()
+            .expect("requestWithdrawal sent");
+        let receipt = deploy::mined(&self.provider, *sent.tx_hash(), "requestWithdrawal")
             .await
             .expect("requestWithdrawal mined");
-        assert!(receipt.status(), "requestWithdrawal succeeded");
         let log = receipt
             .decoded_log::<StakeRegistry::WithdrawalQueued>()
             .expect("WithdrawalQueued event");

@@ -134,7 +134,11 @@ impl Cluster {
 
     /// The running coordinator's shared state (to attach a stake source to it).
     pub fn shared(&self) -> Arc<proofrack_coordinator::server::Shared> {
-        self.server.as_ref().expect("coordinator running").shared.clone()
+        self.server
+            .as_ref()
+            .expect("coordinator running")
+            .shared
+            .clone()
     }
 
     /// A connected client with its own certificate.
