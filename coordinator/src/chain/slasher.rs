@@ -11,7 +11,6 @@
 use super::bindings::{reason_code, StakeRegistry::StakeRegistryInstance};
 use super::store::{ChainStore, SlashRecord, SlashState};
 use super::ChainError;
-use crate::tasks::SlashReason;
 use alloy::primitives::{keccak256, Address, B256, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::BlockId;
@@ -45,35 +44,16 @@ impl Outbox {
         Ok(outbox)
     }
 
-    /// Records a slash the core decided; `false` if this slash id is already known (here or
-    /// in the store), in which case nothing changes.
-    pub(crate) fn note(
-        &mut self,
-        store: &ChainStore,
-        task: TaskId,
-        attempt: u32,
-        operator: OperatorId,
-        operator_address: Address,
-        amount: StakeUnits,
-        reason: SlashReason,
-    ) -> bool {
-        let id = slash_id(operator_address, task, attempt);
+    /// Records a slash the core decided (as an `Intent`); `false` if this slash id is
+    /// already known (here or in the store), in which case nothing changes.
+    pub(crate) fn note(&mut self, store: &ChainStore, record: SlashRecord) -> bool {
+        let id = record.slash_id;
         if self.records.contains_key(&id) || matches!(store.slash(id), Ok(Some(_))) {
-            tracing::info!(%task, attempt, %operator, "slash already in the outbox; not recorded again");
+            tracing::info!(task = %record.task, attempt = record.attempt, operator = %record.operator, "slash already in the outbox; not recorded again");
             return false;
         }
-        let record = SlashRecord {
-            slash_id: id,
-            task,
-            attempt,
-            operator,
-            operator_address,
-            amount,
-            reason,
-            state: SlashState::Intent,
-        };
         if let Err(e) = store.put_slash(&record) {
-            tracing::error!(%task, error = %e, "slash intent not stored; it is sent from memory but a restart before it lands loses it");
+            tracing::error!(task = %record.task, error = %e, "slash intent not stored; it is sent from memory but a restart before it lands loses it");
         }
         self.records.insert(id, record);
         true
@@ -255,6 +235,7 @@ impl Slasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tasks::SlashReason;
 
     fn record(id: u8, operator: &str, amount: u128, state: SlashState) -> SlashRecord {
         SlashRecord {

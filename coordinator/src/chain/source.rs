@@ -242,15 +242,21 @@ impl Inner {
             tracing::error!(%task, %operator, %amount, "slashed operator is not registered on chain; the slash stays in the ledger only");
             return;
         };
-        let noted = self.outbox.lock().expect("outbox poisoned").note(
-            &self.store,
-            *task,
-            *attempt,
-            operator.clone(),
-            address,
-            *amount,
-            *reason,
-        );
+        let record = SlashRecord {
+            slash_id: super::slash_id(address, *task, *attempt),
+            task: *task,
+            attempt: *attempt,
+            operator: operator.clone(),
+            operator_address: address,
+            amount: *amount,
+            reason: *reason,
+            state: super::SlashState::Intent,
+        };
+        let noted = self
+            .outbox
+            .lock()
+            .expect("outbox poisoned")
+            .note(&self.store, record);
         if noted {
             self.slash_wake.notify_one();
         }

@@ -133,6 +133,7 @@ impl Cluster {
     }
 
     /// The running coordinator's shared state (to attach a stake source to it).
+    #[allow(dead_code)] // used by the chain test binary, not by e2e
     pub fn shared(&self) -> Arc<proofrack_coordinator::server::Shared> {
         self.server
             .as_ref()
