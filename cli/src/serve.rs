@@ -31,7 +31,12 @@ pub fn load_coordinator_config(path: &Path) -> anyhow::Result<CoordinatorConfig>
 pub async fn coordinator(config: CoordinatorConfig) -> anyhow::Result<()> {
     let running = start_coordinator(&config, &config.data_dir).await?;
     tracing::info!(addr = %running.local_addr, "coordinator ready; Ctrl-C stops it");
-    tokio::signal::ctrl_c().await?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        why = running.store_failed() => {
+            anyhow::bail!("stopping: the state store failed ({why}); nothing further can be acknowledged");
+        }
+    }
     tracing::info!("shutting down");
     running.shutdown().await;
     Ok(())
@@ -65,6 +70,7 @@ pub async fn start_coordinator(
         registry,
         clock: Arc::new(SystemClock),
         telemetry_interval_ms: config.telemetry_interval_ms,
+        state: server::StateLocation::Dir(data_dir.to_path_buf()),
     })
     .await?;
     if let Some(chain) = &config.chain {

@@ -29,4 +29,5 @@ pub use tasks::{CoordinatorCore, Effect, Offer, OfferReply, TaskSpec, TaskStatus
 pub mod chain;
 pub mod registry;
 pub mod server;
+pub mod store;
 pub mod verify;

@@ -278,7 +278,7 @@ impl Inner {
             .lock()
             .expect("addresses poisoned")
             .extend(obs.new_operators.iter().map(|(a, id)| (id.clone(), *a)));
-        let report = self.apply(&obs);
+        let report = self.apply(&obs).await;
         self.store
             .save_progress(follower.cursor(), &obs.new_operators)?;
         Ok(report)
@@ -286,7 +286,7 @@ impl Inner {
 
     /// Brings the ledger to the observation's figures, less the core's own slashes the chain
     /// does not show yet, under the core's lock (so no slash can come in between).
-    fn apply(&self, obs: &Observation) -> SyncReport {
+    async fn apply(&self, obs: &Observation) -> SyncReport {
         let mut report = SyncReport {
             block: obs.block.map(|(n, _)| n),
             operators: Vec::new(),
@@ -319,7 +319,8 @@ impl Inner {
                     }
                 }
             }
-        });
+        })
+        .await;
         let mut health = self.health.lock().expect("health poisoned");
         for op in &report.operators {
             health.behind.remove(op);
@@ -332,8 +333,8 @@ impl Inner {
     async fn sync_and_track(&self) -> Result<SyncReport, ChainError> {
         let result = self.sync().await;
         match &result {
-            Ok(_) => self.poll_succeeded(),
-            Err(e) => self.poll_failed(e),
+            Ok(_) => self.poll_succeeded().await,
+            Err(e) => self.poll_failed(e).await,
         }
         result
     }
@@ -344,33 +345,42 @@ impl Inner {
     }
 
     /// After a failed poll: past `stale_after_ms` since the last good one, no new offers.
-    fn poll_failed(&self, error: &ChainError) {
+    async fn poll_failed(&self, error: &ChainError) {
         let now = self.shared.now();
-        let mut health = self.health.lock().expect("health poisoned");
-        let since_ms = now.0.saturating_sub(health.last_ok.0);
-        tracing::warn!(error = %error, since_ms, "chain poll failed; serving from the last known chain state");
-        if since_ms >= self.settings.stale_after_ms && !health.frozen {
-            health.frozen = true;
-            drop(health);
+        let since_ms = {
+            let mut health = self.health.lock().expect("health poisoned");
+            let since_ms = now.0.saturating_sub(health.last_ok.0);
+            if since_ms < self.settings.stale_after_ms || health.frozen {
+                None
+            } else {
+                health.frozen = true;
+                Some(since_ms)
+            }
+        };
+        tracing::warn!(error = %error, "chain poll failed; serving from the last known chain state");
+        if let Some(since_ms) = since_ms {
             let reason = format!(
                 "chain node {} unreachable for {since_ms} ms (last error: {error}); the ledger may \
                  miss withdrawals or slashes: restore the node or chain.rpc_url",
                 self.settings.rpc_url
             );
             self.shared
-                .apply(|core, now| core.handle_stake_frozen(now, Some(reason)));
+                .apply(|core, now| core.handle_stake_frozen(now, Some(reason)))
+                .await;
         }
     }
 
-    fn poll_succeeded(&self) {
+    async fn poll_succeeded(&self) {
         let now = self.shared.now();
-        let mut health = self.health.lock().expect("health poisoned");
-        health.last_ok = now;
-        if health.frozen {
-            health.frozen = false;
-            drop(health);
+        let was_frozen = {
+            let mut health = self.health.lock().expect("health poisoned");
+            health.last_ok = now;
+            std::mem::replace(&mut health.frozen, false)
+        };
+        if was_frozen {
             self.shared
-                .apply(|core, now| core.handle_stake_frozen(now, None));
+                .apply(|core, now| core.handle_stake_frozen(now, None))
+                .await;
         }
     }
 }

@@ -19,7 +19,7 @@ impl CoordinatorCore {
         // Figures first, timeouts after: the caller's figures already account for every slash
         // the shell has seen; a slash due now must come after them, or the figures would undo
         // it in the ledger until the next sync.
-        let result = self.ledger.sync_outside(operator, stake);
+        let result = self.ledger_mut().sync_outside(operator, stake);
         self.expire(now);
         if let Ok(sync) = &result {
             if sync.delegated_after != sync.delegated_before {
@@ -55,7 +55,7 @@ impl CoordinatorCore {
 
     /// Counts the slash on its task and tells the shell (nothing to send for a zero slash).
     pub(super) fn emit_slash(&mut self, id: TaskId, outcome: &SlashOutcome, reason: SlashReason) {
-        let task = self.tasks.get_mut(&id).expect("slashed task exists");
+        let task = self.task_mut(id);
         let attempt = task.slashes;
         task.slashes += 1;
         if outcome.slashed > StakeUnits::ZERO {
