@@ -43,6 +43,8 @@ pub struct DevnetOptions {
     pub backend: BackendChoice,
     /// Print status lines and tables (off in tests).
     pub verbose: bool,
+    /// Stake on a local anvil chain instead of the config file (`devnet_chain`).
+    pub chain: bool,
 }
 
 impl Default for DevnetOptions {
@@ -56,6 +58,7 @@ impl Default for DevnetOptions {
             seed: 1,
             backend: BackendChoice::Auto,
             verbose: true,
+            chain: false,
         }
     }
 }
@@ -91,6 +94,23 @@ pub async fn run(
         certs.root().display()
     ));
 
+    // Kept until the end: dropping it stops anvil.
+    let mut _anvil = None;
+    let mut chain = None;
+    if opts.chain {
+        let (anvil, config) = crate::devnet_chain::start_devnet_chain(
+            &opts.data_dir,
+            &opts.data_dir.join("coordinator"),
+            &DEVNET_OPERATORS,
+        )
+        .await?;
+        say(format!(
+            "devnet: anvil on {}, StakeRegistry at {}, stake delegated on chain",
+            anvil.url, config.registry
+        ));
+        _anvil = Some(anvil);
+        chain = Some(config);
+    }
     let coordinator_host = "127.0.0.1";
     let coordinator_id = Identity::coordinator(coordinator_host)?;
     let config = CoordinatorConfig {
@@ -102,6 +122,7 @@ pub async fn run(
         },
         operators: DEVNET_OPERATORS
             .iter()
+            .filter(|_| chain.is_none())
             .map(|(id, stake)| {
                 Ok(OperatorStake {
                     id: OperatorId::new(*id).map_err(anyhow::Error::msg)?,
@@ -113,6 +134,7 @@ pub async fn run(
         data_dir: opts.data_dir.join("coordinator"),
         circuits: opts.circuits.clone(),
         telemetry_interval_ms: 1_000,
+        chain,
     };
     config.validate()?;
     say(format!(

@@ -134,6 +134,9 @@ struct DevnetArgs {
     /// auto (CUDA if present), cpu or cuda.
     #[arg(long, default_value = "auto")]
     backend: BackendChoice,
+    /// Stake on a local anvil chain (StakeRegistry contract) instead of the config file.
+    #[arg(long)]
+    chain: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -167,6 +170,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 seed: a.seed,
                 backend: a.backend,
                 verbose: true,
+                chain: a.chain,
             };
             let report = devnet::run(opts, async {
                 let _ = tokio::signal::ctrl_c().await;

@@ -73,6 +73,26 @@ pub async fn start_coordinator(
         state: server::StateLocation::Dir(data_dir.to_path_buf()),
     })
     .await?;
+    if let Some(chain) = &config.chain {
+        let attached = match chain.resolve(data_dir) {
+            Ok(settings) => {
+                proofrack_coordinator::chain::ChainStakeSource::attach(
+                    running.shared.clone(),
+                    settings,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        match attached {
+            // Follows the chain for as long as the process serves.
+            Ok(source) => source.keep_running(),
+            Err(e) => {
+                running.shutdown().await;
+                return Err(e.into());
+            }
+        }
+    }
     Ok(running)
 }
 

@@ -82,6 +82,9 @@ pub struct CoordinatorConfig {
     /// least two reports within `policy.telemetry_max_age_ms`.
     #[serde(default = "default_telemetry_interval_ms")]
     pub telemetry_interval_ms: u64,
+    /// The chain as the stake source instead of `operators` (see `crate::chain`).
+    #[serde(default)]
+    pub chain: Option<crate::chain::ChainConfig>,
 }
 
 /// Shortest telemetry interval: more often only loads the coordinator for no better data.
@@ -113,6 +116,7 @@ impl Default for CoordinatorConfig {
             data_dir: default_data_dir(),
             circuits: default_circuits(),
             telemetry_interval_ms: default_telemetry_interval_ms(),
+            chain: None,
         }
     }
 }
@@ -375,6 +379,15 @@ impl CoordinatorConfig {
                     allowed: e.to_string(),
                 });
             }
+        }
+        if self.chain.is_some() && !self.operators.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "operators".into(),
+                value: format!("{} entries", self.operators.len()),
+                allowed: "none when [chain] is set: the chain is then the only stake source; \
+                          remove [[operators]] or [chain]"
+                    .into(),
+            });
         }
         let mut seen: BTreeMap<&OperatorId, usize> = BTreeMap::new();
         for (i, op) in self.operators.iter().enumerate() {

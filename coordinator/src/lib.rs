@@ -7,6 +7,8 @@
 //! - [`ledger`]: the stake ledger, a pure state machine with asserted conservation;
 //!   [`ledger::source`] is the boundary to where delegations come from (config now, chain later).
 //! - [`admission`]: a pure function deciding which agent a task is offered to, or why none fits.
+//! - [`chain`]: the chain stake source (alloy, behind one boundary): contract bindings, the
+//!   event follower, the slash outbox.
 //! - [`tasks`]: [`CoordinatorCore`], the task life cycle as a quinn-proto-style state machine
 //!   (`handle_*` events with `now`, `poll_effect`, `poll_timeout`, getters).
 //!
@@ -24,6 +26,7 @@ pub use admission::AgentId;
 pub use config::{CoordinatorConfig, Policy};
 pub use ledger::Ledger;
 pub use tasks::{CoordinatorCore, Effect, Offer, OfferReply, TaskSpec, TaskStatus};
+pub mod chain;
 pub mod registry;
 pub mod server;
 pub mod store;

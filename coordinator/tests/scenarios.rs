@@ -781,3 +781,108 @@ fn measure_admission_cost_at_the_bounds() {
     let per_second = started.elapsed() / seconds as u32;
     eprintln!("1024 waiting tasks, 64 agents reporting every second: {per_second:?} of core time per second");
 }
+
+#[test]
+fn each_slash_is_announced_to_the_shell_with_its_attempt() {
+    use proofrack_coordinator::tasks::SlashReason;
+    let mut sim = Sim::new(policy(), &[("op-a", 100), ("op-b", 100)]);
+    let fast = sim.gpu_agent("op-a", "fast", FAST);
+    let slow = sim.gpu_agent("op-b", "slow", SLOW);
+    let t = sim.submit(40, MINUTE_MS).unwrap();
+    let offer = sim.take_offers().remove(0);
+    sim.accept(&fast, t);
+    sim.advance(offer.due_at.0 - sim.now.0);
+    sim.take_offers();
+    sim.accept(&slow, t);
+    sim.prove(&slow, t, false);
+    let slashes: Vec<Effect> = sim
+        .effects
+        .iter()
+        .filter(|e| matches!(e, Effect::StakeSlashed { .. }))
+        .cloned()
+        .collect();
+    assert_eq!(
+        slashes,
+        [
+            Effect::StakeSlashed {
+                task: t,
+                attempt: 0,
+                operator: "op-a".parse().unwrap(),
+                amount: StakeUnits(4),
+                reason: SlashReason::MissedDueTime,
+            },
+            Effect::StakeSlashed {
+                task: t,
+                attempt: 1,
+                operator: "op-b".parse().unwrap(),
+                amount: StakeUnits(20),
+                reason: SlashReason::InvalidProof,
+            },
+        ]
+    );
+}
+
+#[test]
+fn stake_falling_at_the_source_stops_new_offers_and_bound_tasks_go_on() {
+    use proofrack_coordinator::ledger::OutsideStake;
+    let mut sim = Sim::new(policy(), &[("op-a", 100)]);
+    let a = sim.gpu_agent("op-a", "gpu-1", FAST);
+    let t1 = sim.submit(40, MINUTE_MS).unwrap();
+    sim.take_offers();
+    sim.accept(&a, t1);
+    // 80 slashed elsewhere: the chain has 20, 40 is bound here.
+    let chain = OutsideStake {
+        delegated: StakeUnits(20),
+        withdrawing: StakeUnits(0),
+        delegated_ever: StakeUnits(100),
+        withdrawn: StakeUnits(0),
+        slashed: StakeUnits(80),
+    };
+    let op = "op-a".parse().unwrap();
+    let sync = sim.core.handle_outside_stake(sim.now, &op, chain).unwrap();
+    assert_eq!(
+        (sync.shortfall, sync.free_after),
+        (StakeUnits(20), StakeUnits(0))
+    );
+    let t2 = sim.submit(10, MINUTE_MS).unwrap();
+    assert!(
+        sim.take_offers().is_empty(),
+        "no new offers while stake is short"
+    );
+    // The bound task goes on and settles; its release brings the ledger to the chain's
+    // figures at once (none of the 40 becomes free), and t2 runs on the 20 that is there.
+    sim.advance(20);
+    sim.prove(&a, t1, true);
+    let row = sim.row("op-a");
+    assert_eq!(
+        (row.delegated, row.slashed),
+        (StakeUnits(20), StakeUnits(80))
+    );
+    assert_eq!(
+        sim.take_offers().iter().map(|o| o.task).collect::<Vec<_>>(),
+        [t2]
+    );
+}
+
+#[test]
+fn a_stale_stake_source_stops_new_offers_with_the_reason() {
+    let mut sim = Sim::new(policy(), &[("op-a", 100)]);
+    let _a = sim.gpu_agent("op-a", "gpu-1", FAST);
+    sim.core
+        .handle_stake_frozen(sim.now, Some("chain node unreachable".into()));
+    let t = sim.submit(10, MINUTE_MS).unwrap();
+    assert!(sim.take_offers().is_empty());
+    match sim.status(t) {
+        TaskStatus::Queued { reason } => assert_eq!(
+            reason,
+            "no new offers while the stake source is stale: chain node unreachable"
+        ),
+        other => panic!("should wait, is {other:?}"),
+    }
+    sim.core.handle_stake_frozen(sim.now, None);
+    sim.collect();
+    assert_eq!(
+        sim.take_offers().iter().map(|o| o.task).collect::<Vec<_>>(),
+        [t]
+    );
+}

@@ -9,6 +9,7 @@
 
 mod account;
 mod error;
+mod outside;
 pub mod source;
 
 #[cfg(test)]
@@ -16,6 +17,7 @@ mod proptests;
 
 pub use account::{Account, LedgerRow};
 pub use error::{BindRejected, DelegateRejected, UnbindRejected, WithdrawalRejected};
+pub use outside::{OutsideStake, OutsideStakeRejected, OutsideSync};
 
 use proofrack_common::{OperatorId, StakeUnits, TaskId};
 use serde::{Deserialize, Serialize};
@@ -62,6 +64,9 @@ pub struct Ledger {
     accounts: BTreeMap<OperatorId, Account>,
     bindings: BTreeMap<TaskId, Binding>,
     totals: Totals,
+    /// Outside figures of operators the ledger could not fully follow yet (stake bound here
+    /// that the source no longer has); re-applied as their tasks end (`outside.rs`).
+    outside_gaps: BTreeMap<OperatorId, outside::OutsideStake>,
 }
 
 fn add(a: StakeUnits, b: StakeUnits, what: &str) -> StakeUnits {
@@ -294,6 +299,7 @@ impl Ledger {
             .expect("ledger invariant: every binding's operator has an account");
         account.active = sub(account.active, binding.amount, "active");
         self.assert_invariants();
+        self.close_outside_gap(&binding.operator, StakeUnits::ZERO);
         Ok(binding)
     }
 
@@ -317,6 +323,7 @@ impl Ledger {
         account.slashed = add(account.slashed, slashed, "slashed");
         self.totals.slashed = add(self.totals.slashed, slashed, "total slashed");
         self.assert_invariants();
+        self.close_outside_gap(&binding.operator, slashed);
         Ok(SlashOutcome {
             operator: binding.operator,
             slashed,
@@ -344,6 +351,8 @@ impl Ledger {
             accounts: state.accounts,
             bindings,
             totals: state.totals,
+            // Rebuilt by the stake source's first sync after the restart.
+            outside_gaps: BTreeMap::new(),
         };
         ledger.check_invariants()?;
         Ok(ledger)

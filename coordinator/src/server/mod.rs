@@ -18,7 +18,7 @@ mod key_stream;
 mod shared;
 mod views;
 
-pub use shared::Shared;
+pub use shared::{Shared, StakeHook};
 
 use crate::config::Policy;
 use crate::ledger::source::{StakeEvent, StakeSource, StaticStakeSource};

@@ -57,7 +57,14 @@ pub struct Shared {
     task_events: broadcast::Sender<TaskId>,
     /// Woken after every event, since the core's next timeout may have moved.
     timer_wake: Notify,
+    /// Sees every effect under the core's lock (the chain stake source records slashes here,
+    /// before any later event can reach the ledger).
+    stake_hook: std::sync::OnceLock<StakeHook>,
 }
+
+/// A function the server calls with every effect, under the core's lock; it must not block
+/// for long.
+pub type StakeHook = Box<dyn Fn(&Effect) + Send + Sync>;
 
 impl Shared {
     #[allow(clippy::too_many_arguments)]
@@ -85,6 +92,7 @@ impl Shared {
             next_conn: AtomicU64::new(1),
             task_events: broadcast::channel(TASK_EVENTS_CAPACITY).0,
             timer_wake: Notify::new(),
+            stake_hook: std::sync::OnceLock::new(),
         }
     }
 
@@ -124,6 +132,9 @@ impl Shared {
             while let Some(e) = core.poll_effect() {
                 effects.push(e);
             }
+            if let Some(hook) = self.stake_hook.get() {
+                effects.iter().for_each(hook);
+            }
             // Submitted under the core's lock, so commits follow the order of events.
             let seq = self.store.submit(core.take_changes(), extra);
             (out, effects, seq)
@@ -134,6 +145,11 @@ impl Shared {
         }
         self.timer_wake.notify_one();
         out
+    }
+
+    /// Installs the stake hook (see [`StakeHook`]); `false` if one is already installed.
+    pub fn set_stake_hook(&self, hook: StakeHook) -> bool {
+        self.stake_hook.set(hook).is_ok()
     }
 
     /// Reads the core (no events), for internal decisions.
@@ -201,6 +217,8 @@ impl Shared {
             Effect::TaskUpdate { task, .. } => {
                 let _ = self.task_events.send(task);
             }
+            // Noted for the chain under the core's lock (see `apply`); nothing else to do.
+            Effect::StakeSlashed { .. } => {}
         }
     }
 

@@ -19,6 +19,9 @@ impl CoordinatorCore {
             .operators()
             .map(|(op, account)| (op.clone(), account.free()))
             .collect();
+        if self.stake_frozen.is_some() {
+            offerable.values_mut().for_each(|s| *s = StakeUnits::ZERO);
+        }
         for task in self.tasks.values() {
             if let TaskState::Offered {
                 placement,
@@ -63,6 +66,17 @@ impl CoordinatorCore {
             return;
         }
         waiting.sort_unstable();
+        if let Some(reason) = &self.stake_frozen {
+            let reason = format!("no new offers while the stake source is stale: {reason}");
+            for (_, id) in waiting {
+                let task = self.tasks.get_mut(&id).expect("waiting task exists");
+                if task.waiting_reason != reason {
+                    task.waiting_reason = reason.clone();
+                    self.emit_status(id);
+                }
+            }
+            return;
+        }
         let mut offerable = self.offerable_stake();
         for (_, id) in waiting {
             let task = &self.tasks[&id];

@@ -3,7 +3,8 @@
 use super::model::TaskStatus;
 use crate::admission::AgentId;
 use proofrack_common::telemetry::ProofShape;
-use proofrack_common::{KeyId, StakeUnits, TaskId, UnixMillis};
+use proofrack_common::{KeyId, OperatorId, StakeUnits, TaskId, UnixMillis};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// An offer of a task to an agent. The agent answers with
@@ -57,4 +58,21 @@ pub enum Effect {
         request_id: u64,
         status: TaskStatus,
     },
+    /// The core slashed `operator` for `task`; a chain stake source sends it on chain.
+    /// `(task, attempt)` names the slash: the `attempt`-th slash of this task (0 first), so
+    /// the same decision replayed is recognised and never sent twice.
+    StakeSlashed {
+        task: TaskId,
+        attempt: u32,
+        operator: OperatorId,
+        amount: StakeUnits,
+        reason: SlashReason,
+    },
+}
+
+/// Why the core slashed an operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SlashReason {
+    MissedDueTime,
+    InvalidProof,
 }

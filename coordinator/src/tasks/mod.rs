@@ -31,6 +31,7 @@ mod history;
 mod invariants;
 mod model;
 mod offers;
+mod outside_stake;
 mod proofs;
 mod queries;
 mod submit;
@@ -38,7 +39,7 @@ mod timers;
 
 pub use admin::{AdminReply, PendingWithdrawal, MAX_ADMIN_REQUESTS};
 pub use durable::{Changes, DurableState, MetaState, RestoreError, TaskRow};
-pub use effect::{Effect, Offer, OfferReply};
+pub use effect::{Effect, Offer, OfferReply, SlashReason};
 pub use error::{
     AdminRejected, AgentRejected, CircuitRejected, DeliveryRejected, OfferReplyRejected,
     StakeEventRejected, SubmitRejected, TelemetryRejected,
@@ -111,6 +112,9 @@ pub struct CoordinatorCore {
     admin_order: VecDeque<(String, u64)>,
     /// What changed since the shell last took the changes to the durable store.
     dirty: durable::Dirty,
+    /// Set while the stake source cannot vouch for the ledger (a chain unreachable past its
+    /// grace period): no new offers, with this reason; bound tasks go on.
+    stake_frozen: Option<String>,
 }
 
 /// Which admission pass an event calls for. Between passes no waiting task fits any agent (a
@@ -148,6 +152,7 @@ impl CoordinatorCore {
             admin_requests: BTreeMap::new(),
             admin_order: VecDeque::new(),
             dirty: durable::Dirty::default(),
+            stake_frozen: None,
         })
     }
 

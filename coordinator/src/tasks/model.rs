@@ -142,6 +142,8 @@ pub(crate) struct Task {
     /// Why it is waiting, when queued (the last admission summary).
     pub(crate) waiting_reason: String,
     pub(crate) history: History,
+    /// Slashes of this task so far; names the next one (see `Effect::StakeSlashed`).
+    pub(crate) slashes: u32,
 }
 
 impl Task {

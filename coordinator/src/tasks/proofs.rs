@@ -217,6 +217,7 @@ impl CoordinatorCore {
                 .slash(id, bps)
                 .expect("a proving or verifying task has stake bound");
             tracing::warn!(task = %id, %agent, slashed = %outcome.slashed, "invalid proof; operator slashed");
+            self.emit_slash(id, &outcome, super::SlashReason::InvalidProof);
             let task = self.task_mut(id);
             task.failed_on.insert(agent.clone());
             task.history.push(

@@ -173,6 +173,7 @@ impl CoordinatorCore {
                 failed_on: BTreeSet::new(),
                 waiting_reason: "waiting for admission".to_string(),
                 history,
+                slashes: 0,
             },
         );
         self.dirty.tasks.insert(id);

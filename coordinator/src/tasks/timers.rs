@@ -118,6 +118,7 @@ impl CoordinatorCore {
             .slash(id, bps)
             .expect("a proving task has stake bound");
         tracing::warn!(task = %id, %agent, due_at = %placement.due_at, slashed = %outcome.slashed, "due time missed; operator slashed");
+        self.emit_slash(id, &outcome, super::SlashReason::MissedDueTime);
         if was_proving {
             self.unassign(&agent, id);
         }

@@ -211,6 +211,8 @@ impl World {
                     let i = self.index[&agent];
                     self.agents[i].working.remove(&task);
                 }
+                // For the chain's slasher; the ledger already took the slash.
+                Effect::StakeSlashed { .. } => {}
                 Effect::TaskUpdate { task, status, .. } => {
                     if matches!(status, TaskStatus::Verified { .. }) {
                         assert!(self.verified.insert(task), "{task} verified twice");

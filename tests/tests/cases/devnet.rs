@@ -21,6 +21,7 @@ async fn a_devnet_run_verifies_every_proof_and_frees_all_stake() {
         seed: 7,
         backend: BackendChoice::Cpu,
         verbose: false,
+        chain: false,
     };
     let report = within(
         Duration::from_secs(100),

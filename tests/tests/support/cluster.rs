@@ -133,6 +133,16 @@ impl Cluster {
         self.certs.tls_material(identity).expect("TLS material")
     }
 
+    /// The running coordinator's shared state (to attach a stake source to it).
+    #[allow(dead_code)] // used by the chain test binary, not by e2e
+    pub fn shared(&self) -> Arc<proofrack_coordinator::server::Shared> {
+        self.server
+            .as_ref()
+            .expect("coordinator running")
+            .shared
+            .clone()
+    }
+
     /// A connected client with its own certificate.
     pub async fn client(&self, name: &str) -> Client {
         let id = Identity::client(name).expect("client identity");
