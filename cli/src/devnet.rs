@@ -113,6 +113,11 @@ pub async fn run(
         data_dir: opts.data_dir.join("coordinator"),
         circuits: opts.circuits.clone(),
         telemetry_interval_ms: 1_000,
+        // Started below on a free port with a fresh token.
+        http: proofrack_coordinator::http::HttpConfig {
+            enabled: false,
+            ..Default::default()
+        },
     };
     config.validate()?;
     say(format!(
@@ -257,6 +262,11 @@ fn agent_config(
         backend: opts.backend,
         cuda_device: 0,
         max_concurrent_tasks: 1,
+        // Several agents share this machine: no per-agent metrics port.
+        metrics: proofrack_agent::metrics::MetricsConfig {
+            enabled: false,
+            ..Default::default()
+        },
     }
 }
 

@@ -5,12 +5,17 @@
 //! - [`devnet`]: one command that makes certificates, starts a coordinator and agents of two
 //!   operators on loopback, submits a stream of tasks and shows them move.
 //! - [`serve`]: `proofrack coordinator` and `proofrack agent` from their TOML files.
+//! - [`config_env`]: environment overrides of those files (`PROOFRACK_COORDINATOR_*`,
+//!   `PROOFRACK_AGENT_*`).
+//! - [`signals`]: Ctrl-C or SIGTERM ends the services gracefully.
 //! - [`client_cmds`]: `submit`, `status`, `ledger`, `agents`, `circuits`.
 //! - [`tables`]: human-readable tables and status lines.
 //! - [`duration`]: `30s`, `500ms`, `2m` as command-line durations.
 
 pub mod client_cmds;
+pub mod config_env;
 pub mod devnet;
 pub mod duration;
 pub mod serve;
+pub mod signals;
 pub mod tables;

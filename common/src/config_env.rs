@@ -5,7 +5,7 @@
 //! (`PROOFRACK_COORDINATOR_`, `PROOFRACK_AGENT_`). Examples:
 //! `PROOFRACK_COORDINATOR_POLICY_OFFER_TIMEOUT_MS=2000`, `PROOFRACK_AGENT_TLS_CERT=/etc/x.pem`,
 //! `PROOFRACK_COORDINATOR_CIRCUITS=mimc-10,mimc-12` (a list: comma-separated).
-//! Arrays of tables (`[[operators]]`) are not overridable. A variable with the prefix that
+//! Arrays of tables (`[[operators]]`) and lists empty by default are not overridable. A variable with the prefix that
 //! names no setting is an error that lists the allowed names, so a typo never goes unnoticed.
 //!
 //! Pure: the caller passes the variables (`std::env::vars()` in a binary).
@@ -50,7 +50,8 @@ fn collect(
         path.push(k.clone());
         match v {
             Value::Table(t) => collect(t, path, prefix, out),
-            Value::Array(a) if a.iter().any(|x| x.is_table()) => {}
+            // Arrays of tables, and lists with no default to type them, are file-only.
+            Value::Array(a) if a.is_empty() || a.iter().any(|x| x.is_table()) => {}
             _ => out.push((
                 OverridableKey {
                     path: path.clone(),
@@ -154,7 +155,9 @@ mod tests {
     }
 
     fn vars(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -175,7 +178,12 @@ mod tests {
         .unwrap();
         assert_eq!(
             applied,
-            vec!["circuits", "listen", "policy.offer_timeout_ms", "policy.strict"]
+            vec![
+                "circuits",
+                "listen",
+                "policy.offer_timeout_ms",
+                "policy.strict"
+            ]
         );
         assert_eq!(doc["policy"]["offer_timeout_ms"].as_integer(), Some(9));
         assert_eq!(doc["listen"].as_str(), Some("127.0.0.1:2"));
@@ -191,7 +199,10 @@ mod tests {
         let text = e.to_string();
         assert!(text.contains("P_POLICY_OFER names no setting"), "{text}");
         assert!(text.contains("P_POLICY_OFFER_TIMEOUT_MS"), "{text}");
-        assert!(!text.contains("OPERATORS"), "arrays of tables are not overridable: {text}");
+        assert!(
+            !text.contains("OPERATORS"),
+            "arrays of tables are not overridable: {text}"
+        );
         let e = apply_overrides(
             &mut doc,
             &defaults(),

@@ -81,7 +81,11 @@ impl Response {
     }
 
     pub fn text(status: u16, body: impl Into<String>) -> Response {
-        Response::new(status, "text/plain; charset=utf-8", body.into().into_bytes())
+        Response::new(
+            status,
+            "text/plain; charset=utf-8",
+            body.into().into_bytes(),
+        )
     }
 
     pub fn json(body: impl Into<Vec<u8>>) -> Response {
@@ -213,8 +217,12 @@ async fn serve_one(
     let head = match tokio::time::timeout(REQUEST_HEAD_TIMEOUT, read_head(&mut stream)).await {
         Ok(Ok(head)) => head,
         Ok(Err(e)) => {
-            let _ = write_response(&mut stream, &Response::text(e.status(), e.to_string()), false)
-                .await;
+            let _ = write_response(
+                &mut stream,
+                &Response::text(e.status(), e.to_string()),
+                false,
+            )
+            .await;
             return;
         }
         Err(_) => {
@@ -242,7 +250,9 @@ async fn read_head(stream: &mut TcpStream) -> Result<Vec<u8>, RequestError> {
             .await
             .map_err(|_| RequestError::Malformed("connection error"))?;
         if n == 0 {
-            return Err(RequestError::Malformed("connection closed before the head ended"));
+            return Err(RequestError::Malformed(
+                "connection closed before the head ended",
+            ));
         }
         buf.extend_from_slice(&chunk[..n]);
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -300,7 +310,10 @@ pub fn secret_matches(presented: &str, expected: &str) -> bool {
     use sha2::{Digest, Sha256};
     let a = Sha256::digest(presented.as_bytes());
     let b = Sha256::digest(expected.as_bytes());
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 #[cfg(test)]
@@ -378,7 +391,10 @@ mod tests {
         assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
         assert!(ok.ends_with("\r\n\r\npath /metrics"), "{ok}");
         let head = get(b"HEAD /x HTTP/1.1\r\n\r\n".to_vec()).await;
-        assert!(head.contains("Content-Length: 7") && head.ends_with("\r\n\r\n"), "{head}");
+        assert!(
+            head.contains("Content-Length: 7") && head.ends_with("\r\n\r\n"),
+            "{head}"
+        );
         let mut huge = b"GET / HTTP/1.1\r\nX: ".to_vec();
         // Exactly one byte over the limit: the server reads all of it before refusing, so
         // closing leaves nothing unread (which would reset the connection).

@@ -163,9 +163,7 @@ fn seconds(ms: u64) -> String {
     if frac == 0 {
         s.to_string()
     } else {
-        format!("{s}.{frac:03}")
-            .trim_end_matches('0')
-            .to_string()
+        format!("{s}.{frac:03}").trim_end_matches('0').to_string()
     }
 }
 

@@ -78,6 +78,9 @@ pub struct CoordinatorConfig {
     /// least two reports within `policy.telemetry_max_age_ms`.
     #[serde(default = "default_telemetry_interval_ms")]
     pub telemetry_interval_ms: u64,
+    /// `/metrics` and the fleet page.
+    #[serde(default)]
+    pub http: crate::http::HttpConfig,
 }
 
 /// Shortest telemetry interval: more often only loads the coordinator for no better data.
@@ -109,6 +112,7 @@ impl Default for CoordinatorConfig {
             data_dir: default_data_dir(),
             circuits: default_circuits(),
             telemetry_interval_ms: default_telemetry_interval_ms(),
+            http: crate::http::HttpConfig::default(),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! - [`admission`]: a pure function deciding which agent a task is offered to, or why none fits.
 //! - [`tasks`]: [`CoordinatorCore`], the task life cycle as a quinn-proto-style state machine
 //!   (`handle_*` events with `now`, `poll_effect`, `poll_timeout`, getters).
+//! - [`http`]: `/metrics`, the live fleet page and its token-protected JSON API.
 //!
 //! Architecture invariant: `config`, `ledger`, `admission` and `tasks` do no I/O, read no
 //! clock and use no randomness; the QUIC server shell around them does, and translates
@@ -16,6 +17,7 @@
 
 pub mod admission;
 pub mod config;
+pub mod http;
 pub mod ledger;
 pub mod tasks;
 

@@ -66,6 +66,7 @@ async fn judge(shared: &Arc<Shared>, agent: &AgentId, d: DeliverProof) -> Delive
                 )))
             });
     let verify_ms = started.elapsed().as_millis() as u64;
+    shared.observe_verification_ms(verify_ms);
     let valid = verdict.is_ok();
     if valid {
         // Recorded before the core hears of it, so a client seeing "verified" finds the proof.

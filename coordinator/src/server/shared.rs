@@ -5,6 +5,7 @@ use crate::admission::AgentId;
 use crate::registry::CircuitRegistry;
 use crate::tasks::{CoordinatorCore, Effect};
 use proofrack_common::identity::{PeerCertInfo, TrustDomain};
+use proofrack_common::metrics::DurationHistogram;
 use proofrack_common::protocol::{CoordinatorToAgent, FieldBytes, ProtocolError, TaskOffer};
 use proofrack_common::revocation::RevocationHandle;
 use proofrack_common::{Clock, TaskId, UnixMillis};
@@ -59,6 +60,8 @@ pub struct Shared {
     task_events: broadcast::Sender<TaskId>,
     /// Woken after every event, since the core's next timeout may have moved.
     timer_wake: Notify,
+    /// How long proof verification took, for the metrics endpoint.
+    verification_time: Mutex<DurationHistogram>,
 }
 
 impl Shared {
@@ -83,6 +86,7 @@ impl Shared {
             next_conn: AtomicU64::new(1),
             task_events: broadcast::channel(TASK_EVENTS_CAPACITY).0,
             timer_wake: Notify::new(),
+            verification_time: Mutex::new(DurationHistogram::default()),
         }
     }
 
@@ -273,6 +277,26 @@ impl Shared {
                 c.conn.close(CLOSE_REVOKED.into(), b"certificate revoked");
             }
         }
+    }
+
+    /// Agents with a control stream attached now.
+    pub fn connected_agents(&self) -> usize {
+        self.agents.lock().expect("agents map poisoned").len()
+    }
+
+    pub(super) fn observe_verification_ms(&self, ms: u64) {
+        self.verification_time
+            .lock()
+            .expect("verification histogram poisoned")
+            .observe_ms(ms);
+    }
+
+    /// Proof verification times so far.
+    pub fn verification_time(&self) -> DurationHistogram {
+        self.verification_time
+            .lock()
+            .expect("verification histogram poisoned")
+            .clone()
     }
 
     pub fn is_revoked(&self, serial_hex: &str) -> bool {

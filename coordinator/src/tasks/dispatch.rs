@@ -99,6 +99,7 @@ impl CoordinatorCore {
                         .last_no_fit()
                         .is_none_or(|last| !last.same_kind(&no_fit));
                     if changed {
+                        self.stats.note_no_fit(&no_fit);
                         tracing::debug!(task = %id, reason = %no_fit, "no agent fits");
                         task.history.push(
                             now,
@@ -153,6 +154,8 @@ impl CoordinatorCore {
             offer_expires: expires_at,
             predicted_proving_ms: placement.predicted_proving_ms,
         };
+        self.stats
+            .note_offer(now, task.submitted_at, task.history.entries());
         task.history.push(
             now,
             TaskEvent::Offered {

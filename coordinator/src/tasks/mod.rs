@@ -27,6 +27,7 @@ mod fleet;
 mod history;
 mod invariants;
 mod model;
+mod observe;
 mod offers;
 mod proofs;
 mod queries;
@@ -40,6 +41,9 @@ pub use error::{
 };
 pub use history::{HistoryEntry, TaskEvent, MAX_HISTORY_ENTRIES};
 pub use model::{TaskSpec, TaskStatus};
+pub use observe::{
+    reason_label, AdmissionStats, AgentAccuracy, FleetAgent, MovingTask, SlashRecord, TASK_STATES,
+};
 pub use queries::{AgentRow, OperatorRow, TaskView};
 
 use crate::admission::AgentId;
@@ -94,6 +98,8 @@ pub struct CoordinatorCore {
     /// pass; the next pass must try every waiting task against every agent.
     needs_full_pass: bool,
     last_full_pass: Option<UnixMillis>,
+    /// Admission counters and assignment latency, for the metrics endpoint.
+    stats: observe::AdmissionStats,
 }
 
 /// Which admission pass an event calls for. Between passes no waiting task fits any agent (a
@@ -125,6 +131,7 @@ impl CoordinatorCore {
             effects: VecDeque::new(),
             needs_full_pass: false,
             last_full_pass: None,
+            stats: observe::AdmissionStats::default(),
         })
     }
 
