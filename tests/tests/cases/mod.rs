@@ -5,5 +5,6 @@ mod client_api;
 mod connections;
 mod delivery;
 mod devnet;
+mod fleet_page;
 mod frames;
 mod identity;

@@ -149,6 +149,15 @@ impl Cluster {
         }
     }
 
+    /// The running coordinator's shared state (its core, for checking views against it).
+    pub fn shared(&self) -> Arc<proofrack_coordinator::server::Shared> {
+        self.server
+            .as_ref()
+            .expect("the coordinator is running")
+            .shared
+            .clone()
+    }
+
     /// Stops the coordinator (closes every connection).
     pub async fn shutdown(mut self) {
         if let Some(s) = self.server.take() {

@@ -94,10 +94,11 @@ function render(v) {
         acc ? `${fmtMs(acc.mean_predicted_ms)} / ${fmtMs(acc.mean_actual_ms)} (${acc.verified_tasks} tasks)` : "—"));
   }));
 
+  const lifeCycle = ["queued", "offered", "proving", "verifying", "verified", "failed"];
   document.getElementById("task-counts").textContent =
-    Object.entries(v.task_counts).map(([s, n]) => `${s} ${n}`).join(" · ");
+    lifeCycle.filter((s) => s in v.task_counts).map((s) => `${s} ${v.task_counts[s]}`).join(" · ");
   fill("tasks", v.tasks.map((t) => el("tr", { "data-task": t.id },
-    el("td", {}, t.id), el("td", {}, t.circuit), el("td", {}, t.state),
+    el("td", {}, "task-" + t.id), el("td", {}, t.circuit), el("td", {}, t.state),
     el("td", {}, agentName(t.agent)), el("td", { class: "num" }, t.collateral),
     el("td", { class: "num" }, fmtMs(t.age_ms)))));
 
