@@ -127,6 +127,18 @@ pub async fn run(
     let coordinator = crate::serve::start_coordinator(&config, &config.data_dir).await?;
     let addr = coordinator.local_addr;
     say(format!("devnet: coordinator on {addr}"));
+    // The fleet page on a free loopback port with a fresh token, for watching the run.
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    let http = proofrack_coordinator::http::start(
+        "127.0.0.1:0".parse().expect("literal address"),
+        Some(token.clone()),
+        coordinator.shared.clone(),
+    )
+    .await?;
+    say(format!(
+        "devnet: fleet page at http://{}/#token={token} (metrics at /metrics)",
+        http.local_addr
+    ));
 
     // One backend and one calibration for every agent: they share this machine, so each
     // reports its share of the measured throughput (admission predicts proving times from
@@ -188,6 +200,7 @@ pub async fn run(
     if let Ok(c) = Arc::try_unwrap(client) {
         c.close().await;
     }
+    http.shutdown().await;
     coordinator.shutdown().await;
     let (submitted, verified, failed) = result?;
     let report = DevnetReport {

@@ -9,6 +9,7 @@
 //!   `PROOFRACK_AGENT_*`).
 //! - [`signals`]: Ctrl-C or SIGTERM ends the services gracefully.
 //! - [`client_cmds`]: `submit`, `status`, `ledger`, `agents`, `circuits`.
+//! - [`explain_cmd`]: `explain TASK`, the task's full record from the HTTP API.
 //! - [`tables`]: human-readable tables and status lines.
 //! - [`duration`]: `30s`, `500ms`, `2m` as command-line durations.
 
@@ -16,6 +17,7 @@ pub mod client_cmds;
 pub mod config_env;
 pub mod devnet;
 pub mod duration;
+pub mod explain_cmd;
 pub mod serve;
 pub mod signals;
 pub mod tables;

@@ -1,5 +1,5 @@
 //! The coordinator's HTTP side: `/metrics` (Prometheus), the live fleet page (`/`) and its
-//! JSON API (`/api/fleet`, `/api/tasks/<id>`), on the small GET-only server of
+//! JSON API (`/api/fleet`, `/api/tasks/<id>`, `/api/tasks/<id>/explain`), on the small GET-only server of
 //! [`proofrack_common::http`].
 //!
 //! The page's static files hold no data; every `/api/` route needs
@@ -148,10 +148,21 @@ fn api(path: &str, shared: &Shared) -> Response {
         return json(&fleet_view::fleet_view(shared));
     }
     if let Some(id) = path.strip_prefix("/api/tasks/") {
+        let (id, explain) = match id.strip_suffix("/explain") {
+            Some(id) => (id, true),
+            None => (id, false),
+        };
         let Ok(task) = id.parse::<TaskId>() else {
             return Response::text(400, format!("{id:?} is not a task id\n"));
         };
         return match shared.read(|core, _| core.task(task)) {
+            Some(view) if explain => {
+                let explanation = crate::tasks::explain(&view);
+                json(&serde_json::json!({
+                    "text": explanation.to_string(),
+                    "explanation": explanation,
+                }))
+            }
             Some(view) => json(&view),
             None => Response::text(
                 404,

@@ -23,6 +23,7 @@
 mod dispatch;
 mod effect;
 mod error;
+mod explain;
 mod fleet;
 mod history;
 mod invariants;
@@ -39,6 +40,7 @@ pub use error::{
     AgentRejected, CircuitRejected, DeliveryRejected, OfferReplyRejected, StakeEventRejected,
     SubmitRejected, TelemetryRejected,
 };
+pub use explain::{explain, Decision, Failure, FailureCause, TaskExplanation};
 pub use history::{HistoryEntry, TaskEvent, MAX_HISTORY_ENTRIES};
 pub use model::{TaskSpec, TaskStatus};
 pub use observe::{

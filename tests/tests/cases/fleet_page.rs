@@ -77,7 +77,12 @@ async fn submit_far(
     collateral: u128,
 ) -> proofrack_common::TaskId {
     match client
-        .submit_raw("mimc-6", &format!(r#"{{"x":"{x}"}}"#), collateral, 1_200_000)
+        .submit_raw(
+            "mimc-6",
+            &format!(r#"{{"x":"{x}"}}"#),
+            collateral,
+            1_200_000,
+        )
         .await
     {
         proofrack_common::protocol::ClientResponse::Submitted { task } => task,
@@ -140,11 +145,30 @@ async fn the_fleet_page_shows_the_ledger_and_is_never_open() {
     // Without the token, or with a wrong one, the API refuses; /metrics is served.
     let (status, _) = get(addr, "/api/fleet", None);
     assert_eq!(status, 401);
-    let (status, _) = get(addr, "/api/fleet", Some("wrong-token-of-some-length-000000000"));
+    let (status, _) = get(
+        addr,
+        "/api/fleet",
+        Some("wrong-token-of-some-length-000000000"),
+    );
     assert_eq!(status, 401);
     let (status, body) = get(addr, &format!("/api/tasks/{held}"), Some(TOKEN));
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("StakeBound"), "the task's record: {body}");
+
+    let (status, body) = get(addr, &format!("/api/tasks/{lied}/explain"), Some(TOKEN));
+    assert_eq!(status, 200, "{body}");
+    let explained: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let text = explained["text"].as_str().expect("text");
+    assert!(text.contains("offered to op-b/liar"), "{text}");
+    assert!(
+        text.contains("rejected op-a/holder"),
+        "the fit admission rejected: {text}"
+    );
+    assert!(text.contains("invalid proof on op-b/liar"), "{text}");
+    assert_eq!(
+        explained["explanation"]["failures"][0]["cause"],
+        "InvalidProof"
+    );
 
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let url = format!("http://{addr}/");
@@ -160,7 +184,10 @@ async fn the_fleet_page_shows_the_ledger_and_is_never_open() {
     eprintln!("fleet page: {seen}\nscreenshot in {}", shots.display());
 
     assert_eq!(seen["state"], "ready");
-    assert_eq!(seen["token_in_url"], false, "the page drops the token from the URL");
+    assert_eq!(
+        seen["token_in_url"], false,
+        "the page drops the token from the URL"
+    );
     assert_eq!(seen["errors"].as_array().map(Vec::len), Some(0), "{seen}");
     assert_eq!(ledger.len(), 2);
     for row in &ledger {
@@ -183,7 +210,10 @@ async fn the_fleet_page_shows_the_ledger_and_is_never_open() {
                 row.operator,
                 value.get()
             );
-            assert!(metrics.lines().any(|l| l == metric), "missing {metric}:\n{metrics}");
+            assert!(
+                metrics.lines().any(|l| l == metric),
+                "missing {metric}:\n{metrics}"
+            );
         }
     }
     // The state the test built, so the comparison above cannot pass on an empty ledger.
@@ -191,7 +221,10 @@ async fn the_fleet_page_shows_the_ledger_and_is_never_open() {
     assert_eq!(seen["operators"]["op-b"]["slashed"], "35");
     let agents = seen["agents"].as_array().expect("agents");
     assert_eq!(agents.len(), 2, "{seen}");
-    assert!(agents.iter().all(|a| a["connected"] == "connected"), "{seen}");
+    assert!(
+        agents.iter().all(|a| a["connected"] == "connected"),
+        "{seen}"
+    );
     let slashes = seen["slashes"].as_array().expect("slashes");
     assert_eq!(slashes.len(), 1, "{seen}");
     assert_eq!(slashes[0]["task"], lied.to_string());
@@ -203,7 +236,10 @@ async fn the_fleet_page_shows_the_ledger_and_is_never_open() {
         "proofrack_admission_decisions_total{outcome=\"offered\",reason=\"fit\"} 2",
         "proofrack_tasks{state=\"proving\"} 1",
     ] {
-        assert!(metrics.lines().any(|l| l == line), "missing {line}:\n{metrics}");
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line}:\n{metrics}"
+        );
     }
 
     let refused = tokio::task::spawn_blocking(move || {
