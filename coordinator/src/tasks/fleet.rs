@@ -20,6 +20,8 @@ pub(crate) struct AgentRecord {
     pub(crate) telemetry: Option<AgentTelemetry>,
     /// Its offered and proving tasks, in the order they were offered.
     pub(crate) assignments: Vec<Assignment>,
+    /// Learned correction of its calibrated speed (see `learned.rs`).
+    pub(crate) speed_factor_permille: u32,
 }
 
 impl AgentRecord {
@@ -30,6 +32,7 @@ impl AgentRecord {
             telemetry: self.telemetry.as_ref(),
             max_concurrent_tasks: self.max_concurrent_tasks,
             assignments: &self.assignments,
+            speed_factor_permille: self.speed_factor_permille,
         }
     }
 }
@@ -72,6 +75,7 @@ impl CoordinatorCore {
                     max_concurrent_tasks: slots,
                     telemetry: None,
                     assignments: Vec::new(),
+                    speed_factor_permille: self.learned.factor(&agent),
                 };
                 self.fleet.insert(agent, record);
                 Ok(())

@@ -27,6 +27,7 @@ mod explain;
 mod fleet;
 mod history;
 mod invariants;
+mod learned;
 mod model;
 mod observe;
 mod offers;
@@ -42,6 +43,10 @@ pub use error::{
 };
 pub use explain::{explain, Decision, Failure, FailureCause, TaskExplanation};
 pub use history::{HistoryEntry, TaskEvent, MAX_HISTORY_ENTRIES};
+pub use learned::{
+    apply_speed_factor, MAX_SPEED_FACTOR_PERMILLE, MIN_SPEED_FACTOR_PERMILLE,
+    NEUTRAL_SPEED_FACTOR_PERMILLE,
+};
 pub use model::{TaskSpec, TaskStatus};
 pub use observe::{
     reason_label, AdmissionStats, AgentAccuracy, FleetAgent, MovingTask, SlashRecord, TASK_STATES,
@@ -102,6 +107,8 @@ pub struct CoordinatorCore {
     last_full_pass: Option<UnixMillis>,
     /// Admission counters and assignment latency, for the metrics endpoint.
     stats: observe::AdmissionStats,
+    /// Each agent's learned correction of its calibrated speed.
+    learned: learned::LearnedSpeeds,
 }
 
 /// Which admission pass an event calls for. Between passes no waiting task fits any agent (a
@@ -134,6 +141,7 @@ impl CoordinatorCore {
             needs_full_pass: false,
             last_full_pass: None,
             stats: observe::AdmissionStats::default(),
+            learned: learned::LearnedSpeeds::default(),
         })
     }
 

@@ -117,6 +117,8 @@ pub struct FleetAgent {
     pub cpu_cores: Option<u32>,
     pub tasks: usize,
     pub max_concurrent_tasks: u32,
+    /// Learned correction of its calibrated speed, permille (1000: as calibrated).
+    pub speed_factor_permille: u32,
 }
 
 /// An unfinished task, for the fleet page.
@@ -252,6 +254,7 @@ impl CoordinatorCore {
                     cpu_cores: t.map(|t| t.report.host.cpu_cores),
                     tasks: r.assignments.len(),
                     max_concurrent_tasks: r.max_concurrent_tasks,
+                    speed_factor_permille: r.speed_factor_permille,
                 }
             })
             .collect()

@@ -91,7 +91,8 @@ function render(v) {
       el("td", { class: age !== null && age > STALE_TELEMETRY_MS ? "num stale" : "num", "data-field": "telemetry_age_ms" }, fmtMs(age)),
       el("td", { class: "num", "data-field": "tasks" }, `${a.tasks} / ${a.max_concurrent_tasks}`),
       el("td", { class: "num", "data-field": "accuracy" },
-        acc ? `${fmtMs(acc.mean_predicted_ms)} / ${fmtMs(acc.mean_actual_ms)} (${acc.verified_tasks} tasks)` : "—"));
+        (acc ? `${fmtMs(acc.mean_predicted_ms)} / ${fmtMs(acc.mean_actual_ms)} (${acc.verified_tasks} tasks)` : "—") +
+        (a.speed_factor_permille !== 1000 ? ` · learned ×${(a.speed_factor_permille / 1000).toFixed(2)}` : "")));
   }));
 
   const lifeCycle = ["queued", "offered", "proving", "verifying", "verified", "failed"];
