@@ -10,6 +10,7 @@
 //! - [`signals`]: Ctrl-C or SIGTERM ends the services gracefully.
 //! - [`client_cmds`]: `submit`, `status`, `ledger`, `agents`, `circuits`.
 //! - [`explain_cmd`]: `explain TASK`, the task's full record from the HTTP API.
+//! - [`fleet_load`]: a coordinator under a large fleet of protocol agents (benchmark, test).
 //! - [`tables`]: human-readable tables and status lines.
 //! - [`duration`]: `30s`, `500ms`, `2m` as command-line durations.
 
@@ -18,6 +19,7 @@ pub mod config_env;
 pub mod devnet;
 pub mod duration;
 pub mod explain_cmd;
+pub mod fleet_load;
 pub mod serve;
 pub mod signals;
 pub mod tables;

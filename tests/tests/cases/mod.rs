@@ -6,5 +6,6 @@ mod connections;
 mod delivery;
 mod devnet;
 mod fleet_page;
+mod fleet_scale;
 mod frames;
 mod identity;
