@@ -270,6 +270,7 @@ async fn session(
                         return SessionEnd::Lost(e.to_string());
                     }
                 }
+                Ok(CoordinatorToAgent::Resume(offer)) => resume(ctx, offer),
                 Ok(CoordinatorToAgent::Cancelled { task, reason }) => {
                     tracing::info!(%task, %reason, "coordinator cancelled the task");
                     if let Some(h) = ctx.tasks.lock().expect("tasks poisoned").get(&task) {
@@ -316,6 +317,24 @@ fn decide(ctx: &Arc<AgentContext>, offer: TaskOffer) -> OfferReply {
         OfferDecision::Accept
     };
     OfferReply { task, decision }
+}
+
+/// A task the coordinator says is bound to this agent: start it unless a worker already has
+/// it (a reconnect after a network cut) or this build cannot prove it (then it is left to the
+/// coordinator's grace period and handover).
+fn resume(ctx: &Arc<AgentContext>, offer: TaskOffer) {
+    let task = offer.task;
+    if let Err(e) = proofrack_kernels::circuits::circuit_by_name(&offer.circuit) {
+        tracing::warn!(%task, error = %e, "coordinator resumed a task this agent cannot prove");
+        return;
+    }
+    let mut tasks = ctx.tasks.lock().expect("tasks poisoned");
+    if tasks.contains_key(&task) {
+        tracing::debug!(%task, "resume: already on it");
+    } else {
+        tracing::info!(%task, "resuming a task bound to this agent (it was lost in a restart)");
+        tasks.insert(task, Worker::spawn(ctx.clone(), offer));
+    }
 }
 
 /// After a shutdown request: keep a connection up while accepted tasks finish and deliver.

@@ -159,8 +159,10 @@ mod examples {
     fn the_coordinator_example_parses_and_covers_every_key() {
         let c = CoordinatorConfig::from_toml_str(COORDINATOR_EXAMPLE).unwrap();
         assert_eq!(c.operators.len(), 2);
-        let mut full = CoordinatorConfig::default();
-        full.operators = c.operators.clone();
+        let full = CoordinatorConfig {
+            operators: c.operators.clone(),
+            ..CoordinatorConfig::default()
+        };
         let every = key_set(&toml::to_string(&full).expect("prints"));
         let shown = key_set(COORDINATOR_EXAMPLE);
         let missing: Vec<_> = every.difference(&shown).collect();

@@ -124,6 +124,15 @@ pub async fn run(
         "devnet: loading proving keys for {} (generated on first run)",
         opts.circuits.join(", ")
     ));
+    // Every devnet run starts from an empty ledger (keys are kept: they take a while).
+    let state_file = config
+        .data_dir
+        .join(proofrack_coordinator::store::STORE_FILE);
+    if state_file.exists() {
+        std::fs::remove_file(&state_file).with_context(|| {
+            format!("removing the last devnet's state {}", state_file.display())
+        })?;
+    }
     let coordinator = crate::serve::start_coordinator(&config, &config.data_dir).await?;
     let addr = coordinator.local_addr;
     say(format!("devnet: coordinator on {addr}"));

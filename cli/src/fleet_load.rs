@@ -190,6 +190,8 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
             queue_capacity: opts.tasks.max(1),
             max_tasks_per_agent: AGENT_SLOTS,
             deadline_margin_ms: MARGIN_MS,
+            max_deadline_ms: TASK_DEADLINE_MS,
+            withdrawal_delay_ms: TASK_DEADLINE_MS + 1,
             ..Policy::default()
         },
         delegations: (0..OPERATORS)
@@ -203,6 +205,7 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
         registry,
         clock: Arc::new(SystemClock),
         telemetry_interval_ms: opts.telemetry_interval_ms,
+        state: server::StateLocation::Dir(opts.dir.join("coordinator-state")),
     };
     let server = coord_rt
         .spawn(server::start(settings))

@@ -50,7 +50,12 @@ pub async fn coordinator(config: CoordinatorConfig) -> anyhow::Result<()> {
     let http = proofrack_coordinator::http::start_from_config(&config.http, running.shared.clone())
         .await?;
     tracing::info!(addr = %running.local_addr, "coordinator ready; Ctrl-C or SIGTERM stops it");
-    crate::signals::shutdown_requested().await;
+    tokio::select! {
+        _ = crate::signals::shutdown_requested() => {}
+        why = running.store_failed() => {
+            anyhow::bail!("stopping: the state store failed ({why}); nothing further can be acknowledged");
+        }
+    }
     tracing::info!("shutting down");
     if let Some(http) = http {
         http.shutdown().await;
@@ -87,6 +92,7 @@ pub async fn start_coordinator(
         registry,
         clock: Arc::new(SystemClock),
         telemetry_interval_ms: config.telemetry_interval_ms,
+        state: server::StateLocation::Dir(data_dir.to_path_buf()),
     })
     .await?;
     Ok(running)

@@ -174,6 +174,14 @@ pub fn status_line(v: &TaskStatusView, now: UnixMillis) -> String {
             )
         }
         TaskState::Verifying { agent } => format!("verifying the proof from {agent}"),
+        TaskState::Reassigning {
+            lost_agent,
+            due_at,
+            reason,
+        } => format!(
+            "reassigning from {lost_agent} (stake stays bound; due in {:.1} s): {reason}",
+            due_at.saturating_since(now).as_secs_f64()
+        ),
         TaskState::Verified {
             agent, proving_ms, ..
         } => {

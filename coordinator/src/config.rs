@@ -41,6 +41,10 @@ pub const MAX_QUEUE_CAPACITY: usize = 65_536;
 pub const MAX_TASKS_PER_AGENT: u32 = 64;
 /// Longest allowed duration setting (one hour): anything longer is a unit mistake (s vs ms).
 pub const MAX_DURATION_SETTING_MS: u64 = 3_600_000;
+/// Longest deadline a policy may allow (one day): proofs are for minutes, not weeks.
+pub const MAX_DEADLINE_SETTING_MS: u64 = 86_400_000;
+/// Longest withdrawal delay (30 days), the usual unbonding periods' order of magnitude.
+pub const MAX_WITHDRAWAL_DELAY_MS: u64 = 30 * 86_400_000;
 /// Shortest offer timeout: an agent needs at least a network round trip to answer.
 pub const MIN_OFFER_TIMEOUT_MS: u64 = 100;
 /// Shortest telemetry age bound: agents report about once a second.
@@ -199,6 +203,17 @@ pub struct Policy {
     /// Most tasks offered to or bound to one agent at once (its own concurrency limit
     /// applies too).
     pub max_tasks_per_agent: u32,
+    /// An agent that disconnects, or whose telemetry goes stale, keeps its bound tasks this
+    /// long (it may come back and deliver); after it, its tasks are handed to another agent
+    /// of the same operator with the stake still bound. An unhealthy report hands them over
+    /// at once.
+    pub agent_grace_ms: u64,
+    /// Latest deadline a submission may ask for, from the time it is submitted.
+    pub max_deadline_ms: u64,
+    /// A withdrawal requested with `proofrack operator withdraw` is paid out after this
+    /// delay. Must exceed `max_deadline_ms`, so stake that backs a task never leaves before
+    /// the task ends.
+    pub withdrawal_delay_ms: u64,
 }
 
 impl Default for Policy {
@@ -214,6 +229,9 @@ impl Default for Policy {
             max_temperature_c: 85,
             decline_backoff_ms: 30_000,
             max_tasks_per_agent: 4,
+            agent_grace_ms: 15_000,
+            max_deadline_ms: 600_000,
+            withdrawal_delay_ms: 900_000,
         }
     }
 }
@@ -287,6 +305,24 @@ impl Policy {
             self.max_tasks_per_agent as u64,
             1,
             MAX_TASKS_PER_AGENT as u64,
+        )?;
+        check_range(
+            "policy.agent_grace_ms",
+            self.agent_grace_ms,
+            0,
+            MAX_DURATION_SETTING_MS,
+        )?;
+        check_range(
+            "policy.max_deadline_ms",
+            self.max_deadline_ms,
+            1_000,
+            MAX_DEADLINE_SETTING_MS,
+        )?;
+        check_range(
+            "policy.withdrawal_delay_ms",
+            self.withdrawal_delay_ms,
+            self.max_deadline_ms.saturating_add(1),
+            MAX_WITHDRAWAL_DELAY_MS.max(self.max_deadline_ms.saturating_add(1)),
         )?;
         Ok(())
     }

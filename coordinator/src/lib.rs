@@ -28,4 +28,5 @@ pub use ledger::Ledger;
 pub use tasks::{CoordinatorCore, Effect, Offer, OfferReply, TaskSpec, TaskStatus};
 pub mod registry;
 pub mod server;
+pub mod store;
 pub mod verify;

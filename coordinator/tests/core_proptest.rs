@@ -328,9 +328,16 @@ impl World {
                         reason: "stray".into(),
                     }
                 };
-                let offered_to_it = matches!(self.core.task(task).map(|t| t.status), Some(TaskStatus::Offered { agent: a, .. }) if a == agent(i));
+                let status = self.core.task(task).map(|t| t.status);
+                let offered_to_it =
+                    matches!(&status, Some(TaskStatus::Offered { agent: a, .. }) if *a == agent(i));
+                // A repeated accept of a task the agent already proves is the same answer again.
+                let repeat_accept = accept
+                    && matches!(&status, Some(TaskStatus::Proving { agent: a, .. }) if *a == agent(i));
                 let r = self.core.handle_offer_reply(now, &agent(i), task, reply);
-                if !offered_to_it {
+                if repeat_accept {
+                    assert_eq!(r, Ok(()), "a repeated accept gets the same answer");
+                } else if !offered_to_it {
                     assert!(
                         matches!(r, Err(OfferReplyRejected::NoOutstandingOffer { .. })),
                         "{r:?}"
@@ -374,7 +381,10 @@ impl World {
                 let before = self.core.ledger_rows();
                 let bound_to_it = matches!(
                     self.core.task(task).map(|t| t.status),
-                    Some(TaskStatus::Proving { agent: a, .. } | TaskStatus::Verifying { agent: a }) if a == agent(i)
+                    Some(TaskStatus::Proving { agent: a, .. }
+                        | TaskStatus::Verifying { agent: a }
+                        // A lost agent's proof still counts until another agent takes over.
+                        | TaskStatus::Reassigning { lost_agent: a, .. }) if a == agent(i)
                 );
                 let r = self
                     .core
@@ -500,7 +510,16 @@ impl World {
                 .task(id)
                 .expect("tasks are kept in these short runs");
             match &view.status {
-                TaskStatus::Proving { agent, .. } | TaskStatus::Verifying { agent } => {
+                TaskStatus::Proving { agent, .. }
+                | TaskStatus::Verifying { agent }
+                | TaskStatus::Reassigning {
+                    lost_agent: agent, ..
+                }
+                | TaskStatus::Offered {
+                    agent,
+                    stake_bound: true,
+                    ..
+                } => {
                     let b = ledger
                         .binding(id)
                         .expect("a bound task has stake in the ledger");

@@ -89,6 +89,10 @@ pub enum CoordinatorToAgent {
     },
     /// The hello was refused (then the stream is finished) or a later message was bad.
     Error(ProtocolError),
+    /// After a (re)connect: this task is bound to you (its stake is active). Prove and
+    /// deliver it unless you already are; no reply. An agent that restarted has forgotten
+    /// it; one that only lost its connection is still on it.
+    Resume(TaskOffer),
 }
 
 /// Agent → coordinator on the control stream, after the hello.
@@ -189,7 +193,7 @@ impl Bounded for CoordinatorToAgent {
                 check_text("welcome.coordinator_build", &w.coordinator_build)?;
                 check_text("welcome.agent", &w.agent)
             }
-            CoordinatorToAgent::Offer(o) => o.check_bounds(),
+            CoordinatorToAgent::Offer(o) | CoordinatorToAgent::Resume(o) => o.check_bounds(),
             CoordinatorToAgent::Cancelled { reason, .. } => check_text("cancelled.reason", reason),
             CoordinatorToAgent::Error(e) => e.check_bounds(),
         }

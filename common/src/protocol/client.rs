@@ -42,6 +42,20 @@ pub enum ClientRequest {
     Ledger,
     Agents,
     Circuits,
+    /// Operator command: `drain = true` stops new tasks to `agent` (it finishes what it
+    /// holds); `false` lets it take tasks again. A repeated `request_id` gets the first reply.
+    Drain {
+        request_id: u64,
+        agent: AgentRef,
+        drain: bool,
+    },
+    /// Operator command: withdraw `amount` of `operator`'s free stake after the coordinator's
+    /// withdrawal delay. A repeated `request_id` gets the first reply.
+    Withdraw {
+        request_id: u64,
+        operator: crate::OperatorId,
+        amount: crate::StakeUnits,
+    },
 }
 
 /// Coordinator → client.
@@ -62,6 +76,11 @@ pub enum ClientResponse {
     Agents(AgentsView),
     Circuits(CircuitsView),
     Error(ProtocolError),
+    /// The answer to an operator command (`Drain`, `Withdraw`).
+    Admin {
+        ok: bool,
+        message: String,
+    },
 }
 
 /// An agent on the wire: the same type as the coordinator core's agent identity.
@@ -122,6 +141,14 @@ pub enum TaskState {
         reason: String,
         slashed: Option<SlashRecord>,
     },
+    /// `lost_agent` was lost (gone past its grace period, stale or unhealthy); its
+    /// operator's collateral stays bound while another of its agents is sought, until
+    /// `due_at`.
+    Reassigning {
+        lost_agent: AgentRef,
+        due_at: UnixMillis,
+        reason: String,
+    },
 }
 
 impl TaskState {
@@ -137,6 +164,7 @@ impl TaskState {
             TaskState::Verifying { .. } => "verifying",
             TaskState::Verified { .. } => "verified",
             TaskState::Failed { .. } => "failed",
+            TaskState::Reassigning { .. } => "reassigning",
         }
     }
 }
@@ -242,7 +270,9 @@ impl Bounded for ClientRequest {
             | ClientRequest::Watch { .. }
             | ClientRequest::Ledger
             | ClientRequest::Agents
-            | ClientRequest::Circuits => Ok(()),
+            | ClientRequest::Circuits
+            | ClientRequest::Drain { .. }
+            | ClientRequest::Withdraw { .. } => Ok(()),
         }
     }
 }
@@ -256,9 +286,9 @@ impl Bounded for TaskStatusView {
             check_text("status.history entry", &e.what)?;
         }
         match &self.state {
-            TaskState::Queued { reason } | TaskState::Failed { reason, .. } => {
-                check_text("status.reason", reason)
-            }
+            TaskState::Queued { reason }
+            | TaskState::Failed { reason, .. }
+            | TaskState::Reassigning { reason, .. } => check_text("status.reason", reason),
             TaskState::Verified {
                 proof,
                 public_outputs,
@@ -314,6 +344,7 @@ impl Bounded for ClientResponse {
                     .try_for_each(|c| check_circuit_name(&c.name))
             }
             ClientResponse::Error(e) => e.check_bounds(),
+            ClientResponse::Admin { message, .. } => check_text("admin.message", message),
         }
     }
 }

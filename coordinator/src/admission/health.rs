@@ -13,6 +13,9 @@ pub fn problems(t: &AgentTelemetry, policy: &Policy) -> Vec<Misfit> {
         return Vec::new();
     }
     let mut out = Vec::new();
+    if t.report.gpus.is_empty() {
+        out.push(Misfit::NoGpu);
+    }
     for gpu in &t.report.gpus {
         let limit_c = gpu
             .temperature_slowdown_c

@@ -9,6 +9,10 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Misfit {
     Disconnected,
+    /// Its operator drained it (`proofrack drain`), or it was handed its tasks' successors.
+    Draining,
+    /// A CUDA agent that reports no GPU: the device fell off the bus or the driver lost it.
+    NoGpu,
     NoTelemetry,
     StaleTelemetry {
         age_ms: u64,
@@ -60,7 +64,20 @@ impl Misfit {
     pub fn is_health(&self) -> bool {
         matches!(
             self,
-            Misfit::Overheating { .. } | Misfit::NewEccErrors { .. } | Misfit::Throttling { .. }
+            Misfit::Overheating { .. }
+                | Misfit::NewEccErrors { .. }
+                | Misfit::Throttling { .. }
+                | Misfit::NoGpu
+        )
+    }
+
+    /// Whether the agent cannot be trusted to finish what it holds, so its bound tasks are
+    /// handed to another agent at once: a lost GPU, uncorrectable memory errors, or a GPU at
+    /// its temperature limit. Throttling only slows a proof down and is not one of these.
+    pub fn hands_over_tasks(&self) -> bool {
+        matches!(
+            self,
+            Misfit::NoGpu | Misfit::NewEccErrors { .. } | Misfit::Overheating { .. }
         )
     }
 }
@@ -69,6 +86,11 @@ impl fmt::Display for Misfit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Misfit::Disconnected => write!(f, "not connected"),
+            Misfit::Draining => write!(f, "draining: takes no new tasks"),
+            Misfit::NoGpu => write!(
+                f,
+                "CUDA agent reports no GPU (lost from the bus or the driver)"
+            ),
             Misfit::NoTelemetry => write!(f, "has sent no telemetry yet"),
             Misfit::StaleTelemetry { age_ms, limit_ms } => write!(
                 f,

@@ -136,6 +136,9 @@ fn evaluate(
     if !agent.connected {
         return verdict(Err(vec![Misfit::Disconnected]));
     }
+    if agent.draining {
+        return verdict(Err(vec![Misfit::Draining]));
+    }
     let mut misfits = Vec::new();
 
     match agent.telemetry {

@@ -74,6 +74,8 @@ pub struct Assignment {
 pub struct AgentSnapshot<'a> {
     pub id: &'a AgentId,
     pub connected: bool,
+    /// Drained by its operator: takes no new tasks, keeps proving what it holds.
+    pub draining: bool,
     pub telemetry: Option<&'a AgentTelemetry>,
     /// Tasks the agent proves at once (beyond that they wait in its local queue).
     pub max_concurrent_tasks: u32,
@@ -132,6 +134,7 @@ mod tests {
         let id = id();
         let a = [assignment(1, 500), assignment(2, 900), assignment(3, 1_400)];
         let snap = |slots, assignments| AgentSnapshot {
+            draining: false,
             id: &id,
             connected: true,
             telemetry: None,

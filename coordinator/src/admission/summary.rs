@@ -219,13 +219,13 @@ impl NoFit {
 
         for v in verdicts {
             let Err(misfits) = &v.fit else { continue };
-            if misfits.contains(&Misfit::Disconnected) {
+            if misfits.contains(&Misfit::Disconnected) || misfits.contains(&Misfit::Draining) {
                 continue;
             }
             let mut counted_health = false;
             for m in misfits {
                 match m {
-                    Misfit::Disconnected => {}
+                    Misfit::Disconnected | Misfit::Draining => {}
                     Misfit::NoTelemetry | Misfit::StaleTelemetry { .. } => {
                         telemetry.0 += 1;
                         let age = by_id
@@ -239,7 +239,8 @@ impl NoFit {
                     }
                     Misfit::Overheating { .. }
                     | Misfit::NewEccErrors { .. }
-                    | Misfit::Throttling { .. } => {
+                    | Misfit::Throttling { .. }
+                    | Misfit::NoGpu => {
                         if !counted_health {
                             counted_health = true;
                             match &mut unhealthy {

@@ -68,6 +68,7 @@ impl Case {
             .agents
             .iter()
             .map(|a| AgentSnapshot {
+                draining: false,
                 id: &a.id,
                 connected: a.connected,
                 telemetry: a.telemetry.as_ref(),

@@ -5,6 +5,9 @@
 use crate::server::Shared;
 use proofrack_common::metrics::{Exposition, Kind};
 
+/// Reads one stake figure of an operator's row.
+type StakeField = fn(&crate::tasks::OperatorRow) -> u128;
+
 /// Renders the exposition.
 pub fn render(shared: &Shared) -> String {
     let (ledger, states, stats, agents_known) = shared.read(|core, _| {
@@ -18,7 +21,7 @@ pub fn render(shared: &Shared) -> String {
     let verification = shared.verification_time();
     let mut e = Exposition::new();
 
-    let stake: [(&str, &str, fn(&crate::tasks::OperatorRow) -> u128); 6] = [
+    let stake: [(&str, &str, StakeField); 6] = [
         (
             "delegated",
             "Stake delegated to the operator, in base units.",

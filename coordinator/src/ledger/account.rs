@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// Conservation (checked after every mutation):
 /// `delegated_ever = free + active + withdrawing + withdrawn + slashed`, where
 /// `free = delegated - active - withdrawing`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
     /// Everything ever delegated to this operator; only grows. The left side of conservation.
     pub(super) delegated_ever: StakeUnits,
@@ -56,33 +56,38 @@ impl Account {
     /// Panics if this account breaks the ledger's invariants: a broken invariant is a bug in
     /// the ledger, never an operating error.
     pub fn assert_invariants(&self, operator: &OperatorId) {
-        assert!(
-            self.active <= self.delegated,
-            "ledger invariant broken for {operator}: active {} > delegated {}",
-            self.active,
-            self.delegated
-        );
+        if let Err(broken) = self.check_invariants(operator) {
+            panic!("{broken}");
+        }
+    }
+
+    /// The invariants as a check, for state read back from disk: `active <= delegated`,
+    /// `active + withdrawing <= delegated`, and conservation.
+    pub fn check_invariants(&self, operator: &OperatorId) -> Result<(), String> {
+        if self.active > self.delegated {
+            return Err(format!(
+                "ledger invariant broken for {operator}: active {} > delegated {}",
+                self.active, self.delegated
+            ));
+        }
         let committed = self.active.checked_add(self.withdrawing);
-        assert!(
-            committed.is_some_and(|c| c <= self.delegated),
-            "ledger invariant broken for {operator}: active {} + withdrawing {} > delegated {}",
-            self.active,
-            self.withdrawing,
-            self.delegated
-        );
+        if !committed.is_some_and(|c| c <= self.delegated) {
+            return Err(format!(
+                "ledger invariant broken for {operator}: active {} + withdrawing {} > delegated {}",
+                self.active, self.withdrawing, self.delegated
+            ));
+        }
         let accounted = self
             .delegated
             .checked_add(self.withdrawn)
             .and_then(|s| s.checked_add(self.slashed));
-        assert_eq!(
-            accounted,
-            Some(self.delegated_ever),
-            "ledger conservation broken for {operator}: delegated {} + withdrawn {} + slashed {} != ever delegated {}",
-            self.delegated,
-            self.withdrawn,
-            self.slashed,
-            self.delegated_ever
-        );
+        if accounted != Some(self.delegated_ever) {
+            return Err(format!(
+                "ledger conservation broken for {operator}: delegated {} + withdrawn {} + slashed {} != ever delegated {}",
+                self.delegated, self.withdrawn, self.slashed, self.delegated_ever
+            ));
+        }
+        Ok(())
     }
 }
 

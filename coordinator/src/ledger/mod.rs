@@ -40,11 +40,20 @@ pub struct SlashOutcome {
 
 /// Global counters kept independently of the accounts, so the global conservation check
 /// compares two separately maintained numbers rather than a sum with itself.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Totals {
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
     delegated_ever: StakeUnits,
     withdrawn: StakeUnits,
     slashed: StakeUnits,
+}
+
+/// The ledger as it is stored: accounts and global counters. Bindings are not stored with it:
+/// they are the bound tasks' collateral, rebuilt from the stored tasks by
+/// [`Ledger::restore`], so the two can never disagree on disk.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerState {
+    pub accounts: BTreeMap<OperatorId, Account>,
+    pub totals: Totals,
 }
 
 /// The ledger. See the module documentation.
@@ -315,57 +324,106 @@ impl Ledger {
         })
     }
 
+    // ---- persistence ----
+
+    /// Accounts and counters, for the durable store.
+    pub fn state(&self) -> LedgerState {
+        LedgerState {
+            accounts: self.accounts.clone(),
+            totals: self.totals.clone(),
+        }
+    }
+
+    /// Rebuilds a ledger read back from disk and checks every invariant, returning the first
+    /// broken one instead of panicking: a store that breaks them must be refused, not served.
+    pub fn restore(
+        state: LedgerState,
+        bindings: BTreeMap<TaskId, Binding>,
+    ) -> Result<Ledger, String> {
+        let ledger = Ledger {
+            accounts: state.accounts,
+            bindings,
+            totals: state.totals,
+        };
+        ledger.check_invariants()?;
+        Ok(ledger)
+    }
+
     // ---- invariants ----
 
     /// Panics if any invariant is broken: per operator (see [`Account::assert_invariants`]),
     /// active equals the sum of its bindings, and the global sums match the global counters.
     pub fn assert_invariants(&self) {
+        if let Err(broken) = self.check_invariants() {
+            panic!("{broken}");
+        }
+    }
+
+    /// The invariants of [`Ledger::assert_invariants`] as a check.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let overflow = |what: &str| format!("ledger invariant: {what} overflows u128");
         let mut bound: BTreeMap<&OperatorId, StakeUnits> = BTreeMap::new();
         for (task, b) in &self.bindings {
-            assert!(
-                b.amount > StakeUnits::ZERO,
-                "ledger invariant: {task} bound with zero stake"
-            );
-            assert!(
-                self.accounts.contains_key(&b.operator),
-                "ledger invariant: {task} bound to unknown operator {}",
-                b.operator
-            );
+            if b.amount == StakeUnits::ZERO {
+                return Err(format!("ledger invariant: {task} bound with zero stake"));
+            }
+            if !self.accounts.contains_key(&b.operator) {
+                return Err(format!(
+                    "ledger invariant: {task} bound to unknown operator {}",
+                    b.operator
+                ));
+            }
             let sum = bound.entry(&b.operator).or_default();
-            *sum = add(*sum, b.amount, "bound sum");
+            *sum = sum
+                .checked_add(b.amount)
+                .ok_or_else(|| overflow("bound sum"))?;
         }
         let mut ever = StakeUnits::ZERO;
         let mut withdrawn = StakeUnits::ZERO;
         let mut slashed = StakeUnits::ZERO;
         let mut parts = StakeUnits::ZERO;
         for (operator, a) in &self.accounts {
-            a.assert_invariants(operator);
+            a.check_invariants(operator)?;
             let bound_here = bound.get(operator).copied().unwrap_or_default();
-            assert_eq!(
-                a.active, bound_here,
-                "ledger invariant broken for {operator}: active {} != sum of its bindings {}",
-                a.active, bound_here
-            );
-            ever = add(ever, a.delegated_ever, "global ever");
-            withdrawn = add(withdrawn, a.withdrawn, "global withdrawn");
-            slashed = add(slashed, a.slashed, "global slashed");
+            if a.active != bound_here {
+                return Err(format!(
+                    "ledger invariant broken for {operator}: active {} != sum of its bindings {}",
+                    a.active, bound_here
+                ));
+            }
+            let add = |x: StakeUnits, y: StakeUnits| {
+                x.checked_add(y).ok_or_else(|| overflow("a global sum"))
+            };
+            ever = add(ever, a.delegated_ever)?;
+            withdrawn = add(withdrawn, a.withdrawn)?;
+            slashed = add(slashed, a.slashed)?;
             for part in [a.free(), a.active, a.withdrawing, a.withdrawn, a.slashed] {
-                parts = add(parts, part, "global parts");
+                parts = add(parts, part)?;
             }
         }
-        assert_eq!(
-            ever, self.totals.delegated_ever,
-            "global conservation: ever delegated"
-        );
-        assert_eq!(
-            withdrawn, self.totals.withdrawn,
-            "global conservation: withdrawn"
-        );
-        assert_eq!(slashed, self.totals.slashed, "global conservation: slashed");
-        assert_eq!(
-            parts, ever,
-            "global conservation: free + active + withdrawing + withdrawn + slashed != ever delegated"
-        );
+        let totals = &self.totals;
+        if ever != totals.delegated_ever {
+            return Err(format!(
+                "global conservation broken: accounts' ever delegated {ever} != counter {}",
+                totals.delegated_ever
+            ));
+        }
+        if withdrawn != totals.withdrawn {
+            return Err(format!(
+                "global conservation broken: accounts' withdrawn {withdrawn} != counter {}",
+                totals.withdrawn
+            ));
+        }
+        if slashed != totals.slashed {
+            return Err(format!(
+                "global conservation broken: accounts' slashed {slashed} != counter {}",
+                totals.slashed
+            ));
+        }
+        if parts != ever {
+            return Err(format!("global conservation broken: free + active + withdrawing + withdrawn + slashed = {parts} != ever delegated {ever}"));
+        }
+        Ok(())
     }
 }
 

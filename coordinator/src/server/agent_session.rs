@@ -27,21 +27,26 @@ pub(super) async fn run(
     let agent = AgentId::new(operator.clone(), name.clone());
     // The newest connection of an identity wins: an agent that restarted must not wait for
     // its dead connection's idle timeout.
-    shared.drop_previous_link(&agent);
-    let connected = shared.apply(|core, now| {
-        core.handle_agent_connected(now, agent.clone(), hello.capabilities.max_concurrent_tasks)
-    });
+    shared.drop_previous_link(&agent).await;
+    // Attached before the core hears of the agent, so the resume messages its connect
+    // produces reach this stream (after the Welcome, which is written first below).
+    let mut outbox = shared.attach_agent(&agent, conn_id);
+    let connected = shared
+        .apply(|core, now| {
+            core.handle_agent_connected(now, agent.clone(), hello.capabilities.max_concurrent_tasks)
+        })
+        .await;
     if let Err(e) = connected {
         tracing::warn!(%agent, error = %e, "agent refused");
         let err = ProtocolError::AlreadyConnected {
             agent: agent.to_string(),
         };
+        shared.detach_agent(&agent, conn_id);
         let _ = write_message(&mut send, &CoordinatorToAgent::Error(err.clone())).await;
         let _ = send.finish();
         refuse(&conn, &err);
         return;
     }
-    let mut outbox = shared.attach_agent(&agent, conn_id);
     tracing::info!(
         %agent,
         build = %hello.agent_build,
@@ -56,7 +61,7 @@ pub(super) async fn run(
         telemetry_interval_ms: shared.telemetry_interval_ms(),
     });
     if write_message(&mut send, &welcome).await.is_err() {
-        finish(&shared, &agent, conn_id);
+        finish(&shared, &agent, conn_id).await;
         return;
     }
 
@@ -65,7 +70,7 @@ pub(super) async fn run(
             msg = read_message::<_, AgentToCoordinator>(&mut recv) => match msg {
                 // A newer connection of this agent replaced this one: its messages are stale.
                 Ok(_) if !shared.is_current_link(&agent, conn_id) => break,
-                Ok(msg) => handle(&shared, &agent, msg),
+                Ok(msg) => handle(&shared, &agent, msg).await,
                 // The agent went away (closed, reset or connection lost): not a protocol error.
                 Err(FrameError::Closed) | Err(FrameError::Io(_)) => break,
                 Err(e) => {
@@ -92,19 +97,24 @@ pub(super) async fn run(
             _ = conn.closed() => break,
         }
     }
-    finish(&shared, &agent, conn_id);
+    finish(&shared, &agent, conn_id).await;
 }
 
-fn finish(shared: &Shared, agent: &AgentId, conn_id: u64) {
+async fn finish(shared: &Shared, agent: &AgentId, conn_id: u64) {
     if shared.detach_agent(agent, conn_id) {
-        shared.apply(|core, now| core.handle_agent_disconnected(now, agent));
+        shared
+            .apply(|core, now| core.handle_agent_disconnected(now, agent))
+            .await;
     }
 }
 
-fn handle(shared: &Shared, agent: &AgentId, msg: AgentToCoordinator) {
+async fn handle(shared: &Shared, agent: &AgentId, msg: AgentToCoordinator) {
     match msg {
         AgentToCoordinator::Telemetry(t) => {
-            if let Err(e) = shared.apply(|core, now| core.handle_telemetry(now, agent, t)) {
+            if let Err(e) = shared
+                .apply(|core, now| core.handle_telemetry(now, agent, t))
+                .await
+            {
                 tracing::debug!(%agent, error = %e, "telemetry not taken");
             }
         }
@@ -115,7 +125,10 @@ fn handle(shared: &Shared, agent: &AgentId, msg: AgentToCoordinator) {
                 OfferDecision::Decline { reason } => OfferReply::Decline { reason },
             };
             let accepted = matches!(r, OfferReply::Accept);
-            match shared.apply(|core, now| core.handle_offer_reply(now, agent, task, r)) {
+            match shared
+                .apply(|core, now| core.handle_offer_reply(now, agent, task, r))
+                .await
+            {
                 Ok(()) => tracing::info!(%agent, %task, accepted, "offer answered"),
                 Err(e) => {
                     tracing::info!(%agent, %task, error = %e, "offer reply refused");
@@ -131,9 +144,15 @@ fn handle(shared: &Shared, agent: &AgentId, msg: AgentToCoordinator) {
             }
         }
         AgentToCoordinator::TaskFailed { task, reason } => {
-            // The stake stays bound: the task is slashed and requeued at its due time unless
-            // the agent recovers and delivers before it.
+            // The stake stays bound; the task is handed to another agent of the operator
+            // (slashed at its due time only if none takes it).
             tracing::warn!(%agent, %task, %reason, "agent reports it cannot finish the task");
+            if let Err(e) = shared
+                .apply(|core, now| core.handle_task_abandoned(now, agent, task, &reason))
+                .await
+            {
+                tracing::info!(%agent, %task, error = %e, "task failure report not taken");
+            }
         }
         AgentToCoordinator::Draining { reason } => {
             tracing::info!(%agent, %reason, "agent draining");

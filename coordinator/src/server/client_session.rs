@@ -28,11 +28,11 @@ pub(super) async fn serve(
     let client = name.clone();
     let result = match req {
         ClientRequest::Submit(s) => {
-            let reply = submit(&shared, &client, s);
+            let reply = submit(&shared, &client, s).await;
             write_message(&mut send, &reply).await
         }
         ClientRequest::Status { task } => {
-            let reply = match views::task_status(&shared, task) {
+            let reply = match views::task_status(&shared, task).await {
                 Some(v) => ClientResponse::Status(v),
                 None => ClientResponse::Error(ProtocolError::UnknownTask { task }),
             };
@@ -40,11 +40,15 @@ pub(super) async fn serve(
         }
         ClientRequest::Watch { task } => watch(&shared, task, &mut send).await,
         ClientRequest::Ledger => {
-            let view = shared.read(|core, now| views::ledger(core.ledger_rows(), now));
+            let view = shared
+                .read_acknowledged(|core, now| views::ledger(core.ledger_rows(), now))
+                .await;
             write_message(&mut send, &ClientResponse::Ledger(view)).await
         }
         ClientRequest::Agents => {
-            let view = shared.read(|core, now| views::agents(core.agent_rows(now), now));
+            let view = shared
+                .read_acknowledged(|core, now| views::agents(core.agent_rows(now), now))
+                .await;
             write_message(&mut send, &ClientResponse::Agents(view)).await
         }
         ClientRequest::Circuits => {
@@ -53,6 +57,28 @@ pub(super) async fn serve(
                 &ClientResponse::Circuits(views::circuits(&shared)),
             )
             .await
+        }
+        ClientRequest::Drain {
+            request_id,
+            agent,
+            drain,
+        } => {
+            let reply = shared
+                .apply(|core, now| core.handle_drain(now, &client, request_id, &agent, drain))
+                .await;
+            write_message(&mut send, &admin(reply)).await
+        }
+        ClientRequest::Withdraw {
+            request_id,
+            operator,
+            amount,
+        } => {
+            let reply = shared
+                .apply(|core, now| {
+                    core.handle_withdrawal_request(now, &client, request_id, &operator, amount)
+                })
+                .await;
+            write_message(&mut send, &admin(reply)).await
         }
     };
     if let Err(e) = result {
@@ -63,7 +89,19 @@ pub(super) async fn serve(
     let _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()).await;
 }
 
-fn submit(shared: &Shared, client: &str, s: SubmitRequest) -> ClientResponse {
+fn admin(reply: crate::tasks::AdminReply) -> ClientResponse {
+    let mut message = reply.message;
+    proofrack_common::protocol::truncate_utf8(
+        &mut message,
+        proofrack_common::protocol::MAX_TEXT_BYTES,
+    );
+    ClientResponse::Admin {
+        ok: reply.ok,
+        message,
+    }
+}
+
+async fn submit(shared: &Shared, client: &str, s: SubmitRequest) -> ClientResponse {
     let Some(circuit) = shared.registry().by_name(&s.circuit).cloned() else {
         return ClientResponse::Error(ProtocolError::UnknownCircuit { circuit: s.circuit });
     };
@@ -84,19 +122,21 @@ fn submit(shared: &Shared, client: &str, s: SubmitRequest) -> ClientResponse {
             ),
         };
     }
-    let result = shared.apply(|core, now| {
-        core.handle_submit(
-            now,
-            TaskSpec {
-                circuit: circuit.name.clone(),
-                inputs: s.inputs.into(),
-                collateral: s.collateral,
-                deadline: now.saturating_add(Duration::from_millis(s.deadline_ms)),
-                client: client.to_string(),
-                request_id: s.request_id,
-            },
-        )
-    });
+    let result = shared
+        .apply(|core, now| {
+            core.handle_submit(
+                now,
+                TaskSpec {
+                    circuit: circuit.name.clone(),
+                    inputs: s.inputs.into(),
+                    collateral: s.collateral,
+                    deadline: now.saturating_add(Duration::from_millis(s.deadline_ms)),
+                    client: client.to_string(),
+                    request_id: s.request_id,
+                },
+            )
+        })
+        .await;
     match result {
         Ok(task) => {
             tracing::info!(%client, %task, circuit = %circuit.name, collateral = %s.collateral, "task submitted");
@@ -117,7 +157,7 @@ async fn watch(
     let mut events = shared.subscribe_tasks();
     let mut last = None;
     loop {
-        let Some(view) = views::task_status(shared, task) else {
+        let Some(view) = views::task_status(shared, task).await else {
             return write_message(
                 send,
                 &ClientResponse::Error(ProtocolError::UnknownTask { task }),

@@ -3,11 +3,13 @@
 
 use super::shared::{ProofResult, Shared};
 use crate::admission::AgentId;
+use crate::store::{ExtraWrite, StoredDelivery};
 use crate::verify::verify_delivery;
 use proofrack_common::identity::{Identity, PeerCertInfo};
 use proofrack_common::protocol::{
     write_message, DeliverProof, DeliveryOutcome, DeliveryReply, DeliveryVerdict, ProtocolError,
 };
+use proofrack_common::TaskId;
 use std::sync::Arc;
 
 pub(super) async fn serve(
@@ -39,11 +41,42 @@ pub(super) async fn serve(
 
 async fn judge(shared: &Arc<Shared>, agent: &AgentId, d: DeliverProof) -> DeliveryOutcome {
     let task = d.task;
-    if let Err(e) = shared.apply(|core, now| core.handle_proof_delivered(now, agent, task)) {
+    // The same delivery again (its verdict was lost on the way): the same answer.
+    if shared
+        .read_acknowledged(|core, _| core.verified_by(task) == Some(agent))
+        .await
+    {
+        return DeliveryOutcome::Accepted;
+    }
+    let delivery = StoredDelivery {
+        proof: d.proof,
+        public_inputs: d.public_inputs,
+        proving_ms: d.proving_ms,
+    };
+    // Durable with the task's move to Verifying: a restart re-verifies these bytes.
+    let delivered = shared
+        .apply_with(
+            vec![ExtraWrite::Delivery(task, delivery.clone())],
+            |core, now| core.handle_proof_delivered(now, agent, task),
+        )
+        .await;
+    if let Err(e) = delivered {
         return DeliveryOutcome::Rejected {
             reason: e.to_string(),
         };
     }
+    verify_and_settle(shared, agent, task, delivery).await
+}
+
+/// Verifies a delivered proof off the async threads and applies the verdict (release or
+/// slash), with the proof kept for clients in the same commit. Also run at start for proofs
+/// delivered before a restart.
+pub(super) async fn verify_and_settle(
+    shared: &Arc<Shared>,
+    agent: &AgentId,
+    task: TaskId,
+    delivery: StoredDelivery,
+) -> DeliveryOutcome {
     let Some((circuit_name, inputs)) = shared.read(|core, _| core.task_inputs(task)) else {
         return DeliveryOutcome::Rejected {
             reason: ProtocolError::UnknownTask { task }.to_string(),
@@ -54,8 +87,8 @@ async fn judge(shared: &Arc<Shared>, agent: &AgentId, d: DeliverProof) -> Delive
             reason: format!("circuit {circuit_name} is no longer registered"),
         };
     };
-    let proof = d.proof.clone();
-    let public = d.public_inputs.clone();
+    let proof = delivery.proof.clone();
+    let public = delivery.public_inputs.clone();
     let started = std::time::Instant::now();
     let verdict =
         tokio::task::spawn_blocking(move || verify_delivery(&circuit, &inputs, &public, &proof))
@@ -68,18 +101,25 @@ async fn judge(shared: &Arc<Shared>, agent: &AgentId, d: DeliverProof) -> Delive
     let verify_ms = started.elapsed().as_millis() as u64;
     shared.observe_verification_ms(verify_ms);
     let valid = verdict.is_ok();
+    let mut extra = vec![ExtraWrite::DeliveryDone(task)];
+    let result = ProofResult {
+        proof: delivery.proof,
+        public_inputs: delivery.public_inputs,
+    };
     if valid {
-        // Recorded before the core hears of it, so a client seeing "verified" finds the proof.
-        shared.record_result(
-            task,
-            ProofResult {
-                proof: d.proof,
-                public_inputs: d.public_inputs,
-            },
-        );
+        extra.push(ExtraWrite::Proof(task, result.clone()));
     }
-    let applied =
-        shared.apply(|core, now| core.handle_proof_verified(now, agent, task, valid, d.proving_ms));
+    let proving_ms = delivery.proving_ms;
+    let applied = shared
+        .apply_with(extra, |core, now| {
+            let applied = core.handle_proof_verified(now, agent, task, valid, proving_ms);
+            // Kept in memory under the core's lock, before any client can see "verified".
+            if valid && applied.is_ok() {
+                shared.record_result(task, result);
+            }
+            applied
+        })
+        .await;
     tracing::debug!(%task, verify_ms, valid, "proof checked");
     match (verdict, applied) {
         (Ok(()), Ok(())) => DeliveryOutcome::Accepted,

@@ -21,8 +21,10 @@ mod views;
 pub use shared::Shared;
 
 use crate::config::Policy;
-use crate::ledger::source::{StakeSource, StaticStakeSource};
+use crate::ledger::source::{StakeEvent, StakeSource, StaticStakeSource};
+use crate::ledger::Ledger;
 use crate::registry::CircuitRegistry;
+use crate::store::{Store, STORE_FILE};
 use crate::tasks::CoordinatorCore;
 use proofrack_common::identity::{identity_from_connection, IdentityKind};
 use proofrack_common::protocol::{read_stream_open, OpenError, StreamOpen};
@@ -50,6 +52,17 @@ pub struct ServerSettings {
     pub clock: Arc<dyn Clock>,
     /// Sent to agents in `Welcome`.
     pub telemetry_interval_ms: u64,
+    /// Where the coordinator's state lives.
+    pub state: StateLocation,
+}
+
+/// Where the durable state is kept.
+#[derive(Clone, Debug)]
+pub enum StateLocation {
+    /// `<dir>/state.redb`, created if missing; what a real coordinator uses.
+    Dir(std::path::PathBuf),
+    /// Nothing on disk (tests and throwaway runs); same code path otherwise.
+    Memory,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,12 +80,17 @@ pub enum ServerError {
     Stake(String),
     #[error("circuit registry: {0}")]
     Circuit(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("refusing to start from the stored state: {0}")]
+    Restore(#[from] crate::tasks::RestoreError),
 }
 
 /// A started server. Dropping it does not stop it; call [`RunningServer::shutdown`].
 pub struct RunningServer {
     pub local_addr: SocketAddr,
     pub shared: Arc<Shared>,
+    store: Store,
     endpoint: quinn::Endpoint,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -88,15 +106,35 @@ impl RunningServer {
         for t in self.tasks {
             t.abort();
         }
+        drop(self.shared);
+        self.store.close();
+    }
+
+    /// Resolves if the state store fails; the coordinator must then stop.
+    pub async fn store_failed(&self) -> String {
+        self.store.failed().await
     }
 }
 
 /// Binds, loads the stake source and circuits into a fresh core, and serves.
 pub async fn start(settings: ServerSettings) -> Result<RunningServer, ServerError> {
-    let mut core = CoordinatorCore::new(settings.policy.clone())?;
+    let store = match &settings.state {
+        StateLocation::Dir(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| crate::store::StoreError::Open {
+                path: dir.clone(),
+                detail: e.to_string(),
+            })?;
+            Store::open(&dir.join(STORE_FILE))?
+        }
+        StateLocation::Memory => Store::in_memory()?,
+    };
+    let loaded = store.load()?;
     let now = settings.clock.now();
-    let mut source = StaticStakeSource::new(settings.delegations.clone());
-    for event in source.drain() {
+    let mut core = match loaded.core {
+        None => CoordinatorCore::new(settings.policy.clone())?,
+        Some(state) => CoordinatorCore::restore(settings.policy.clone(), state, now)?,
+    };
+    for event in reconcile_static_stake(core.ledger(), &settings.delegations) {
         core.handle_stake_event(now, event)
             .map_err(|e| ServerError::Stake(e.to_string()))?;
     }
@@ -104,6 +142,19 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, ServerErro
         core.register_circuit(c.name.clone(), c.key_id, c.shape)
             .map_err(|e| ServerError::Circuit(e.to_string()))?;
     }
+    store.commit_now(core.full_changes())?;
+    let to_reverify: Vec<_> = core
+        .verifying_tasks()
+        .into_iter()
+        .filter_map(|(task, agent)| match loaded.deliveries.get(&task) {
+            Some(d) => Some((task, agent, d.clone())),
+            None => {
+                tracing::error!(%task, %agent, "task is verifying but its delivered proof is not in the store");
+                None
+            }
+        })
+        .collect();
+    while core.poll_effect().is_some() {}
     let server_config = tls::server_config(&settings.tls, settings.revocation.clone())?;
     let endpoint = quinn::Endpoint::server(server_config, settings.listen).map_err(|source| {
         ServerError::Bind {
@@ -117,6 +168,8 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, ServerErro
     })?;
     let shared = Arc::new(Shared::new(
         core,
+        store.clone(),
+        loaded.proofs.into_iter().collect(),
         settings.registry,
         settings.clock,
         settings.tls.trust_domain.clone(),
@@ -142,10 +195,18 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, ServerErro
         shared.clone(),
         stop_rx,
     )));
+    for (task, agent, delivery) in to_reverify {
+        let shared = shared.clone();
+        tasks.push(tokio::spawn(async move {
+            tracing::info!(%task, %agent, "re-verifying a proof delivered before the restart");
+            delivery::verify_and_settle(&shared, &agent, task, delivery).await;
+        }));
+    }
     tracing::info!(%local_addr, "coordinator listening");
     Ok(RunningServer {
         local_addr,
         shared,
+        store,
         endpoint,
         stop,
         tasks,
@@ -250,4 +311,39 @@ async fn dispatch_stream(
             drop(send);
         }
     }
+}
+
+/// The stake events that bring a (possibly restored) ledger in line with the operator list of
+/// `coordinator.toml`, where each `delegated` is the total the operator was ever given. New
+/// operators are registered and delegated to; a raised amount delegates the difference; a
+/// lowered one cannot take stake back (a warning says to withdraw instead).
+pub fn reconcile_static_stake(
+    ledger: &Ledger,
+    delegations: &[(OperatorId, StakeUnits)],
+) -> Vec<StakeEvent> {
+    let mut fresh = Vec::new();
+    let mut events = Vec::new();
+    for (operator, amount) in delegations {
+        match ledger.account(operator) {
+            None => fresh.push((operator.clone(), *amount)),
+            Some(account) if *amount > account.delegated_ever() => {
+                let more = amount
+                    .checked_sub(account.delegated_ever())
+                    .expect("checked greater");
+                tracing::info!(%operator, %more, "configured delegation raised");
+                events.push(StakeEvent::Delegated {
+                    operator: operator.clone(),
+                    amount: more,
+                });
+            }
+            Some(account) if *amount < account.delegated_ever() => {
+                tracing::warn!(%operator, configured = %amount, ever_delegated = %account.delegated_ever(), "configured delegation is below what was already delegated; stake cannot be taken back through the config: use `proofrack operator withdraw`");
+            }
+            Some(_) => {}
+        }
+    }
+    let mut source = StaticStakeSource::new(fresh);
+    let mut out = source.drain();
+    out.extend(events);
+    out
 }

@@ -3,10 +3,11 @@
 
 use crate::admission::AgentId;
 use crate::registry::CircuitRegistry;
+use crate::store::{ExtraWrite, Store, StoredProof};
 use crate::tasks::{CoordinatorCore, Effect};
 use proofrack_common::identity::{PeerCertInfo, TrustDomain};
 use proofrack_common::metrics::DurationHistogram;
-use proofrack_common::protocol::{CoordinatorToAgent, FieldBytes, ProtocolError, TaskOffer};
+use proofrack_common::protocol::{CoordinatorToAgent, ProtocolError, TaskOffer};
 use proofrack_common::revocation::RevocationHandle;
 use proofrack_common::{Clock, TaskId, UnixMillis};
 use std::collections::HashMap;
@@ -28,12 +29,8 @@ pub const CLOSE_REVOKED: u32 = 2;
 /// Close code for a connection replaced by a newer one of the same agent.
 pub const CLOSE_REPLACED: u32 = 3;
 
-/// A verified proof, kept for clients.
-#[derive(Clone, Debug)]
-pub struct ProofResult {
-    pub proof: Vec<u8>,
-    pub public_inputs: Vec<FieldBytes>,
-}
+/// A verified proof, kept for clients (and in the store).
+pub type ProofResult = StoredProof;
 
 struct AgentLink {
     outbox: mpsc::Sender<CoordinatorToAgent>,
@@ -48,6 +45,7 @@ struct TrackedConnection {
 
 pub struct Shared {
     core: Mutex<CoordinatorCore>,
+    store: Store,
     registry: CircuitRegistry,
     clock: Arc<dyn Clock>,
     trust_domain: TrustDomain,
@@ -65,8 +63,11 @@ pub struct Shared {
 }
 
 impl Shared {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         core: CoordinatorCore,
+        store: Store,
+        results: HashMap<TaskId, ProofResult>,
         registry: CircuitRegistry,
         clock: Arc<dyn Clock>,
         trust_domain: TrustDomain,
@@ -75,13 +76,14 @@ impl Shared {
     ) -> Shared {
         Shared {
             core: Mutex::new(core),
+            store,
             registry,
             clock,
             trust_domain,
             revocation,
             telemetry_interval_ms,
             agents: Mutex::new(HashMap::new()),
-            results: Mutex::new(HashMap::new()),
+            results: Mutex::new(results),
             connections: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             task_events: broadcast::channel(TASK_EVENTS_CAPACITY).0,
@@ -106,17 +108,31 @@ impl Shared {
         self.telemetry_interval_ms
     }
 
-    /// Runs one event against the core at the current time, then dispatches its effects.
-    pub fn apply<T>(&self, event: impl FnOnce(&mut CoordinatorCore, UnixMillis) -> T) -> T {
-        let (out, effects) = {
+    /// Runs one event against the core at the current time, commits what it changed, and
+    /// only then dispatches its effects and returns its result: nobody hears of a change that
+    /// a crash could still lose.
+    pub async fn apply<T>(&self, event: impl FnOnce(&mut CoordinatorCore, UnixMillis) -> T) -> T {
+        self.apply_with(Vec::new(), event).await
+    }
+
+    /// [`Shared::apply`], with `extra` bytes (proofs) committed in the same transaction.
+    pub async fn apply_with<T>(
+        &self,
+        extra: Vec<ExtraWrite>,
+        event: impl FnOnce(&mut CoordinatorCore, UnixMillis) -> T,
+    ) -> T {
+        let (out, effects, seq) = {
             let mut core = self.lock_core();
             let out = event(&mut core, self.clock.now());
             let mut effects = Vec::new();
             while let Some(e) = core.poll_effect() {
                 effects.push(e);
             }
-            (out, effects)
+            // Submitted under the core's lock, so commits follow the order of events.
+            let seq = self.store.submit(core.take_changes(), extra);
+            (out, effects, seq)
         };
+        self.wait_durable(seq).await;
         for e in effects {
             self.dispatch(e);
         }
@@ -124,10 +140,35 @@ impl Shared {
         out
     }
 
-    /// Reads the core (no events).
+    /// Reads the core (no events), for internal decisions.
     pub fn read<T>(&self, f: impl FnOnce(&CoordinatorCore, UnixMillis) -> T) -> T {
         let core = self.lock_core();
         f(&core, self.clock.now())
+    }
+
+    /// Reads the core for a client: the answer is returned once everything it may reflect
+    /// is durable, so no client sees a state a crash could take back.
+    pub async fn read_acknowledged<T>(
+        &self,
+        f: impl FnOnce(&CoordinatorCore, UnixMillis) -> T,
+    ) -> T {
+        let (out, seq) = {
+            let core = self.lock_core();
+            (f(&core, self.clock.now()), self.store.last_submitted())
+        };
+        self.wait_durable(seq).await;
+        out
+    }
+
+    async fn wait_durable(&self, seq: u64) {
+        if let Err(e) = self.store.durable(seq).await {
+            // Nothing more may be acknowledged; the binary exits on `Store::failed`.
+            panic!("{e}");
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     fn lock_core(&self) -> MutexGuard<'_, CoordinatorCore> {
@@ -141,22 +182,17 @@ impl Shared {
     fn dispatch(&self, effect: Effect) {
         match effect {
             Effect::SendOffer(offer) => {
-                let agent = offer.agent.clone();
-                let task = offer.task;
-                let msg = CoordinatorToAgent::Offer(TaskOffer {
-                    task: offer.task,
-                    key: offer.key_id,
-                    circuit: offer.circuit,
-                    shape: offer.shape,
-                    inputs: offer.inputs.to_vec(),
-                    collateral: offer.collateral,
-                    deadline: offer.due_at,
-                    offer_expires: offer.offer_expires,
-                });
-                if !self.send_to_agent(&agent, msg) {
+                let (agent, task) = (offer.agent.clone(), offer.task);
+                if !self.send_to_agent(&agent, CoordinatorToAgent::Offer(wire_offer(offer))) {
                     tracing::warn!(%task, %agent, "offer not delivered (agent gone or not reading); it will expire");
                 }
                 let _ = self.task_events.send(task);
+            }
+            Effect::ResumeTask(offer) => {
+                let (agent, task) = (offer.agent.clone(), offer.task);
+                if !self.send_to_agent(&agent, CoordinatorToAgent::Resume(wire_offer(offer))) {
+                    tracing::info!(%task, %agent, "resume not delivered; the grace period decides");
+                }
             }
             Effect::CancelTask {
                 agent,
@@ -221,7 +257,7 @@ impl Shared {
     }
 
     /// Closes and forgets the control link an agent already has, telling the core it left.
-    pub(super) fn drop_previous_link(&self, agent: &AgentId) {
+    pub(super) async fn drop_previous_link(&self, agent: &AgentId) {
         let old = self
             .agents
             .lock()
@@ -240,7 +276,8 @@ impl Shared {
                 );
             }
             tracing::info!(%agent, "agent reconnected; closing its previous connection");
-            self.apply(|core, now| core.handle_agent_disconnected(now, agent));
+            self.apply(|core, now| core.handle_agent_disconnected(now, agent))
+                .await;
         }
     }
 
@@ -336,7 +373,7 @@ impl Shared {
             tokio::select! {
                 _ = tokio::time::sleep(sleep) => {
                     if next.is_some_and(|at| self.now() >= at) {
-                        self.apply(|core, now| core.handle_timeout(now));
+                        self.apply(|core, now| core.handle_timeout(now)).await;
                     }
                 }
                 _ = self.timer_wake.notified() => {}
@@ -351,4 +388,17 @@ pub(super) fn refuse(conn: &quinn::Connection, err: &ProtocolError) {
     let text = err.to_string();
     let cut = &text.as_bytes()[..text.len().min(1000)];
     conn.close(CLOSE_PROTOCOL_ERROR.into(), cut);
+}
+
+fn wire_offer(offer: crate::tasks::Offer) -> TaskOffer {
+    TaskOffer {
+        task: offer.task,
+        key: offer.key_id,
+        circuit: offer.circuit,
+        shape: offer.shape,
+        inputs: offer.inputs.to_vec(),
+        collateral: offer.collateral,
+        deadline: offer.due_at,
+        offer_expires: offer.offer_expires,
+    }
 }

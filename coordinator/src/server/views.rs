@@ -90,13 +90,15 @@ pub(super) fn circuits(shared: &Shared) -> CircuitsView {
 }
 
 /// A task's wire status; the proof comes from the shell's results.
-pub(super) fn task_status(shared: &Shared, task: TaskId) -> Option<TaskStatusView> {
-    let view: TaskView = shared.read(|core, _| core.task(task))?;
+pub(super) async fn task_status(shared: &Shared, task: TaskId) -> Option<TaskStatusView> {
+    let view: TaskView = shared.read_acknowledged(|core, _| core.task(task)).await?;
     let state = match view.status {
         TaskStatus::Queued { reason } => wire::TaskState::Queued {
             reason: text(reason),
         },
-        TaskStatus::Offered { agent, expires_at } => wire::TaskState::Offered {
+        TaskStatus::Offered {
+            agent, expires_at, ..
+        } => wire::TaskState::Offered {
             agent: agent.clone(),
             offer_expires: expires_at,
         },
@@ -111,6 +113,15 @@ pub(super) fn task_status(shared: &Shared, task: TaskId) -> Option<TaskStatusVie
         },
         TaskStatus::Verifying { agent } => wire::TaskState::Verifying {
             agent: agent.clone(),
+        },
+        TaskStatus::Reassigning {
+            lost_agent,
+            due_at,
+            why,
+        } => wire::TaskState::Reassigning {
+            lost_agent,
+            due_at,
+            reason: text(why),
         },
         TaskStatus::Verified { agent, proving_ms } => {
             let result = shared.result(task);

@@ -20,7 +20,12 @@ impl CoordinatorCore {
             .map(|(op, account)| (op.clone(), account.free()))
             .collect();
         for task in self.tasks.values() {
-            if let TaskState::Offered { placement, .. } = &task.state {
+            if let TaskState::Offered {
+                placement,
+                handover_from: None,
+                ..
+            } = &task.state
+            {
                 if let Some(free) = offerable.get_mut(&placement.agent.operator) {
                     *free = free.saturating_sub(task.spec.collateral);
                 }
@@ -33,6 +38,7 @@ impl CoordinatorCore {
     /// of them against every agent, or as narrowed by `scope` (see [`PassScope`]). Later tasks
     /// see the stake and capacity promised to earlier ones in the same pass.
     pub(crate) fn dispatch(&mut self, now: UnixMillis, scope: PassScope) {
+        self.dispatch_orphans(now);
         let full_due = self
             .last_full_pass
             .is_none_or(|t| now.0.saturating_sub(t.0) >= FULL_PASS_MIN_INTERVAL_MS);
@@ -86,14 +92,18 @@ impl CoordinatorCore {
                     *free = free
                         .checked_sub(self.tasks[&id].spec.collateral)
                         .expect("admission offers only within offerable stake");
-                    self.offer(now, id, placement, decision.verdicts);
+                    self.offer(now, id, placement, decision.verdicts, None);
                 }
                 // A narrow pass over one agent knows too little to explain a no-fit; the last
                 // full pass's reason stands.
                 Outcome::NoFit(_) if matches!(scope, PassScope::Agent(_)) => {}
                 Outcome::NoFit(no_fit) => {
+                    let reason = no_fit.to_string();
+                    if self.tasks[&id].waiting_reason != reason {
+                        self.dirty.tasks.insert(id);
+                    }
                     let task = self.tasks.get_mut(&id).expect("waiting task exists");
-                    task.waiting_reason = no_fit.to_string();
+                    task.waiting_reason = reason;
                     let changed = task
                         .history
                         .last_no_fit()
@@ -115,13 +125,15 @@ impl CoordinatorCore {
         }
     }
 
-    /// Offers a queued task to the agent admission chose.
-    fn offer(
+    /// Offers a queued task to the agent admission chose, or an orphaned one (stake bound
+    /// from `handover_from`'s operator) to another agent of that operator.
+    pub(crate) fn offer(
         &mut self,
         now: UnixMillis,
         id: TaskId,
         placement: Placement,
         verdicts: Vec<crate::admission::AgentVerdict>,
+        handover_from: Option<Placement>,
     ) {
         let expires_at =
             UnixMillis(now.0.saturating_add(self.policy.offer_timeout_ms)).min(placement.due_at);
@@ -134,11 +146,16 @@ impl CoordinatorCore {
             memory_bytes: placement.memory_bytes,
             predicted_done_at: placement.predicted_done_at,
         });
-        let task = self.tasks.get_mut(&id).expect("offered task exists");
-        assert_eq!(
-            task.state,
-            TaskState::Queued,
-            "only queued tasks are offered"
+        let queued = &self.tasks[&id];
+        self.stats
+            .note_offer(now, queued.submitted_at, queued.history.entries());
+        let task = self.task_mut(id);
+        assert!(
+            match &handover_from {
+                None => task.state == TaskState::Queued,
+                Some(_) => matches!(task.state, TaskState::Orphaned { .. }),
+            },
+            "only queued tasks are offered, and only orphaned ones handed over"
         );
         tracing::info!(task = %id, agent = %placement.agent, predicted_ms = placement.predicted_proving_ms, "offer");
         let offer = Offer {
@@ -154,8 +171,6 @@ impl CoordinatorCore {
             offer_expires: expires_at,
             predicted_proving_ms: placement.predicted_proving_ms,
         };
-        self.stats
-            .note_offer(now, task.submitted_at, task.history.entries());
         task.history.push(
             now,
             TaskEvent::Offered {
@@ -167,6 +182,7 @@ impl CoordinatorCore {
         task.state = TaskState::Offered {
             placement,
             expires_at,
+            handover_from,
         };
         self.emit(Effect::SendOffer(offer));
         self.emit_status(id);
@@ -175,22 +191,45 @@ impl CoordinatorCore {
     /// Takes back an outstanding offer (declined, expired, or the agent left) with no penalty.
     /// Declines and expiries keep the task from that agent for the decline backoff.
     pub(crate) fn withdraw_offer(&mut self, now: UnixMillis, id: TaskId, event: TaskEvent) {
-        let task = self.tasks.get_mut(&id).expect("withdrawn task exists");
-        let TaskState::Offered { placement, .. } = &task.state else {
+        let task = self.task_mut(id);
+        let TaskState::Offered {
+            placement,
+            handover_from,
+            ..
+        } = &task.state
+        else {
             panic!("withdraw_offer on a {} task", task.state.name());
         };
         let agent = placement.agent.clone();
+        let handover_from = handover_from.clone();
+        let until = UnixMillis(now.0.saturating_add(self.policy.decline_backoff_ms));
         self.needs_full_pass = true;
+        let task = self.tasks.get_mut(&id).expect("task exists");
         if matches!(
             event,
             TaskEvent::Declined { .. } | TaskEvent::OfferExpired { .. }
         ) {
-            let until = UnixMillis(now.0.saturating_add(self.policy.decline_backoff_ms));
             task.declined_until.insert(agent.clone(), until);
         }
         task.history.push(now, event);
-        task.state = TaskState::Queued;
-        task.waiting_reason = format!("offer to {agent} withdrawn; looking for another agent");
+        match handover_from {
+            None => {
+                task.state = TaskState::Queued;
+                task.waiting_reason =
+                    format!("offer to {agent} withdrawn; looking for another agent");
+            }
+            Some(lost) => {
+                task.waiting_reason = format!(
+                    "handover to {agent} withdrawn; looking for another agent of {}",
+                    lost.agent.operator
+                );
+                task.state = TaskState::Orphaned {
+                    placement: lost,
+                    since: now,
+                    why: format!("handover offer to {agent} withdrawn"),
+                };
+            }
+        }
         self.unassign(&agent, id);
         self.emit_status(id);
     }
@@ -203,7 +242,7 @@ impl CoordinatorCore {
         let (needed_ms, _) = self.fastest_possible_ms(&task.shape);
         if left_ms >= needed_ms {
             self.needs_full_pass = true;
-            let task = self.tasks.get_mut(&id).expect("requeued task exists");
+            let task = self.task_mut(id);
             task.state = TaskState::Queued;
             task.waiting_reason = format!("{why}; looking for another agent");
             self.emit_status(id);
@@ -213,7 +252,7 @@ impl CoordinatorCore {
     }
 
     pub(crate) fn fail(&mut self, now: UnixMillis, id: TaskId, cause: String) {
-        let task = self.tasks.get_mut(&id).expect("failed task exists");
+        let task = self.task_mut(id);
         tracing::warn!(task = %id, %cause, "task failed");
         task.history.push(
             now,
@@ -237,6 +276,8 @@ impl CoordinatorCore {
             let old = self.finished.pop_front().expect("finished is not empty");
             if let Some(t) = self.tasks.remove(&old) {
                 self.requests.remove(&(t.spec.client, t.spec.request_id));
+                self.dirty.tasks.remove(&old);
+                self.dirty.forgotten.insert(old);
             }
         }
     }

@@ -47,6 +47,9 @@ pub enum Effect {
         task: TaskId,
         reason: String,
     },
+    /// Tell a (re)connected agent that `task` is bound to it: start proving it unless it
+    /// already is. No answer is expected; the stake is bound already.
+    ResumeTask(Offer),
     /// Tell clients watching `task` its new status.
     TaskUpdate {
         task: TaskId,

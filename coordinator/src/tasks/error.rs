@@ -36,6 +36,11 @@ pub enum SubmitRejected {
         collateral: StakeUnits,
         largest_delegated: StakeUnits,
     },
+    #[error(
+        "deadline is {available_ms} ms away, beyond the longest this coordinator takes \
+         ({max_ms} ms, policy.max_deadline_ms); submit an earlier deadline"
+    )]
+    DeadlineTooFar { available_ms: u64, max_ms: u64 },
     #[error("queue full: {capacity} tasks are unfinished; retry when some finish")]
     QueueFull { capacity: usize },
 }
@@ -103,6 +108,26 @@ pub enum DeliveryRejected {
     NotProving { task: TaskId, state: &'static str },
     #[error("{task}: a proof from {agent} was already delivered and is being verified")]
     AlreadyDelivered { task: TaskId, agent: AgentId },
+    #[error("{task}: proof from {agent} refused: {why}; the task is no longer yours")]
+    TooLate {
+        task: TaskId,
+        agent: AgentId,
+        why: String,
+    },
+}
+
+/// Why an operator command (drain, withdraw) was refused.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum AdminRejected {
+    #[error(transparent)]
+    Withdrawal(#[from] crate::ledger::WithdrawalRejected),
+    #[error(
+        "withdrawals of {operator} come from the chain's StakeRegistry, not the coordinator; \
+         request the unbonding there"
+    )]
+    WithdrawalsOnChain {
+        operator: proofrack_common::OperatorId,
+    },
 }
 
 /// Why a stake event was refused.

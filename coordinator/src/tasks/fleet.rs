@@ -14,6 +14,12 @@ use proofrack_common::{TaskId, UnixMillis};
 pub(crate) struct AgentRecord {
     pub(crate) id: AgentId,
     pub(crate) connected: bool,
+    /// When it disconnected (its bound tasks are handed over a grace period later).
+    pub(crate) disconnected_at: Option<UnixMillis>,
+    /// Its last telemetry, or its connection if none came yet: staleness counts from here.
+    pub(crate) last_heard_at: UnixMillis,
+    /// Drained by its operator: no new offers.
+    pub(crate) draining: bool,
     /// Tasks it proves at once, as it declared when connecting (at least 1).
     pub(crate) max_concurrent_tasks: u32,
     /// Latest report of the current connection; `None` until the first one.
@@ -25,10 +31,26 @@ pub(crate) struct AgentRecord {
 }
 
 impl AgentRecord {
+    /// An agent known only from the tasks bound to it (after a restart), not connected.
+    pub(crate) fn disconnected(id: AgentId, now: UnixMillis) -> AgentRecord {
+        AgentRecord {
+            id,
+            connected: false,
+            disconnected_at: Some(now),
+            last_heard_at: now,
+            draining: false,
+            max_concurrent_tasks: 1,
+            telemetry: None,
+            assignments: Vec::new(),
+            speed_factor_permille: super::learned::NEUTRAL_SPEED_FACTOR_PERMILLE,
+        }
+    }
+
     pub(crate) fn snapshot(&self) -> AgentSnapshot<'_> {
         AgentSnapshot {
             id: &self.id,
             connected: self.connected,
+            draining: self.draining,
             telemetry: self.telemetry.as_ref(),
             max_concurrent_tasks: self.max_concurrent_tasks,
             assignments: &self.assignments,
@@ -49,19 +71,31 @@ impl CoordinatorCore {
         max_concurrent_tasks: u32,
     ) -> Result<(), AgentRejected> {
         self.expire(now);
-        let result = self.connect(agent, max_concurrent_tasks);
+        let result = self.connect(now, agent.clone(), max_concurrent_tasks);
+        if result.is_ok() {
+            self.resume_on_reconnect(now, &agent);
+        }
         self.settle(now);
         result
     }
 
-    fn connect(&mut self, agent: AgentId, max_concurrent_tasks: u32) -> Result<(), AgentRejected> {
+    fn connect(
+        &mut self,
+        now: UnixMillis,
+        agent: AgentId,
+        max_concurrent_tasks: u32,
+    ) -> Result<(), AgentRejected> {
         let slots = max_concurrent_tasks.clamp(1, MAX_TASKS_PER_AGENT);
         let fleet_full = self.fleet.len() >= MAX_AGENTS;
+        let draining = self.drained.contains(&agent);
         match self.fleet.get_mut(&agent) {
             Some(record) if record.connected => Err(AgentRejected::AlreadyConnected { agent }),
             Some(record) => {
                 tracing::info!(%agent, slots, bound_tasks = record.assignments.len(), "agent reconnected");
                 record.connected = true;
+                record.disconnected_at = None;
+                record.last_heard_at = now;
+                record.draining = draining;
                 record.telemetry = None;
                 record.max_concurrent_tasks = slots;
                 Ok(())
@@ -72,6 +106,9 @@ impl CoordinatorCore {
                 let record = AgentRecord {
                     id: agent.clone(),
                     connected: true,
+                    disconnected_at: None,
+                    last_heard_at: now,
+                    draining,
                     max_concurrent_tasks: slots,
                     telemetry: None,
                     assignments: Vec::new(),
@@ -91,6 +128,7 @@ impl CoordinatorCore {
         if let Some(record) = self.fleet.get_mut(agent) {
             tracing::info!(%agent, "agent disconnected");
             record.connected = false;
+            record.disconnected_at = Some(now);
             record.telemetry = None;
             let offered: Vec<TaskId> = self
                 .tasks
@@ -133,6 +171,7 @@ impl CoordinatorCore {
                 _ => {
                     record.telemetry =
                         Some(AgentTelemetry::update(record.telemetry.take(), report, now));
+                    record.last_heard_at = now;
                     Ok(())
                 }
             },
@@ -140,6 +179,9 @@ impl CoordinatorCore {
                 agent: agent.clone(),
             }),
         };
+        if result.is_ok() {
+            self.hand_over_if_unhealthy(now, agent);
+        }
         let scope = if result.is_ok() {
             PassScope::Agent(agent.clone())
         } else {

@@ -84,6 +84,25 @@ pub enum TaskEvent {
     Failed {
         cause: String,
     },
+    /// Its agent was lost (`why`); the stake stays bound while another agent of the same
+    /// operator is sought.
+    AgentLost {
+        agent: AgentId,
+        why: String,
+    },
+    /// Another agent of the same operator accepted the task; the stake stayed bound.
+    HandedOver {
+        from: AgentId,
+        to: AgentId,
+    },
+    /// The lost agent came back before anyone else took the task, and has it again.
+    GivenBack {
+        agent: AgentId,
+    },
+    /// The coordinator restarted; what that did to this task.
+    Restarted {
+        note: String,
+    },
 }
 
 impl fmt::Display for TaskEvent {
@@ -126,12 +145,18 @@ impl fmt::Display for TaskEvent {
                 write!(f, "{agent} missed its due time {due_at}: {slashed} slashed, {released} released")
             }
             TaskEvent::Failed { cause } => write!(f, "failed: {cause}"),
+            TaskEvent::AgentLost { agent, why } => {
+                write!(f, "{agent} lost ({why}); stake stays bound, handing the task to another agent of its operator")
+            }
+            TaskEvent::HandedOver { from, to } => write!(f, "handed over from {from} to {to}; stake stayed bound"),
+            TaskEvent::GivenBack { agent } => write!(f, "{agent} came back and has the task again"),
+            TaskEvent::Restarted { note } => write!(f, "coordinator restarted: {note}"),
         }
     }
 }
 
 /// Bounded list of entries; see [`MAX_HISTORY_ENTRIES`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct History {
     entries: Vec<HistoryEntry>,
 }

@@ -12,8 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 impl CoordinatorCore {
     /// Panics if any invariant is broken:
     /// - the ledger's own invariants (see [`Ledger::assert_invariants`](crate::ledger::Ledger::assert_invariants));
-    /// - a task has stake bound in the ledger iff it is proving or verifying, bound once, from
-    ///   its agent's operator, for exactly its collateral;
+    /// - a task has stake bound in the ledger iff it is proving, verifying, orphaned or
+    ///   offered in a handover, bound once, from its agent's operator, for exactly its
+    ///   collateral (a handover stays within that operator);
     /// - each operator's active stake is the sum of the collateral of its bound tasks;
     /// - each agent's assignments are exactly its offered and proving tasks;
     /// - unfinished tasks fit the queue capacity and finished ones the retention bound.
@@ -27,8 +28,8 @@ impl CoordinatorCore {
         let mut finished = 0usize;
         for task in self.tasks.values() {
             let binding = self.ledger.binding(task.id);
-            match &task.state {
-                TaskState::Proving { placement, .. } | TaskState::Verifying { placement, .. } => {
+            match task.bound_placement() {
+                Some(placement) => {
                     let expected = Binding {
                         operator: placement.agent.operator.clone(),
                         amount: task.spec.collateral,
@@ -40,6 +41,13 @@ impl CoordinatorCore {
                         task.id,
                         task.state.name()
                     );
+                    if let TaskState::Offered { placement: to, .. } = &task.state {
+                        assert_eq!(
+                            to.agent.operator, placement.agent.operator,
+                            "{} handed over across operators",
+                            task.id
+                        );
+                    }
                     bound_tasks += 1;
                     let sum = bound_per_operator
                         .entry(&placement.agent.operator)
@@ -48,7 +56,7 @@ impl CoordinatorCore {
                         .checked_add(task.spec.collateral)
                         .expect("bound collateral fits in u128");
                 }
-                _ => assert!(
+                None => assert!(
                     binding.is_none(),
                     "{} is {} but has stake bound: {binding:?}",
                     task.id,
@@ -60,7 +68,7 @@ impl CoordinatorCore {
                     expected_assignments.insert((&placement.agent, task.id));
                 }
                 TaskState::Verified { .. } | TaskState::Failed { .. } => finished += 1,
-                TaskState::Queued | TaskState::Verifying { .. } => {}
+                TaskState::Queued | TaskState::Verifying { .. } | TaskState::Orphaned { .. } => {}
             }
         }
         assert_eq!(

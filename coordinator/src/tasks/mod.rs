@@ -20,11 +20,14 @@
 //!
 //! Architecture invariant: no I/O, no clock reads, no randomness.
 
+mod admin;
 mod dispatch;
+mod durable;
 mod effect;
 mod error;
 mod explain;
 mod fleet;
+mod handover;
 mod history;
 mod invariants;
 mod learned;
@@ -36,10 +39,12 @@ mod queries;
 mod submit;
 mod timers;
 
+pub use admin::{AdminReply, PendingWithdrawal, MAX_ADMIN_REQUESTS};
+pub use durable::{Changes, DurableState, MetaState, RestoreError, TaskRow};
 pub use effect::{Effect, Offer, OfferReply};
 pub use error::{
-    AgentRejected, CircuitRejected, DeliveryRejected, OfferReplyRejected, StakeEventRejected,
-    SubmitRejected, TelemetryRejected,
+    AdminRejected, AgentRejected, CircuitRejected, DeliveryRejected, OfferReplyRejected,
+    StakeEventRejected, SubmitRejected, TelemetryRejected,
 };
 pub use explain::{explain, Decision, Failure, FailureCause, TaskExplanation};
 pub use history::{HistoryEntry, TaskEvent, MAX_HISTORY_ENTRIES};
@@ -60,7 +65,7 @@ use fleet::AgentRecord;
 use model::Task;
 use proofrack_common::telemetry::ProofShape;
 use proofrack_common::{KeyId, TaskId, UnixMillis};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Most agents the core tracks (connected, or disconnected with tasks still bound); bounds
 /// memory and the cost of an admission pass.
@@ -109,6 +114,18 @@ pub struct CoordinatorCore {
     stats: observe::AdmissionStats,
     /// Each agent's learned correction of its calibrated speed.
     learned: learned::LearnedSpeeds,
+    /// Agents their operators drained: no new tasks (kept across restarts and reconnects).
+    drained: BTreeSet<AgentId>,
+    /// Withdrawals requested through the coordinator, paid out at their `pays_at`.
+    withdrawals: BTreeMap<u64, PendingWithdrawal>,
+    next_withdrawal: u64,
+    /// (client, request id) → the reply to an operator command, so a retry after a lost reply
+    /// gets the same answer and changes nothing twice; oldest forgotten past
+    /// [`MAX_ADMIN_REQUESTS`].
+    admin_requests: BTreeMap<(String, u64), AdminReply>,
+    admin_order: VecDeque<(String, u64)>,
+    /// What changed since the shell last took the changes to the durable store.
+    dirty: durable::Dirty,
 }
 
 /// Which admission pass an event calls for. Between passes no waiting task fits any agent (a
@@ -142,6 +159,12 @@ impl CoordinatorCore {
             last_full_pass: None,
             stats: observe::AdmissionStats::default(),
             learned: learned::LearnedSpeeds::default(),
+            drained: BTreeSet::new(),
+            withdrawals: BTreeMap::new(),
+            next_withdrawal: 1,
+            admin_requests: BTreeMap::new(),
+            admin_order: VecDeque::new(),
+            dirty: durable::Dirty::default(),
         })
     }
 
@@ -155,6 +178,19 @@ impl CoordinatorCore {
 
     pub fn circuit(&self, name: &str) -> Option<&Circuit> {
         self.circuits.get(name)
+    }
+
+    /// A task to change: marks it for the durable store. Every mutation of a task goes
+    /// through here, so no change can miss the store.
+    pub(crate) fn task_mut(&mut self, id: TaskId) -> &mut Task {
+        self.dirty.tasks.insert(id);
+        self.tasks.get_mut(&id).expect("task exists")
+    }
+
+    /// The ledger to change: marks it for the durable store.
+    pub(crate) fn ledger_mut(&mut self) -> &mut Ledger {
+        self.dirty.ledger = true;
+        &mut self.ledger
     }
 
     /// The next thing for the shell to do, oldest first. Drain it after every `handle_*`.

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// What a client submits. The shell fills `client` from the client's certificate.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskSpec {
     /// A circuit registered with [`CoordinatorCore::register_circuit`](super::CoordinatorCore::register_circuit).
     pub circuit: String,
@@ -25,8 +25,9 @@ pub struct TaskSpec {
     pub request_id: u64,
 }
 
-/// Where a task is.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where a task is. Stake is bound (active) in `Proving`, `Verifying`, `Orphaned` and in an
+/// `Offered` handover; in `Queued` and a plain `Offered` it is at most promised.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum TaskState {
     /// Waiting for an agent that fits.
     Queued,
@@ -35,6 +36,18 @@ pub(crate) enum TaskState {
     Offered {
         placement: Placement,
         expires_at: UnixMillis,
+        /// A handover: the stake is already bound (from the same operator) and this is the
+        /// lost agent's placement, restored if the offer is declined or expires.
+        handover_from: Option<Placement>,
+    },
+    /// Bound to an agent that was lost (gone past the grace period, stale, unhealthy, or it
+    /// gave the task up): the stake stays bound while another agent of the same operator is
+    /// sought. Slashed at `placement.due_at` if none takes it; given back if the lost agent
+    /// returns first.
+    Orphaned {
+        placement: Placement,
+        since: UnixMillis,
+        why: String,
     },
     /// Accepted: the collateral is bound (active stake) until the proof is judged.
     Proving {
@@ -67,6 +80,7 @@ impl TaskState {
         match self {
             TaskState::Queued => "queued",
             TaskState::Offered { .. } => "offered",
+            TaskState::Orphaned { .. } => "reassigning",
             TaskState::Proving { .. } => "proving",
             TaskState::Verifying { .. } => "verifying",
             TaskState::Verified { .. } => "verified",
@@ -85,6 +99,14 @@ pub enum TaskStatus {
     Offered {
         agent: AgentId,
         expires_at: UnixMillis,
+        /// A handover: the collateral is already bound from the agent's operator.
+        stake_bound: bool,
+    },
+    /// Bound to `lost_agent`'s operator, being handed to another of its agents.
+    Reassigning {
+        lost_agent: AgentId,
+        due_at: UnixMillis,
+        why: String,
     },
     /// Bound: the agent's operator has `collateral` at stake until `due_at`.
     Proving {
@@ -104,8 +126,8 @@ pub enum TaskStatus {
     },
 }
 
-/// A task held by the core.
-#[derive(Clone, Debug)]
+/// A task held by the core; also its durable row.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Task {
     pub(crate) id: TaskId,
     pub(crate) spec: TaskSpec,
@@ -123,6 +145,21 @@ pub(crate) struct Task {
 }
 
 impl Task {
+    /// The stake binding this task's state implies, if any: (agent whose operator is bound,
+    /// collateral).
+    pub(crate) fn bound_placement(&self) -> Option<&Placement> {
+        match &self.state {
+            TaskState::Proving { placement, .. }
+            | TaskState::Verifying { placement, .. }
+            | TaskState::Orphaned { placement, .. } => Some(placement),
+            TaskState::Offered {
+                handover_from: Some(from),
+                ..
+            } => Some(from),
+            _ => None,
+        }
+    }
+
     pub(crate) fn status(&self) -> TaskStatus {
         match &self.state {
             TaskState::Queued => TaskStatus::Queued {
@@ -131,9 +168,16 @@ impl Task {
             TaskState::Offered {
                 placement,
                 expires_at,
+                handover_from,
             } => TaskStatus::Offered {
                 agent: placement.agent.clone(),
                 expires_at: *expires_at,
+                stake_bound: handover_from.is_some(),
+            },
+            TaskState::Orphaned { placement, why, .. } => TaskStatus::Reassigning {
+                lost_agent: placement.agent.clone(),
+                due_at: placement.due_at,
+                why: why.clone(),
             },
             TaskState::Proving { placement, .. } => TaskStatus::Proving {
                 agent: placement.agent.clone(),

@@ -39,8 +39,18 @@ impl CoordinatorCore {
             .tasks
             .get(&id)
             .ok_or(OfferReplyRejected::UnknownTask { task: id })?;
-        let placement = match &task.state {
-            TaskState::Offered { placement, .. } if &placement.agent == agent => placement.clone(),
+        let (placement, handover_from) = match &task.state {
+            TaskState::Offered {
+                placement,
+                handover_from,
+                ..
+            } if &placement.agent == agent => (placement.clone(), handover_from.clone()),
+            // The same accept again (its reply was lost): same answer, nothing changes twice.
+            TaskState::Proving { placement, .. }
+                if &placement.agent == agent && reply == OfferReply::Accept =>
+            {
+                return Ok(());
+            }
             other => {
                 return Err(OfferReplyRejected::NoOutstandingOffer {
                     task: id,
@@ -62,12 +72,35 @@ impl CoordinatorCore {
                 );
                 Ok(())
             }
+            OfferReply::Accept if handover_from.is_some() => {
+                let from = handover_from.expect("checked is_some").agent;
+                assert_eq!(
+                    self.ledger.binding(id).map(|b| &b.operator),
+                    Some(&agent.operator),
+                    "a handover keeps the stake bound from the same operator"
+                );
+                tracing::info!(task = %id, %agent, %from, "handover accepted; stake stays bound");
+                let task = self.task_mut(id);
+                task.history.push(
+                    now,
+                    TaskEvent::HandedOver {
+                        from,
+                        to: agent.clone(),
+                    },
+                );
+                task.state = TaskState::Proving {
+                    placement,
+                    bound_at: now,
+                };
+                self.emit_status(id);
+                Ok(())
+            }
             OfferReply::Accept => {
                 let collateral = task.spec.collateral;
-                match self.ledger.bind(id, &agent.operator, collateral) {
+                match self.ledger_mut().bind(id, &agent.operator, collateral) {
                     Ok(()) => {
                         tracing::info!(task = %id, %agent, %collateral, "offer accepted; stake bound");
-                        let task = self.tasks.get_mut(&id).expect("task exists");
+                        let task = self.task_mut(id);
                         task.history.push(
                             now,
                             TaskEvent::StakeBound {

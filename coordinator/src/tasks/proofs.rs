@@ -8,6 +8,14 @@ use super::CoordinatorCore;
 use crate::admission::{AgentId, Placement};
 use proofrack_common::{TaskId, UnixMillis};
 
+/// Where a bound task is when its proof arrives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Proving,
+    Orphaned,
+    Verifying,
+}
+
 impl CoordinatorCore {
     /// `agent` delivered a proof for `task`; the shell will verify it. Refused unless the task
     /// is bound to this agent. From here the due time no longer runs and the agent's slot and
@@ -43,20 +51,24 @@ impl CoordinatorCore {
         result
     }
 
-    /// Checks `task` is bound to `agent`: returns its placement and whether it is already
-    /// delivered.
+    /// Checks `task` is bound to `agent`: returns its placement and where it is. A proof for
+    /// a task the agent lost (slashed, or handed to another agent) is refused with why.
     fn bound_placement(
         &self,
         agent: &AgentId,
         id: TaskId,
-    ) -> Result<(Placement, bool), DeliveryRejected> {
+    ) -> Result<(Placement, Phase), DeliveryRejected> {
         let task = self
             .tasks
             .get(&id)
             .ok_or(DeliveryRejected::UnknownTask { task: id })?;
-        let (placement, delivered) = match &task.state {
-            TaskState::Proving { placement, .. } => (placement, false),
-            TaskState::Verifying { placement, .. } => (placement, true),
+        let (placement, phase) = match &task.state {
+            TaskState::Proving { placement, .. } => (placement, Phase::Proving),
+            // Its agent was declared lost but delivers after all: the stake is still its
+            // operator's, so the proof counts.
+            TaskState::Orphaned { placement, .. } => (placement, Phase::Orphaned),
+            TaskState::Verifying { placement, .. } => (placement, Phase::Verifying),
+            _ if self.lost_it(task, agent) => return Err(self.refusal(task, agent, None)),
             TaskState::Queued | TaskState::Offered { .. } => {
                 return Err(DeliveryRejected::NotYourTask {
                     task: id,
@@ -72,13 +84,65 @@ impl CoordinatorCore {
             }
         };
         if &placement.agent != agent {
-            return Err(DeliveryRejected::NotYourTask {
-                task: id,
-                agent: agent.clone(),
-                bound_to: Some(placement.agent.clone()),
-            });
+            return Err(self.refusal(task, agent, Some(placement.agent.clone())));
         }
-        Ok((placement.clone(), delivered))
+        Ok((placement.clone(), phase))
+    }
+
+    /// Whether `agent` had `task` and lost it (slashed or handed over).
+    fn lost_it(&self, task: &super::model::Task, agent: &AgentId) -> bool {
+        task.history.entries().iter().any(|e| match &e.event {
+            TaskEvent::DueTimeMissed { agent: a, .. }
+            | TaskEvent::InvalidProof { agent: a, .. } => a == agent,
+            TaskEvent::HandedOver { from, .. } => from == agent,
+            _ => false,
+        })
+    }
+
+    /// Why `agent` may not deliver `task`: the latest way it lost the task, if it did.
+    fn refusal(
+        &self,
+        task: &super::model::Task,
+        agent: &AgentId,
+        bound_to: Option<AgentId>,
+    ) -> DeliveryRejected {
+        let why = task
+            .history
+            .entries()
+            .iter()
+            .rev()
+            .find_map(|e| match &e.event {
+                TaskEvent::DueTimeMissed {
+                    agent: a,
+                    due_at,
+                    slashed,
+                    ..
+                } if a == agent => Some(format!(
+                    "its due time {due_at} passed and {slashed} of {}'s stake was slashed",
+                    agent.operator
+                )),
+                TaskEvent::InvalidProof {
+                    agent: a, slashed, ..
+                } if a == agent => Some(format!(
+                    "its earlier proof was invalid and {slashed} was slashed"
+                )),
+                TaskEvent::HandedOver { from, to } if from == agent => Some(format!(
+                    "it was handed over to {to} after the agent was lost"
+                )),
+                _ => None,
+            });
+        match why {
+            Some(why) => DeliveryRejected::TooLate {
+                task: task.id,
+                agent: agent.clone(),
+                why,
+            },
+            None => DeliveryRejected::NotYourTask {
+                task: task.id,
+                agent: agent.clone(),
+                bound_to,
+            },
+        }
     }
 
     fn deliver(
@@ -87,15 +151,18 @@ impl CoordinatorCore {
         agent: &AgentId,
         id: TaskId,
     ) -> Result<(), DeliveryRejected> {
-        let (placement, delivered) = self.bound_placement(agent, id)?;
-        if delivered {
-            return Err(DeliveryRejected::AlreadyDelivered {
-                task: id,
-                agent: agent.clone(),
-            });
+        let (placement, phase) = self.bound_placement(agent, id)?;
+        match phase {
+            Phase::Verifying => {
+                return Err(DeliveryRejected::AlreadyDelivered {
+                    task: id,
+                    agent: agent.clone(),
+                })
+            }
+            Phase::Proving => self.unassign(agent, id),
+            Phase::Orphaned => {}
         }
-        self.unassign(agent, id);
-        let task = self.tasks.get_mut(&id).expect("task exists");
+        let task = self.task_mut(id);
         task.history.push(
             now,
             TaskEvent::Delivered {
@@ -118,18 +185,18 @@ impl CoordinatorCore {
         valid: bool,
         proving_ms: u64,
     ) -> Result<(), DeliveryRejected> {
-        let (placement, delivered) = self.bound_placement(agent, id)?;
-        if !delivered {
+        let (placement, phase) = self.bound_placement(agent, id)?;
+        if phase == Phase::Proving {
             self.unassign(agent, id);
         }
         if valid {
             let binding = self
-                .ledger
+                .ledger_mut()
                 .release(id)
                 .expect("a proving or verifying task has stake bound");
             tracing::info!(task = %id, %agent, proving_ms, predicted_ms = placement.predicted_proving_ms, released = %binding.amount, "proof verified");
             self.learn_speed(now, agent, id, proving_ms);
-            let task = self.tasks.get_mut(&id).expect("task exists");
+            let task = self.task_mut(id);
             task.history.push(
                 now,
                 TaskEvent::Verified {
@@ -145,12 +212,13 @@ impl CoordinatorCore {
             };
             self.finish(id);
         } else {
+            let bps = self.policy.invalid_proof_slash_bps;
             let outcome = self
-                .ledger
-                .slash(id, self.policy.invalid_proof_slash_bps)
+                .ledger_mut()
+                .slash(id, bps)
                 .expect("a proving or verifying task has stake bound");
             tracing::warn!(task = %id, %agent, slashed = %outcome.slashed, "invalid proof; operator slashed");
-            let task = self.tasks.get_mut(&id).expect("task exists");
+            let task = self.task_mut(id);
             task.failed_on.insert(agent.clone());
             task.history.push(
                 now,

@@ -72,11 +72,11 @@ impl CoordinatorCore {
                     .tasks
                     .values()
                     .filter_map(|t| match &t.state {
-                        TaskState::Offered { placement, .. }
-                            if placement.agent.operator == r.operator =>
-                        {
-                            Some(t.spec.collateral)
-                        }
+                        TaskState::Offered {
+                            placement,
+                            handover_from: None,
+                            ..
+                        } if placement.agent.operator == r.operator => Some(t.spec.collateral),
                         _ => None,
                     })
                     .fold(StakeUnits::ZERO, |sum, c| {
@@ -185,6 +185,36 @@ fn hardware_summary(t: &crate::admission::AgentTelemetry) -> String {
 }
 
 impl CoordinatorCore {
+    /// The agent whose proof of `id` was verified, if it was: a repeated delivery of the same
+    /// task by that agent (its reply was lost) gets the same answer.
+    pub fn verified_by(&self, id: TaskId) -> Option<&AgentId> {
+        match &self.tasks.get(&id)?.state {
+            TaskState::Verified { agent, .. } => Some(agent),
+            _ => None,
+        }
+    }
+
+    /// Tasks waiting for their proof's verdict (e.g. after a restart), with their agents.
+    pub fn verifying_tasks(&self) -> Vec<(TaskId, AgentId)> {
+        self.tasks
+            .values()
+            .filter_map(|t| match &t.state {
+                TaskState::Verifying { placement, .. } => Some((t.id, placement.agent.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Agents drained by their operators.
+    pub fn drained_agents(&self) -> impl Iterator<Item = &AgentId> {
+        self.drained.iter()
+    }
+
+    /// Withdrawals requested through the coordinator and not yet paid out.
+    pub fn pending_withdrawals(&self) -> impl Iterator<Item = &super::PendingWithdrawal> {
+        self.withdrawals.values()
+    }
+
     /// A task's circuit and inputs as submitted, for the shell's proof verification.
     pub fn task_inputs(&self, id: TaskId) -> Option<(String, std::sync::Arc<[u8]>)> {
         self.tasks

@@ -45,18 +45,19 @@ impl CoordinatorCore {
         self.expire(now);
         let result = match event {
             StakeEvent::OperatorRegistered { operator } => {
-                self.ledger.add_operator(operator);
+                self.ledger_mut().add_operator(operator);
                 Ok(())
             }
-            StakeEvent::Delegated { operator, amount } => {
-                self.ledger.delegate(&operator, amount).map_err(Into::into)
-            }
+            StakeEvent::Delegated { operator, amount } => self
+                .ledger_mut()
+                .delegate(&operator, amount)
+                .map_err(Into::into),
             StakeEvent::WithdrawalRequested { operator, amount } => self
-                .ledger
+                .ledger_mut()
                 .request_withdrawal(&operator, amount)
                 .map_err(Into::into),
             StakeEvent::WithdrawalCompleted { operator, amount } => self
-                .ledger
+                .ledger_mut()
                 .complete_withdrawal(&operator, amount)
                 .map_err(Into::into),
         };
@@ -116,6 +117,12 @@ impl CoordinatorCore {
             });
         }
         let available_ms = spec.deadline.0 - now.0;
+        if available_ms > self.policy.max_deadline_ms {
+            return Err(SubmitRejected::DeadlineTooFar {
+                available_ms,
+                max_ms: self.policy.max_deadline_ms,
+            });
+        }
         let (needed_ms, fastest) = self.fastest_possible_ms(&circuit.shape);
         if available_ms < needed_ms {
             return Err(SubmitRejected::DeadlineTooShort {
@@ -168,6 +175,8 @@ impl CoordinatorCore {
                 history,
             },
         );
+        self.dirty.tasks.insert(id);
+        self.dirty.meta = true;
         self.emit_status(id);
         Ok(id)
     }

@@ -17,26 +17,35 @@ impl CoordinatorCore {
 
     /// When `handle_timeout` must next be called, if anything is pending.
     pub fn poll_timeout(&self) -> Option<UnixMillis> {
-        self.tasks
-            .values()
-            .filter_map(|t| match &t.state {
-                TaskState::Queued => t
-                    .declined_until
-                    .values()
-                    .copied()
-                    .chain([t.spec.deadline])
-                    .min(),
-                TaskState::Offered { expires_at, .. } => Some(*expires_at),
-                TaskState::Proving { placement, .. } => Some(placement.due_at),
-                TaskState::Verifying { .. }
-                | TaskState::Verified { .. }
-                | TaskState::Failed { .. } => None,
-            })
+        let tasks =
+            self.tasks
+                .values()
+                .filter_map(|t| match &t.state {
+                    TaskState::Queued => t
+                        .declined_until
+                        .values()
+                        .copied()
+                        .chain([t.spec.deadline])
+                        .min(),
+                    TaskState::Offered { expires_at, .. } => Some(*expires_at),
+                    TaskState::Proving { placement, .. }
+                    | TaskState::Orphaned { placement, .. } => Some(placement.due_at),
+                    TaskState::Verifying { .. }
+                    | TaskState::Verified { .. }
+                    | TaskState::Failed { .. } => None,
+                })
+                .min();
+        let withdrawals = self.withdrawals.values().map(|w| w.pays_at).min();
+        [tasks, withdrawals, self.next_agent_loss()]
+            .into_iter()
+            .flatten()
             .min()
     }
 
     /// Applies every timeout due at `now`, in task order.
     pub(crate) fn expire(&mut self, now: UnixMillis) {
+        self.pay_out_withdrawals(now);
+        self.expire_lost_agents(now);
         let live: Vec<TaskId> = self
             .tasks
             .values()
@@ -49,12 +58,14 @@ impl CoordinatorCore {
             task.declined_until.retain(|_, until| *until > now);
             if task.declined_until.len() != declines {
                 self.needs_full_pass = true;
+                self.dirty.tasks.insert(id);
             }
             let task = &self.tasks[&id];
             match &task.state {
                 TaskState::Offered {
                     placement,
                     expires_at,
+                    ..
                 } if now >= *expires_at => {
                     let (agent, expires_at) = (placement.agent.clone(), *expires_at);
                     tracing::info!(task = %id, %agent, "offer expired");
@@ -72,7 +83,9 @@ impl CoordinatorCore {
                         reason: format!("offer for {id} expired at {expires_at}"),
                     });
                 }
-                TaskState::Proving { placement, .. } if now >= placement.due_at => {
+                TaskState::Proving { placement, .. } | TaskState::Orphaned { placement, .. }
+                    if now >= placement.due_at =>
+                {
                     let placement = placement.clone();
                     self.needs_full_pass = true;
                     self.miss_due_time(now, id, placement);
@@ -98,13 +111,17 @@ impl CoordinatorCore {
         placement: crate::admission::Placement,
     ) {
         let agent = placement.agent;
+        let was_proving = matches!(self.tasks[&id].state, TaskState::Proving { .. });
+        let bps = self.policy.deadline_miss_slash_bps;
         let outcome = self
-            .ledger
-            .slash(id, self.policy.deadline_miss_slash_bps)
+            .ledger_mut()
+            .slash(id, bps)
             .expect("a proving task has stake bound");
         tracing::warn!(task = %id, %agent, due_at = %placement.due_at, slashed = %outcome.slashed, "due time missed; operator slashed");
-        self.unassign(&agent, id);
-        let task = self.tasks.get_mut(&id).expect("task exists");
+        if was_proving {
+            self.unassign(&agent, id);
+        }
+        let task = self.task_mut(id);
         task.failed_on.insert(agent.clone());
         task.history.push(
             now,

@@ -95,6 +95,8 @@ async fn the_fleet_page_shows_the_ledger_and_is_never_open() {
     // Due times far out, so no deadline slash changes the ledger while the browser reads it.
     let policy = Policy {
         deadline_margin_ms: 600_000,
+        max_deadline_ms: 1_200_000,
+        withdrawal_delay_ms: 1_200_001,
         ..test_policy()
     };
     let cluster = Cluster::start(

@@ -9,7 +9,9 @@ pub fn agent_is(state: &TaskState, operator: &str, name: &str) -> bool {
         | TaskState::Proving { agent, .. }
         | TaskState::Verifying { agent }
         | TaskState::Verified { agent, .. } => agent,
-        TaskState::Queued { .. } | TaskState::Failed { .. } => return false,
+        TaskState::Queued { .. } | TaskState::Failed { .. } | TaskState::Reassigning { .. } => {
+            return false
+        }
     };
     agent.operator.as_str() == operator && agent.name.as_str() == name
 }

@@ -111,6 +111,7 @@ impl Cluster {
             registry,
             clock: Arc::new(SystemClock),
             telemetry_interval_ms: spec.telemetry_interval_ms,
+            state: server::StateLocation::Dir(dir.path().join("coordinator-state")),
         })
         .await
         .expect("coordinator starts");
