@@ -7,6 +7,8 @@
 #   - JavaScript tools pinned in package.json/package-lock.json (npm ci into node_modules/):
 #     circom2, circomlib and snarkjs (interop tests), solc (the StakeRegistry contract),
 #     @foundry-rs/anvil (the local EVM node), playwright-core (drives the system Chromium).
+#   - Chromium from the Debian packages (apt-get, only when /usr/bin/chromium is missing):
+#     the fleet page test runs it headless.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tools="$root/.tools"
@@ -31,3 +33,18 @@ if [ ! -d "$root/node_modules" ] || ! grep -qx "$lock_hash" "$tools/npm.lock-has
   mkdir -p "$tools" && echo "$lock_hash" > "$tools/npm.lock-hash"
 fi
 echo "setup-tools: npm tools at $root/node_modules/.bin ($(cd "$root" && npx --no-install anvil --version | head -1))"
+
+# Chromium from the system packages, for the fleet page test (driven by playwright-core).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup-tools: installing chromium (apt-get) for the fleet page test"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null \
+      || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null; } \
+      || echo "setup-tools: could not install chromium; the fleet page test will fail until /usr/bin/chromium exists (apt-get install chromium)" >&2
+  else
+    echo "setup-tools: /usr/bin/chromium missing and cannot apt-get here (not root or no apt); install the chromium package for the fleet page test" >&2
+  fi
+fi
+if [ -x /usr/bin/chromium ]; then
+  echo "setup-tools: $(/usr/bin/chromium --version 2>/dev/null | head -1) at /usr/bin/chromium"
+fi

@@ -7,6 +7,7 @@
 
 use crate::backoff::{Backoff, BackoffLimits};
 use crate::key_cache::KeyCache;
+use crate::metrics::AgentMetrics;
 use crate::prover::Prover;
 use crate::telemetry::TelemetryCollector;
 use crate::worker::{self, TaskHandle, Worker};
@@ -47,6 +48,8 @@ pub struct AgentSettings {
     pub max_concurrent_tasks: u32,
     pub clock: Arc<dyn Clock>,
     pub agent_build: String,
+    /// Counters and the latest telemetry for `/metrics`.
+    pub metrics: Arc<AgentMetrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +80,7 @@ pub(crate) struct AgentContext {
     /// recomputed per proof), to check own proofs before delivering.
     pub(crate) verifying_keys: Mutex<HashMap<KeyId, Arc<PreparedVerifyingKey>>>,
     pub(crate) identity: String,
+    pub(crate) metrics: Arc<AgentMetrics>,
 }
 
 impl AgentContext {
@@ -127,6 +131,7 @@ pub async fn run(
         idle: Notify::new(),
         verifying_keys: Mutex::new(HashMap::new()),
         identity: me.identity.to_string(),
+        metrics: settings.metrics,
     });
     let hello_base = HelloBase {
         build: settings.agent_build,
@@ -154,8 +159,10 @@ pub async fn run(
             Ok(conn) => {
                 backoff.handle_connected(ctx.clock.now());
                 let _ = conn_tx.send(Some(conn.clone()));
+                ctx.metrics.set_connected(true);
                 let ended = session(&ctx, &conn, &hello_base, &mut telemetry, &mut shutdown).await;
                 let _ = conn_tx.send(None);
+                ctx.metrics.set_connected(false);
                 backoff.handle_disconnected(ctx.clock.now());
                 match ended {
                     SessionEnd::Shutdown => stopping = true,
@@ -251,6 +258,7 @@ async fn session(
                 seq += 1;
                 let (nvml, gpus, host) = telemetry.sample(seq);
                 let report = Telemetry { seq, nvml, gpus, host, calibration: base.calibration.clone() };
+                ctx.metrics.record_telemetry(&report);
                 if let Err(e) = write_message(&mut send, &AgentToCoordinator::Telemetry(report)).await {
                     return SessionEnd::Lost(e.to_string());
                 }
@@ -305,6 +313,7 @@ fn decide(ctx: &Arc<AgentContext>, offer: TaskOffer) -> OfferReply {
         }
     } else {
         tasks.insert(task, Worker::spawn(ctx.clone(), offer));
+        ctx.metrics.set_tasks_in_flight(tasks.len());
         OfferDecision::Accept
     };
     OfferReply { task, decision }

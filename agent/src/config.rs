@@ -35,7 +35,7 @@ impl std::str::FromStr for BackendChoice {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct AgentTls {
     /// The CA certificate that signed the coordinator's certificate (and this agent's).
     pub ca_cert: PathBuf,
@@ -45,8 +45,20 @@ pub struct AgentTls {
     pub key: PathBuf,
 }
 
+impl Default for AgentTls {
+    fn default() -> Self {
+        AgentTls {
+            ca_cert: PathBuf::from("certs/ca.pem"),
+            cert: PathBuf::from("certs/agent.pem"),
+            key: PathBuf::from("certs/agent.key"),
+        }
+    }
+}
+
+/// Every field has a default that works with a coordinator on the same machine; a rack sets
+/// at least `coordinator` and the `[tls]` paths.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct AgentConfig {
     /// The coordinator's address, `host:port`. The host is also the name its certificate
     /// must carry.
@@ -54,18 +66,27 @@ pub struct AgentConfig {
     pub tls: AgentTls,
     /// Proving keys are cached here (content-addressed).
     pub data_dir: PathBuf,
-    #[serde(default)]
     pub backend: BackendChoice,
     /// CUDA device ordinal when the backend is CUDA.
-    #[serde(default)]
     pub cuda_device: usize,
     /// Tasks proven at once, 1 ..= MAX_CONCURRENT_TASKS.
-    #[serde(default = "one")]
     pub max_concurrent_tasks: u32,
+    /// `/metrics` (GPU telemetry under DCGM exporter names).
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
-fn one() -> u32 {
-    1
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            coordinator: "127.0.0.1:4433".into(),
+            tls: AgentTls::default(),
+            data_dir: PathBuf::from("proofrack-agent-data"),
+            backend: BackendChoice::Auto,
+            cuda_device: 0,
+            max_concurrent_tasks: 1,
+            metrics: crate::metrics::MetricsConfig::default(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -13,6 +13,7 @@
 //! - [`key_cache`]: proving keys on disk, content-addressed by SHA-256, verified on every
 //!   read, written atomically, bounded with least-recently-used eviction.
 //! - `config`: the agent's configuration file.
+//! - [`metrics`]: `/metrics` with GPU telemetry under DCGM exporter names.
 //! - `client`: the QUIC connection to the coordinator (reconnects with [`backoff`]).
 //! - `executor`: runs assigned proofs on the backend with keys from the [`key_cache`].
 //!
@@ -24,6 +25,7 @@ pub mod calibrate;
 pub mod client;
 pub mod config;
 pub mod key_cache;
+pub mod metrics;
 pub mod prover;
 pub mod telemetry;
 mod worker;

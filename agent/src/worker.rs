@@ -63,7 +63,11 @@ impl Worker {
                 Err(TaskError::Cancelled) => tracing::info!(%task, "task dropped: cancelled"),
                 Err(e) => tracing::warn!(%task, error = %e, "task not delivered"),
             }
-            ctx.tasks.lock().expect("tasks poisoned").remove(&task);
+            {
+                let mut tasks = ctx.tasks.lock().expect("tasks poisoned");
+                tasks.remove(&task);
+                ctx.metrics.set_tasks_in_flight(tasks.len());
+            }
             ctx.idle.notify_waiters();
         });
         TaskHandle { cancelled, join }
@@ -139,6 +143,7 @@ async fn run(
     .map_err(|e| TaskError::Prove(e.to_string()))??;
     let proving_ms = started.elapsed().as_millis() as u64;
     check()?;
+    ctx.metrics.record_proof(proving_ms);
     tracing::info!(%task, proving_ms, "proof ready");
     let delivery = DeliverProof {
         task,

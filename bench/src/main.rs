@@ -2,6 +2,7 @@
 //! the same run. Prints JSON lines.
 
 mod check;
+mod fleet;
 mod groth16;
 mod msm;
 mod ntt;
@@ -37,6 +38,9 @@ enum Command {
     /// The MSM correctness matrix (sizes x scalar distributions x edge bases) against
     /// arkworks; exits nonzero on any mismatch.
     CheckMsm(msm::CheckMsmArgs),
+    /// One coordinator under a fleet of protocol agents (real QUIC, a certificate each):
+    /// assignment latency and coordinator CPU, a 10-agent fleet as the reference.
+    Fleet(fleet::FleetArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,5 +51,6 @@ fn main() -> anyhow::Result<()> {
         Command::Ntt(args) => ntt::run(&args),
         Command::Msm(args) => msm::run_bench(&args),
         Command::CheckMsm(args) => msm::run_check(&args),
+        Command::Fleet(args) => fleet::run(&args),
     }
 }

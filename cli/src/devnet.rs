@@ -135,6 +135,11 @@ pub async fn run(
         circuits: opts.circuits.clone(),
         telemetry_interval_ms: 1_000,
         chain,
+        // Started below on a free port with a fresh token.
+        http: proofrack_coordinator::http::HttpConfig {
+            enabled: false,
+            ..Default::default()
+        },
     };
     config.validate()?;
     say(format!(
@@ -153,6 +158,18 @@ pub async fn run(
     let coordinator = crate::serve::start_coordinator(&config, &config.data_dir).await?;
     let addr = coordinator.local_addr;
     say(format!("devnet: coordinator on {addr}"));
+    // The fleet page on a free loopback port with a fresh token, for watching the run.
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    let http = proofrack_coordinator::http::start(
+        "127.0.0.1:0".parse().expect("literal address"),
+        Some(token.clone()),
+        coordinator.shared.clone(),
+    )
+    .await?;
+    say(format!(
+        "devnet: fleet page at http://{}/#token={token} (metrics at /metrics)",
+        http.local_addr
+    ));
 
     // One backend and one calibration for every agent: they share this machine, so each
     // reports its share of the measured throughput (admission predicts proving times from
@@ -214,6 +231,7 @@ pub async fn run(
     if let Ok(c) = Arc::try_unwrap(client) {
         c.close().await;
     }
+    http.shutdown().await;
     coordinator.shutdown().await;
     let (submitted, verified, failed) = result?;
     let report = DevnetReport {
@@ -288,6 +306,11 @@ fn agent_config(
         backend: opts.backend,
         cuda_device: 0,
         max_concurrent_tasks: 1,
+        // Several agents share this machine: no per-agent metrics port.
+        metrics: proofrack_agent::metrics::MetricsConfig {
+            enabled: false,
+            ..Default::default()
+        },
     }
 }
 

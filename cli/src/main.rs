@@ -52,6 +52,9 @@ enum Command {
         client: ClientArgs,
         task: TaskId,
     },
+    /// Why a task went where it went: admission decisions with the agents rejected and why,
+    /// stake bound, predicted vs actual proving time, failures and their causes.
+    Explain(proofrack::explain_cmd::ExplainArgs),
     /// Stake per operator: delegated, active, withdrawing, free, slashed.
     Ledger {
         #[command(flatten)]
@@ -218,6 +221,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Status { client, task } => client_cmds::status(&client, task).await,
         Command::Ledger { client } => client_cmds::table(&client, ClientRequest::Ledger).await,
         Command::Agents { client } => client_cmds::table(&client, ClientRequest::Agents).await,
+        Command::Explain(a) => {
+            tokio::task::spawn_blocking(move || proofrack::explain_cmd::explain(&a)).await?
+        }
         Command::Circuits { client } => client_cmds::table(&client, ClientRequest::Circuits).await,
         Command::Certs(args) => proofrack_certs::cli::run(args),
         Command::Drain {

@@ -16,28 +16,50 @@ use proofrack_coordinator::CoordinatorConfig;
 use std::path::Path;
 use std::sync::Arc;
 
-/// Reads and validates `coordinator.toml`.
+/// Reads `coordinator.toml`, applies `PROOFRACK_COORDINATOR_*` environment overrides and
+/// validates the result.
 pub fn load_coordinator_config(path: &Path) -> anyhow::Result<CoordinatorConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "reading {}; write one from the example in the README",
-            path.display()
-        )
-    })?;
-    Ok(CoordinatorConfig::from_toml_str(&text)?)
+    let text = read_config(path)?;
+    let (merged, applied) = crate::config_env::merge::<CoordinatorConfig>(
+        &text,
+        crate::config_env::COORDINATOR_PREFIX,
+        std::env::vars(),
+    )?;
+    log_overrides(&applied);
+    Ok(CoordinatorConfig::from_toml_str(&merged)?)
 }
 
-/// Loads keys (generating missing ones), binds and serves until Ctrl-C.
+fn read_config(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "reading {}; start from the documented example in deploy/",
+            path.display()
+        )
+    })
+}
+
+fn log_overrides(applied: &[String]) {
+    for key in applied {
+        tracing::info!(%key, "setting overridden by the environment");
+    }
+}
+
+/// Loads keys (generating missing ones), binds and serves until Ctrl-C or SIGTERM.
 pub async fn coordinator(config: CoordinatorConfig) -> anyhow::Result<()> {
     let running = start_coordinator(&config, &config.data_dir).await?;
-    tracing::info!(addr = %running.local_addr, "coordinator ready; Ctrl-C stops it");
+    let http = proofrack_coordinator::http::start_from_config(&config.http, running.shared.clone())
+        .await?;
+    tracing::info!(addr = %running.local_addr, "coordinator ready; Ctrl-C or SIGTERM stops it");
     tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
+        _ = crate::signals::shutdown_requested() => {}
         why = running.store_failed() => {
             anyhow::bail!("stopping: the state store failed ({why}); nothing further can be acknowledged");
         }
     }
     tracing::info!("shutting down");
+    if let Some(http) = http {
+        http.shutdown().await;
+    }
     running.shutdown().await;
     Ok(())
 }
@@ -96,25 +118,45 @@ pub async fn start_coordinator(
     Ok(running)
 }
 
+/// Reads `agent.toml`, applies `PROOFRACK_AGENT_*` environment overrides and validates.
 pub fn load_agent_config(path: &Path) -> anyhow::Result<AgentConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "reading {}; write one from the example in the README",
-            path.display()
-        )
-    })?;
-    Ok(AgentConfig::from_toml_str(&text)?)
+    let text = read_config(path)?;
+    let (merged, applied) = crate::config_env::merge::<AgentConfig>(
+        &text,
+        crate::config_env::AGENT_PREFIX,
+        std::env::vars(),
+    )?;
+    log_overrides(&applied);
+    Ok(AgentConfig::from_toml_str(&merged)?)
 }
 
-/// Picks the backend, calibrates it, and runs the agent until Ctrl-C (then drains).
+/// Picks the backend, calibrates it, and runs the agent until Ctrl-C or SIGTERM (then
+/// drains: no new offers, accepted tasks finish and are delivered).
 pub async fn agent(config: AgentConfig) -> anyhow::Result<()> {
     let prover = prepare_prover(&config).await?;
     let settings = agent_settings(&config, prover.0, prover.1)?;
+    let metrics = if config.metrics.enabled {
+        Some(
+            proofrack_agent::metrics::serve(config.metrics.listen, settings.metrics.clone())
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot serve metrics on {}; change [metrics] listen or set enabled = false",
+                        config.metrics.listen
+                    )
+                })?,
+        )
+    } else {
+        None
+    };
     proofrack_agent::client::run(settings, async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("Ctrl-C: finishing accepted tasks, then exiting");
+        crate::signals::shutdown_requested().await;
+        tracing::info!("stopping: finishing accepted tasks, then exiting");
     })
     .await?;
+    if let Some(m) = metrics {
+        m.shutdown().await;
+    }
     Ok(())
 }
 
@@ -148,6 +190,11 @@ pub fn agent_settings(
     let tls = TlsMaterial::load(&config.tls.ca_cert, &config.tls.cert, &config.tls.key)?;
     let (coordinator, _) = crate::client_cmds::resolve(&config.coordinator)?;
     let key_cache = KeyCache::open(config.data_dir.join("keys"), KeyCacheLimits::default())?;
+    let identity = tls
+        .own_identity()
+        .map(|i| i.identity.to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    let metrics = proofrack_agent::metrics::AgentMetrics::new(identity, calibration.clone());
     Ok(AgentSettings {
         coordinator,
         server_name: config.coordinator_host()?,
@@ -158,5 +205,6 @@ pub fn agent_settings(
         max_concurrent_tasks: config.max_concurrent_tasks,
         clock: Arc::new(SystemClock),
         agent_build: format!("proofrack-agent {}", env!("CARGO_PKG_VERSION")),
+        metrics,
     })
 }

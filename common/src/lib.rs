@@ -14,12 +14,18 @@
 //!   and tests.
 //! - [`revocation`]: the revoked-serials file and the shared, reloadable handle the TLS
 //!   verifier consults.
+//! - [`metrics`]: Prometheus text exposition and a duration histogram.
+//! - [`http`]: a small GET-only HTTP/1.1 server for `/metrics` and the fleet page.
+//! - [`config_env`]: environment-variable overrides of a TOML configuration.
 
 pub mod amount;
 pub mod client;
+pub mod config_env;
 pub mod framing;
+pub mod http;
 pub mod identity;
 pub mod ids;
+pub mod metrics;
 pub mod protocol;
 pub mod revocation;
 pub mod telemetry;

@@ -85,6 +85,9 @@ pub struct CoordinatorConfig {
     /// The chain as the stake source instead of `operators` (see `crate::chain`).
     #[serde(default)]
     pub chain: Option<crate::chain::ChainConfig>,
+    /// `/metrics` and the fleet page.
+    #[serde(default)]
+    pub http: crate::http::HttpConfig,
 }
 
 /// Shortest telemetry interval: more often only loads the coordinator for no better data.
@@ -117,6 +120,7 @@ impl Default for CoordinatorConfig {
             circuits: default_circuits(),
             telemetry_interval_ms: default_telemetry_interval_ms(),
             chain: None,
+            http: crate::http::HttpConfig::default(),
         }
     }
 }

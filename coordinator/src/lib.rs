@@ -11,6 +11,7 @@
 //!   event follower, the slash outbox.
 //! - [`tasks`]: [`CoordinatorCore`], the task life cycle as a quinn-proto-style state machine
 //!   (`handle_*` events with `now`, `poll_effect`, `poll_timeout`, getters).
+//! - [`http`]: `/metrics`, the live fleet page and its token-protected JSON API.
 //!
 //! Architecture invariant: `config`, `ledger`, `admission` and `tasks` do no I/O, read no
 //! clock and use no randomness; the QUIC server shell around them does, and translates
@@ -18,6 +19,7 @@
 
 pub mod admission;
 pub mod config;
+pub mod http;
 pub mod ledger;
 pub mod tasks;
 

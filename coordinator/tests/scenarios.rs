@@ -886,3 +886,53 @@ fn a_stale_stake_source_stops_new_offers_with_the_reason() {
         [t]
     );
 }
+
+#[test]
+fn an_agent_slower_than_its_calibration_stops_getting_the_tasks_it_cannot_finish_first() {
+    let mut sim = Sim::new(policy(), &[("op-a", 1_000), ("op-b", 1_000)]);
+    // The optimist's calibration says 10M points/s; its real proofs take 2 s.
+    let optimist = sim.gpu_agent("op-a", "optimist", FAST);
+    let honest = sim.gpu_agent("op-b", "honest", FAST / 2);
+    let first = sim.submit(40, MINUTE_MS).unwrap();
+    let offers = sim.take_offers();
+    assert_eq!(
+        offers[0].agent, optimist,
+        "calibrated, the optimist is fastest"
+    );
+    let calibrated_ms = offers[0].predicted_proving_ms;
+    sim.accept(&optimist, first);
+    sim.core
+        .handle_proof_delivered(sim.now, &optimist, first)
+        .unwrap();
+    sim.core
+        .handle_proof_verified(sim.now, &optimist, first, true, 2_000)
+        .unwrap();
+    sim.collect();
+    let factor = sim.core.speed_factor_permille(&optimist);
+    assert!(
+        factor > 2_000,
+        "learned from a proof 40x slower than calibrated: {factor}"
+    );
+    assert_eq!(sim.core.speed_factor_permille(&honest), 1_000);
+
+    let second = sim.submit(40, MINUTE_MS).unwrap();
+    let offers = sim.take_offers();
+    assert_eq!(
+        offers[0].agent, honest,
+        "the optimist's learned speed now finishes later than the honest agent"
+    );
+    assert_eq!(offers[0].task, second);
+    let verdicts = match &sim.core.task(second).unwrap().history[1].event {
+        TaskEvent::Offered { verdicts, .. } => verdicts.clone(),
+        other => panic!("expected an offer, got {other:?}"),
+    };
+    let optimist_fit = verdicts
+        .iter()
+        .find(|v| v.agent == optimist)
+        .and_then(|v| v.fit.as_ref().ok())
+        .expect("the optimist still fits, only later");
+    assert_eq!(
+        optimist_fit.predicted_proving_ms,
+        proofrack_coordinator::tasks::apply_speed_factor(calibrated_ms, factor)
+    );
+}

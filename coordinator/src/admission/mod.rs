@@ -190,7 +190,11 @@ fn evaluate(
             });
         }
 
-        let predicted_proving_ms = demand.shape.estimate_proving_ms(&t.report.calibration);
+        // Calibrated, then corrected by what the agent's real proofs took.
+        let predicted_proving_ms = crate::tasks::apply_speed_factor(
+            demand.shape.estimate_proving_ms(&t.report.calibration),
+            agent.speed_factor_permille,
+        );
         let start_at = agent.earliest_start(now);
         let predicted_done_at = UnixMillis(start_at.0.saturating_add(predicted_proving_ms));
         let margin_ms = policy.deadline_margin_for(predicted_proving_ms);

@@ -80,6 +80,8 @@ pub struct AgentSnapshot<'a> {
     /// Tasks the agent proves at once (beyond that they wait in its local queue).
     pub max_concurrent_tasks: u32,
     pub assignments: &'a [Assignment],
+    /// Learned correction of its calibrated speed, permille (1000: as calibrated).
+    pub speed_factor_permille: u32,
 }
 
 impl AgentSnapshot<'_> {
@@ -138,6 +140,7 @@ mod tests {
             telemetry: None,
             max_concurrent_tasks: slots,
             assignments,
+            speed_factor_permille: 1_000,
         };
         assert_eq!(
             snap(4, &a[..]).earliest_start(UnixMillis(100)),

@@ -74,6 +74,7 @@ impl Case {
                 telemetry: a.telemetry.as_ref(),
                 max_concurrent_tasks: a.slots,
                 assignments: &a.assignments,
+                speed_factor_permille: 1_000,
             })
             .collect();
         let demand = TaskDemand {

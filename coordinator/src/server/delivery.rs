@@ -99,6 +99,7 @@ pub(super) async fn verify_and_settle(
                 )))
             });
     let verify_ms = started.elapsed().as_millis() as u64;
+    shared.observe_verification_ms(verify_ms);
     let valid = verdict.is_ok();
     let mut extra = vec![ExtraWrite::DeliveryDone(task)];
     let result = ProofResult {

@@ -6,6 +6,7 @@ use crate::registry::CircuitRegistry;
 use crate::store::{ExtraWrite, Store, StoredProof};
 use crate::tasks::{CoordinatorCore, Effect};
 use proofrack_common::identity::{PeerCertInfo, TrustDomain};
+use proofrack_common::metrics::DurationHistogram;
 use proofrack_common::protocol::{CoordinatorToAgent, ProtocolError, TaskOffer};
 use proofrack_common::revocation::RevocationHandle;
 use proofrack_common::{Clock, TaskId, UnixMillis};
@@ -60,6 +61,8 @@ pub struct Shared {
     /// Sees every effect under the core's lock (the chain stake source records slashes here,
     /// before any later event can reach the ledger).
     stake_hook: std::sync::OnceLock<StakeHook>,
+    /// How long proof verification took, for the metrics endpoint.
+    verification_time: Mutex<DurationHistogram>,
 }
 
 /// A function the server calls with every effect, under the core's lock; it must not block
@@ -93,6 +96,7 @@ impl Shared {
             task_events: broadcast::channel(TASK_EVENTS_CAPACITY).0,
             timer_wake: Notify::new(),
             stake_hook: std::sync::OnceLock::new(),
+            verification_time: Mutex::new(DurationHistogram::default()),
         }
     }
 
@@ -328,6 +332,26 @@ impl Shared {
                 c.conn.close(CLOSE_REVOKED.into(), b"certificate revoked");
             }
         }
+    }
+
+    /// Agents with a control stream attached now.
+    pub fn connected_agents(&self) -> usize {
+        self.agents.lock().expect("agents map poisoned").len()
+    }
+
+    pub(super) fn observe_verification_ms(&self, ms: u64) {
+        self.verification_time
+            .lock()
+            .expect("verification histogram poisoned")
+            .observe_ms(ms);
+    }
+
+    /// Proof verification times so far.
+    pub fn verification_time(&self) -> DurationHistogram {
+        self.verification_time
+            .lock()
+            .expect("verification histogram poisoned")
+            .clone()
     }
 
     pub fn is_revoked(&self, serial_hex: &str) -> bool {

@@ -121,6 +121,7 @@ impl CoordinatorCore {
                         .last_no_fit()
                         .is_none_or(|last| !last.same_kind(&no_fit));
                     if changed {
+                        self.stats.note_no_fit(&no_fit);
                         tracing::debug!(task = %id, reason = %no_fit, "no agent fits");
                         self.dirty.tasks.insert(id);
                         let task = self.tasks.get_mut(&id).expect("waiting task exists");
@@ -159,6 +160,9 @@ impl CoordinatorCore {
             memory_bytes: placement.memory_bytes,
             predicted_done_at: placement.predicted_done_at,
         });
+        let queued = &self.tasks[&id];
+        self.stats
+            .note_offer(now, queued.submitted_at, queued.history.entries());
         let task = self.task_mut(id);
         assert!(
             match &handover_from {

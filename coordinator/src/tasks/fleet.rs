@@ -26,6 +26,8 @@ pub(crate) struct AgentRecord {
     pub(crate) telemetry: Option<AgentTelemetry>,
     /// Its offered and proving tasks, in the order they were offered.
     pub(crate) assignments: Vec<Assignment>,
+    /// Learned correction of its calibrated speed (see `learned.rs`).
+    pub(crate) speed_factor_permille: u32,
 }
 
 impl AgentRecord {
@@ -40,6 +42,7 @@ impl AgentRecord {
             max_concurrent_tasks: 1,
             telemetry: None,
             assignments: Vec::new(),
+            speed_factor_permille: super::learned::NEUTRAL_SPEED_FACTOR_PERMILLE,
         }
     }
 
@@ -51,6 +54,7 @@ impl AgentRecord {
             telemetry: self.telemetry.as_ref(),
             max_concurrent_tasks: self.max_concurrent_tasks,
             assignments: &self.assignments,
+            speed_factor_permille: self.speed_factor_permille,
         }
     }
 }
@@ -110,6 +114,7 @@ impl CoordinatorCore {
                     max_concurrent_tasks: slots,
                     telemetry: None,
                     assignments: Vec::new(),
+                    speed_factor_permille: self.learned.factor(&agent),
                 };
                 self.fleet.insert(agent, record);
                 Ok(())

@@ -25,11 +25,14 @@ mod dispatch;
 mod durable;
 mod effect;
 mod error;
+mod explain;
 mod fleet;
 mod handover;
 mod history;
 mod invariants;
+mod learned;
 mod model;
+mod observe;
 mod offers;
 mod outside_stake;
 mod proofs;
@@ -44,8 +47,16 @@ pub use error::{
     AdminRejected, AgentRejected, CircuitRejected, DeliveryRejected, OfferReplyRejected,
     StakeEventRejected, SubmitRejected, TelemetryRejected,
 };
+pub use explain::{explain, Decision, Failure, FailureCause, TaskExplanation};
 pub use history::{HistoryEntry, TaskEvent, MAX_HISTORY_ENTRIES, MAX_VERDICTS_KEPT};
+pub use learned::{
+    apply_speed_factor, MAX_SPEED_FACTOR_PERMILLE, MIN_SPEED_FACTOR_PERMILLE,
+    NEUTRAL_SPEED_FACTOR_PERMILLE,
+};
 pub use model::{TaskSpec, TaskStatus};
+pub use observe::{
+    reason_label, AdmissionStats, AgentAccuracy, FleetAgent, MovingTask, SlashRecord, TASK_STATES,
+};
 pub use queries::{AgentRow, OperatorRow, TaskView};
 
 use crate::admission::AgentId;
@@ -100,6 +111,10 @@ pub struct CoordinatorCore {
     /// pass; the next pass must try every waiting task against every agent.
     needs_full_pass: bool,
     last_full_pass: Option<UnixMillis>,
+    /// Admission counters and assignment latency, for the metrics endpoint.
+    stats: observe::AdmissionStats,
+    /// Each agent's learned correction of its calibrated speed.
+    learned: learned::LearnedSpeeds,
     /// Agents their operators drained: no new tasks (kept across restarts and reconnects).
     drained: BTreeSet<AgentId>,
     /// Withdrawals requested through the coordinator, paid out at their `pays_at`.
@@ -146,6 +161,8 @@ impl CoordinatorCore {
             effects: VecDeque::new(),
             needs_full_pass: false,
             last_full_pass: None,
+            stats: observe::AdmissionStats::default(),
+            learned: learned::LearnedSpeeds::default(),
             drained: BTreeSet::new(),
             withdrawals: BTreeMap::new(),
             next_withdrawal: 1,

@@ -195,6 +195,7 @@ impl CoordinatorCore {
                 .release(id)
                 .expect("a proving or verifying task has stake bound");
             tracing::info!(task = %id, %agent, proving_ms, predicted_ms = placement.predicted_proving_ms, released = %binding.amount, "proof verified");
+            self.learn_speed(now, agent, id, proving_ms);
             let task = self.task_mut(id);
             task.history.push(
                 now,

@@ -5,5 +5,7 @@ mod client_api;
 mod connections;
 mod delivery;
 mod devnet;
+mod fleet_page;
+mod fleet_scale;
 mod frames;
 mod identity;

@@ -133,8 +133,9 @@ impl Cluster {
         self.certs.tls_material(identity).expect("TLS material")
     }
 
-    /// The running coordinator's shared state (to attach a stake source to it).
-    #[allow(dead_code)] // used by the chain test binary, not by e2e
+    /// The running coordinator's shared state (to attach a stake source to it, or check views
+    /// against its core).
+    #[allow(dead_code)] // not every test binary uses it
     pub fn shared(&self) -> Arc<proofrack_coordinator::server::Shared> {
         self.server
             .as_ref()

@@ -63,6 +63,10 @@ impl RealAgent {
             max_concurrent_tasks: 1,
             clock: Arc::new(SystemClock),
             agent_build: "proofrack-agent (e2e test)".into(),
+            metrics: proofrack_agent::metrics::AgentMetrics::new(
+                format!("{operator}/{name}"),
+                fixed_cpu_calibration(),
+            ),
         };
         let (stop, mut stop_rx) = watch::channel(false);
         let join = tokio::spawn(proofrack_agent::client::run(settings, async move {

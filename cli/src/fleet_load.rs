@@ -1,0 +1,439 @@
+//! A coordinator under a large fleet: `agents` lightweight protocol agents (real QUIC, one
+//! real certificate each) connect to one in-process coordinator, report telemetry at the
+//! configured interval and accept every offer; a client submits `tasks` tasks. Measures
+//! certificate issuance, connection, assignment latency (submission to the offer arriving at
+//! the agent) and the coordinator's CPU time, which runs on its own named runtime threads so
+//! its share of the process is counted apart from the agents'.
+//!
+//! Used by `proofrack-bench fleet` and, with a smaller fleet, by the end-to-end tests.
+
+use anyhow::{bail, Context};
+use proofrack_certs::{CertsDir, InitOptions, IssueOptions};
+use proofrack_common::client::CoordinatorClient;
+use proofrack_common::identity::{Identity, TrustDomain, DEFAULT_TRUST_DOMAIN};
+use proofrack_common::protocol::{
+    read_message, write_message, write_stream_open, AgentCapabilities, AgentHello,
+    AgentToCoordinator, ClientRequest, ClientResponse, CoordinatorToAgent, OfferDecision,
+    OfferReply, StreamOpen, SubmitRequest, PROTOCOL_VERSION,
+};
+use proofrack_common::telemetry::{
+    Calibration, HostTelemetry, NvmlStatus, ProverBackend, Telemetry,
+};
+use proofrack_common::tls;
+use proofrack_common::{Clock, OperatorId, StakeUnits, SystemClock, TaskId};
+use proofrack_coordinator::registry::CircuitRegistry;
+use proofrack_coordinator::server::{self, ServerSettings};
+use proofrack_coordinator::Policy;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch, Semaphore};
+
+/// Name of the coordinator's runtime threads (15 bytes: Linux truncates thread names there).
+pub const COORDINATOR_THREAD_NAME: &str = "proofrack-coord";
+/// Handshakes in flight at once while the fleet connects (a real rack's agents start
+/// staggered too; thousands at once only measures the UDP receive buffer).
+pub const CONNECT_CONCURRENCY: usize = 64;
+/// Operators the fleet's agents are spread over.
+pub const OPERATORS: usize = 10;
+/// How long any one phase may take before the run is declared stuck.
+pub const PHASE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Tasks each load agent takes at once (the policy's default per-agent limit).
+pub const AGENT_SLOTS: u32 = 4;
+/// Tasks' deadline and safety margin: far beyond the run, so no due time passes during it.
+const TASK_DEADLINE_MS: u64 = 3_000_000;
+const MARGIN_MS: u64 = 2_000_000;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct FleetLoad {
+    pub agents: usize,
+    pub tasks: usize,
+    pub telemetry_interval_ms: u64,
+    /// Steady state (telemetry only) measured for this long.
+    pub idle_window: Duration,
+    pub dir: PathBuf,
+}
+
+/// What it measured.
+#[derive(Clone, Debug)]
+pub struct FleetReport {
+    pub agents: usize,
+    pub tasks: usize,
+    pub issue_certs: Duration,
+    pub connect: Duration,
+    /// Agents the coordinator listed as connected with telemetry.
+    pub agents_listed: usize,
+    /// Submission to offer at the agent, sorted.
+    pub assignment_latencies: Vec<Duration>,
+    pub submit_phase: Duration,
+    /// Coordinator CPU seconds per wall second in the telemetry-only window.
+    pub idle_cpu_cores: f64,
+    /// ... while the tasks were being submitted and assigned.
+    pub submit_cpu_cores: f64,
+}
+
+impl FleetReport {
+    pub fn latency_percentile(&self, p: f64) -> Duration {
+        let v = &self.assignment_latencies;
+        if v.is_empty() {
+            return Duration::ZERO;
+        }
+        v[((p * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)]
+    }
+}
+
+fn calibration() -> Calibration {
+    Calibration {
+        backend: ProverBackend::Cpu,
+        backend_name: "fleet-load agent".into(),
+        msm_g1_points_per_sec: 1_000_000,
+        msm_size: 1 << 12,
+        ntt_elements_per_sec: 20_000_000,
+        ntt_size: 1 << 12,
+        compute_memory_total_bytes: 8 << 30,
+    }
+}
+
+fn telemetry(seq: u64) -> Telemetry {
+    Telemetry {
+        seq,
+        nvml: NvmlStatus::Missing {
+            reason: "fleet-load agent".into(),
+        },
+        gpus: vec![],
+        host: HostTelemetry {
+            hostname: "fleet-load".into(),
+            cpu_cores: 2,
+            load_1m_milli: 0,
+            memory_total_bytes: 8 << 30,
+            memory_available_bytes: 8 << 30,
+        },
+        calibration: calibration(),
+    }
+}
+
+/// CPU time (user + system) of this process's threads named [`COORDINATOR_THREAD_NAME`].
+pub fn coordinator_cpu_time() -> Duration {
+    let ticks_per_sec = 100.0; // USER_HZ on Linux
+    let mut ticks: u64 = 0;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for t in tasks.flatten() {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            if comm.trim() != COORDINATOR_THREAD_NAME {
+                continue;
+            }
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            // Fields after the parenthesised name: state is field 3; utime 14, stime 15.
+            if let Some((_, rest)) = stat.rsplit_once(')') {
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                let utime: u64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0);
+                let stime: u64 = f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0);
+                ticks += utime + stime;
+            }
+        }
+    }
+    Duration::from_secs_f64(ticks as f64 / ticks_per_sec)
+}
+
+/// Runs the load. Call from outside any runtime's worker (it builds the coordinator's own).
+pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
+    // Agents accept and never deliver: each holds at most its slots, so more tasks than the
+    // fleet's slots would wait for due times to pass and measure the policy, not the
+    // coordinator.
+    opts.tasks = opts.tasks.min(opts.agents * AGENT_SLOTS as usize);
+    std::fs::create_dir_all(&opts.dir)?;
+    let certs = CertsDir::new(opts.dir.join("certs"));
+    let now = SystemClock.now();
+    certs.init(
+        &InitOptions::new(TrustDomain::new(DEFAULT_TRUST_DOMAIN)?),
+        now,
+    )?;
+    let coordinator_id = Identity::coordinator("127.0.0.1")?;
+    certs.issue(&coordinator_id, &IssueOptions::default(), now)?;
+    let client_id = Identity::client("fleet-load")?;
+    certs.issue(&client_id, &IssueOptions::default(), now)?;
+    let started = Instant::now();
+    let mut agent_ids = Vec::with_capacity(opts.agents);
+    for i in 0..opts.agents {
+        let id = Identity::agent(&format!("op-{}", i % OPERATORS), &format!("a{i:05}"))?;
+        certs.issue(&id, &IssueOptions::default(), now)?;
+        agent_ids.push(id);
+    }
+    let issue_certs = started.elapsed();
+    tracing::info!(
+        agents = opts.agents,
+        ms = issue_certs.as_millis() as u64,
+        "fleet load: certificates issued"
+    );
+
+    // The coordinator on its own runtime, so its CPU time can be told apart.
+    let coord_rt = OwnRuntime(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(COORDINATOR_THREAD_NAME)
+            .enable_all()
+            .build()?,
+    ));
+    let keys_dir = opts.dir.join("keys");
+    let registry = tokio::task::spawn_blocking(move || {
+        CircuitRegistry::load_or_generate(&keys_dir, &["mimc-4".to_string()])
+    })
+    .await??;
+    let settings = ServerSettings {
+        listen: "127.0.0.1:0".parse().expect("literal address"),
+        tls: certs.tls_material(&coordinator_id)?,
+        revocation: certs.revocation_handle()?,
+        policy: Policy {
+            queue_capacity: opts.tasks.max(1),
+            max_tasks_per_agent: AGENT_SLOTS,
+            deadline_margin_ms: MARGIN_MS,
+            max_deadline_ms: TASK_DEADLINE_MS,
+            withdrawal_delay_ms: TASK_DEADLINE_MS + 1,
+            ..Policy::default()
+        },
+        delegations: (0..OPERATORS)
+            .map(|i| {
+                Ok((
+                    OperatorId::new(format!("op-{i}")).map_err(anyhow::Error::msg)?,
+                    StakeUnits(1 << 60),
+                ))
+            })
+            .collect::<anyhow::Result<_>>()?,
+        registry,
+        clock: Arc::new(SystemClock),
+        telemetry_interval_ms: opts.telemetry_interval_ms,
+        state: server::StateLocation::Dir(opts.dir.join("coordinator-state")),
+    };
+    let server = coord_rt
+        .spawn(server::start(settings))
+        .await
+        .context("coordinator runtime")??;
+    let addr = server.local_addr;
+    tracing::info!(%addr, "fleet load: coordinator up");
+    let shared = server.shared.clone();
+
+    // The fleet: one client endpoint, a client configuration per agent certificate.
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().expect("literal address"))?;
+    let submitted: Arc<Mutex<HashMap<TaskId, Instant>>> = Arc::default();
+    let (offer_tx, mut offer_rx) = mpsc::unbounded_channel::<(TaskId, Instant)>();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let gate = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<anyhow::Result<()>>();
+    let started = Instant::now();
+    let mut agents = Vec::with_capacity(opts.agents);
+    for id in &agent_ids {
+        let config = tls::client_config(&certs.tls_material(id)?)?;
+        let agent = FleetAgent {
+            endpoint: endpoint.clone(),
+            config,
+            addr,
+            interval: Duration::from_millis(opts.telemetry_interval_ms),
+            offers: offer_tx.clone(),
+            stop: stop_rx.clone(),
+        };
+        let gate = gate.clone();
+        let ready = ready_tx.clone();
+        agents.push(tokio::spawn(async move { agent.run(gate, ready).await }));
+    }
+    for _ in 0..opts.agents {
+        match tokio::time::timeout(PHASE_TIMEOUT, ready_rx.recv()).await {
+            Ok(Some(Ok(()))) => {}
+            Ok(Some(Err(e))) => bail!("an agent could not connect: {e:#}"),
+            _ => bail!("the fleet did not connect within {PHASE_TIMEOUT:?}"),
+        }
+    }
+    let connect = started.elapsed();
+    tracing::info!(
+        ms = connect.as_millis() as u64,
+        "fleet load: agents connected"
+    );
+    // Listed: connected and reporting (the first report follows the welcome at once).
+    let deadline = Instant::now() + PHASE_TIMEOUT;
+    let agents_listed = loop {
+        let listed = shared.read(|core, _| {
+            core.agent_rows(SystemClock.now())
+                .iter()
+                .filter(|r| r.connected && r.telemetry_age_ms.is_some())
+                .count()
+        });
+        if listed >= opts.agents || Instant::now() > deadline {
+            break listed;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    let cpu0 = coordinator_cpu_time();
+    let t0 = Instant::now();
+    tokio::time::sleep(opts.idle_window).await;
+    let idle_cpu_cores = (coordinator_cpu_time() - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();
+
+    let client =
+        CoordinatorClient::connect(addr, "127.0.0.1", &certs.tls_material(&client_id)?).await?;
+    let cpu0 = coordinator_cpu_time();
+    let t0 = Instant::now();
+    for i in 0..opts.tasks {
+        let sent = Instant::now();
+        let reply = client
+            .request(ClientRequest::Submit(SubmitRequest {
+                circuit: "mimc-4".into(),
+                inputs: format!(r#"{{"x":"{i}"}}"#).into_bytes(),
+                collateral: StakeUnits(1),
+                deadline_ms: TASK_DEADLINE_MS,
+                request_id: i as u64 + 1,
+            }))
+            .await?;
+        match reply {
+            ClientResponse::Submitted { task } => {
+                submitted.lock().expect("submitted map").insert(task, sent);
+            }
+            other => bail!("task {i} refused: {other:?}"),
+        }
+    }
+    let mut first_offer: HashMap<TaskId, Instant> = HashMap::new();
+    while first_offer.len() < opts.tasks {
+        match tokio::time::timeout(PHASE_TIMEOUT, offer_rx.recv()).await {
+            Ok(Some((task, at))) => {
+                first_offer.entry(task).or_insert(at);
+            }
+            _ => bail!(
+                "only {} of {} tasks were offered within {PHASE_TIMEOUT:?}",
+                first_offer.len(),
+                opts.tasks
+            ),
+        }
+    }
+    let sent_at = submitted.lock().expect("submitted map").clone();
+    let mut assignment_latencies: Vec<Duration> = first_offer
+        .iter()
+        .map(|(task, at)| at.saturating_duration_since(sent_at[task]))
+        .collect();
+    let submit_phase = t0.elapsed();
+    let submit_cpu_cores =
+        (coordinator_cpu_time() - cpu0).as_secs_f64() / submit_phase.as_secs_f64();
+    assignment_latencies.sort();
+
+    client.close().await;
+    let _ = stop_tx.send(true);
+    for a in agents {
+        let _ = a.await;
+    }
+    endpoint.close(0u32.into(), b"fleet load done");
+    coord_rt.spawn(server.shutdown()).await?;
+    drop(coord_rt);
+    Ok(FleetReport {
+        agents: opts.agents,
+        tasks: opts.tasks,
+        issue_certs,
+        connect,
+        agents_listed,
+        assignment_latencies,
+        submit_phase,
+        idle_cpu_cores,
+        submit_cpu_cores,
+    })
+}
+
+/// A runtime owned by async code: dropping a runtime blocks, which an async context forbids,
+/// so it is shut down in the background instead (also on early returns).
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl std::ops::Deref for OwnRuntime {
+    type Target = tokio::runtime::Runtime;
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+struct FleetAgent {
+    endpoint: quinn::Endpoint,
+    config: quinn::ClientConfig,
+    addr: SocketAddr,
+    interval: Duration,
+    /// (task, when its offer arrived); matched with submission times at the end, since an
+    /// offer can arrive before its submission's reply does.
+    offers: mpsc::UnboundedSender<(TaskId, Instant)>,
+
+    stop: watch::Receiver<bool>,
+}
+
+impl FleetAgent {
+    async fn run(mut self, gate: Arc<Semaphore>, ready: mpsc::UnboundedSender<anyhow::Result<()>>) {
+        let permit = gate.acquire_owned().await.expect("gate never closed");
+        let session = self.connect().await;
+        drop(permit);
+        let (conn, mut send, mut recv) = match session {
+            Ok(s) => {
+                let _ = ready.send(Ok(()));
+                s
+            }
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        let mut tick = tokio::time::interval(self.interval);
+        let mut seq = 0;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    seq += 1;
+                    if write_message(&mut send, &AgentToCoordinator::Telemetry(telemetry(seq))).await.is_err() {
+                        return;
+                    }
+                }
+                msg = read_message::<_, CoordinatorToAgent>(&mut recv) => match msg {
+                    Ok(CoordinatorToAgent::Offer(offer)) => {
+                        let _ = self.offers.send((offer.task, Instant::now()));
+                        let reply = OfferReply { task: offer.task, decision: OfferDecision::Accept };
+                        if write_message(&mut send, &AgentToCoordinator::OfferReply(reply)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => return,
+                },
+                _ = self.stop.changed() => {
+                    conn.close(0u32.into(), b"done");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn connect(
+        &mut self,
+    ) -> anyhow::Result<(quinn::Connection, quinn::SendStream, quinn::RecvStream)> {
+        let conn = self
+            .endpoint
+            .connect_with(self.config.clone(), self.addr, "127.0.0.1")?
+            .await?;
+        let (mut send, mut recv) = conn.open_bi().await?;
+        let hello = AgentHello {
+            protocol_version: PROTOCOL_VERSION,
+            agent_build: "fleet-load agent".into(),
+            capabilities: AgentCapabilities {
+                backend: ProverBackend::Cpu,
+                gpus: 0,
+                max_concurrent_tasks: AGENT_SLOTS,
+                cached_keys: vec![],
+            },
+            calibration: calibration(),
+        };
+        write_stream_open(&mut send, StreamOpen::Control(hello)).await?;
+        match read_message::<_, CoordinatorToAgent>(&mut recv).await? {
+            CoordinatorToAgent::Welcome(_) => Ok((conn, send, recv)),
+            other => bail!("expected Welcome, got {other:?}"),
+        }
+    }
+}
