@@ -323,6 +323,8 @@ mod tests {
                 compute_memory_total_bytes: 80 << 30,
             },
         );
+        // Read before the call: a guard in the argument would live through it (deadlock).
+        let calibration = m.lock().calibration.clone().unwrap();
         m.record_telemetry(&Telemetry {
             seq: 1,
             nvml: NvmlStatus::Available {
@@ -349,7 +351,7 @@ mod tests {
                 hostname: "box-1".into(),
                 ..HostTelemetry::default()
             },
-            calibration: m.lock().calibration.clone().unwrap(),
+            calibration,
         });
         m.record_proof(1_500);
         m.set_tasks_in_flight(2);
