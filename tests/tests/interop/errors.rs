@@ -114,7 +114,7 @@ fn witness_of_wrong_length_or_unsatisfying_is_refused() {
 fn inputs_that_violate_the_circuit_are_refused_at_witness_generation() {
     let b = tools::merkle();
     let snarkjs_bin = tools::repo_root().join("node_modules/.bin/snarkjs");
-    let wasm = b.dir.join("merkle_js/merkle.wasm");
+    let wasm = b.dir.join("merkle_circuit_js/merkle_circuit.wasm");
     let input = b.dir.join("bad-input.json");
     // an index bit of 2 breaks `index_bits[i] * (1 - index_bits[i]) === 0`
     std::fs::write(

@@ -120,7 +120,10 @@ pub struct Built {
 pub fn build(name: &str, source: &str, input: &str, prime: &str, ptau: &Path) -> Built {
     let dir = work_dir().join(name);
     std::fs::create_dir_all(&dir).unwrap();
-    let circom = dir.join(format!("{name}.circom"));
+    // Not `{name}.circom`: a circuit named like the circomlib file it includes (mimc.circom,
+    // poseidon.circom) would include itself, since circom looks beside the file first.
+    let stem = format!("{name}_circuit");
+    let circom = dir.join(format!("{stem}.circom"));
     std::fs::write(&circom, source).unwrap();
     let lib = repo_root().join("node_modules/circomlib/circuits");
     run(
@@ -137,8 +140,8 @@ pub fn build(name: &str, source: &str, input: &str, prime: &str, ptau: &Path) ->
             s(&lib),
         ],
     );
-    let r1cs = dir.join(format!("{name}.r1cs"));
-    let wasm = dir.join(format!("{name}_js/{name}.wasm"));
+    let r1cs = dir.join(format!("{stem}.r1cs"));
+    let wasm = dir.join(format!("{stem}_js/{stem}.wasm"));
     let z0 = dir.join("circuit_0000.zkey");
     let zkey = dir.join("circuit.zkey");
     let vk = dir.join("verification_key.json");
