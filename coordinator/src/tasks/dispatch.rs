@@ -1,7 +1,7 @@
 //! Offering waiting tasks: one admission pass over the queue, earliest deadline first, and
 //! the transitions that put a task back in the queue or finish it.
 
-use super::effect::{Effect, Offer};
+use super::effect::Effect;
 use super::history::TaskEvent;
 use super::model::TaskState;
 use super::{CoordinatorCore, PassScope, FULL_PASS_MIN_INTERVAL_MS, MAX_FINISHED_TASKS};
@@ -172,19 +172,7 @@ impl CoordinatorCore {
             "only queued tasks are offered, and only orphaned ones handed over"
         );
         tracing::info!(task = %id, agent = %placement.agent, predicted_ms = placement.predicted_proving_ms, "offer");
-        let offer = Offer {
-            agent: placement.agent.clone(),
-            task: id,
-            circuit: task.spec.circuit.clone(),
-            key_id: task.key_id,
-            shape: task.shape,
-            inputs: task.spec.inputs.clone(),
-            collateral: task.spec.collateral,
-            deadline: task.spec.deadline,
-            due_at: placement.due_at,
-            offer_expires: expires_at,
-            predicted_proving_ms: placement.predicted_proving_ms,
-        };
+        let offer = task.offer_to(&placement, expires_at);
         let agents_considered = verdicts.len();
         let agents_rejected = verdicts.iter().filter(|v| v.fit.is_err()).count();
         task.history.push(

@@ -5,7 +5,7 @@
 //! the operator is slashed as for any missed due time and the task goes back to the queue for
 //! any operator. If the lost agent comes back first, it gets its tasks back.
 
-use super::effect::{Effect, Offer};
+use super::effect::Effect;
 use super::error::DeliveryRejected;
 use super::history::TaskEvent;
 use super::model::TaskState;
@@ -214,19 +214,7 @@ impl CoordinatorCore {
         for id in bound {
             let task = &self.tasks[&id];
             if let TaskState::Proving { placement, .. } = &task.state {
-                let offer = Offer {
-                    agent: agent.clone(),
-                    task: id,
-                    circuit: task.spec.circuit.clone(),
-                    key_id: task.key_id,
-                    shape: task.shape,
-                    inputs: task.spec.inputs.clone(),
-                    collateral: task.spec.collateral,
-                    deadline: task.spec.deadline,
-                    due_at: placement.due_at,
-                    offer_expires: placement.due_at,
-                    predicted_proving_ms: placement.predicted_proving_ms,
-                };
+                let offer = task.offer_to(placement, placement.due_at);
                 self.emit(Effect::ResumeTask(offer));
             }
         }

@@ -147,6 +147,27 @@ pub(crate) struct Task {
 }
 
 impl Task {
+    /// The offer (or resume) of this task to `placement.agent`.
+    pub(crate) fn offer_to(
+        &self,
+        placement: &Placement,
+        offer_expires: UnixMillis,
+    ) -> super::effect::Offer {
+        super::effect::Offer {
+            agent: placement.agent.clone(),
+            task: self.id,
+            circuit: self.spec.circuit.clone(),
+            key_id: self.key_id,
+            shape: self.shape,
+            inputs: self.spec.inputs.clone(),
+            collateral: self.spec.collateral,
+            deadline: self.spec.deadline,
+            due_at: placement.due_at,
+            offer_expires,
+            predicted_proving_ms: placement.predicted_proving_ms,
+        }
+    }
+
     /// The stake binding this task's state implies, if any: (agent whose operator is bound,
     /// collateral).
     pub(crate) fn bound_placement(&self) -> Option<&Placement> {
