@@ -7,6 +7,7 @@ mod groth16;
 mod msm;
 mod ntt;
 mod snarkjs;
+mod store;
 
 use clap::Parser;
 
@@ -31,6 +32,9 @@ enum Command {
     /// Our CPU prover against `snarkjs groth16 prove` on the same zkey (made by our setup,
     /// written in snarkjs' format) and witness, one JSON line per size with the ratio.
     Snarkjs(snarkjs::SnarkjsArgs),
+    /// Durable bind+release per second (real core, real store, this disk) against plain redb
+    /// one-row commits, and restart time with the store filled to the coordinator's limits.
+    Store(store::StoreArgs),
     /// NTTs of resident data (forward, inverse, odd coset, the prover's batched transform).
     Ntt(ntt::NttArgs),
     /// MSM timing with bases and scalars resident on the device, CPU arkworks in the same run.
@@ -52,5 +56,6 @@ fn main() -> anyhow::Result<()> {
         Command::Msm(args) => msm::run_bench(&args),
         Command::CheckMsm(args) => msm::run_check(&args),
         Command::Fleet(args) => fleet::run(&args),
+        Command::Store(args) => store::run(&args),
     }
 }
