@@ -82,7 +82,7 @@ pub(super) async fn verify_and_settle(
             reason: ProtocolError::UnknownTask { task }.to_string(),
         };
     };
-    let Some(circuit) = shared.registry().by_name(&circuit_name).cloned() else {
+    let Some(circuit) = shared.registry().by_name(&circuit_name) else {
         return DeliveryOutcome::Rejected {
             reason: format!("circuit {circuit_name} is no longer registered"),
         };
