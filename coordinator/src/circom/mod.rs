@@ -16,6 +16,7 @@
 
 pub mod witness;
 
+use proofrack_common::protocol::MAX_PUBLIC_INPUTS;
 use proofrack_common::KeyId;
 use proofrack_kernels::groth16::{PointCheck, ProvingKey, R1cs};
 use proofrack_snarkjs as snarkjs;
@@ -82,6 +83,12 @@ pub fn convert(zkey: &[u8], r1cs: &[u8]) -> Result<Converted, CircomError> {
     let key = snarkjs::read_zkey(zkey).map_err(CircomError::Zkey)?;
     let r1cs = snarkjs::read_r1cs(r1cs).map_err(CircomError::R1cs)?;
     snarkjs::check_matches_key(&r1cs, &key).map_err(CircomError::Mismatch)?;
+    if key.num_public() > MAX_PUBLIC_INPUTS {
+        return Err(CircomError::Mismatch(format!(
+            "the circuit has {} public signals; proofrack carries at most {MAX_PUBLIC_INPUTS} per proof: make the rest private and commit to them with a hash",
+            key.num_public()
+        )));
+    }
     let key_bytes = key.to_bytes();
     Ok(Converted {
         key,

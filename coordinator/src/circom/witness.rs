@@ -1,6 +1,7 @@
 //! Submitted witnesses: checked against the circuit's constraints before the task exists (so
 //! no stake is ever bound to a witness that cannot be proven), then kept content-addressed
-//! under `<data>/keys/circom/witnesses/` until an agent fetches them.
+//! under `<data>/keys/circom/witnesses/` until their task is verified (or, for failed tasks,
+//! until the next start sweeps the witnesses no unfinished task refers to).
 
 use super::{write_atomic, CircomCircuit, CircomError};
 use proofrack_common::protocol::WitnessRef;
@@ -32,14 +33,9 @@ pub enum WitnessRejected {
     Store(#[from] CircomError),
 }
 
-/// Checks `wtns` against `circuit` and stores it; returns the reference the task carries.
-/// CPU work proportional to the circuit: call off the async threads.
-pub fn check_and_store(
-    dir: &Path,
-    name: &str,
-    circuit: &CircomCircuit,
-    wtns: &[u8],
-) -> Result<WitnessRef, WitnessRejected> {
+/// Checks `wtns` against `circuit`; returns the reference the task carries. CPU work
+/// proportional to the circuit: call off the async threads.
+pub fn check(name: &str, circuit: &CircomCircuit, wtns: &[u8]) -> Result<WitnessRef, WitnessRejected> {
     let witness = snarkjs::read_wtns(wtns).map_err(WitnessRejected::Unreadable)?;
     let r1cs = &circuit.r1cs;
     if witness.len() != r1cs.num_variables() {
@@ -57,25 +53,44 @@ pub fn check_and_store(
         });
     }
     let sha256: [u8; 32] = Sha256::digest(wtns).into();
-    let r = WitnessRef {
+    Ok(WitnessRef {
         sha256,
         len: wtns.len() as u64,
         public: witness[1..=r1cs.num_public()]
             .iter()
             .map(fr_to_le_bytes)
             .collect(),
-    };
+    })
+}
+
+/// Keeps a checked witness under its hash (durably, before its task is acknowledged).
+pub fn store(dir: &Path, r: &WitnessRef, wtns: &[u8]) -> Result<(), CircomError> {
     let path = path_of(dir, &r.sha256);
-    if !path.exists() {
-        std::fs::create_dir_all(path.parent().expect("under dir")).map_err(|source| {
-            CircomError::Io {
-                path: path.clone(),
-                source,
-            }
-        })?;
-        write_atomic(&path, wtns)?;
+    if path.exists() {
+        return Ok(());
     }
-    Ok(r)
+    let parent = path.parent().expect("under dir");
+    std::fs::create_dir_all(parent).map_err(|source| CircomError::Io {
+        path: parent.to_path_buf(),
+        source,
+    })?;
+    write_atomic(&path, wtns)
+}
+
+/// Removes the stored witnesses not in `keep` (those of unfinished tasks); returns how many.
+pub fn sweep(dir: &Path, keep: &std::collections::BTreeSet<[u8; 32]>) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir.join(WITNESS_DIR)) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        let hash: Option<[u8; 32]> = hex::decode(name).ok().and_then(|b| b.try_into().ok());
+        if hash.is_some_and(|h| !keep.contains(&h)) && std::fs::remove_file(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// Where the witness with this hash is kept.
@@ -108,13 +123,17 @@ mod tests {
             .unwrap();
         let dir = temp_dir("check");
         let bytes = snarkjs::write_wtns(&witness.full);
-        let r = check_and_store(&dir, "m", &circuit, &bytes).unwrap();
+        let r = check("m", &circuit, &bytes).unwrap();
+        store(&dir, &r, &bytes).unwrap();
         assert_eq!(std::fs::read(path_of(&dir, &r.sha256)).unwrap(), bytes);
+        assert_eq!(sweep(&dir, &[r.sha256].into()), 0);
+        assert_eq!(sweep(&dir, &Default::default()), 1);
+        assert!(!path_of(&dir, &r.sha256).exists());
         let public: Vec<[u8; 32]> = witness.public.iter().map(fr_to_le_bytes).collect();
         assert_eq!(r.public, public);
 
         let short = snarkjs::write_wtns(&witness.full[..witness.full.len() - 1]);
-        let err = check_and_store(&dir, "m", &circuit, &short).unwrap_err();
+        let err = check("m", &circuit, &short).unwrap_err();
         assert!(
             matches!(err, WitnessRejected::WrongLength { expected, got, .. } if got + 1 == expected),
             "{err}"
@@ -122,9 +141,8 @@ mod tests {
         let mut tampered = witness.full.clone();
         let last = tampered.len() - 1;
         tampered[last] += Fr::from(1u64);
-        let err =
-            check_and_store(&dir, "m", &circuit, &snarkjs::write_wtns(&tampered)).unwrap_err();
+        let err = check("m", &circuit, &snarkjs::write_wtns(&tampered)).unwrap_err();
         assert!(matches!(err, WitnessRejected::Unsatisfied { .. }), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -12,8 +12,11 @@ use proofrack_common::protocol::{
     ClientResponse, RegisterCircuit, SubmitWitness, MAX_R1CS_BYTES, MAX_WITNESS_BYTES,
     MAX_ZKEY_BYTES,
 };
+use crate::tasks::{CoordinatorCore, TaskStatus};
+use proofrack_common::protocol::TaskInputs;
 use proofrack_common::telemetry::ProofShape;
-use proofrack_common::KeyId;
+use proofrack_common::{KeyId, TaskId};
+use std::collections::BTreeSet;
 use proofrack_kernels::circuits::circuit_by_name;
 use std::sync::Arc;
 use tokio::sync::Mutex;
@@ -21,6 +24,10 @@ use tokio::sync::Mutex;
 /// Registrations run one at a time: they are rare, and this keeps the manifest, the registry
 /// and the core agreeing on which key a name has.
 static REGISTERING: Mutex<()> = Mutex::const_new(());
+/// Held from storing a witness to its task's creation, and from checking that no unfinished
+/// task needs a witness to removing it: a witness shared by two submissions is never removed
+/// between the second one's store and its task.
+static WITNESS_FILES: Mutex<()> = Mutex::const_new(());
 
 fn rejected(reason: impl std::fmt::Display) -> ClientResponse {
     let mut reason = reason.to_string();
@@ -128,22 +135,35 @@ pub(super) async fn submit(
         Ok(b) => b,
         Err(e) => return rejected(format!("receiving the witness: {e}")),
     };
-    let dir = shared.registry().circom_dir();
     let checked = {
         let circuit = circuit.clone();
         tokio::task::spawn_blocking(move || {
             let CircuitSource::Circom(c) = &circuit.source else {
                 unreachable!("checked above")
             };
-            witness::check_and_store(&dir, &circuit.name, c, &wtns)
+            witness::check(&circuit.name, c, &wtns).map(|r| (r, wtns))
         })
         .await
     };
-    let witness_ref = match checked {
+    let (witness_ref, wtns) = match checked {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return rejected(e),
         Err(e) => return rejected(format!("the witness check crashed: {e}")),
     };
+    let _files = WITNESS_FILES.lock().await;
+    let dir = shared.registry().circom_dir();
+    let stored = {
+        let r = witness_ref.clone();
+        tokio::task::spawn_blocking(move || witness::store(&dir, &r, &wtns)).await
+    };
+    match stored {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot store a witness");
+            return rejected(format!("the coordinator cannot store the witness ({e}); retry later"));
+        }
+        Err(e) => return rejected(format!("storing the witness crashed: {e}")),
+    }
     submit_task(
         shared,
         client,
@@ -154,4 +174,46 @@ pub(super) async fn submit(
         s.request_id,
     )
     .await
+}
+
+/// The witness hash of a circom task.
+fn witness_of(core: &CoordinatorCore, task: TaskId) -> Option<[u8; 32]> {
+    let (_, inputs) = core.task_inputs(task)?;
+    match TaskInputs::decode(&inputs) {
+        Ok(TaskInputs::Witness(w)) => Some(w.sha256),
+        _ => None,
+    }
+}
+
+/// The witnesses unfinished tasks still need.
+fn witnesses_in_use(core: &CoordinatorCore) -> BTreeSet<[u8; 32]> {
+    core.task_statuses()
+        .into_iter()
+        .filter(|(_, s)| !matches!(s, TaskStatus::Verified { .. } | TaskStatus::Failed { .. }))
+        .filter_map(|(task, _)| witness_of(core, task))
+        .collect()
+}
+
+/// After `task` is verified: removes its witness unless another unfinished task uses it.
+pub(super) async fn forget_witness(shared: &Arc<Shared>, task: TaskId) {
+    let _files = WITNESS_FILES.lock().await;
+    let Some(path) = shared.read(|core, _| {
+        let sha = witness_of(core, task)?;
+        (!witnesses_in_use(core).contains(&sha))
+            .then(|| witness::path_of(&shared.registry().circom_dir(), &sha))
+    }) else {
+        return;
+    };
+    if let Err(e) = tokio::fs::remove_file(&path).await {
+        tracing::warn!(%task, path = %path.display(), error = %e, "cannot remove a used witness");
+    }
+}
+
+/// At start: removes the witnesses no unfinished task needs (those of tasks that failed or
+/// were verified before a crash).
+pub(super) fn sweep_witnesses(core: &CoordinatorCore, circom_dir: &std::path::Path) {
+    let removed = witness::sweep(circom_dir, &witnesses_in_use(core));
+    if removed > 0 {
+        tracing::info!(removed, "removed witnesses of finished tasks");
+    }
 }

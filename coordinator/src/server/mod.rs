@@ -145,6 +145,7 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, ServerErro
             .map_err(|e| ServerError::Circuit(e.to_string()))?;
     }
     store.commit_now(core.full_changes())?;
+    circom_session::sweep_witnesses(&core, &settings.registry.circom_dir());
     let to_reverify: Vec<_> = core
         .verifying_tasks()
         .into_iter()

@@ -8,8 +8,8 @@
 use super::tools::{self, snarkjs_verifies, Built};
 use crate::support::cluster::{Cluster, ClusterSpec, COORDINATOR_HOST};
 use crate::support::real_agent::{cpu_prover, RealAgent};
-use crate::support::wait::within;
-use crate::support::TASK_TIMEOUT;
+use crate::support::wait::{poll_until, within};
+use crate::support::{STEP_TIMEOUT, TASK_TIMEOUT};
 use proofrack::circom_cmds::{self, RegisterArgs};
 use proofrack::client_cmds::{self, ClientArgs, StatusArgs, SubmitArgs};
 use proofrack_common::identity::Identity;
@@ -225,6 +225,14 @@ async fn circom_tasks_are_proved_by_agents_and_verify_in_snarkjs() {
         (op.active, op.slashed),
         (StakeUnits::ZERO, StakeUnits::ZERO)
     );
+
+    // verified tasks' witnesses are removed from the coordinator's disk
+    let witnesses = cluster.dir.path().join("keys/circom/witnesses");
+    poll_until(STEP_TIMEOUT, "the verified tasks' witnesses to be removed", || {
+        let left = std::fs::read_dir(&witnesses).map_or(0, |d| d.count());
+        async move { (left == 0).then_some(()) }
+    })
+    .await;
 
     // the registration is on disk: a restarted coordinator loads it with the same key
     let keys_dir = cluster.dir.path().join("keys");
