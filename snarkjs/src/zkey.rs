@@ -8,7 +8,6 @@
 use proofrack_kernels::curve::{Fq, Fr, G1Affine, G2Affine};
 use proofrack_kernels::groth16::points::{decode_points, CheckedPoint};
 use proofrack_kernels::groth16::{PointCheck, ProvingKey, ProvingKeyParts, SparseMatrix};
-use rayon::prelude::*;
 
 use ark_ff::{BigInt, BigInteger, PrimeField};
 
@@ -164,13 +163,11 @@ fn points_section<P: CheckedPoint>(
     let mut s = file.section(id)?;
     s.expect_len((count * size) as u64)?;
     let bytes = s.take(count * size)?;
-    decode_points(bytes, size, PointCheck::OnCurve, coords).map_err(|bad| {
-        SnarkjsError::BadPoint {
-            file: "zkey",
-            section: name,
-            index: bad.index,
-            reason: bad.reason,
-        }
+    decode_points(bytes, size, PointCheck::OnCurve, coords).map_err(|bad| SnarkjsError::BadPoint {
+        file: "zkey",
+        section: name,
+        index: bad.index,
+        reason: bad.reason,
     })
 }
 

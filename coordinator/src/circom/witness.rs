@@ -35,7 +35,11 @@ pub enum WitnessRejected {
 
 /// Checks `wtns` against `circuit`; returns the reference the task carries. CPU work
 /// proportional to the circuit: call off the async threads.
-pub fn check(name: &str, circuit: &CircomCircuit, wtns: &[u8]) -> Result<WitnessRef, WitnessRejected> {
+pub fn check(
+    name: &str,
+    circuit: &CircomCircuit,
+    wtns: &[u8],
+) -> Result<WitnessRef, WitnessRejected> {
     let witness = snarkjs::read_wtns(wtns).map_err(WitnessRejected::Unreadable)?;
     let r1cs = &circuit.r1cs;
     if witness.len() != r1cs.num_variables() {

@@ -7,17 +7,17 @@ use super::shared::Shared;
 use super::views::circuit_row;
 use crate::circom::{self, witness, CircomCircuit, CircomError};
 use crate::registry::CircuitSource;
+use crate::tasks::{CoordinatorCore, TaskStatus};
 use proofrack_common::framing::recv_payload;
+use proofrack_common::protocol::TaskInputs;
 use proofrack_common::protocol::{
     ClientResponse, RegisterCircuit, SubmitWitness, MAX_R1CS_BYTES, MAX_WITNESS_BYTES,
     MAX_ZKEY_BYTES,
 };
-use crate::tasks::{CoordinatorCore, TaskStatus};
-use proofrack_common::protocol::TaskInputs;
 use proofrack_common::telemetry::ProofShape;
 use proofrack_common::{KeyId, TaskId};
-use std::collections::BTreeSet;
 use proofrack_kernels::circuits::circuit_by_name;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use tokio::sync::Mutex;
 
@@ -160,7 +160,9 @@ pub(super) async fn submit(
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::error!(error = %e, "cannot store a witness");
-            return rejected(format!("the coordinator cannot store the witness ({e}); retry later"));
+            return rejected(format!(
+                "the coordinator cannot store the witness ({e}); retry later"
+            ));
         }
         Err(e) => return rejected(format!("storing the witness crashed: {e}")),
     }
