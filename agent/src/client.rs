@@ -301,10 +301,21 @@ async fn session(
     }
 }
 
-/// Accepts an offer unless this build cannot prove the circuit or too much is queued.
+/// Accepts an offer unless this build cannot prove the circuit or too much is queued. A
+/// circom task (its inputs are a witness reference) needs only its key and witness, both
+/// fetched from the coordinator; a built-in circuit must be one this build knows.
 fn decide(ctx: &Arc<AgentContext>, offer: TaskOffer) -> OfferReply {
     let task = offer.task;
-    if let Err(e) = proofrack_kernels::circuits::circuit_by_name(&offer.circuit) {
+    let provable = match proofrack_common::protocol::TaskInputs::decode(&offer.inputs) {
+        Ok(proofrack_common::protocol::TaskInputs::Witness(_)) => Ok(()),
+        Ok(proofrack_common::protocol::TaskInputs::Json(_)) => {
+            proofrack_kernels::circuits::circuit_by_name(&offer.circuit)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = provable {
         let reason = format!("this agent cannot prove it: {e}");
         return OfferReply {
             task,

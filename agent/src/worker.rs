@@ -1,17 +1,19 @@
-//! One accepted task: get its key (cache or coordinator), compute the witness, prove, check
-//! the proof, deliver it (on whatever connection is up, until its due time).
+//! One accepted task: get its key (cache or coordinator), compute the witness (a built-in
+//! circuit's, from JSON) or fetch it (a circom task's `.wtns`), prove, check the proof,
+//! deliver it (on whatever connection is up, until its due time).
 
 use crate::client::AgentContext;
 use crate::key_cache::KeyLookup;
-use proofrack_common::framing::recv_payload_to;
+use proofrack_common::framing::{recv_payload, recv_payload_to};
 use proofrack_common::protocol::{
-    read_message, write_stream_open, DeliverProof, DeliveryOutcome, DeliveryReply, FetchKey,
-    KeyReply, StreamOpen, TaskOffer,
+    read_message, write_stream_open, DeliverProof, DeliveryOutcome, DeliveryReply, FetchInput,
+    FetchKey, InputReply, KeyReply, StreamOpen, TaskInputs, TaskOffer, WitnessRef,
 };
 use proofrack_common::{KeyId, UnixMillis};
 use proofrack_kernels::circuits::circuit_by_name;
 use proofrack_kernels::field_bytes::fr_to_le_bytes;
 use proofrack_kernels::groth16::{prepare_verifying_key, proof_to_bytes, verify, ProvingKey};
+use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -114,15 +116,24 @@ async fn run(
             .map_err(|e| TaskError::Prove(e.to_string()))?;
     }
     check()?;
-    let circuit = circuit_by_name(&offer.circuit).map_err(|e| TaskError::Witness(e.to_string()))?;
-    let inputs =
-        String::from_utf8(offer.inputs.clone()).map_err(|e| TaskError::Witness(e.to_string()))?;
+    let source = match TaskInputs::decode(&offer.inputs).map_err(TaskError::Witness)? {
+        TaskInputs::Json(json) => {
+            let circuit =
+                circuit_by_name(&offer.circuit).map_err(|e| TaskError::Witness(e.to_string()))?;
+            let inputs =
+                String::from_utf8(json.to_vec()).map_err(|e| TaskError::Witness(e.to_string()))?;
+            WitnessSource::BuiltIn(circuit, inputs)
+        }
+        TaskInputs::Witness(r) => {
+            let bytes = fetch_witness(ctx, task, &r, offer.deadline).await?;
+            check()?;
+            WitnessSource::Circom(bytes, r.public.len(), offer.shape.num_variables as usize)
+        }
+    };
     let prover = ctx.prover.clone();
     let pvk = ctx.verifying_key(&key_id);
     let (proof, public) = tokio::task::spawn_blocking(move || {
-        let witness = circuit
-            .witness_from_json(&inputs)
-            .map_err(|e| TaskError::Witness(e.to_string()))?;
+        let witness = source.witness()?;
         let proof = prover
             .prove(&key_id, &witness.full)
             .ok_or_else(|| {
@@ -152,6 +163,78 @@ async fn run(
         proving_ms,
     };
     deliver(ctx, delivery, offer.deadline, cancelled).await
+}
+
+/// Where a task's witness comes from.
+enum WitnessSource {
+    /// A built-in circuit and its JSON inputs: computed here.
+    BuiltIn(proofrack_kernels::circuits::Circuit, String),
+    /// A circom task: the client's `.wtns` (checked against the constraints by the
+    /// coordinator), its public signal count and the key's signal count.
+    Circom(Vec<u8>, usize, usize),
+}
+
+impl WitnessSource {
+    fn witness(self) -> Result<proofrack_kernels::circuits::Witness, TaskError> {
+        match self {
+            WitnessSource::BuiltIn(circuit, inputs) => circuit
+                .witness_from_json(&inputs)
+                .map_err(|e| TaskError::Witness(e.to_string())),
+            WitnessSource::Circom(bytes, num_public, num_variables) => {
+                let full = proofrack_snarkjs::read_wtns(&bytes)
+                    .map_err(|e| TaskError::Witness(e.to_string()))?;
+                proofrack_snarkjs::check_witness_length(&full, num_variables)
+                    .map_err(|e| TaskError::Witness(e.to_string()))?;
+                let public = full[1..=num_public].to_vec();
+                Ok(proofrack_kernels::circuits::Witness { full, public })
+            }
+        }
+    }
+}
+
+/// A circom task's witness from the coordinator (hash-checked), held in memory: it is
+/// needed whole by the prover, and is 32 B per signal.
+async fn fetch_witness(
+    ctx: &Arc<AgentContext>,
+    task: proofrack_common::TaskId,
+    r: &WitnessRef,
+    due: UnixMillis,
+) -> Result<Vec<u8>, TaskError> {
+    let conn = current_connection(ctx, due).await?;
+    let err = |e: String| TaskError::Witness(format!("fetching {}: {e}", r.hex()));
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| err(e.to_string()))?;
+    write_stream_open(
+        &mut send,
+        StreamOpen::FetchInput(FetchInput {
+            task,
+            sha256: r.sha256,
+        }),
+    )
+    .await
+    .map_err(|e| err(e.to_string()))?;
+    let _ = send.finish();
+    match read_message::<_, InputReply>(&mut recv)
+        .await
+        .map_err(|e| err(e.to_string()))?
+    {
+        InputReply::Found { total_len } if total_len == r.len => {}
+        InputReply::Found { total_len } => {
+            return Err(err(format!(
+                "the coordinator offers {total_len} bytes, the task says {}",
+                r.len
+            )))
+        }
+        InputReply::Error(e) => return Err(err(e.to_string())),
+    }
+    let bytes = recv_payload(&mut recv, r.len)
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    if Sha256::digest(&bytes).as_slice() != r.sha256 {
+        return Err(err(
+            "its bytes do not hash to the task's witness".to_string()
+        ));
+    }
+    Ok(bytes)
 }
 
 /// The key from the cache, or fetched from the coordinator into the cache.

@@ -13,6 +13,10 @@
 //! - `snarkjs_ms`: wall time of the `snarkjs groth16 prove` process (it too reads the zkey
 //!   and the witness and writes the JSON files; median).
 //! - `ratio` = snarkjs_ms / ours_ms; `ratio_prove_only` = snarkjs_ms / ours_prove_ms.
+//! - `register_ms`: what the coordinator does once per `proofrack circuits register`: read and
+//!   convert the zkey, read the `.r1cs`, check they are the same circuit.
+//! - `witness_check_ms`: what it does per circom submission before a task exists: read the
+//!   `.wtns` and check every constraint (median); `check_over_prove` = that / ours_prove_ms.
 //!
 //! Both proofs are verified by our verifier, so a wrong key or witness cannot give a figure.
 
@@ -23,6 +27,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use ark_bn254::Fr;
 use ark_std::rand::{rngs::StdRng, SeedableRng};
+use proofrack_coordinator::circom;
 use proofrack_kernels::circuits::{Circuit, MimcInputs};
 use proofrack_kernels::cpu::CpuBackend;
 use proofrack_kernels::groth16::{
@@ -134,6 +139,24 @@ pub fn run(args: &SnarkjsArgs) -> anyhow::Result<()> {
             }
         }
         drop(prepared);
+
+        // the coordinator's side of a circom circuit: registration, then the witness check
+        let r1cs_bytes = snarkjs::write_r1cs(&circuit.r1cs(), 1);
+        let wtns_bytes = snarkjs::write_wtns(&witness);
+        let t = Instant::now();
+        let converted = circom::convert(&zkey_bytes, &r1cs_bytes)?;
+        let register_ms = t.elapsed().as_secs_f64() * 1e3;
+        let registered = circom::CircomCircuit {
+            r1cs: std::sync::Arc::new(converted.r1cs),
+        };
+        let mut checks = Vec::new();
+        for _ in 0..reps {
+            let t = Instant::now();
+            circom::witness::check("bench", &registered, &wtns_bytes)?;
+            checks.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        let check_ms = median_ms(checks);
+
         let mut ours = Vec::new();
         let mut theirs = Vec::new();
         for i in 0..=reps {
@@ -163,6 +186,9 @@ pub fn run(args: &SnarkjsArgs) -> anyhow::Result<()> {
                 "snarkjs_ms": (snarkjs_ms * 10.0).round() / 10.0,
                 "ratio": ((snarkjs_ms / ours_ms) * 100.0).round() / 100.0,
                 "ratio_prove_only": ((snarkjs_ms / prove_ms) * 100.0).round() / 100.0,
+                "register_ms": register_ms.round(),
+                "witness_check_ms": (check_ms * 10.0).round() / 10.0,
+                "check_over_prove": ((check_ms / prove_ms) * 1000.0).round() / 1000.0,
                 "zkey_bytes": zkey_bytes.len(),
                 "setup_ms": setup_ms.round(),
                 "threads": rayon::current_num_threads(),

@@ -70,9 +70,25 @@ pub struct SubmitArgs {
     /// A registered circuit (see `proofrack circuits`).
     #[arg(long)]
     pub circuit: String,
-    /// The circuit's inputs, a JSON file (e.g. {"x": "42"}); `-` reads standard input.
+    /// The circuit's inputs, a JSON file (e.g. {"x": "42"}); `-` reads standard input. For a
+    /// circom circuit give --wasm too: the witness is computed here and sent.
+    #[arg(long, required_unless_present = "wtns", conflicts_with = "wtns")]
+    pub input: Option<PathBuf>,
+    /// A circom circuit's witness (`snarkjs wtns calculate`), sent as is; the coordinator
+    /// checks it against the circuit's constraints before any stake is bound.
     #[arg(long)]
-    pub input: PathBuf,
+    pub wtns: Option<PathBuf>,
+    /// A circom circuit's witness generator (`circom --wasm`, `<name>_js/<name>.wasm`), to
+    /// compute the witness from --input on this machine.
+    #[arg(long, requires = "input")]
+    pub wasm: Option<PathBuf>,
+    /// The snarkjs command used with --wasm.
+    #[arg(long, env = "PROOFRACK_SNARKJS", default_value = "snarkjs")]
+    pub snarkjs: PathBuf,
+    /// With --wait: write the proof here as snarkjs proof.json and public.json (and
+    /// proof.bin) once verified.
+    #[arg(long, requires = "wait")]
+    pub out_dir: Option<PathBuf>,
     /// How long the proof may take, e.g. 30s.
     #[arg(long, value_parser = crate::duration::parse_duration)]
     pub deadline: Duration,
@@ -88,24 +104,35 @@ pub struct SubmitArgs {
 }
 
 pub async fn submit(c: &ClientArgs, s: &SubmitArgs) -> anyhow::Result<()> {
-    let inputs = if s.input.as_os_str() == "-" {
-        let mut b = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)?;
-        b
-    } else {
-        std::fs::read(&s.input).with_context(|| format!("reading {}", s.input.display()))?
-    };
     let request_id = s.request_id.unwrap_or_else(rand::random);
+    let witness = crate::circom_cmds::witness_for(s)?;
     let client = c.connect().await?;
-    let reply = client
-        .request(ClientRequest::Submit(SubmitRequest {
-            circuit: s.circuit.clone(),
-            inputs,
-            collateral: s.collateral,
-            deadline_ms: s.deadline.as_millis() as u64,
-            request_id,
-        }))
-        .await?;
+    let reply = match (&witness, &s.input) {
+        (Some(wtns), _) => {
+            client
+                .request_with_payloads(crate::circom_cmds::submit_request(s, request_id), &[wtns])
+                .await?
+        }
+        (None, Some(input)) => {
+            let inputs = if input.as_os_str() == "-" {
+                let mut b = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)?;
+                b
+            } else {
+                std::fs::read(input).with_context(|| format!("reading {}", input.display()))?
+            };
+            client
+                .request(ClientRequest::Submit(SubmitRequest {
+                    circuit: s.circuit.clone(),
+                    inputs,
+                    collateral: s.collateral,
+                    deadline_ms: s.deadline.as_millis() as u64,
+                    request_id,
+                }))
+                .await?
+        }
+        (None, None) => bail!("give --input (JSON inputs) or --wtns (a circom witness)"),
+    };
     let task = match reply {
         ClientResponse::Submitted { task } => task,
         ClientResponse::Rejected { reason } => bail!("submission rejected: {reason}"),
@@ -134,16 +161,44 @@ pub async fn submit(c: &ClientArgs, s: &SubmitArgs) -> anyhow::Result<()> {
         if let TaskState::Failed { reason, .. } = &last.state {
             bail!("{task} failed: {reason}");
         }
+        crate::circom_cmds::finish_out_dir(task, s.out_dir.as_deref(), &last)?;
     } else {
         client.close().await;
     }
     Ok(())
 }
 
-pub async fn status(c: &ClientArgs, task: TaskId) -> anyhow::Result<()> {
+/// `proofrack status`: options beyond the task id.
+#[derive(Args, Clone, Debug)]
+pub struct StatusArgs {
+    /// Follow the task until it is verified or failed.
+    #[arg(long)]
+    pub wait: bool,
+    /// Write the verified proof here as snarkjs proof.json and public.json (and proof.bin).
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+}
+
+pub async fn status(c: &ClientArgs, task: TaskId, a: &StatusArgs) -> anyhow::Result<()> {
     let client = c.connect().await?;
-    let reply = client.request(ClientRequest::Status { task }).await?;
+    let reply = if a.wait {
+        let clock = SystemClock;
+        let json = c.json;
+        let last = client
+            .watch(task, |v| {
+                if !json {
+                    println!("{}", tables::status_line(v, clock.now()));
+                }
+            })
+            .await?;
+        ClientResponse::Status(last)
+    } else {
+        client.request(ClientRequest::Status { task }).await?
+    };
     client.close().await;
+    if let (ClientResponse::Status(v), Some(dir)) = (&reply, &a.out_dir) {
+        crate::circom_cmds::finish_out_dir(task, Some(dir), v)?;
+    }
     match reply {
         ClientResponse::Status(v) if c.json => println!("{}", serde_json::to_string_pretty(&v)?),
         ClientResponse::Status(v) => print!("{}", tables::status(&v, SystemClock.now())),

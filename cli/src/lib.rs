@@ -18,6 +18,7 @@
 //! - [`duration`]: `30s`, `500ms`, `2m` as command-line durations.
 
 pub mod admin_cmds;
+pub mod circom_cmds;
 pub mod client_cmds;
 pub mod config_env;
 pub mod devnet;

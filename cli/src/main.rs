@@ -51,6 +51,8 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
         task: TaskId,
+        #[command(flatten)]
+        options: client_cmds::StatusArgs,
     },
     /// Why a task went where it went: admission decisions with the agents rejected and why,
     /// stake bound, predicted vs actual proving time, failures and their causes.
@@ -65,10 +67,12 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Registered circuits and their proving keys.
+    /// Registered circuits and their proving keys; `circuits register` adds a circom circuit.
     Circuits {
         #[command(flatten)]
         client: ClientArgs,
+        #[command(subcommand)]
+        command: Option<CircuitsCommand>,
     },
     /// Check a Groth16 proof (snarkjs proof.json or proofrack binary) against a
     /// verification_key.json and public.json.
@@ -95,6 +99,18 @@ enum Command {
     Operator {
         #[command(subcommand)]
         command: OperatorCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CircuitsCommand {
+    /// Register a circom circuit from its zkey and .r1cs; tasks then name it with
+    /// `proofrack submit --circuit NAME --wtns W.wtns` (or --input with --wasm).
+    Register {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        register: proofrack::circom_cmds::RegisterArgs,
     },
 }
 
@@ -218,13 +234,23 @@ async fn run(command: Command) -> anyhow::Result<()> {
             proofrack::serve::agent(c).await
         }
         Command::Submit { client, submit } => client_cmds::submit(&client, &submit).await,
-        Command::Status { client, task } => client_cmds::status(&client, task).await,
+        Command::Status {
+            client,
+            task,
+            options,
+        } => client_cmds::status(&client, task, &options).await,
         Command::Ledger { client } => client_cmds::table(&client, ClientRequest::Ledger).await,
         Command::Agents { client } => client_cmds::table(&client, ClientRequest::Agents).await,
         Command::Explain(a) => {
             tokio::task::spawn_blocking(move || proofrack::explain_cmd::explain(&a)).await?
         }
-        Command::Circuits { client } => client_cmds::table(&client, ClientRequest::Circuits).await,
+        Command::Circuits {
+            command: Some(CircuitsCommand::Register { client, register }),
+            ..
+        } => proofrack::circom_cmds::register_cmd(&client, &register).await,
+        Command::Circuits { client, .. } => {
+            client_cmds::table(&client, ClientRequest::Circuits).await
+        }
         Command::Certs(args) => proofrack_certs::cli::run(args),
         Command::Drain {
             client,

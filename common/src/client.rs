@@ -64,6 +64,17 @@ impl CoordinatorClient {
 
     /// Sends one request and reads its one reply.
     pub async fn request(&self, req: ClientRequest) -> Result<ClientResponse, ClientError> {
+        self.request_with_payloads(req, &[]).await
+    }
+
+    /// Sends one request followed by `payloads` (hash-checked, chunked: files such as a
+    /// zkey or a witness) and reads its one reply. The coordinator may answer before reading
+    /// them all (a refusal), so a reply that arrives while sending wins over the send error.
+    pub async fn request_with_payloads(
+        &self,
+        req: ClientRequest,
+        payloads: &[&[u8]],
+    ) -> Result<ClientResponse, ClientError> {
         let (mut send, mut recv) = self
             .conn
             .open_bi()
@@ -72,10 +83,19 @@ impl CoordinatorClient {
         write_stream_open(&mut send, StreamOpen::Client(req))
             .await
             .map_err(|e| self.stream_error(e))?;
-        let _ = send.finish();
-        read_message::<_, ClientResponse>(&mut recv)
-            .await
-            .map_err(|e| self.stream_error(e))
+        let sending = async {
+            for p in payloads {
+                crate::framing::send_payload(&mut send, p).await?;
+            }
+            let _ = send.finish();
+            Ok::<_, FrameError>(())
+        };
+        let sent = sending.await;
+        let reply = read_message::<_, ClientResponse>(&mut recv).await;
+        if let (Err(e), Err(_)) = (&sent, &reply) {
+            return Err(self.stream_error(e));
+        }
+        reply.map_err(|e| self.stream_error(e))
     }
 
     /// Follows a task: `on_update` gets every status until the task is verified or failed;

@@ -15,7 +15,8 @@
 //! | agent, once per connection | `Control(AgentHello)` | coordinator → agent: [`CoordinatorToAgent`] (`Welcome` first, or `Error` and finish); agent → coordinator: [`AgentToCoordinator`] |
 //! | agent | `FetchKey(FetchKey)` | coordinator → agent: [`KeyReply`], and after `Found` the key as a payload ([`crate::framing::send_payload`]) |
 //! | agent | `DeliverProof(DeliverProof)` | coordinator → agent: one [`DeliveryReply`] |
-//! | client, one per request | `Client(ClientRequest)` | coordinator → client: one [`ClientResponse`]; for `Watch`, a `Status` per change until a terminal state, then finish |
+//! | agent | `FetchInput(FetchInput)` | coordinator → agent: [`InputReply`], and after `Found` a circom task's witness as a payload |
+//! | client, one per request | `Client(ClientRequest)` | coordinator → client: one [`ClientResponse`]; for `Watch`, a `Status` per change until a terminal state, then finish; `RegisterCircuit` and `SubmitWitness` send their files as payloads after the first frame |
 //!
 //! Architecture invariant: the first frame of every stream begins with the protocol version
 //! as a postcard varint u32, in this and every future version, so a peer of another version
@@ -25,10 +26,12 @@
 //! ([`Bounded`]); postcard itself only bounds by frame size.
 
 mod agent;
+mod circom;
 mod client;
 mod error;
 
 pub use agent::*;
+pub use circom::*;
 pub use client::*;
 pub use error::*;
 
@@ -91,6 +94,8 @@ pub enum StreamOpen {
     FetchKey(FetchKey),
     DeliverProof(DeliverProof),
     Client(ClientRequest),
+    /// An agent fetches a circom task's witness.
+    FetchInput(FetchInput),
 }
 
 impl StreamOpen {
@@ -98,9 +103,10 @@ impl StreamOpen {
     /// certificate and answers [`ProtocolError::NotAllowed`] otherwise.
     pub fn required_kind(&self) -> IdentityKind {
         match self {
-            StreamOpen::Control(_) | StreamOpen::FetchKey(_) | StreamOpen::DeliverProof(_) => {
-                IdentityKind::Agent
-            }
+            StreamOpen::Control(_)
+            | StreamOpen::FetchKey(_)
+            | StreamOpen::DeliverProof(_)
+            | StreamOpen::FetchInput(_) => IdentityKind::Agent,
             StreamOpen::Client(_) => IdentityKind::Client,
         }
     }
@@ -110,6 +116,7 @@ impl StreamOpen {
             StreamOpen::FetchKey(_) => "a key fetch",
             StreamOpen::DeliverProof(_) => "a proof delivery",
             StreamOpen::Client(_) => "a client request",
+            StreamOpen::FetchInput(_) => "a witness fetch",
         }
     }
 }
@@ -252,6 +259,7 @@ impl Bounded for OpenFrame {
             StreamOpen::FetchKey(f) => f.check_bounds(),
             StreamOpen::DeliverProof(d) => d.check_bounds(),
             StreamOpen::Client(c) => c.check_bounds(),
+            StreamOpen::FetchInput(f) => f.check_bounds(),
         }
     }
 }

@@ -11,6 +11,8 @@
 //!   event follower, the slash outbox.
 //! - [`tasks`]: [`CoordinatorCore`], the task life cycle as a quinn-proto-style state machine
 //!   (`handle_*` events with `now`, `poll_effect`, `poll_timeout`, getters).
+//! - [`circom`]: circom circuits registered by clients (zkey + `.r1cs`) and their submitted
+//!   witnesses, checked against the constraints before a task exists.
 //! - [`http`]: `/metrics`, the live fleet page and its token-protected JSON API.
 //!
 //! Architecture invariant: `config`, `ledger`, `admission` and `tasks` do no I/O, read no
@@ -29,6 +31,7 @@ pub use config::{CoordinatorConfig, Policy};
 pub use ledger::Ledger;
 pub use tasks::{CoordinatorCore, Effect, Offer, OfferReply, TaskSpec, TaskStatus};
 pub mod chain;
+pub mod circom;
 pub mod registry;
 pub mod server;
 pub mod store;

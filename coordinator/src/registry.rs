@@ -4,6 +4,11 @@
 //! Keys for built-in circuits are generated on first start (a local trusted setup, fine for
 //! a devnet and for operators proving their own circuits) and kept in `<data>/keys/`; later
 //! starts load them and check their hash, so the key id agents cache stays stable.
+//!
+//! circom circuits are registered by clients while the coordinator runs (`crate::circom`):
+//! their keys, converted from the zkey, live content-addressed in `<data>/keys/circom/` with
+//! a manifest per name, and are loaded again at every start. The registry is therefore
+//! shared behind a lock; lookups hand out `Arc`s, so nobody holds the lock while working.
 
 use proofrack_common::telemetry::ProofShape;
 use proofrack_common::KeyId;
@@ -13,13 +18,22 @@ use proofrack_kernels::groth16::{
 };
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
+
+/// Where a circuit's constraints and witnesses come from.
+pub enum CircuitSource {
+    /// One of our own circuits (`proofrack_kernels::circuits`): the agent computes the
+    /// witness from JSON inputs.
+    BuiltIn(Circuit),
+    /// A circom circuit registered from its zkey and `.r1cs`: clients submit witnesses.
+    Circom(crate::circom::CircomCircuit),
+}
 
 /// A circuit agents can be asked to prove.
 pub struct RegisteredCircuit {
     pub name: String,
-    pub circuit: Circuit,
+    pub source: CircuitSource,
     pub key_id: KeyId,
     pub shape: ProofShape,
     /// The proving key's canonical bytes, served to agents by [`KeyId`].
@@ -52,11 +66,20 @@ pub enum RegistryError {
     BadKey { path: PathBuf, detail: String },
     #[error("key generation for {circuit} failed: {detail}")]
     Setup { circuit: String, detail: String },
+    #[error(transparent)]
+    Circom(#[from] crate::circom::CircomError),
 }
 
-/// The registry, built once at start and shared read-only.
+/// The registry: built-in circuits loaded at start, circom circuits added while serving.
 #[derive(Debug, Default)]
 pub struct CircuitRegistry {
+    inner: RwLock<Circuits>,
+    /// `<data>/keys`: built-in keys by name, circom files under `circom/`.
+    keys_dir: PathBuf,
+}
+
+#[derive(Debug, Default)]
+struct Circuits {
     by_name: BTreeMap<String, Arc<RegisteredCircuit>>,
     by_key: HashMap<KeyId, Arc<RegisteredCircuit>>,
 }
@@ -69,11 +92,14 @@ impl CircuitRegistry {
             path: keys_dir.to_path_buf(),
             source,
         })?;
-        let mut registry = CircuitRegistry::default();
+        let registry = CircuitRegistry {
+            keys_dir: keys_dir.to_path_buf(),
+            ..Default::default()
+        };
         for name in names {
             let circuit = circuit_by_name(name)?;
             let name = circuit.name();
-            if registry.by_name.contains_key(&name) {
+            if registry.read().by_name.contains_key(&name) {
                 continue;
             }
             let path = keys_dir.join(format!("{name}.key"));
@@ -82,16 +108,35 @@ impl CircuitRegistry {
             } else {
                 generate_and_save(&circuit, &path)?
             };
-            registry.insert(circuit, key, path);
+            registry.insert(name, CircuitSource::BuiltIn(circuit), &key, path);
+        }
+        for (name, circom, key, path) in crate::circom::load_all(&registry.circom_dir())? {
+            registry.insert(name, CircuitSource::Circom(circom), &key, path);
         }
         Ok(registry)
     }
 
-    fn insert(&mut self, circuit: Circuit, key: ProvingKey, key_path: PathBuf) {
+    /// Where circom circuits' files live.
+    pub fn circom_dir(&self) -> PathBuf {
+        self.keys_dir.join(crate::circom::CIRCOM_DIR)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Circuits> {
+        self.inner.read().expect("circuit registry poisoned")
+    }
+
+    /// Adds (or replaces) a circuit; returns its entry.
+    pub(crate) fn insert(
+        &self,
+        name: String,
+        source: CircuitSource,
+        key: &ProvingKey,
+        key_path: PathBuf,
+    ) -> Arc<RegisteredCircuit> {
         let bytes_len = key.byte_len() as u64;
         let entry = Arc::new(RegisteredCircuit {
-            name: circuit.name(),
-            circuit,
+            name,
+            source,
             key_id: KeyId(key.id()),
             shape: ProofShape {
                 domain_size: key.domain_size() as u64,
@@ -102,27 +147,38 @@ impl CircuitRegistry {
             num_public: key.num_public(),
             pvk: prepare_verifying_key(&key.verifying_key()),
         });
-        self.by_key.insert(entry.key_id, entry.clone());
-        self.by_name.insert(entry.name.clone(), entry);
+        let mut inner = self.inner.write().expect("circuit registry poisoned");
+        inner.by_key.insert(entry.key_id, entry.clone());
+        inner.by_name.insert(entry.name.clone(), entry.clone());
+        entry
     }
 
-    pub fn by_name(&self, name: &str) -> Option<&Arc<RegisteredCircuit>> {
-        match circuit_by_name(name) {
-            Ok(c) => self.by_name.get(&c.name()),
-            Err(_) => None,
-        }
+    /// A circuit by name; built-in names are matched in any spelling `circuit_by_name`
+    /// accepts (`mimc-12`, `mimc-2^12`).
+    pub fn by_name(&self, name: &str) -> Option<Arc<RegisteredCircuit>> {
+        let canonical = circuit_by_name(name).map_or_else(|_| name.to_string(), |c| c.name());
+        self.read().by_name.get(&canonical).cloned()
     }
 
-    pub fn by_key(&self, key: &KeyId) -> Option<&Arc<RegisteredCircuit>> {
-        self.by_key.get(key)
+    pub fn by_key(&self, key: &KeyId) -> Option<Arc<RegisteredCircuit>> {
+        self.read().by_key.get(key).cloned()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<RegisteredCircuit>> {
-        self.by_name.values()
+    /// Every circuit, by name.
+    pub fn iter(&self) -> Vec<Arc<RegisteredCircuit>> {
+        self.read().by_name.values().cloned().collect()
     }
 
     pub fn names(&self) -> Vec<String> {
-        self.by_name.keys().cloned().collect()
+        self.read().by_name.keys().cloned().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().by_name.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

@@ -2,8 +2,8 @@
 //! ones proven, and the pairing check must pass. Runs on a blocking thread (a pairing is a
 //! few milliseconds of CPU).
 
-use crate::registry::RegisteredCircuit;
-use proofrack_common::protocol::FieldBytes;
+use crate::registry::{CircuitSource, RegisteredCircuit};
+use proofrack_common::protocol::{FieldBytes, TaskInputs};
 use proofrack_kernels::field_bytes::fr_from_le_bytes;
 use proofrack_kernels::groth16::{proof_from_bytes, verify};
 
@@ -50,17 +50,38 @@ pub fn verify_delivery(
         .enumerate()
         .map(|(index, b)| fr_from_le_bytes(b).ok_or(ProofRejected::NonCanonicalInput { index }))
         .collect::<Result<Vec<_>, _>>()?;
-    let text =
-        std::str::from_utf8(inputs_json).map_err(|e| ProofRejected::TaskInputs(e.to_string()))?;
-    let inputs = circuit
-        .circuit
-        .parse_inputs(text)
-        .map_err(|e| ProofRejected::TaskInputs(e.to_string()))?;
-    // The MiMC chain's public inputs are [y, x, key]: y is the agent's output (the proof
-    // shows it is right), x and key are what the client asked about.
-    for (index, name, expected) in [(1usize, "x", inputs.x), (2, "key", inputs.key)] {
-        if public[index] != expected {
-            return Err(ProofRejected::InputMismatch { index, name });
+    match &circuit.source {
+        CircuitSource::BuiltIn(builtin) => {
+            let text = std::str::from_utf8(inputs_json)
+                .map_err(|e| ProofRejected::TaskInputs(e.to_string()))?;
+            let inputs = builtin
+                .parse_inputs(text)
+                .map_err(|e| ProofRejected::TaskInputs(e.to_string()))?;
+            // The MiMC chain's public inputs are [y, x, key]: y is the agent's output (the
+            // proof shows it is right), x and key are what the client asked about.
+            for (index, name, expected) in [(1usize, "x", inputs.x), (2, "key", inputs.key)] {
+                if public[index] != expected {
+                    return Err(ProofRejected::InputMismatch { index, name });
+                }
+            }
+        }
+        CircuitSource::Circom(_) => {
+            // Every public signal (outputs included) is fixed by the client's witness, which
+            // the coordinator checked against the constraints: the proof must be of exactly
+            // witness[1..=nPublic].
+            let Ok(TaskInputs::Witness(w)) = TaskInputs::decode(inputs_json) else {
+                return Err(ProofRejected::TaskInputs(
+                    "a circom task without a witness reference".to_string(),
+                ));
+            };
+            if let Some(index) =
+                (0..public_inputs.len()).find(|&i| w.public.get(i) != Some(&public_inputs[i]))
+            {
+                return Err(ProofRejected::InputMismatch {
+                    index,
+                    name: "a public signal of the submitted witness",
+                });
+            }
         }
     }
     match verify(&circuit.pvk, &public, &proof) {

@@ -8,6 +8,8 @@
 use ark_ec::AffineRepr;
 use ark_ff::{BigInt, BigInteger, Field, PrimeField};
 use proofrack_kernels::curve::{Fq, Fq2, Fr, G1Affine, G2Affine};
+use proofrack_kernels::groth16::points::check_point;
+use proofrack_kernels::groth16::PointCheck;
 
 pub const FQ_BYTES: usize = 32;
 pub const G1_BYTES: usize = 64;
@@ -40,35 +42,51 @@ pub enum Check {
     Subgroup,
 }
 
-/// G1 from 64 bytes; all-zero is the point at infinity.
-pub fn g1_from_bytes(bytes: &[u8]) -> Result<G1Affine, &'static str> {
+impl Check {
+    /// The same checks in the kernels' terms, for the shared point decoder.
+    pub fn point_check(self) -> PointCheck {
+        match self {
+            Check::OnCurve => PointCheck::OnCurve,
+            Check::Subgroup => PointCheck::Full,
+        }
+    }
+}
+
+/// G1 coordinates from 64 bytes, unchecked; all-zero is the point at infinity.
+pub fn g1_coords(bytes: &[u8]) -> Result<G1Affine, &'static str> {
     if bytes.iter().all(|&b| b == 0) {
         return Ok(G1Affine::zero());
     }
     let x = fq_from_montgomery(&bytes[..32]).ok_or("x is not below q")?;
     let y = fq_from_montgomery(&bytes[32..64]).ok_or("y is not below q")?;
-    let p = G1Affine::new_unchecked(x, y);
-    if !p.is_on_curve() {
-        return Err("not on the curve");
-    }
-    Ok(p)
+    Ok(G1Affine::new_unchecked(x, y))
 }
 
-/// G2 from 128 bytes; all-zero is the point at infinity.
-pub fn g2_from_bytes(bytes: &[u8], check: Check) -> Result<G2Affine, &'static str> {
+/// G2 coordinates from 128 bytes, unchecked; all-zero is the point at infinity.
+pub fn g2_coords(bytes: &[u8]) -> Result<G2Affine, &'static str> {
     if bytes.iter().all(|&b| b == 0) {
         return Ok(G2Affine::zero());
     }
     let c = |i: usize| {
         fq_from_montgomery(&bytes[32 * i..32 * (i + 1)]).ok_or("a coordinate is not below q")
     };
-    let p = G2Affine::new_unchecked(Fq2::new(c(0)?, c(1)?), Fq2::new(c(2)?, c(3)?));
-    if !p.is_on_curve() {
-        return Err("not on the curve");
-    }
-    if check == Check::Subgroup && !p.is_in_correct_subgroup_assuming_on_curve() {
-        return Err("not in the prime-order subgroup");
-    }
+    Ok(G2Affine::new_unchecked(
+        Fq2::new(c(0)?, c(1)?),
+        Fq2::new(c(2)?, c(3)?),
+    ))
+}
+
+/// G1 from 64 bytes, on the curve; all-zero is the point at infinity.
+pub fn g1_from_bytes(bytes: &[u8]) -> Result<G1Affine, &'static str> {
+    let p = g1_coords(bytes)?;
+    check_point(&p, PointCheck::OnCurve)?;
+    Ok(p)
+}
+
+/// G2 from 128 bytes, checked as `check` says; all-zero is the point at infinity.
+pub fn g2_from_bytes(bytes: &[u8], check: Check) -> Result<G2Affine, &'static str> {
+    let p = g2_coords(bytes)?;
+    check_point(&p, check.point_check())?;
     Ok(p)
 }
 

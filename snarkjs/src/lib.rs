@@ -6,6 +6,8 @@
 //!   witness values) and decimal strings.
 //! - `zkey`: [`read_zkey`] (Groth16 sections → our [`ProvingKey`]) and [`write_zkey`].
 //! - `wtns`: [`read_wtns`] / [`write_wtns`].
+//! - `r1cs`: [`read_r1cs`] (circom's constraint file, for checking witnesses) and
+//!   [`check_matches_key`] (the `.r1cs` is the zkey's circuit).
 //! - `json`: `verification_key.json`, `proof.json`, `public.json`.
 //!
 //! Variable order is circom's everywhere: 0 is the constant 1, then the public outputs, the
@@ -19,6 +21,7 @@
 pub mod binfile;
 pub mod encoding;
 pub mod json;
+pub mod r1cs;
 pub mod wtns;
 pub mod zkey;
 
@@ -26,6 +29,7 @@ pub use json::check_public_count;
 pub use json::{
     proof_from_json, proof_to_json, public_from_json, public_to_json, vk_from_json, vk_to_json,
 };
+pub use r1cs::{check_matches_key, read_r1cs, write_r1cs};
 pub use wtns::check_witness_length;
 pub use wtns::{read_wtns, write_wtns};
 pub use zkey::{read_zkey, write_zkey};

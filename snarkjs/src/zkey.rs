@@ -6,8 +6,8 @@
 //! circom-style prover expects. Only A and B are stored; C is never needed (c = a·b).
 
 use proofrack_kernels::curve::{Fq, Fr, G1Affine, G2Affine};
-use proofrack_kernels::groth16::{ProvingKey, ProvingKeyParts, SparseMatrix};
-use rayon::prelude::*;
+use proofrack_kernels::groth16::points::{decode_points, CheckedPoint};
+use proofrack_kernels::groth16::{PointCheck, ProvingKey, ProvingKeyParts, SparseMatrix};
 
 use ark_ff::{BigInt, BigInteger, PrimeField};
 
@@ -141,27 +141,34 @@ fn point_g2(bytes: &[u8], section: &'static str, index: usize, check: Check) -> 
 }
 
 fn g1_section(file: &BinFile, id: u32, name: &'static str, count: usize) -> Result<Vec<G1Affine>> {
-    let mut s = file.section(id)?;
-    s.expect_len((count * G1_BYTES) as u64)?;
-    let bytes = s.take(count * G1_BYTES)?;
-    bytes
-        .par_chunks_exact(G1_BYTES)
-        .enumerate()
-        .map(|(i, c)| point_g1(c, name, i))
-        .collect()
+    points_section(file, id, name, count, G1_BYTES, encoding::g1_coords)
 }
 
 fn g2_section(file: &BinFile, id: u32, name: &'static str, count: usize) -> Result<Vec<G2Affine>> {
-    let mut s = file.section(id)?;
-    s.expect_len((count * G2_BYTES) as u64)?;
-    let bytes = s.take(count * G2_BYTES)?;
     // On-curve only: the subgroup check per point is the slow part, and a bad B2 point can
     // only make this key's own proofs fail verification.
-    bytes
-        .par_chunks_exact(G2_BYTES)
-        .enumerate()
-        .map(|(i, c)| point_g2(c, name, i, Check::OnCurve))
-        .collect()
+    points_section(file, id, name, count, G2_BYTES, encoding::g2_coords)
+}
+
+/// A section of `count` points, decoded and checked on the curve by the kernels' shared
+/// point decoder (the one our own key files use).
+fn points_section<P: CheckedPoint>(
+    file: &BinFile,
+    id: u32,
+    name: &'static str,
+    count: usize,
+    size: usize,
+    coords: fn(&[u8]) -> std::result::Result<P, &'static str>,
+) -> Result<Vec<P>> {
+    let mut s = file.section(id)?;
+    s.expect_len((count * size) as u64)?;
+    let bytes = s.take(count * size)?;
+    decode_points(bytes, size, PointCheck::OnCurve, coords).map_err(|bad| SnarkjsError::BadPoint {
+        file: "zkey",
+        section: name,
+        index: bad.index,
+        reason: bad.reason,
+    })
 }
 
 /// Section 4 into our A and B matrices. The `num_public + 1` extra A rows snarkjs appends

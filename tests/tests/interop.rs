@@ -9,9 +9,18 @@
 //! - `both_ways`: Poseidon, MiMC7 and a Poseidon Merkle proof verified in both directions.
 //! - `errors`: wrong public inputs, truncated zkey, a BLS12-381 zkey, wrong-length and
 //!   unsatisfying witnesses.
+//! - `network`: a circom circuit registered with a real coordinator, tasks proved by a real
+//!   agent over QUIC and verified by snarkjs; bad witnesses and inputs refused before any
+//!   stake is bound. Uses the end-to-end harness (`support`, shared with `e2e.rs`).
 
 mod interop {
     pub mod both_ways;
     pub mod errors;
+    pub mod network;
     pub mod tools;
 }
+
+// The e2e harness; this binary uses a part of it.
+#[allow(dead_code, unused_imports)]
+#[path = "support/mod.rs"]
+mod support;

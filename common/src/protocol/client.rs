@@ -56,6 +56,11 @@ pub enum ClientRequest {
         operator: crate::OperatorId,
         amount: crate::StakeUnits,
     },
+    /// Register a circom circuit: the zkey and `.r1cs` follow as payloads. Answered with
+    /// `Registered` or `Rejected`.
+    RegisterCircuit(super::RegisterCircuit),
+    /// Submit a circom task: the `.wtns` follows as a payload. Answered like `Submit`.
+    SubmitWitness(super::SubmitWitness),
 }
 
 /// Coordinator → client.
@@ -81,6 +86,8 @@ pub enum ClientResponse {
         ok: bool,
         message: String,
     },
+    /// A circom circuit is registered (or was already, with the same key).
+    Registered(CircuitRow),
 }
 
 /// An agent on the wire: the same type as the coordinator core's agent identity.
@@ -273,6 +280,8 @@ impl Bounded for ClientRequest {
             | ClientRequest::Circuits
             | ClientRequest::Drain { .. }
             | ClientRequest::Withdraw { .. } => Ok(()),
+            ClientRequest::RegisterCircuit(r) => r.check_bounds(),
+            ClientRequest::SubmitWitness(s) => s.check_bounds(),
         }
     }
 }
@@ -345,6 +354,7 @@ impl Bounded for ClientResponse {
             }
             ClientResponse::Error(e) => e.check_bounds(),
             ClientResponse::Admin { message, .. } => check_text("admin.message", message),
+            ClientResponse::Registered(row) => check_circuit_name(&row.name),
         }
     }
 }

@@ -79,6 +79,19 @@ fn stream_opens_round_trip() {
                 request_id: 42,
             })),
             StreamOpen::Client(ClientRequest::Watch { task: TaskId(1) }),
+            StreamOpen::Client(ClientRequest::RegisterCircuit(RegisterCircuit {
+                name: "poseidon".into(),
+            })),
+            StreamOpen::Client(ClientRequest::SubmitWitness(SubmitWitness {
+                circuit: "poseidon".into(),
+                collateral: StakeUnits(10),
+                deadline_ms: 60_000,
+                request_id: 7,
+            })),
+            StreamOpen::FetchInput(FetchInput {
+                task: TaskId(3),
+                sha256: [5; 32],
+            }),
         ];
         for open in opens {
             let kind = open.required_kind();

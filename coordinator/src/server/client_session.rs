@@ -21,6 +21,7 @@ pub(super) async fn serve(
     peer: PeerCertInfo,
     req: ClientRequest,
     mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
 ) {
     let Identity::Client { name } = &peer.identity else {
         unreachable!("dispatch only routes client identities here");
@@ -80,6 +81,16 @@ pub(super) async fn serve(
                 .await;
             write_message(&mut send, &admin(reply)).await
         }
+        ClientRequest::RegisterCircuit(r) => {
+            let reply = super::circom_session::register(&shared, &client, r, &mut recv).await;
+            let _ = recv.stop(0u32.into());
+            write_message(&mut send, &reply).await
+        }
+        ClientRequest::SubmitWitness(s) => {
+            let reply = super::circom_session::submit(&shared, &client, s, &mut recv).await;
+            let _ = recv.stop(0u32.into());
+            write_message(&mut send, &reply).await
+        }
     };
     if let Err(e) = result {
         tracing::info!(%client, error = %e, "client stream ended early");
@@ -102,44 +113,76 @@ fn admin(reply: crate::tasks::AdminReply) -> ClientResponse {
 }
 
 async fn submit(shared: &Shared, client: &str, s: SubmitRequest) -> ClientResponse {
-    let Some(circuit) = shared.registry().by_name(&s.circuit).cloned() else {
+    let Some(circuit) = shared.registry().by_name(&s.circuit) else {
         return ClientResponse::Error(ProtocolError::UnknownCircuit { circuit: s.circuit });
+    };
+    let crate::registry::CircuitSource::BuiltIn(builtin) = &circuit.source else {
+        return ClientResponse::Rejected {
+            reason: format!(
+                "{} is a circom circuit: submit a witness (`proofrack submit --circuit {} --wtns W.wtns`, or --input with --wasm)",
+                circuit.name, circuit.name
+            ),
+        };
     };
     // Inputs that cannot be proven are refused here, not discovered by an agent later.
     let parsed = std::str::from_utf8(&s.inputs)
         .map_err(|e| format!("inputs are not UTF-8 JSON: {e}"))
-        .and_then(|t| circuit.circuit.parse_inputs(t).map_err(|e| e.to_string()));
+        .and_then(|t| builtin.parse_inputs(t).map_err(|e| e.to_string()));
     if let Err(reason) = parsed {
         return ClientResponse::Rejected {
             reason: format!("inputs for {}: {reason}", circuit.name),
         };
     }
-    if s.deadline_ms == 0 || s.deadline_ms > MAX_DEADLINE_MS {
-        return ClientResponse::Rejected {
-            reason: format!(
-                "deadline of {} ms is outside 1 ms ..= {} ms",
-                s.deadline_ms, MAX_DEADLINE_MS
-            ),
-        };
+    if let Some(refusal) = deadline_refusal(s.deadline_ms) {
+        return refusal;
     }
+    submit_task(
+        shared,
+        client,
+        &circuit.name,
+        s.inputs.into(),
+        s.collateral,
+        s.deadline_ms,
+        s.request_id,
+    )
+    .await
+}
+
+/// A relative deadline outside 1 ms ..= [`MAX_DEADLINE_MS`], refused.
+pub(super) fn deadline_refusal(deadline_ms: u64) -> Option<ClientResponse> {
+    (deadline_ms == 0 || deadline_ms > MAX_DEADLINE_MS).then(|| ClientResponse::Rejected {
+        reason: format!("deadline of {deadline_ms} ms is outside 1 ms ..= {MAX_DEADLINE_MS} ms"),
+    })
+}
+
+/// Hands a checked submission to the core.
+pub(super) async fn submit_task(
+    shared: &Shared,
+    client: &str,
+    circuit: &str,
+    inputs: std::sync::Arc<[u8]>,
+    collateral: proofrack_common::StakeUnits,
+    deadline_ms: u64,
+    request_id: u64,
+) -> ClientResponse {
     let result = shared
         .apply(|core, now| {
             core.handle_submit(
                 now,
                 TaskSpec {
-                    circuit: circuit.name.clone(),
-                    inputs: s.inputs.into(),
-                    collateral: s.collateral,
-                    deadline: now.saturating_add(Duration::from_millis(s.deadline_ms)),
+                    circuit: circuit.to_string(),
+                    inputs,
+                    collateral,
+                    deadline: now.saturating_add(Duration::from_millis(deadline_ms)),
                     client: client.to_string(),
-                    request_id: s.request_id,
+                    request_id,
                 },
             )
         })
         .await;
     match result {
         Ok(task) => {
-            tracing::info!(%client, %task, circuit = %circuit.name, collateral = %s.collateral, "task submitted");
+            tracing::info!(%client, %task, %circuit, %collateral, "task submitted");
             ClientResponse::Submitted { task }
         }
         Err(e) => ClientResponse::Rejected {

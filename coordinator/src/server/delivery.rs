@@ -82,7 +82,7 @@ pub(super) async fn verify_and_settle(
             reason: ProtocolError::UnknownTask { task }.to_string(),
         };
     };
-    let Some(circuit) = shared.registry().by_name(&circuit_name).cloned() else {
+    let Some(circuit) = shared.registry().by_name(&circuit_name) else {
         return DeliveryOutcome::Rejected {
             reason: format!("circuit {circuit_name} is no longer registered"),
         };
@@ -121,6 +121,9 @@ pub(super) async fn verify_and_settle(
         })
         .await;
     tracing::debug!(%task, verify_ms, valid, "proof checked");
+    if valid && applied.is_ok() {
+        super::circom_session::forget_witness(shared, task).await;
+    }
     match (verdict, applied) {
         (Ok(()), Ok(())) => DeliveryOutcome::Accepted,
         (Err(why), Ok(())) => DeliveryOutcome::Rejected {

@@ -13,7 +13,7 @@ pub(super) async fn serve(
     req: FetchKey,
     mut send: quinn::SendStream,
 ) {
-    let Some(circuit) = shared.registry().by_key(&req.key).cloned() else {
+    let Some(circuit) = shared.registry().by_key(&req.key) else {
         tracing::info!(peer = %peer.identity, key = %req.key.short(), "unknown key requested");
         let _ = write_message(
             &mut send,

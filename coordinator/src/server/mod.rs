@@ -12,8 +12,10 @@
 //! `poll_timeout` and calls `handle_timeout`.
 
 mod agent_session;
+mod circom_session;
 mod client_session;
 mod delivery;
+mod input_stream;
 mod key_stream;
 mod shared;
 mod views;
@@ -143,6 +145,7 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, ServerErro
             .map_err(|e| ServerError::Circuit(e.to_string()))?;
     }
     store.commit_now(core.full_changes())?;
+    circom_session::sweep_witnesses(&core, &settings.registry.circom_dir());
     let to_reverify: Vec<_> = core
         .verifying_tasks()
         .into_iter()
@@ -302,7 +305,10 @@ async fn dispatch_stream(
             delivery::serve(shared, peer, d, send).await
         }
         (StreamOpen::Client(req), IdentityKind::Client) => {
-            client_session::serve(shared, peer, req, send).await
+            client_session::serve(shared, peer, req, send, recv).await
+        }
+        (StreamOpen::FetchInput(req), IdentityKind::Agent) => {
+            input_stream::serve(shared, peer, req, send).await
         }
         (open, _) => {
             // A certificate of one kind opening another kind's stream (a client certificate

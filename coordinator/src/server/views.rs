@@ -77,15 +77,20 @@ pub(super) fn circuits(shared: &Shared) -> CircuitsView {
         circuits: shared
             .registry()
             .iter()
+            .iter()
             .take(MAX_VIEW_ROWS)
-            .map(|c| CircuitRow {
-                name: c.name.clone(),
-                key: c.key_id,
-                shape: c.shape,
-                num_public_inputs: c.num_public as u32,
-                key_bytes: c.key_len,
-            })
+            .map(|c| circuit_row(c))
             .collect(),
+    }
+}
+
+pub(super) fn circuit_row(c: &crate::registry::RegisteredCircuit) -> CircuitRow {
+    CircuitRow {
+        name: c.name.clone(),
+        key: c.key_id,
+        shape: c.shape,
+        num_public_inputs: c.num_public as u32,
+        key_bytes: c.key_len,
     }
 }
 

@@ -18,13 +18,13 @@
 //! Every count is redundant with the header and checked, so a corrupt file fails with the
 //! section named; counts are checked against the bytes left before anything is allocated.
 
-use ark_ec::short_weierstrass::{Affine, SWCurveConfig};
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize, Compress, Validate};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::curve::{Fr, G1Affine, G2Affine};
 use crate::groth16::key::{KeyError, PointCheck, ProvingKey, ProvingKeyParts};
+use crate::groth16::points::{decode_points, BadPoint, CheckedPoint};
 use crate::groth16::r1cs::{domain_size_for, SparseMatrix};
 
 /// First bytes of every key file.
@@ -298,56 +298,31 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The two point types in a key, with the checks `PointCheck` asks for.
-trait KeyPoint: CanonicalSerialize + CanonicalDeserialize + Send + Sync {
-    fn on_curve(&self) -> bool;
-    fn in_subgroup(&self) -> bool;
-}
-
-impl<P: SWCurveConfig> KeyPoint for Affine<P> {
-    fn on_curve(&self) -> bool {
-        self.is_on_curve()
-    }
-    fn in_subgroup(&self) -> bool {
-        self.is_in_correct_subgroup_assuming_on_curve()
-    }
-}
-
-fn parse_points<P: KeyPoint>(
+fn parse_points<P: CheckedPoint + CanonicalSerialize + CanonicalDeserialize>(
     section: &'static str,
     bytes: &[u8],
     size: usize,
     check: PointCheck,
 ) -> Result<Vec<P>, KeyError> {
-    bytes
-        .par_chunks_exact(size)
-        .enumerate()
-        .map(|(index, chunk)| {
-            let bad = |reason| KeyError::BadPoint {
-                section,
-                index,
-                reason,
-            };
-            let p = P::deserialize_with_mode(chunk, Compress::No, Validate::No)
-                .map_err(|_| bad("coordinates are not canonical field elements"))?;
-            if check == PointCheck::None {
-                return Ok(p);
-            }
-            // arkworks ignores the y-sign flag of uncompressed points and the coordinates of
-            // infinity; only the canonical form keeps "one key, one byte string, one id".
-            let mut canonical = [0u8; G2_BYTES];
-            p.serialize_uncompressed(&mut canonical[..size])
-                .expect("size is the point size");
-            if canonical[..size] != *chunk {
-                return Err(bad("non-canonical encoding"));
-            }
-            if !p.on_curve() {
-                return Err(bad("not on the curve"));
-            }
-            if check == PointCheck::Full && !p.in_subgroup() {
-                return Err(bad("not in the prime-order subgroup"));
-            }
-            Ok(p)
-        })
-        .collect()
+    decode_points(bytes, size, check, |chunk| {
+        let p = P::deserialize_with_mode(chunk, Compress::No, Validate::No)
+            .map_err(|_| "coordinates are not canonical field elements")?;
+        if check == PointCheck::None {
+            return Ok(p);
+        }
+        // arkworks ignores the y-sign flag of uncompressed points and the coordinates of
+        // infinity; only the canonical form keeps "one key, one byte string, one id".
+        let mut canonical = [0u8; G2_BYTES];
+        p.serialize_uncompressed(&mut canonical[..size])
+            .expect("size is the point size");
+        if canonical[..size] != *chunk {
+            return Err("non-canonical encoding");
+        }
+        Ok(p)
+    })
+    .map_err(|BadPoint { index, reason }| KeyError::BadPoint {
+        section,
+        index,
+        reason,
+    })
 }

@@ -17,6 +17,7 @@
 pub mod ark_compat;
 pub mod key;
 pub mod key_bytes;
+pub mod points;
 pub mod prover;
 pub mod r1cs;
 pub mod reduction;

@@ -113,6 +113,9 @@ pub struct Built {
     pub zkey: PathBuf,
     pub vk: PathBuf,
     pub wtns: PathBuf,
+    pub r1cs: PathBuf,
+    /// The witness generator (`circom --wasm`).
+    pub wasm: PathBuf,
 }
 
 /// Compiles `source` (circom 2 with circomlib on the include path), sets it up with a
@@ -172,6 +175,8 @@ pub fn build(name: &str, source: &str, input: &str, prime: &str, ptau: &Path) ->
         zkey,
         vk,
         wtns,
+        r1cs,
+        wasm,
     }
 }
 
