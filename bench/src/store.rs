@@ -33,7 +33,7 @@ pub struct StoreArgs {
     #[arg(long, value_delimiter = ',', default_value = "1,16,256")]
     windows: Vec<u64>,
     /// Queued tasks in the restart measurements (each at most the queue capacity cap).
-    #[arg(long, value_delimiter = ',', default_value = "4096,16384,65536")]
+    #[arg(long, value_delimiter = ',', default_value = "4096,16384")]
     restart_sizes: Vec<usize>,
     /// Reference: one-row durable commits to plain redb.
     #[arg(long, default_value_t = 2_000)]
