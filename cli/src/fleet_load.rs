@@ -36,12 +36,16 @@ pub const COORDINATOR_THREAD_NAME: &str = "proofrack-coord";
 /// Handshakes in flight at once while the fleet connects (a real rack's agents start
 /// staggered too; thousands at once only measures the UDP receive buffer).
 pub const CONNECT_CONCURRENCY: usize = 64;
-/// Operators the fleet's agents are spread over.
+/// Operators the fleet's agents are spread over, unless the load says otherwise.
 pub const OPERATORS: usize = 10;
+/// Name of the state store's committer thread (its CPU is the coordinator's too).
+pub const STORE_THREAD_NAME: &str = "proofrack-store";
 /// How long any one phase may take before the run is declared stuck.
 pub const PHASE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Tasks each load agent takes at once (the policy's default per-agent limit).
 pub const AGENT_SLOTS: u32 = 4;
+/// Longest wait for the coordinator's state to catch up with what agents saw (polled).
+const SETTLE_POLL: Duration = Duration::from_millis(2);
 /// Tasks' deadline and safety margin: far beyond the run, so no due time passes during it.
 const TASK_DEADLINE_MS: u64 = 3_000_000;
 const MARGIN_MS: u64 = 2_000_000;
@@ -55,6 +59,28 @@ pub struct FleetLoad {
     /// Steady state (telemetry only) measured for this long.
     pub idle_window: Duration,
     pub dir: PathBuf,
+    /// Operators the agents are spread over (agent i belongs to operator i mod this).
+    pub operators: usize,
+    /// Tasks each agent holds at once (the policy's per-agent limit and the agent's slots).
+    pub agent_slots: u32,
+    /// Submissions in flight at once (1: one after the other).
+    pub submitters: usize,
+}
+
+impl FleetLoad {
+    /// The fleet benchmark's and test's shape: [`OPERATORS`], [`AGENT_SLOTS`], one submitter.
+    pub fn new(agents: usize, tasks: usize, dir: PathBuf) -> FleetLoad {
+        FleetLoad {
+            agents,
+            tasks,
+            telemetry_interval_ms: 1_000,
+            idle_window: Duration::from_secs(10),
+            dir,
+            operators: OPERATORS,
+            agent_slots: AGENT_SLOTS,
+            submitters: 1,
+        }
+    }
 }
 
 /// What it measured.
@@ -69,20 +95,48 @@ pub struct FleetReport {
     /// Submission to offer at the agent, sorted.
     pub assignment_latencies: Vec<Duration>,
     pub submit_phase: Duration,
+    /// First submission to the last task's stake bound (its accept committed).
+    pub all_bound: Duration,
     /// Coordinator CPU seconds per wall second in the telemetry-only window.
     pub idle_cpu_cores: f64,
     /// ... while the tasks were being submitted and assigned.
     pub submit_cpu_cores: f64,
+    /// Resident memory of the whole process (coordinator, agents and client) at the end,
+    /// and its peak.
+    pub process_rss_bytes: u64,
+    pub process_rss_peak_bytes: u64,
 }
 
 impl FleetReport {
     pub fn latency_percentile(&self, p: f64) -> Duration {
-        let v = &self.assignment_latencies;
-        if v.is_empty() {
-            return Duration::ZERO;
-        }
-        v[((p * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)]
+        percentile(&self.assignment_latencies, p)
     }
+
+    /// Tasks bound per second, first submission to last binding.
+    pub fn assignments_per_sec(&self) -> f64 {
+        self.tasks as f64 / self.all_bound.as_secs_f64().max(1e-9)
+    }
+}
+
+/// The `p` quantile (0..=1) of sorted durations; zero for none.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((p * (sorted.len() - 1) as f64).round() as usize).min(sorted.len() - 1)]
+}
+
+/// (VmRSS, VmHWM) of this process in bytes, from /proc/self/status.
+pub fn process_rss_bytes() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kib| kib * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
 
 fn calibration() -> Calibration {
@@ -115,14 +169,15 @@ fn telemetry(seq: u64) -> Telemetry {
     }
 }
 
-/// CPU time (user + system) of this process's threads named [`COORDINATOR_THREAD_NAME`].
+/// CPU time (user + system) of this process's threads named [`COORDINATOR_THREAD_NAME`] or
+/// [`STORE_THREAD_NAME`].
 pub fn coordinator_cpu_time() -> Duration {
     let ticks_per_sec = 100.0; // USER_HZ on Linux
     let mut ticks: u64 = 0;
     if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
         for t in tasks.flatten() {
             let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-            if comm.trim() != COORDINATOR_THREAD_NAME {
+            if comm.trim() != COORDINATOR_THREAD_NAME && comm.trim() != STORE_THREAD_NAME {
                 continue;
             }
             let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
@@ -143,7 +198,9 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
     // Agents accept and never deliver: each holds at most its slots, so more tasks than the
     // fleet's slots would wait for due times to pass and measure the policy, not the
     // coordinator.
-    opts.tasks = opts.tasks.min(opts.agents * AGENT_SLOTS as usize);
+    opts.tasks = opts.tasks.min(opts.agents * opts.agent_slots as usize);
+    let operators = opts.operators.max(1);
+    let slots = opts.agent_slots.max(1);
     std::fs::create_dir_all(&opts.dir)?;
     let certs = CertsDir::new(opts.dir.join("certs"));
     let now = SystemClock.now();
@@ -158,7 +215,7 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
     let started = Instant::now();
     let mut agent_ids = Vec::with_capacity(opts.agents);
     for i in 0..opts.agents {
-        let id = Identity::agent(&format!("op-{}", i % OPERATORS), &format!("a{i:05}"))?;
+        let id = Identity::agent(&format!("op-{}", i % operators), &format!("a{i:05}"))?;
         certs.issue(&id, &IssueOptions::default(), now)?;
         agent_ids.push(id);
     }
@@ -170,13 +227,7 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
     );
 
     // The coordinator on its own runtime, so its CPU time can be told apart.
-    let coord_rt = OwnRuntime(Some(
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name(COORDINATOR_THREAD_NAME)
-            .enable_all()
-            .build()?,
-    ));
+    let coord_rt = OwnRuntime::new(COORDINATOR_THREAD_NAME)?;
     let keys_dir = opts.dir.join("keys");
     let registry = tokio::task::spawn_blocking(move || {
         CircuitRegistry::load_or_generate(&keys_dir, &["mimc-4".to_string()])
@@ -188,13 +239,13 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
         revocation: certs.revocation_handle()?,
         policy: Policy {
             queue_capacity: opts.tasks.max(1),
-            max_tasks_per_agent: AGENT_SLOTS,
+            max_tasks_per_agent: slots,
             deadline_margin_ms: MARGIN_MS,
             max_deadline_ms: TASK_DEADLINE_MS,
             withdrawal_delay_ms: TASK_DEADLINE_MS + 1,
             ..Policy::default()
         },
-        delegations: (0..OPERATORS)
+        delegations: (0..operators)
             .map(|i| {
                 Ok((
                     OperatorId::new(format!("op-{i}")).map_err(anyhow::Error::msg)?,
@@ -232,6 +283,7 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
             addr,
             interval: Duration::from_millis(opts.telemetry_interval_ms),
             offers: offer_tx.clone(),
+            slots,
             stop: stop_rx.clone(),
         };
         let gate = gate.clone();
@@ -270,29 +322,42 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
     tokio::time::sleep(opts.idle_window).await;
     let idle_cpu_cores = (coordinator_cpu_time() - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();
 
-    let client =
-        CoordinatorClient::connect(addr, "127.0.0.1", &certs.tls_material(&client_id)?).await?;
+    let client = Arc::new(
+        CoordinatorClient::connect(addr, "127.0.0.1", &certs.tls_material(&client_id)?).await?,
+    );
     let cpu0 = coordinator_cpu_time();
     let t0 = Instant::now();
-    for i in 0..opts.tasks {
-        let sent = Instant::now();
-        let reply = client
-            .request(ClientRequest::Submit(SubmitRequest {
-                circuit: "mimc-4".into(),
-                inputs: format!(r#"{{"x":"{i}"}}"#).into_bytes(),
-                collateral: StakeUnits(1),
-                deadline_ms: TASK_DEADLINE_MS,
-                request_id: i as u64 + 1,
-            }))
-            .await?;
-        match reply {
-            ClientResponse::Submitted { task } => {
-                submitted.lock().expect("submitted map").insert(task, sent);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut submitters = tokio::task::JoinSet::new();
+    for _ in 0..opts.submitters.max(1) {
+        let (client, next, submitted) = (client.clone(), next.clone(), submitted.clone());
+        let tasks = opts.tasks;
+        submitters.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= tasks {
+                    return anyhow::Ok(());
+                }
+                let sent = Instant::now();
+                let reply = client
+                    .request(ClientRequest::Submit(SubmitRequest {
+                        circuit: "mimc-4".into(),
+                        inputs: format!(r#"{{"x":"{i}"}}"#).into_bytes(),
+                        collateral: StakeUnits(1),
+                        deadline_ms: TASK_DEADLINE_MS,
+                        request_id: i as u64 + 1,
+                    }))
+                    .await?;
+                match reply {
+                    ClientResponse::Submitted { task } => {
+                        submitted.lock().expect("submitted map").insert(task, sent);
+                    }
+                    other => bail!("task {i} refused: {other:?}"),
+                }
             }
-            other => bail!("task {i} refused: {other:?}"),
-        }
+        });
     }
-    let mut first_offer: HashMap<TaskId, Instant> = HashMap::new();
+    let mut first_offer: HashMap<TaskId, Instant> = HashMap::with_capacity(opts.tasks);
     while first_offer.len() < opts.tasks {
         match tokio::time::timeout(PHASE_TIMEOUT, offer_rx.recv()).await {
             Ok(Some((task, at))) => {
@@ -305,17 +370,35 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
             ),
         }
     }
+    while let Some(joined) = submitters.join_next().await {
+        joined??;
+    }
+    let submit_phase = t0.elapsed();
+    // Bound: every agent's accept reached the core (polled; the agents cannot see it).
+    let deadline = Instant::now() + PHASE_TIMEOUT;
+    loop {
+        let bound = shared.read(|core, _| core.ledger().bindings().count());
+        if bound >= opts.tasks {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("only {bound} of {} tasks bound within {PHASE_TIMEOUT:?}", opts.tasks);
+        }
+        tokio::time::sleep(SETTLE_POLL).await;
+    }
+    let all_bound = t0.elapsed();
+    let submit_cpu_cores = (coordinator_cpu_time() - cpu0).as_secs_f64() / all_bound.as_secs_f64();
+    let (process_rss_bytes, process_rss_peak_bytes) = process_rss_bytes();
     let sent_at = submitted.lock().expect("submitted map").clone();
     let mut assignment_latencies: Vec<Duration> = first_offer
         .iter()
         .map(|(task, at)| at.saturating_duration_since(sent_at[task]))
         .collect();
-    let submit_phase = t0.elapsed();
-    let submit_cpu_cores =
-        (coordinator_cpu_time() - cpu0).as_secs_f64() / submit_phase.as_secs_f64();
     assignment_latencies.sort();
 
-    client.close().await;
+    if let Ok(client) = Arc::try_unwrap(client) {
+        client.close().await;
+    }
     let _ = stop_tx.send(true);
     for a in agents {
         let _ = a.await;
@@ -331,14 +414,33 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
         agents_listed,
         assignment_latencies,
         submit_phase,
+        all_bound,
         idle_cpu_cores,
         submit_cpu_cores,
+        process_rss_bytes,
+        process_rss_peak_bytes,
     })
 }
 
 /// A runtime owned by async code: dropping a runtime blocks, which an async context forbids,
 /// so it is shut down in the background instead (also on early returns).
-struct OwnRuntime(Option<tokio::runtime::Runtime>);
+pub struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+/// Worker threads of a server's own runtime: the machine's two cores.
+pub const SERVER_WORKER_THREADS: usize = 2;
+
+impl OwnRuntime {
+    /// A multi-threaded runtime of [`SERVER_WORKER_THREADS`] threads named `thread_name`.
+    pub fn new(thread_name: &str) -> std::io::Result<OwnRuntime> {
+        Ok(OwnRuntime(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(SERVER_WORKER_THREADS)
+                .thread_name(thread_name)
+                .enable_all()
+                .build()?,
+        )))
+    }
+}
 
 impl std::ops::Deref for OwnRuntime {
     type Target = tokio::runtime::Runtime;
@@ -363,6 +465,8 @@ struct FleetAgent {
     /// (task, when its offer arrived); matched with submission times at the end, since an
     /// offer can arrive before its submission's reply does.
     offers: mpsc::UnboundedSender<(TaskId, Instant)>,
+    /// Tasks it takes at once, as its hello declares.
+    slots: u32,
 
     stop: watch::Receiver<bool>,
 }
@@ -425,7 +529,7 @@ impl FleetAgent {
             capabilities: AgentCapabilities {
                 backend: ProverBackend::Cpu,
                 gpus: 0,
-                max_concurrent_tasks: AGENT_SLOTS,
+                max_concurrent_tasks: self.slots,
                 cached_keys: vec![],
             },
             calibration: calibration(),

@@ -22,15 +22,24 @@ impl CoordinatorCore {
         if self.stake_frozen.is_some() {
             offerable.values_mut().for_each(|s| *s = StakeUnits::ZERO);
         }
-        for task in self.tasks.values() {
-            if let TaskState::Offered {
-                placement,
-                handover_from: None,
-                ..
-            } = &task.state
-            {
-                if let Some(free) = offerable.get_mut(&placement.agent.operator) {
-                    *free = free.saturating_sub(task.spec.collateral);
+        let mut promise = |operator: &OperatorId, collateral: StakeUnits| {
+            if let Some(free) = offerable.get_mut(operator) {
+                *free = free.saturating_sub(collateral);
+            }
+        };
+        match self.index.offered() {
+            Some(promised) => promised.iter().for_each(|(op, sum)| promise(op, *sum)),
+            // Mid-event (tests' `assert_settled` between events): the same sums by a scan.
+            None => {
+                for task in self.tasks.values() {
+                    if let TaskState::Offered {
+                        placement,
+                        handover_from: None,
+                        ..
+                    } = &task.state
+                    {
+                        promise(&placement.agent.operator, task.spec.collateral);
+                    }
                 }
             }
         }
@@ -55,20 +64,24 @@ impl CoordinatorCore {
             self.needs_full_pass = false;
             self.last_full_pass = Some(now);
         }
-        let mut waiting: Vec<(UnixMillis, TaskId)> = self
-            .tasks
-            .values()
-            .filter(|t| t.state == TaskState::Queued)
-            .filter(|t| !matches!(scope, PassScope::Task(id) if id != t.id))
-            .map(|t| (t.spec.deadline, t.id))
-            .collect();
+        self.index.refresh(&self.tasks);
+        // Earliest deadline first, ties by task id (the index's order).
+        let waiting: Vec<TaskId> = match &scope {
+            PassScope::Task(id) => self
+                .tasks
+                .get(id)
+                .filter(|t| t.state == TaskState::Queued)
+                .map(|t| t.id)
+                .into_iter()
+                .collect(),
+            _ => self.index.queued().collect(),
+        };
         if waiting.is_empty() {
             return;
         }
-        waiting.sort_unstable();
         if let Some(reason) = &self.stake_frozen {
             let reason = format!("no new offers while the stake source is stale: {reason}");
-            for (_, id) in waiting {
+            for id in waiting {
                 let task = self.tasks.get_mut(&id).expect("waiting task exists");
                 if task.waiting_reason != reason {
                     task.waiting_reason = reason.clone();
@@ -78,7 +91,7 @@ impl CoordinatorCore {
             return;
         }
         let mut offerable = self.offerable_stake();
-        for (_, id) in waiting {
+        for id in waiting {
             let task = &self.tasks[&id];
             let fleet: Vec<AgentSnapshot<'_>> = match &scope {
                 PassScope::Agent(agent) => self
@@ -281,6 +294,7 @@ impl CoordinatorCore {
         while self.finished.len() > MAX_FINISHED_TASKS {
             let old = self.finished.pop_front().expect("finished is not empty");
             if let Some(t) = self.tasks.remove(&old) {
+                self.index.touch(old);
                 self.requests.remove(&(t.spec.client, t.spec.request_id));
                 self.dirty.tasks.remove(&old);
                 self.dirty.forgotten.insert(old);

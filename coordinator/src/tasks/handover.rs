@@ -52,7 +52,8 @@ impl CoordinatorCore {
         let lost: Vec<(AgentId, String)> = self
             .fleet
             .values()
-            .filter(|r| self.holds_proving_task(&r.id) && self.lost_at(r) <= now)
+            // The cheap test first: with a healthy fleet nobody is past its grace.
+            .filter(|r| self.lost_at(r) <= now && self.holds_proving_task(&r.id))
             .map(|r| {
                 let why = match r.disconnected_at {
                     Some(at) => format!(

@@ -177,6 +177,7 @@ impl CoordinatorCore {
             },
         );
         self.dirty.tasks.insert(id);
+        self.index.touch(id);
         self.dirty.meta = true;
         self.emit_status(id);
         Ok(id)
