@@ -5,7 +5,9 @@ use super::effect::Effect;
 use super::history::TaskEvent;
 use super::model::TaskState;
 use super::{CoordinatorCore, PassScope, FULL_PASS_MIN_INTERVAL_MS, MAX_FINISHED_TASKS};
-use crate::admission::{admit, AgentSnapshot, Assignment, Outcome, Placement, TaskDemand};
+use crate::admission::{
+    admit, choose, AgentSnapshot, AgentVerdict, Assignment, Outcome, Placement, TaskDemand,
+};
 use proofrack_common::{OperatorId, StakeUnits, TaskId, UnixMillis};
 use std::collections::BTreeMap;
 
@@ -110,20 +112,31 @@ impl CoordinatorCore {
                 declined_until: &task.declined_until,
                 failed_on: &task.failed_on,
             };
+            // The fast path builds only the verdicts the record keeps; a no-fit is explained
+            // by the full decision.
+            let keep = super::MAX_VERDICTS_KEPT;
+            if let Some(choice) = choose(&demand, &fleet, &offerable, now, &self.policy, keep) {
+                let free = offerable
+                    .get_mut(&choice.placement.agent.operator)
+                    .expect("admission offers only to operators with offerable stake");
+                *free = free
+                    .checked_sub(self.tasks[&id].spec.collateral)
+                    .expect("admission offers only within offerable stake");
+                let considered = (choice.agents_considered, choice.agents_rejected);
+                self.offer_kept(now, id, choice.placement, choice.verdicts, considered, None);
+                continue;
+            }
+            // A narrow pass over one agent knows too little to explain a no-fit; the last
+            // full pass's reason stands.
+            if matches!(scope, PassScope::Agent(_)) {
+                continue;
+            }
             let decision = admit(&demand, &fleet, &offerable, now, &self.policy);
             match decision.outcome {
-                Outcome::Offer(placement) => {
-                    let free = offerable
-                        .get_mut(&placement.agent.operator)
-                        .expect("admission offers only to operators with offerable stake");
-                    *free = free
-                        .checked_sub(self.tasks[&id].spec.collateral)
-                        .expect("admission offers only within offerable stake");
-                    self.offer(now, id, placement, decision.verdicts, None);
-                }
-                // A narrow pass over one agent knows too little to explain a no-fit; the last
-                // full pass's reason stands.
-                Outcome::NoFit(_) if matches!(scope, PassScope::Agent(_)) => {}
+                Outcome::Offer(placement) => panic!(
+                    "admission's full decision offers {id} to {} where its fast path found no fit",
+                    placement.agent
+                ),
                 Outcome::NoFit(no_fit) => {
                     // The reason's figures move with every pass; it is rewritten on the next
                     // pass after a restart, so a new reason alone is not a change to store.
@@ -159,7 +172,26 @@ impl CoordinatorCore {
         now: UnixMillis,
         id: TaskId,
         placement: Placement,
-        verdicts: Vec<crate::admission::AgentVerdict>,
+        verdicts: Vec<AgentVerdict>,
+        handover_from: Option<Placement>,
+    ) {
+        let considered = (
+            verdicts.len(),
+            verdicts.iter().filter(|v| v.fit.is_err()).count(),
+        );
+        let kept = super::history::keep_verdicts(verdicts);
+        self.offer_kept(now, id, placement, kept, considered, handover_from);
+    }
+
+    /// [`CoordinatorCore::offer`] with the verdicts already sampled for the record, and
+    /// (agents considered, agents rejected).
+    pub(crate) fn offer_kept(
+        &mut self,
+        now: UnixMillis,
+        id: TaskId,
+        placement: Placement,
+        kept: Vec<AgentVerdict>,
+        (agents_considered, agents_rejected): (usize, usize),
         handover_from: Option<Placement>,
     ) {
         let expires_at =
@@ -186,14 +218,12 @@ impl CoordinatorCore {
         );
         tracing::info!(task = %id, agent = %placement.agent, predicted_ms = placement.predicted_proving_ms, "offer");
         let offer = task.offer_to(&placement, expires_at);
-        let agents_considered = verdicts.len();
-        let agents_rejected = verdicts.iter().filter(|v| v.fit.is_err()).count();
         task.history.push(
             now,
             TaskEvent::Offered {
                 placement: placement.clone(),
                 expires_at,
-                verdicts: super::history::keep_verdicts(verdicts),
+                verdicts: kept,
                 agents_considered,
                 agents_rejected,
             },
