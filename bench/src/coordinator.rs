@@ -18,9 +18,12 @@ pub struct CoordinatorArgs {
     operators: usize,
     #[arg(long, default_value_t = 100_000)]
     tasks: usize,
-    /// Submissions in flight at once.
-    #[arg(long, default_value_t = 256)]
+    /// Submission requests in flight at once.
+    #[arg(long, default_value_t = 16)]
     submitters: usize,
+    /// Tasks per submission request (1: one `Submit` each; more: `SubmitBatch`).
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
     #[arg(long, default_value_t = 1000)]
     telemetry_interval_ms: u64,
     /// Seconds of telemetry-only load measured before submitting.
@@ -78,6 +81,7 @@ pub fn run(a: &CoordinatorArgs) -> anyhow::Result<()> {
         operators: a.operators,
         agent_slots: slots,
         submitters: a.submitters,
+        batch: a.batch,
         ..FleetLoad::new(a.agents, a.tasks, base.join("coordinator"))
     }))?;
     let _ = std::fs::remove_dir_all(&base);
@@ -93,6 +97,7 @@ pub fn run(a: &CoordinatorArgs) -> anyhow::Result<()> {
             "tasks": report.tasks,
             "agent_slots": slots,
             "submitters": a.submitters,
+            "batch": a.batch,
             "durable_state": true,
             "assignments_per_s": per_sec.round(),
             "all_bound_ms": ms(report.all_bound),

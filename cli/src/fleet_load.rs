@@ -14,7 +14,7 @@ use proofrack_common::identity::{Identity, TrustDomain, DEFAULT_TRUST_DOMAIN};
 use proofrack_common::protocol::{
     read_message, write_message, write_stream_open, AgentCapabilities, AgentHello,
     AgentToCoordinator, ClientRequest, ClientResponse, CoordinatorToAgent, OfferDecision,
-    OfferReply, StreamOpen, SubmitRequest, PROTOCOL_VERSION,
+    OfferReply, StreamOpen, SubmitRequest, MAX_OFFER_REPLIES, MAX_SUBMIT_BATCH, PROTOCOL_VERSION,
 };
 use proofrack_common::telemetry::{
     Calibration, HostTelemetry, NvmlStatus, ProverBackend, Telemetry,
@@ -63,8 +63,10 @@ pub struct FleetLoad {
     pub operators: usize,
     /// Tasks each agent holds at once (the policy's per-agent limit and the agent's slots).
     pub agent_slots: u32,
-    /// Submissions in flight at once (1: one after the other).
+    /// Submission requests in flight at once (1: one after the other).
     pub submitters: usize,
+    /// Tasks per submission request (1: `Submit`; more: `SubmitBatch`).
+    pub batch: usize,
 }
 
 impl FleetLoad {
@@ -79,6 +81,7 @@ impl FleetLoad {
             operators: OPERATORS,
             agent_slots: AGENT_SLOTS,
             submitters: 1,
+            batch: 1,
         }
     }
 }
@@ -331,28 +334,40 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
     let mut submitters = tokio::task::JoinSet::new();
     for _ in 0..opts.submitters.max(1) {
         let (client, next, submitted) = (client.clone(), next.clone(), submitted.clone());
-        let tasks = opts.tasks;
+        let (tasks, batch) = (opts.tasks, opts.batch.clamp(1, MAX_SUBMIT_BATCH));
         submitters.spawn(async move {
             loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= tasks {
+                let first = next.fetch_add(batch, std::sync::atomic::Ordering::Relaxed);
+                if first >= tasks {
                     return anyhow::Ok(());
                 }
-                let sent = Instant::now();
-                let reply = client
-                    .request(ClientRequest::Submit(SubmitRequest {
+                let requests: Vec<SubmitRequest> = (first..tasks.min(first + batch))
+                    .map(|i| SubmitRequest {
                         circuit: "mimc-4".into(),
                         inputs: format!(r#"{{"x":"{i}"}}"#).into_bytes(),
                         collateral: StakeUnits(1),
                         deadline_ms: TASK_DEADLINE_MS,
                         request_id: i as u64 + 1,
-                    }))
-                    .await?;
-                match reply {
-                    ClientResponse::Submitted { task } => {
-                        submitted.lock().expect("submitted map").insert(task, sent);
+                    })
+                    .collect();
+                let sent = Instant::now();
+                let answers = if batch == 1 {
+                    let r = requests.into_iter().next().expect("one request");
+                    vec![client.request(ClientRequest::Submit(r)).await?]
+                } else {
+                    match client.request(ClientRequest::SubmitBatch(requests)).await? {
+                        ClientResponse::Batch(answers) => answers,
+                        other => bail!("batch from task {first} refused: {other:?}"),
                     }
-                    other => bail!("task {i} refused: {other:?}"),
+                };
+                let mut submitted = submitted.lock().expect("submitted map");
+                for (n, answer) in answers.into_iter().enumerate() {
+                    match answer {
+                        ClientResponse::Submitted { task } => {
+                            submitted.insert(task, sent);
+                        }
+                        other => bail!("task {} refused: {other:?}", first + n),
+                    }
                 }
             }
         });
@@ -476,7 +491,7 @@ impl FleetAgent {
         let permit = gate.acquire_owned().await.expect("gate never closed");
         let session = self.connect().await;
         drop(permit);
-        let (conn, mut send, mut recv) = match session {
+        let (conn, mut send, recv) = match session {
             Ok(s) => {
                 let _ = ready.send(Ok(()));
                 s
@@ -486,6 +501,19 @@ impl FleetAgent {
                 return;
             }
         };
+        // Offers are read on their own task, so every offer that arrived while the agent was
+        // writing is answered in one message.
+        let (offer_tx, mut offers) = mpsc::unbounded_channel::<TaskId>();
+        let reader = tokio::spawn(async move {
+            let mut recv = recv;
+            while let Ok(msg) = read_message::<_, CoordinatorToAgent>(&mut recv).await {
+                if let CoordinatorToAgent::Offer(offer) = msg {
+                    if offer_tx.send(offer.task).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
         let mut tick = tokio::time::interval(self.interval);
         let mut seq = 0;
         loop {
@@ -493,26 +521,42 @@ impl FleetAgent {
                 _ = tick.tick() => {
                     seq += 1;
                     if write_message(&mut send, &AgentToCoordinator::Telemetry(telemetry(seq))).await.is_err() {
-                        return;
+                        break;
                     }
                 }
-                msg = read_message::<_, CoordinatorToAgent>(&mut recv) => match msg {
-                    Ok(CoordinatorToAgent::Offer(offer)) => {
-                        let _ = self.offers.send((offer.task, Instant::now()));
-                        let reply = OfferReply { task: offer.task, decision: OfferDecision::Accept };
-                        if write_message(&mut send, &AgentToCoordinator::OfferReply(reply)).await.is_err() {
-                            return;
+                offer = offers.recv() => {
+                    let Some(first) = offer else { break };
+                    let mut tasks = vec![first];
+                    while tasks.len() < MAX_OFFER_REPLIES {
+                        match offers.try_recv() {
+                            Ok(t) => tasks.push(t),
+                            Err(_) => break,
                         }
                     }
-                    Ok(_) => {}
-                    Err(_) => return,
-                },
+                    let at = Instant::now();
+                    for t in &tasks {
+                        let _ = self.offers.send((*t, at));
+                    }
+                    let mut replies: Vec<OfferReply> = tasks
+                        .into_iter()
+                        .map(|task| OfferReply { task, decision: OfferDecision::Accept })
+                        .collect();
+                    let msg = if replies.len() == 1 {
+                        AgentToCoordinator::OfferReply(replies.remove(0))
+                    } else {
+                        AgentToCoordinator::OfferReplies(replies)
+                    };
+                    if write_message(&mut send, &msg).await.is_err() {
+                        break;
+                    }
+                }
                 _ = self.stop.changed() => {
                     conn.close(0u32.into(), b"done");
-                    return;
+                    break;
                 }
             }
         }
+        reader.abort();
     }
 
     async fn connect(

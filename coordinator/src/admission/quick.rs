@@ -24,7 +24,8 @@ pub struct Choice {
     pub agents_rejected: usize,
 }
 
-/// See the module documentation. `keep` is how many verdicts to build.
+/// See the module documentation. `fleet` is in agent id order (as the core's fleet map
+/// yields it); `keep` is how many verdicts to build.
 pub fn choose(
     demand: &TaskDemand<'_>,
     fleet: &[AgentSnapshot<'_>],
@@ -38,8 +39,26 @@ pub fn choose(
     // (predicted done, agent index) of the best agent that did not fail this task before,
     // and of the best that did (a last resort).
     let mut best: [Option<(UnixMillis, usize)>; 2] = [None, None];
+    // Agents come grouped by operator (ids sort by operator first): one stake lookup per
+    // operator, not per agent.
+    let mut stake_of: Option<(&OperatorId, bool)> = None;
     for (i, agent) in fleet.iter().enumerate() {
-        let done = fit_done_at(demand, agent, free_stake, needed_bytes, now, policy);
+        let operator = &agent.id.operator;
+        let has_stake = match stake_of {
+            Some((op, has)) if op == operator => has,
+            _ => {
+                let has = free_stake
+                    .get(operator)
+                    .is_some_and(|free| *free >= demand.collateral);
+                stake_of = Some((operator, has));
+                has
+            }
+        };
+        let done = if has_stake {
+            fit_done_at(demand, agent, needed_bytes, now, policy)
+        } else {
+            None
+        };
         fits.push(done.is_some());
         if let Some(done) = done {
             let slot = usize::from(demand.failed_on.contains(agent.id));
@@ -58,11 +77,10 @@ pub fn choose(
         ),
     };
 
-    // Agent id order, as `admit` lists its verdicts.
-    let mut order: Vec<usize> = (0..fleet.len()).collect();
-    if !fleet.windows(2).all(|w| w[0].id <= w[1].id) {
-        order.sort_by(|a, b| fleet[*a].id.cmp(fleet[*b].id));
-    }
+    debug_assert!(
+        fleet.windows(2).all(|w| w[0].id < w[1].id),
+        "choose takes the fleet in agent id order"
+    );
     // A fleet within `keep` is kept whole, in id order.
     let all = fleet.len() <= keep;
     let rank = |i: usize| match (fits[i], fleet[i].connected) {
@@ -73,7 +91,7 @@ pub fn choose(
     };
     let mut verdicts = Vec::with_capacity(keep.min(fleet.len()));
     'ranks: for r in 0..3 {
-        for &i in &order {
+        for i in 0..fleet.len() {
             if verdicts.len() >= keep {
                 break 'ranks;
             }
@@ -90,11 +108,11 @@ pub fn choose(
     })
 }
 
-/// `Some(predicted finish)` exactly when `evaluate` finds the agent fit, cheapest checks first.
+/// For an agent whose operator has the stake: `Some(predicted finish)` exactly when
+/// `evaluate` finds it fit, cheapest checks first.
 fn fit_done_at(
     demand: &TaskDemand<'_>,
     agent: &AgentSnapshot<'_>,
-    free_stake: &BTreeMap<OperatorId, StakeUnits>,
     needed_bytes: u64,
     now: UnixMillis,
     policy: &Policy,
@@ -108,10 +126,6 @@ fn fit_done_at(
     let t = agent.telemetry?;
     if t.age_ms(now) > policy.telemetry_max_age_ms {
         return None;
-    }
-    match free_stake.get(&agent.id.operator) {
-        Some(free) if *free >= demand.collateral => {}
-        _ => return None,
     }
     if demand
         .declined_until

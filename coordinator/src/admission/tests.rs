@@ -87,8 +87,10 @@ impl Case {
         };
         let decision = admit(&demand, &fleet, &self.stake, NOW, &self.policy);
         // `choose` (the dispatcher's fast path) agrees with `admit` on every case.
+        let mut sorted = fleet.clone();
+        sorted.sort_by(|a, b| a.id.cmp(b.id));
         for keep in [1, 2, crate::tasks::MAX_VERDICTS_KEPT] {
-            let choice = choose(&demand, &fleet, &self.stake, NOW, &self.policy, keep);
+            let choice = choose(&demand, &sorted, &self.stake, NOW, &self.policy, keep);
             match &decision.outcome {
                 Outcome::Offer(p) => {
                     let c = choice.expect("choose offers when admit does");

@@ -28,8 +28,12 @@ pub(super) async fn serve(
     let client = name.clone();
     let result = match req {
         ClientRequest::Submit(s) => {
-            let reply = submit(&shared, &client, s).await;
-            write_message(&mut send, &reply).await
+            let mut replies = submit_all(&shared, &client, vec![s]).await;
+            write_message(&mut send, &replies.remove(0)).await
+        }
+        ClientRequest::SubmitBatch(batch) => {
+            let replies = submit_all(&shared, &client, batch).await;
+            write_message(&mut send, &ClientResponse::Batch(replies)).await
         }
         ClientRequest::Status { task } => {
             let reply = match views::task_status(&shared, task).await {
@@ -101,51 +105,79 @@ fn admin(reply: crate::tasks::AdminReply) -> ClientResponse {
     }
 }
 
-async fn submit(shared: &Shared, client: &str, s: SubmitRequest) -> ClientResponse {
-    let Some(circuit) = shared.registry().by_name(&s.circuit).cloned() else {
-        return ClientResponse::Error(ProtocolError::UnknownCircuit { circuit: s.circuit });
+/// Checks each submission, then submits every valid one to the core as one event batch (one
+/// lock, one group commit); one answer per submission, in order.
+async fn submit_all(
+    shared: &Shared,
+    client: &str,
+    batch: Vec<SubmitRequest>,
+) -> Vec<ClientResponse> {
+    let checked: Vec<Result<(String, SubmitRequest), ClientResponse>> =
+        batch.into_iter().map(|s| check(shared, s)).collect();
+    let results = shared
+        .apply(|core, now| {
+            checked
+                .iter()
+                .map(|c| {
+                    c.as_ref().ok().map(|(circuit, s)| {
+                        core.handle_submit(
+                            now,
+                            TaskSpec {
+                                circuit: circuit.clone(),
+                                inputs: s.inputs.as_slice().into(),
+                                collateral: s.collateral,
+                                deadline: now.saturating_add(Duration::from_millis(s.deadline_ms)),
+                                client: client.to_string(),
+                                request_id: s.request_id,
+                            },
+                        )
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+    checked
+        .into_iter()
+        .zip(results)
+        .map(|(c, result)| match (c, result) {
+            (Err(refused), _) => refused,
+            (Ok((circuit, s)), Some(Ok(task))) => {
+                tracing::info!(%client, %task, %circuit, collateral = %s.collateral, "task submitted");
+                ClientResponse::Submitted { task }
+            }
+            (Ok(_), Some(Err(e))) => ClientResponse::Rejected {
+                reason: e.to_string(),
+            },
+            (Ok(_), None) => unreachable!("every checked submission went to the core"),
+        })
+        .collect()
+}
+
+/// A submission the core may take, with its circuit's name, or the answer refusing it.
+fn check(shared: &Shared, s: SubmitRequest) -> Result<(String, SubmitRequest), ClientResponse> {
+    let Some(circuit) = shared.registry().by_name(&s.circuit) else {
+        return Err(ClientResponse::Error(ProtocolError::UnknownCircuit {
+            circuit: s.circuit,
+        }));
     };
     // Inputs that cannot be proven are refused here, not discovered by an agent later.
     let parsed = std::str::from_utf8(&s.inputs)
         .map_err(|e| format!("inputs are not UTF-8 JSON: {e}"))
         .and_then(|t| circuit.circuit.parse_inputs(t).map_err(|e| e.to_string()));
     if let Err(reason) = parsed {
-        return ClientResponse::Rejected {
+        return Err(ClientResponse::Rejected {
             reason: format!("inputs for {}: {reason}", circuit.name),
-        };
+        });
     }
     if s.deadline_ms == 0 || s.deadline_ms > MAX_DEADLINE_MS {
-        return ClientResponse::Rejected {
+        return Err(ClientResponse::Rejected {
             reason: format!(
                 "deadline of {} ms is outside 1 ms ..= {} ms",
                 s.deadline_ms, MAX_DEADLINE_MS
             ),
-        };
+        });
     }
-    let result = shared
-        .apply(|core, now| {
-            core.handle_submit(
-                now,
-                TaskSpec {
-                    circuit: circuit.name.clone(),
-                    inputs: s.inputs.into(),
-                    collateral: s.collateral,
-                    deadline: now.saturating_add(Duration::from_millis(s.deadline_ms)),
-                    client: client.to_string(),
-                    request_id: s.request_id,
-                },
-            )
-        })
-        .await;
-    match result {
-        Ok(task) => {
-            tracing::info!(%client, %task, circuit = %circuit.name, collateral = %s.collateral, "task submitted");
-            ClientResponse::Submitted { task }
-        }
-        Err(e) => ClientResponse::Rejected {
-            reason: e.to_string(),
-        },
-    }
+    Ok((circuit.name.clone(), s))
 }
 
 /// Sends the task's status now and after every change, until it is verified or failed.

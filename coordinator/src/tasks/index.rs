@@ -23,6 +23,8 @@ pub(crate) struct IndexEntry {
     poll_at: Option<UnixMillis>,
     /// A plain (not handover) offer: the operator whose stake it promises, and how much.
     offered: Option<(OperatorId, StakeUnits)>,
+    /// Orphaned: its due time (handovers are sought by due time, then id).
+    orphaned: Option<UnixMillis>,
 }
 
 impl IndexEntry {
@@ -54,7 +56,12 @@ impl IndexEntry {
             TaskState::Queued => [declined, own].into_iter().flatten().min(),
             _ => own,
         };
+        let orphaned = match &task.state {
+            TaskState::Orphaned { placement, .. } => Some(placement.due_at),
+            _ => None,
+        };
         IndexEntry {
+            orphaned,
             queued: matches!(task.state, TaskState::Queued).then_some(task.spec.deadline),
             expire_at: [declined, own].into_iter().flatten().min(),
             poll_at,
@@ -70,6 +77,7 @@ pub(crate) struct TaskIndex {
     touched: BTreeSet<TaskId>,
     entries: BTreeMap<TaskId, IndexEntry>,
     queued: BTreeSet<(UnixMillis, TaskId)>,
+    orphaned: BTreeSet<(UnixMillis, TaskId)>,
     expire_at: BTreeSet<(UnixMillis, TaskId)>,
     poll_at: BTreeSet<(UnixMillis, TaskId)>,
     /// Collateral promised by plain offers, per operator (operators with none are absent).
@@ -109,6 +117,9 @@ impl TaskIndex {
         if let Some(d) = e.queued {
             self.queued.remove(&(d, id));
         }
+        if let Some(d) = e.orphaned {
+            self.orphaned.remove(&(d, id));
+        }
         if let Some(at) = e.expire_at {
             self.expire_at.remove(&(at, id));
         }
@@ -133,6 +144,9 @@ impl TaskIndex {
         if let Some(d) = e.queued {
             self.queued.insert((d, id));
         }
+        if let Some(d) = e.orphaned {
+            self.orphaned.insert((d, id));
+        }
         if let Some(at) = e.expire_at {
             self.expire_at.insert((at, id));
         }
@@ -151,6 +165,12 @@ impl TaskIndex {
     pub(crate) fn queued(&self) -> impl Iterator<Item = TaskId> + '_ {
         debug_assert!(self.is_fresh(), "queue read from a stale index");
         self.queued.iter().map(|(_, id)| *id)
+    }
+
+    /// Orphaned tasks, by due time then id. Only while fresh.
+    pub(crate) fn orphaned(&self) -> impl Iterator<Item = TaskId> + '_ {
+        debug_assert!(self.is_fresh(), "orphans read from a stale index");
+        self.orphaned.iter().map(|(_, id)| *id)
     }
 
     /// Tasks `expire` must look at by `now`, in id order. Only while fresh.
@@ -186,6 +206,7 @@ impl TaskIndex {
         fresh.refresh(tasks);
         assert_eq!(self.entries, fresh.entries, "task index entries out of step");
         assert_eq!(self.queued, fresh.queued, "queued index out of step");
+        assert_eq!(self.orphaned, fresh.orphaned, "orphan index out of step");
         assert_eq!(self.expire_at, fresh.expire_at, "expiry index out of step");
         assert_eq!(self.poll_at, fresh.poll_at, "timer index out of step");
         assert_eq!(self.offered, fresh.offered, "promised stake index out of step");

@@ -89,12 +89,13 @@ pub const MAX_PENDING_EFFECTS: usize = 1 << 20;
 /// large fleet, while waiting clients' reasons stay at most this stale.
 pub const FULL_PASS_MIN_INTERVAL_MS: u64 = 1_000;
 /// Up to this many tasks, release builds check every invariant after every event (debug
-/// builds always do). Past it the full cross-check, which walks every task, runs once per
-/// `tasks / FULL_CHECK_EVENTS_DIVISOR` events, so it costs each event a bounded share
-/// instead of a walk over 100,000 tasks.
-pub const FULL_CHECK_MAX_TASKS: usize = 4_096;
-/// See [`FULL_CHECK_MAX_TASKS`]: with 100,000 tasks a full check every ~1,500 events.
-pub const FULL_CHECK_EVENTS_DIVISOR: usize = 64;
+/// builds, and so every test, always do). Past it the full cross-check, which walks every
+/// task, binding and index entry (about 2 µs per task), runs once per
+/// `tasks / FULL_CHECK_EVENTS_DIVISOR` events: each event pays a bounded share (about
+/// 8 µs) instead of a walk over 100,000 tasks, and a broken invariant is still caught.
+pub const FULL_CHECK_MAX_TASKS: usize = 256;
+/// See [`FULL_CHECK_MAX_TASKS`]: with 100,000 tasks a full check every 25,000 events.
+pub const FULL_CHECK_EVENTS_DIVISOR: usize = 4;
 
 /// A registered circuit: what tasks for it need to be offered.
 #[derive(Clone, Debug, PartialEq, Eq)]
