@@ -34,8 +34,8 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 /// Most tasks the coordinator holds unfinished at once; bounds memory (each task keeps its
-/// inputs; 100,000 bound tasks of a 1,000-agent rack measured well under 500 MiB, see
-/// docs/benchmarks.md) and the cost of an admission pass (queued tasks × agents).
+/// inputs and record, a few KB; a 1,000-agent rack holding 100,000 tasks is the benchmark's
+/// case, see docs/benchmarks.md) and the cost of an admission pass (queued tasks × agents).
 pub const MAX_QUEUE_CAPACITY: usize = 131_072;
 /// Most tasks offered to or bound to one agent at once; bounds per-agent bookkeeping and keeps
 /// an agent's local queue short enough that its predictions stay meaningful (a rack of 1,000
