@@ -50,6 +50,16 @@ pub struct AgentSettings {
     pub agent_build: String,
     /// Counters and the latest telemetry for `/metrics`.
     pub metrics: Arc<AgentMetrics>,
+    /// How a lost coordinator is noticed and dialled again.
+    pub connection: ConnectionSettings,
+}
+
+/// Liveness of the connection and the reconnect backoff. The defaults suit a rack; tests of
+/// partitions and coordinator crashes shorten them so that many cuts fit in one run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionSettings {
+    pub liveness: tls::Liveness,
+    pub backoff: BackoffLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +120,7 @@ pub async fn run(
     if !matches!(me.identity, Identity::Agent { .. }) {
         return Err(AgentError::NotAnAgent(me.identity.to_string()));
     }
-    let client_config = tls::client_config(&settings.tls)?;
+    let client_config = tls::client_config_with(&settings.tls, settings.connection.liveness)?;
     let bind: SocketAddr = if settings.coordinator.is_ipv6() {
         "[::]:0".parse().expect("literal address")
     } else {
@@ -139,7 +149,7 @@ pub async fn run(
         max_concurrent_tasks: settings.max_concurrent_tasks,
     };
     let mut telemetry = TelemetryCollector::new();
-    let mut backoff = Backoff::new(BackoffLimits::default());
+    let mut backoff = Backoff::new(settings.connection.backoff);
     let mut rng = rand::rngs::OsRng;
     tokio::pin!(shutdown);
     let mut stopping = false;

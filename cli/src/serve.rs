@@ -206,5 +206,6 @@ pub fn agent_settings(
         clock: Arc::new(SystemClock),
         agent_build: format!("proofrack-agent {}", env!("CARGO_PKG_VERSION")),
         metrics,
+        connection: Default::default(),
     })
 }

@@ -171,13 +171,35 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn transport(max_bidi_streams: u32) -> Arc<quinn::TransportConfig> {
+/// How soon a silent peer counts as gone. A connection uses the smaller of both sides' idle
+/// timeouts, so an agent that shortens its own (a test of partitions does) shortens the
+/// coordinator's view of it too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Liveness {
+    pub idle_timeout: Duration,
+    pub keep_alive: Duration,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Liveness {
+            idle_timeout: IDLE_TIMEOUT,
+            keep_alive: KEEP_ALIVE_INTERVAL,
+        }
+    }
+}
+
+/// QUIC's idle timeout is a VarInt of milliseconds (below 2^62); anything longer than a day
+/// is a configuration mistake, so it is clamped there rather than refused.
+const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(86_400);
+
+fn transport(max_bidi_streams: u32, liveness: Liveness) -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
-    // IDLE_TIMEOUT is 12 s, far below the 2^62 ms QUIC allows; the conversion cannot fail.
+    let idle = liveness.idle_timeout.min(MAX_IDLE_TIMEOUT);
     t.max_idle_timeout(Some(
-        quinn::IdleTimeout::try_from(IDLE_TIMEOUT).expect("idle timeout fits QUIC's VarInt"),
+        quinn::IdleTimeout::try_from(idle).expect("a day in milliseconds fits QUIC's VarInt"),
     ));
-    t.keep_alive_interval(Some(KEEP_ALIVE_INTERVAL));
+    t.keep_alive_interval(Some(liveness.keep_alive));
     t.max_concurrent_bidi_streams(max_bidi_streams.into());
     t.max_concurrent_uni_streams(0u32.into());
     Arc::new(t)
@@ -206,12 +228,68 @@ pub fn server_config(
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| TlsError::Verifier(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
-    config.transport_config(transport(MAX_CONCURRENT_BIDI_STREAMS));
+    config.transport_config(transport(MAX_CONCURRENT_BIDI_STREAMS, Liveness::default()));
     Ok(config)
+}
+
+/// Domain separation for the stateless-reset key derived from the coordinator's TLS key.
+const RESET_KEY_LABEL: &[u8] = b"proofrack/1 QUIC stateless reset key";
+
+/// The coordinator's endpoint configuration. Its stateless-reset key is derived from its TLS
+/// private key, so a coordinator restarted after a crash answers the agents' packets for
+/// connections it no longer knows with resets they accept: the rack notices the restart
+/// within one keep-alive instead of waiting out [`IDLE_TIMEOUT`], and only the holder of the
+/// coordinator's key can reset its connections.
+pub fn server_endpoint_config(material: &TlsMaterial) -> quinn::EndpointConfig {
+    let label = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, RESET_KEY_LABEL);
+    let derived = ring::hmac::sign(&label, material.key.secret_der());
+    let mut config = quinn::EndpointConfig::new(Arc::new(ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA256,
+        derived.as_ref(),
+    )));
+    config.cid_generator(|| Box::new(RestartableCids));
+    config
+}
+
+/// Length of the coordinator's connection IDs: quinn's default, enough to be unguessable.
+const CID_BYTES: usize = 8;
+
+/// Random connection IDs that a restarted coordinator still answers with a stateless reset.
+/// quinn's default generator signs its IDs with a key drawn at start, so after a restart it
+/// drops the rack's packets as foreign instead of resetting them, and every agent waits out
+/// its idle timeout. Resets stay rate-limited by quinn and smaller than the packet that
+/// caused them, so answering any unknown ID amplifies nothing.
+struct RestartableCids;
+
+impl quinn::ConnectionIdGenerator for RestartableCids {
+    fn generate_cid(&mut self) -> quinn::ConnectionId {
+        use ring::rand::SecureRandom;
+        let mut bytes = [0u8; CID_BYTES];
+        ring::rand::SystemRandom::new()
+            .fill(&mut bytes)
+            .expect("the operating system's random source");
+        quinn::ConnectionId::new(&bytes)
+    }
+
+    fn cid_len(&self) -> usize {
+        CID_BYTES
+    }
+
+    fn cid_lifetime(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// An agent's or client's configuration. Dial with the coordinator's host as server name.
 pub fn client_config(material: &TlsMaterial) -> Result<quinn::ClientConfig, TlsError> {
+    client_config_with(material, Liveness::default())
+}
+
+/// [`client_config`] with its own liveness limits.
+pub fn client_config_with(
+    material: &TlsMaterial,
+    liveness: Liveness,
+) -> Result<quinn::ClientConfig, TlsError> {
     let provider = provider();
     let webpki =
         WebPkiServerVerifier::builder_with_provider(material.root_store()?, provider.clone())
@@ -231,7 +309,7 @@ pub fn client_config(material: &TlsMaterial) -> Result<quinn::ClientConfig, TlsE
         .map_err(|e| TlsError::Verifier(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     // The coordinator never opens streams towards agents or clients.
-    config.transport_config(transport(0));
+    config.transport_config(transport(0, liveness));
     Ok(config)
 }
 

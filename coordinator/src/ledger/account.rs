@@ -71,7 +71,7 @@ impl Account {
             ));
         }
         let committed = self.active.checked_add(self.withdrawing);
-        if !committed.is_some_and(|c| c <= self.delegated) {
+        if committed.is_none_or(|c| c > self.delegated) {
             return Err(format!(
                 "ledger invariant broken for {operator}: active {} + withdrawing {} > delegated {}",
                 self.active, self.withdrawing, self.delegated

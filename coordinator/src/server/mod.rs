@@ -156,12 +156,18 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, ServerErro
         .collect();
     while core.poll_effect().is_some() {}
     let server_config = tls::server_config(&settings.tls, settings.revocation.clone())?;
-    let endpoint = quinn::Endpoint::server(server_config, settings.listen).map_err(|source| {
-        ServerError::Bind {
-            addr: settings.listen,
-            source,
-        }
-    })?;
+    let bind_error = |source| ServerError::Bind {
+        addr: settings.listen,
+        source,
+    };
+    let socket = std::net::UdpSocket::bind(settings.listen).map_err(bind_error)?;
+    let endpoint = quinn::Endpoint::new(
+        tls::server_endpoint_config(&settings.tls),
+        Some(server_config),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(bind_error)?;
     let local_addr = endpoint.local_addr().map_err(|source| ServerError::Bind {
         addr: settings.listen,
         source,

@@ -3,9 +3,11 @@
 mod admission;
 mod client_api;
 mod connections;
+mod crash;
 mod delivery;
 mod devnet;
 mod fleet_page;
 mod fleet_scale;
 mod frames;
 mod identity;
+mod partition;

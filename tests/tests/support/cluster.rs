@@ -55,6 +55,36 @@ pub fn test_policy() -> Policy {
     }
 }
 
+/// A CA under `dir/certs` and the coordinator's certificate for [`COORDINATOR_HOST`].
+pub fn init_pki(dir: &std::path::Path) -> (CertsDir, TlsMaterial) {
+    let certs = CertsDir::new(dir.join("certs"));
+    let now = SystemClock.now();
+    certs
+        .init(
+            &InitOptions::new(TrustDomain::new(DEFAULT_TRUST_DOMAIN).expect("default domain")),
+            now,
+        )
+        .expect("certs init");
+    let coordinator = Identity::coordinator(COORDINATOR_HOST).expect("coordinator identity");
+    certs
+        .issue(&coordinator, &IssueOptions::default(), now)
+        .expect("issue coordinator");
+    let tls = certs
+        .tls_material(&coordinator)
+        .expect("coordinator TLS material");
+    (certs, tls)
+}
+
+/// TLS material for `identity` from `certs`, issuing its certificate on first use.
+pub fn material_from(certs: &CertsDir, identity: &Identity) -> TlsMaterial {
+    if !certs.cert_path(identity).exists() {
+        certs
+            .issue(identity, &IssueOptions::default(), SystemClock.now())
+            .expect("issue certificate");
+    }
+    certs.tls_material(identity).expect("TLS material")
+}
+
 /// A running coordinator with its certificates.
 pub struct Cluster {
     pub dir: TempDir,
@@ -67,21 +97,7 @@ impl Cluster {
     pub async fn start(name: &str, spec: ClusterSpec) -> Cluster {
         super::init_logging();
         let dir = TempDir::new(name);
-        let certs = CertsDir::new(dir.path().join("certs"));
-        let now = SystemClock.now();
-        certs
-            .init(
-                &InitOptions::new(TrustDomain::new(DEFAULT_TRUST_DOMAIN).expect("default domain")),
-                now,
-            )
-            .expect("certs init");
-        let coordinator = Identity::coordinator(COORDINATOR_HOST).expect("coordinator identity");
-        certs
-            .issue(&coordinator, &IssueOptions::default(), now)
-            .expect("issue coordinator");
-        let tls = certs
-            .tls_material(&coordinator)
-            .expect("coordinator TLS material");
+        let (certs, tls) = init_pki(dir.path());
         let revocation = certs.revocation_handle().expect("revocation handle");
 
         let keys_dir = dir.path().join("keys");
@@ -125,12 +141,7 @@ impl Cluster {
 
     /// TLS material for `identity`, issuing its certificate on first use.
     pub fn material(&self, identity: &Identity) -> TlsMaterial {
-        if !self.certs.cert_path(identity).exists() {
-            self.certs
-                .issue(identity, &IssueOptions::default(), SystemClock.now())
-                .expect("issue certificate");
-        }
-        self.certs.tls_material(identity).expect("TLS material")
+        material_from(&self.certs, identity)
     }
 
     /// The running coordinator's shared state (to attach a stake source to it, or check views

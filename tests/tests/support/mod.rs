@@ -17,6 +17,8 @@
 
 pub mod checks;
 pub mod cluster;
+pub mod process;
+pub mod proxy;
 pub mod real_agent;
 pub mod scripted;
 pub mod wait;

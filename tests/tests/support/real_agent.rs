@@ -5,13 +5,16 @@
 use super::cluster::{Cluster, COORDINATOR_HOST};
 use super::wait::within;
 use super::STEP_TIMEOUT;
-use proofrack_agent::client::{AgentError, AgentSettings};
+use proofrack_agent::client::{AgentError, AgentSettings, ConnectionSettings};
 use proofrack_agent::key_cache::{KeyCache, KeyCacheLimits};
 use proofrack_agent::prover::{Prover, ProverBackendImpl};
 use proofrack_common::identity::Identity;
 use proofrack_common::telemetry::{Calibration, ProverBackend};
+use proofrack_common::tls::TlsMaterial;
 use proofrack_common::SystemClock;
 use proofrack_kernels::cpu::CpuBackend;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -35,6 +38,15 @@ pub fn cpu_prover() -> Arc<Prover> {
     Arc::new(Prover::new(ProverBackendImpl::Cpu(CpuBackend::new())))
 }
 
+/// Where and how a [`RealAgent`] connects.
+pub struct AgentTarget {
+    pub coordinator: SocketAddr,
+    pub tls: TlsMaterial,
+    /// Parent of the agent's key cache directory.
+    pub cache_dir: PathBuf,
+    pub connection: ConnectionSettings,
+}
+
 /// A running production agent.
 pub struct RealAgent {
     pub identity: Identity,
@@ -46,17 +58,30 @@ impl RealAgent {
     /// Starts `operator/name` against the cluster's coordinator.
     pub fn start(cluster: &Cluster, operator: &str, name: &str, prover: Arc<Prover>) -> RealAgent {
         let identity = Identity::agent(operator, name).expect("agent identity");
-        let tls = cluster.material(&identity);
-        let cache_dir = cluster
-            .dir
-            .path()
-            .join("agents")
-            .join(format!("{operator}-{name}"));
+        let target = AgentTarget {
+            coordinator: cluster.addr,
+            tls: cluster.material(&identity),
+            cache_dir: cluster.dir.path().join("agents"),
+            connection: ConnectionSettings::default(),
+        };
+        RealAgent::start_at(target, operator, name, prover)
+    }
+
+    /// Starts `operator/name` dialling `target.coordinator` (a coordinator in another process,
+    /// or a proxy in front of one).
+    pub fn start_at(
+        target: AgentTarget,
+        operator: &str,
+        name: &str,
+        prover: Arc<Prover>,
+    ) -> RealAgent {
+        let identity = Identity::agent(operator, name).expect("agent identity");
+        let cache_dir = target.cache_dir.join(format!("{operator}-{name}"));
         let key_cache = KeyCache::open(cache_dir, KeyCacheLimits::default()).expect("key cache");
         let settings = AgentSettings {
-            coordinator: cluster.addr,
+            coordinator: target.coordinator,
             server_name: COORDINATOR_HOST.to_string(),
-            tls,
+            tls: target.tls,
             prover,
             calibration: fixed_cpu_calibration(),
             key_cache,
@@ -67,6 +92,7 @@ impl RealAgent {
                 format!("{operator}/{name}"),
                 fixed_cpu_calibration(),
             ),
+            connection: target.connection,
         };
         let (stop, mut stop_rx) = watch::channel(false);
         let join = tokio::spawn(proofrack_agent::client::run(settings, async move {

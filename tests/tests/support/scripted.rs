@@ -59,8 +59,9 @@ impl ScriptedAgent {
         opts: ScriptOptions,
     ) -> ScriptedAgent {
         let identity = Identity::agent(operator, name).expect("agent identity");
-        let config = tls::client_config(&cluster.material(&identity)).expect("client config");
-        let (endpoint, conn) = dial(cluster.addr, config).await;
+        let config = tls::client_config_with(&cluster.material(&identity), opts.liveness)
+            .expect("client config");
+        let (endpoint, conn) = dial(opts.via.unwrap_or(cluster.addr), config).await;
         let (mut send, mut recv) = within(STEP_TIMEOUT, "control stream", conn.open_bi())
             .await
             .expect("open the control stream");

@@ -33,6 +33,10 @@ pub struct ScriptOptions {
     /// [`ScriptedAgent::report_memory`] (the coordinator then offers it nothing).
     pub memory_free_bytes: Option<u64>,
     pub calibration: Calibration,
+    /// Dial this address instead of the coordinator's (a proxy the test controls).
+    pub via: Option<std::net::SocketAddr>,
+    /// The connection's liveness (a partition test shortens the idle timeout).
+    pub liveness: proofrack_common::tls::Liveness,
 }
 
 impl Default for ScriptOptions {
@@ -41,6 +45,8 @@ impl Default for ScriptOptions {
             max_concurrent_tasks: 1,
             memory_free_bytes: Some(AMPLE_MEMORY_BYTES),
             calibration: fixed_cpu_calibration(),
+            via: None,
+            liveness: Default::default(),
         }
     }
 }
