@@ -61,10 +61,8 @@ pub async fn run(opts: EchoLoad) -> anyhow::Result<EchoReport> {
     // issuing a thousand would only slow the set-up.
     let client_id = Identity::agent("op-echo", "echo")?;
     certs.issue(&client_id, &IssueOptions::default(), now)?;
-    let server_config = tls::server_config(
-        &certs.tls_material(&server_id)?,
-        certs.revocation_handle()?,
-    )?;
+    let server_config =
+        tls::server_config(&certs.tls_material(&server_id)?, certs.revocation_handle()?)?;
     let client_config = tls::client_config(&certs.tls_material(&client_id)?)?;
 
     let server_rt = crate::fleet_load::OwnRuntime::new(ECHO_THREAD_NAME)?;

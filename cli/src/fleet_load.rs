@@ -397,7 +397,10 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
             break;
         }
         if Instant::now() > deadline {
-            bail!("only {bound} of {} tasks bound within {PHASE_TIMEOUT:?}", opts.tasks);
+            bail!(
+                "only {bound} of {} tasks bound within {PHASE_TIMEOUT:?}",
+                opts.tasks
+            );
         }
         tokio::time::sleep(SETTLE_POLL).await;
     }

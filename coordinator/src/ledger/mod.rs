@@ -394,7 +394,11 @@ impl Ledger {
     fn check_invariants_with(&self, walk_bindings: bool) -> Result<(), String> {
         let overflow = |what: &str| format!("ledger invariant: {what} overflows u128");
         let mut bound: BTreeMap<&OperatorId, StakeUnits> = BTreeMap::new();
-        let bindings = if walk_bindings { Some(&self.bindings) } else { None };
+        let bindings = if walk_bindings {
+            Some(&self.bindings)
+        } else {
+            None
+        };
         for (task, b) in bindings.into_iter().flatten() {
             if b.amount == StakeUnits::ZERO {
                 return Err(format!("ledger invariant: {task} bound with zero stake"));

@@ -172,7 +172,10 @@ pub(crate) fn keep_verdicts(verdicts: Vec<AgentVerdict>) -> Vec<AgentVerdict> {
 }
 
 /// [`keep_verdicts`] with `keep` in place of [`MAX_VERDICTS_KEPT`].
-pub(crate) fn keep_verdicts_up_to(mut verdicts: Vec<AgentVerdict>, keep: usize) -> Vec<AgentVerdict> {
+pub(crate) fn keep_verdicts_up_to(
+    mut verdicts: Vec<AgentVerdict>,
+    keep: usize,
+) -> Vec<AgentVerdict> {
     if verdicts.len() <= keep {
         return verdicts;
     }

@@ -204,11 +204,17 @@ impl TaskIndex {
         let mut fresh = TaskIndex::default();
         fresh.touched = tasks.keys().copied().collect();
         fresh.refresh(tasks);
-        assert_eq!(self.entries, fresh.entries, "task index entries out of step");
+        assert_eq!(
+            self.entries, fresh.entries,
+            "task index entries out of step"
+        );
         assert_eq!(self.queued, fresh.queued, "queued index out of step");
         assert_eq!(self.orphaned, fresh.orphaned, "orphan index out of step");
         assert_eq!(self.expire_at, fresh.expire_at, "expiry index out of step");
         assert_eq!(self.poll_at, fresh.poll_at, "timer index out of step");
-        assert_eq!(self.offered, fresh.offered, "promised stake index out of step");
+        assert_eq!(
+            self.offered, fresh.offered,
+            "promised stake index out of step"
+        );
     }
 }

@@ -31,22 +31,23 @@ impl CoordinatorCore {
 
     fn scan_poll_timeout(&self) -> Option<UnixMillis> {
         self.tasks
-                .values()
-                .filter_map(|t| match &t.state {
-                    TaskState::Queued => t
-                        .declined_until
-                        .values()
-                        .copied()
-                        .chain([t.spec.deadline])
-                        .min(),
-                    TaskState::Offered { expires_at, .. } => Some(*expires_at),
-                    TaskState::Proving { placement, .. }
-                    | TaskState::Orphaned { placement, .. } => Some(placement.due_at),
-                    TaskState::Verifying { .. }
-                    | TaskState::Verified { .. }
-                    | TaskState::Failed { .. } => None,
-                })
-                .min()
+            .values()
+            .filter_map(|t| match &t.state {
+                TaskState::Queued => t
+                    .declined_until
+                    .values()
+                    .copied()
+                    .chain([t.spec.deadline])
+                    .min(),
+                TaskState::Offered { expires_at, .. } => Some(*expires_at),
+                TaskState::Proving { placement, .. } | TaskState::Orphaned { placement, .. } => {
+                    Some(placement.due_at)
+                }
+                TaskState::Verifying { .. }
+                | TaskState::Verified { .. }
+                | TaskState::Failed { .. } => None,
+            })
+            .min()
     }
 
     /// Applies every timeout due at `now`, in task order.
