@@ -131,7 +131,7 @@ pub async fn run(opts: EchoLoad) -> anyhow::Result<EchoReport> {
                 if counting.load(Ordering::Relaxed) {
                     round_trips.fetch_add(1, Ordering::Relaxed);
                     n += 1;
-                    if n % 16 == 0 {
+                    if n.is_multiple_of(16) {
                         samples.push(sent.elapsed());
                     }
                 }

@@ -91,12 +91,12 @@ pub fn choose(
     };
     let mut verdicts = Vec::with_capacity(keep.min(fleet.len()));
     'ranks: for r in 0..3 {
-        for i in 0..fleet.len() {
+        for (i, agent) in fleet.iter().enumerate() {
             if verdicts.len() >= keep {
                 break 'ranks;
             }
             if rank(i) == r {
-                verdicts.push(evaluate(demand, &fleet[i], free_stake, now, policy));
+                verdicts.push(evaluate(demand, agent, free_stake, now, policy));
             }
         }
     }

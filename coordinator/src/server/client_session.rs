@@ -112,7 +112,7 @@ async fn submit_all(
     client: &str,
     batch: Vec<SubmitRequest>,
 ) -> Vec<ClientResponse> {
-    let checked: Vec<Result<(String, SubmitRequest), ClientResponse>> =
+    let checked: Vec<Result<(String, SubmitRequest), Box<ClientResponse>>> =
         batch.into_iter().map(|s| check(shared, s)).collect();
     let results = shared
         .apply(|core, now| {
@@ -140,7 +140,7 @@ async fn submit_all(
         .into_iter()
         .zip(results)
         .map(|(c, result)| match (c, result) {
-            (Err(refused), _) => refused,
+            (Err(refused), _) => *refused,
             (Ok((circuit, s)), Some(Ok(task))) => {
                 tracing::info!(%client, %task, %circuit, collateral = %s.collateral, "task submitted");
                 ClientResponse::Submitted { task }
@@ -154,28 +154,31 @@ async fn submit_all(
 }
 
 /// A submission the core may take, with its circuit's name, or the answer refusing it.
-fn check(shared: &Shared, s: SubmitRequest) -> Result<(String, SubmitRequest), ClientResponse> {
+fn check(
+    shared: &Shared,
+    s: SubmitRequest,
+) -> Result<(String, SubmitRequest), Box<ClientResponse>> {
     let Some(circuit) = shared.registry().by_name(&s.circuit) else {
-        return Err(ClientResponse::Error(ProtocolError::UnknownCircuit {
-            circuit: s.circuit,
-        }));
+        return Err(Box::new(ClientResponse::Error(
+            ProtocolError::UnknownCircuit { circuit: s.circuit },
+        )));
     };
     // Inputs that cannot be proven are refused here, not discovered by an agent later.
     let parsed = std::str::from_utf8(&s.inputs)
         .map_err(|e| format!("inputs are not UTF-8 JSON: {e}"))
         .and_then(|t| circuit.circuit.parse_inputs(t).map_err(|e| e.to_string()));
     if let Err(reason) = parsed {
-        return Err(ClientResponse::Rejected {
+        return Err(Box::new(ClientResponse::Rejected {
             reason: format!("inputs for {}: {reason}", circuit.name),
-        });
+        }));
     }
     if s.deadline_ms == 0 || s.deadline_ms > MAX_DEADLINE_MS {
-        return Err(ClientResponse::Rejected {
+        return Err(Box::new(ClientResponse::Rejected {
             reason: format!(
                 "deadline of {} ms is outside 1 ms ..= {} ms",
                 s.deadline_ms, MAX_DEADLINE_MS
             ),
-        });
+        }));
     }
     Ok((circuit.name.clone(), s))
 }

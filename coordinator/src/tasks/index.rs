@@ -201,8 +201,10 @@ impl TaskIndex {
         if !self.is_fresh() {
             return;
         }
-        let mut fresh = TaskIndex::default();
-        fresh.touched = tasks.keys().copied().collect();
+        let mut fresh = TaskIndex {
+            touched: tasks.keys().copied().collect(),
+            ..TaskIndex::default()
+        };
         fresh.refresh(tasks);
         assert_eq!(
             self.entries, fresh.entries,
