@@ -43,11 +43,9 @@ pub fn run(a: &FleetArgs) -> anyhow::Result<()> {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         let report = rt.block_on(fleet_load::run(FleetLoad {
-            agents,
-            tasks,
             telemetry_interval_ms: a.telemetry_interval_ms,
             idle_window: Duration::from_secs(a.idle_seconds),
-            dir: dir.clone(),
+            ..FleetLoad::new(agents, tasks, dir.clone())
         }))?;
         let _ = std::fs::remove_dir_all(&dir);
         let ms = |d: Duration| (d.as_secs_f64() * 1e4).round() / 10.0;

@@ -14,7 +14,7 @@ use proofrack_common::identity::{Identity, TrustDomain, DEFAULT_TRUST_DOMAIN};
 use proofrack_common::protocol::{
     read_message, write_message, write_stream_open, AgentCapabilities, AgentHello,
     AgentToCoordinator, ClientRequest, ClientResponse, CoordinatorToAgent, OfferDecision,
-    OfferReply, StreamOpen, SubmitRequest, PROTOCOL_VERSION,
+    OfferReply, StreamOpen, SubmitRequest, MAX_OFFER_REPLIES, MAX_SUBMIT_BATCH, PROTOCOL_VERSION,
 };
 use proofrack_common::telemetry::{
     Calibration, HostTelemetry, NvmlStatus, ProverBackend, Telemetry,
@@ -36,12 +36,16 @@ pub const COORDINATOR_THREAD_NAME: &str = "proofrack-coord";
 /// Handshakes in flight at once while the fleet connects (a real rack's agents start
 /// staggered too; thousands at once only measures the UDP receive buffer).
 pub const CONNECT_CONCURRENCY: usize = 64;
-/// Operators the fleet's agents are spread over.
+/// Operators the fleet's agents are spread over, unless the load says otherwise.
 pub const OPERATORS: usize = 10;
+/// Name of the state store's committer thread (its CPU is the coordinator's too).
+pub const STORE_THREAD_NAME: &str = "proofrack-store";
 /// How long any one phase may take before the run is declared stuck.
 pub const PHASE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Tasks each load agent takes at once (the policy's default per-agent limit).
 pub const AGENT_SLOTS: u32 = 4;
+/// Longest wait for the coordinator's state to catch up with what agents saw (polled).
+const SETTLE_POLL: Duration = Duration::from_millis(2);
 /// Tasks' deadline and safety margin: far beyond the run, so no due time passes during it.
 const TASK_DEADLINE_MS: u64 = 3_000_000;
 const MARGIN_MS: u64 = 2_000_000;
@@ -55,6 +59,31 @@ pub struct FleetLoad {
     /// Steady state (telemetry only) measured for this long.
     pub idle_window: Duration,
     pub dir: PathBuf,
+    /// Operators the agents are spread over (agent i belongs to operator i mod this).
+    pub operators: usize,
+    /// Tasks each agent holds at once (the policy's per-agent limit and the agent's slots).
+    pub agent_slots: u32,
+    /// Submission requests in flight at once (1: one after the other).
+    pub submitters: usize,
+    /// Tasks per submission request (1: `Submit`; more: `SubmitBatch`).
+    pub batch: usize,
+}
+
+impl FleetLoad {
+    /// The fleet benchmark's and test's shape: [`OPERATORS`], [`AGENT_SLOTS`], one submitter.
+    pub fn new(agents: usize, tasks: usize, dir: PathBuf) -> FleetLoad {
+        FleetLoad {
+            agents,
+            tasks,
+            telemetry_interval_ms: 1_000,
+            idle_window: Duration::from_secs(10),
+            dir,
+            operators: OPERATORS,
+            agent_slots: AGENT_SLOTS,
+            submitters: 1,
+            batch: 1,
+        }
+    }
 }
 
 /// What it measured.
@@ -69,20 +98,48 @@ pub struct FleetReport {
     /// Submission to offer at the agent, sorted.
     pub assignment_latencies: Vec<Duration>,
     pub submit_phase: Duration,
+    /// First submission to the last task's stake bound (its accept committed).
+    pub all_bound: Duration,
     /// Coordinator CPU seconds per wall second in the telemetry-only window.
     pub idle_cpu_cores: f64,
     /// ... while the tasks were being submitted and assigned.
     pub submit_cpu_cores: f64,
+    /// Resident memory of the whole process (coordinator, agents and client) at the end,
+    /// and its peak.
+    pub process_rss_bytes: u64,
+    pub process_rss_peak_bytes: u64,
 }
 
 impl FleetReport {
     pub fn latency_percentile(&self, p: f64) -> Duration {
-        let v = &self.assignment_latencies;
-        if v.is_empty() {
-            return Duration::ZERO;
-        }
-        v[((p * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)]
+        percentile(&self.assignment_latencies, p)
     }
+
+    /// Tasks bound per second, first submission to last binding.
+    pub fn assignments_per_sec(&self) -> f64 {
+        self.tasks as f64 / self.all_bound.as_secs_f64().max(1e-9)
+    }
+}
+
+/// The `p` quantile (0..=1) of sorted durations; zero for none.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((p * (sorted.len() - 1) as f64).round() as usize).min(sorted.len() - 1)]
+}
+
+/// (VmRSS, VmHWM) of this process in bytes, from /proc/self/status.
+pub fn process_rss_bytes() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kib| kib * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
 
 fn calibration() -> Calibration {
@@ -115,14 +172,15 @@ fn telemetry(seq: u64) -> Telemetry {
     }
 }
 
-/// CPU time (user + system) of this process's threads named [`COORDINATOR_THREAD_NAME`].
+/// CPU time (user + system) of this process's threads named [`COORDINATOR_THREAD_NAME`] or
+/// [`STORE_THREAD_NAME`].
 pub fn coordinator_cpu_time() -> Duration {
     let ticks_per_sec = 100.0; // USER_HZ on Linux
     let mut ticks: u64 = 0;
     if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
         for t in tasks.flatten() {
             let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-            if comm.trim() != COORDINATOR_THREAD_NAME {
+            if comm.trim() != COORDINATOR_THREAD_NAME && comm.trim() != STORE_THREAD_NAME {
                 continue;
             }
             let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
@@ -143,7 +201,9 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
     // Agents accept and never deliver: each holds at most its slots, so more tasks than the
     // fleet's slots would wait for due times to pass and measure the policy, not the
     // coordinator.
-    opts.tasks = opts.tasks.min(opts.agents * AGENT_SLOTS as usize);
+    opts.tasks = opts.tasks.min(opts.agents * opts.agent_slots as usize);
+    let operators = opts.operators.max(1);
+    let slots = opts.agent_slots.max(1);
     std::fs::create_dir_all(&opts.dir)?;
     let certs = CertsDir::new(opts.dir.join("certs"));
     let now = SystemClock.now();
@@ -158,7 +218,7 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
     let started = Instant::now();
     let mut agent_ids = Vec::with_capacity(opts.agents);
     for i in 0..opts.agents {
-        let id = Identity::agent(&format!("op-{}", i % OPERATORS), &format!("a{i:05}"))?;
+        let id = Identity::agent(&format!("op-{}", i % operators), &format!("a{i:05}"))?;
         certs.issue(&id, &IssueOptions::default(), now)?;
         agent_ids.push(id);
     }
@@ -170,13 +230,7 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
     );
 
     // The coordinator on its own runtime, so its CPU time can be told apart.
-    let coord_rt = OwnRuntime(Some(
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name(COORDINATOR_THREAD_NAME)
-            .enable_all()
-            .build()?,
-    ));
+    let coord_rt = OwnRuntime::new(COORDINATOR_THREAD_NAME)?;
     let keys_dir = opts.dir.join("keys");
     let registry = tokio::task::spawn_blocking(move || {
         CircuitRegistry::load_or_generate(&keys_dir, &["mimc-4".to_string()])
@@ -188,13 +242,13 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
         revocation: certs.revocation_handle()?,
         policy: Policy {
             queue_capacity: opts.tasks.max(1),
-            max_tasks_per_agent: AGENT_SLOTS,
+            max_tasks_per_agent: slots,
             deadline_margin_ms: MARGIN_MS,
             max_deadline_ms: TASK_DEADLINE_MS,
             withdrawal_delay_ms: TASK_DEADLINE_MS + 1,
             ..Policy::default()
         },
-        delegations: (0..OPERATORS)
+        delegations: (0..operators)
             .map(|i| {
                 Ok((
                     OperatorId::new(format!("op-{i}")).map_err(anyhow::Error::msg)?,
@@ -232,6 +286,7 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
             addr,
             interval: Duration::from_millis(opts.telemetry_interval_ms),
             offers: offer_tx.clone(),
+            slots,
             stop: stop_rx.clone(),
         };
         let gate = gate.clone();
@@ -270,29 +325,54 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
     tokio::time::sleep(opts.idle_window).await;
     let idle_cpu_cores = (coordinator_cpu_time() - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();
 
-    let client =
-        CoordinatorClient::connect(addr, "127.0.0.1", &certs.tls_material(&client_id)?).await?;
+    let client = Arc::new(
+        CoordinatorClient::connect(addr, "127.0.0.1", &certs.tls_material(&client_id)?).await?,
+    );
     let cpu0 = coordinator_cpu_time();
     let t0 = Instant::now();
-    for i in 0..opts.tasks {
-        let sent = Instant::now();
-        let reply = client
-            .request(ClientRequest::Submit(SubmitRequest {
-                circuit: "mimc-4".into(),
-                inputs: format!(r#"{{"x":"{i}"}}"#).into_bytes(),
-                collateral: StakeUnits(1),
-                deadline_ms: TASK_DEADLINE_MS,
-                request_id: i as u64 + 1,
-            }))
-            .await?;
-        match reply {
-            ClientResponse::Submitted { task } => {
-                submitted.lock().expect("submitted map").insert(task, sent);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut submitters = tokio::task::JoinSet::new();
+    for _ in 0..opts.submitters.max(1) {
+        let (client, next, submitted) = (client.clone(), next.clone(), submitted.clone());
+        let (tasks, batch) = (opts.tasks, opts.batch.clamp(1, MAX_SUBMIT_BATCH));
+        submitters.spawn(async move {
+            loop {
+                let first = next.fetch_add(batch, std::sync::atomic::Ordering::Relaxed);
+                if first >= tasks {
+                    return anyhow::Ok(());
+                }
+                let requests: Vec<SubmitRequest> = (first..tasks.min(first + batch))
+                    .map(|i| SubmitRequest {
+                        circuit: "mimc-4".into(),
+                        inputs: format!(r#"{{"x":"{i}"}}"#).into_bytes(),
+                        collateral: StakeUnits(1),
+                        deadline_ms: TASK_DEADLINE_MS,
+                        request_id: i as u64 + 1,
+                    })
+                    .collect();
+                let sent = Instant::now();
+                let answers = if batch == 1 {
+                    let r = requests.into_iter().next().expect("one request");
+                    vec![client.request(ClientRequest::Submit(r)).await?]
+                } else {
+                    match client.request(ClientRequest::SubmitBatch(requests)).await? {
+                        ClientResponse::Batch(answers) => answers,
+                        other => bail!("batch from task {first} refused: {other:?}"),
+                    }
+                };
+                let mut submitted = submitted.lock().expect("submitted map");
+                for (n, answer) in answers.into_iter().enumerate() {
+                    match answer {
+                        ClientResponse::Submitted { task } => {
+                            submitted.insert(task, sent);
+                        }
+                        other => bail!("task {} refused: {other:?}", first + n),
+                    }
+                }
             }
-            other => bail!("task {i} refused: {other:?}"),
-        }
+        });
     }
-    let mut first_offer: HashMap<TaskId, Instant> = HashMap::new();
+    let mut first_offer: HashMap<TaskId, Instant> = HashMap::with_capacity(opts.tasks);
     while first_offer.len() < opts.tasks {
         match tokio::time::timeout(PHASE_TIMEOUT, offer_rx.recv()).await {
             Ok(Some((task, at))) => {
@@ -305,17 +385,38 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
             ),
         }
     }
+    while let Some(joined) = submitters.join_next().await {
+        joined??;
+    }
+    let submit_phase = t0.elapsed();
+    // Bound: every agent's accept reached the core (polled; the agents cannot see it).
+    let deadline = Instant::now() + PHASE_TIMEOUT;
+    loop {
+        let bound = shared.read(|core, _| core.ledger().bindings().count());
+        if bound >= opts.tasks {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "only {bound} of {} tasks bound within {PHASE_TIMEOUT:?}",
+                opts.tasks
+            );
+        }
+        tokio::time::sleep(SETTLE_POLL).await;
+    }
+    let all_bound = t0.elapsed();
+    let submit_cpu_cores = (coordinator_cpu_time() - cpu0).as_secs_f64() / all_bound.as_secs_f64();
+    let (process_rss_bytes, process_rss_peak_bytes) = process_rss_bytes();
     let sent_at = submitted.lock().expect("submitted map").clone();
     let mut assignment_latencies: Vec<Duration> = first_offer
         .iter()
         .map(|(task, at)| at.saturating_duration_since(sent_at[task]))
         .collect();
-    let submit_phase = t0.elapsed();
-    let submit_cpu_cores =
-        (coordinator_cpu_time() - cpu0).as_secs_f64() / submit_phase.as_secs_f64();
     assignment_latencies.sort();
 
-    client.close().await;
+    if let Ok(client) = Arc::try_unwrap(client) {
+        client.close().await;
+    }
     let _ = stop_tx.send(true);
     for a in agents {
         let _ = a.await;
@@ -331,14 +432,33 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
         agents_listed,
         assignment_latencies,
         submit_phase,
+        all_bound,
         idle_cpu_cores,
         submit_cpu_cores,
+        process_rss_bytes,
+        process_rss_peak_bytes,
     })
 }
 
 /// A runtime owned by async code: dropping a runtime blocks, which an async context forbids,
 /// so it is shut down in the background instead (also on early returns).
-struct OwnRuntime(Option<tokio::runtime::Runtime>);
+pub struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+/// Worker threads of a server's own runtime: the machine's two cores.
+pub const SERVER_WORKER_THREADS: usize = 2;
+
+impl OwnRuntime {
+    /// A multi-threaded runtime of [`SERVER_WORKER_THREADS`] threads named `thread_name`.
+    pub fn new(thread_name: &str) -> std::io::Result<OwnRuntime> {
+        Ok(OwnRuntime(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(SERVER_WORKER_THREADS)
+                .thread_name(thread_name)
+                .enable_all()
+                .build()?,
+        )))
+    }
+}
 
 impl std::ops::Deref for OwnRuntime {
     type Target = tokio::runtime::Runtime;
@@ -363,6 +483,8 @@ struct FleetAgent {
     /// (task, when its offer arrived); matched with submission times at the end, since an
     /// offer can arrive before its submission's reply does.
     offers: mpsc::UnboundedSender<(TaskId, Instant)>,
+    /// Tasks it takes at once, as its hello declares.
+    slots: u32,
 
     stop: watch::Receiver<bool>,
 }
@@ -372,7 +494,7 @@ impl FleetAgent {
         let permit = gate.acquire_owned().await.expect("gate never closed");
         let session = self.connect().await;
         drop(permit);
-        let (conn, mut send, mut recv) = match session {
+        let (conn, mut send, recv) = match session {
             Ok(s) => {
                 let _ = ready.send(Ok(()));
                 s
@@ -382,6 +504,19 @@ impl FleetAgent {
                 return;
             }
         };
+        // Offers are read on their own task, so every offer that arrived while the agent was
+        // writing is answered in one message.
+        let (offer_tx, mut offers) = mpsc::unbounded_channel::<TaskId>();
+        let reader = tokio::spawn(async move {
+            let mut recv = recv;
+            while let Ok(msg) = read_message::<_, CoordinatorToAgent>(&mut recv).await {
+                if let CoordinatorToAgent::Offer(offer) = msg {
+                    if offer_tx.send(offer.task).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
         let mut tick = tokio::time::interval(self.interval);
         let mut seq = 0;
         loop {
@@ -389,26 +524,42 @@ impl FleetAgent {
                 _ = tick.tick() => {
                     seq += 1;
                     if write_message(&mut send, &AgentToCoordinator::Telemetry(telemetry(seq))).await.is_err() {
-                        return;
+                        break;
                     }
                 }
-                msg = read_message::<_, CoordinatorToAgent>(&mut recv) => match msg {
-                    Ok(CoordinatorToAgent::Offer(offer)) => {
-                        let _ = self.offers.send((offer.task, Instant::now()));
-                        let reply = OfferReply { task: offer.task, decision: OfferDecision::Accept };
-                        if write_message(&mut send, &AgentToCoordinator::OfferReply(reply)).await.is_err() {
-                            return;
+                offer = offers.recv() => {
+                    let Some(first) = offer else { break };
+                    let mut tasks = vec![first];
+                    while tasks.len() < MAX_OFFER_REPLIES {
+                        match offers.try_recv() {
+                            Ok(t) => tasks.push(t),
+                            Err(_) => break,
                         }
                     }
-                    Ok(_) => {}
-                    Err(_) => return,
-                },
+                    let at = Instant::now();
+                    for t in &tasks {
+                        let _ = self.offers.send((*t, at));
+                    }
+                    let mut replies: Vec<OfferReply> = tasks
+                        .into_iter()
+                        .map(|task| OfferReply { task, decision: OfferDecision::Accept })
+                        .collect();
+                    let msg = if replies.len() == 1 {
+                        AgentToCoordinator::OfferReply(replies.remove(0))
+                    } else {
+                        AgentToCoordinator::OfferReplies(replies)
+                    };
+                    if write_message(&mut send, &msg).await.is_err() {
+                        break;
+                    }
+                }
                 _ = self.stop.changed() => {
                     conn.close(0u32.into(), b"done");
-                    return;
+                    break;
                 }
             }
         }
+        reader.abort();
     }
 
     async fn connect(
@@ -425,7 +576,7 @@ impl FleetAgent {
             capabilities: AgentCapabilities {
                 backend: ProverBackend::Cpu,
                 gpus: 0,
-                max_concurrent_tasks: AGENT_SLOTS,
+                max_concurrent_tasks: self.slots,
                 cached_keys: vec![],
             },
             calibration: calibration(),

@@ -14,6 +14,7 @@
 //! - [`snarkjs_cmds`]: `verify` and `prove` for circom/snarkjs files, no coordinator.
 //! - [`explain_cmd`]: `explain TASK`, the task's full record from the HTTP API.
 //! - [`fleet_load`]: a coordinator under a large fleet of protocol agents (benchmark, test).
+//! - [`echo_load`]: a bare quinn mutual-TLS echo, the reference of the coordinator benchmark.
 //! - [`tables`]: human-readable tables and status lines.
 //! - [`duration`]: `30s`, `500ms`, `2m` as command-line durations.
 
@@ -24,6 +25,7 @@ pub mod config_env;
 pub mod devnet;
 pub mod devnet_chain;
 pub mod duration;
+pub mod echo_load;
 pub mod explain_cmd;
 pub mod fleet_load;
 pub mod serve;

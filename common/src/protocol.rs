@@ -66,8 +66,9 @@ pub const MAX_HISTORY_ENTRIES: usize = 64;
 /// Rows in a ledger, agents or circuits table. With every field of every row at its bound an
 /// agents table still fits in a frame (checked below); a larger fleet needs paging.
 pub const MAX_VIEW_ROWS: usize = 256;
-/// Tasks one agent holds at once, as listed in views and allowed by capabilities.
-pub const MAX_IN_FLIGHT_PER_AGENT: usize = 64;
+/// Tasks one agent holds at once, as listed in views and allowed by capabilities (the
+/// coordinator's `MAX_TASKS_PER_AGENT`).
+pub const MAX_IN_FLIGHT_PER_AGENT: usize = 128;
 /// GPUs reported by one agent (the largest boxes have 8 to 16).
 pub const MAX_GPUS_PER_AGENT: usize = 64;
 /// Proving keys an agent says it already holds.

@@ -34,11 +34,13 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 /// Most tasks the coordinator holds unfinished at once; bounds memory (each task keeps its
-/// inputs) and the cost of an admission pass (queued tasks × agents).
-pub const MAX_QUEUE_CAPACITY: usize = 65_536;
+/// inputs and record, a few KB; a 1,000-agent rack holding 100,000 tasks is the benchmark's
+/// case, see docs/benchmarks.md) and the cost of an admission pass (queued tasks × agents).
+pub const MAX_QUEUE_CAPACITY: usize = 131_072;
 /// Most tasks offered to or bound to one agent at once; bounds per-agent bookkeeping and keeps
-/// an agent's local queue short enough that its predictions stay meaningful.
-pub const MAX_TASKS_PER_AGENT: u32 = 64;
+/// an agent's local queue short enough that its predictions stay meaningful (a rack of 1,000
+/// agents holding 100,000 tasks needs 100 each).
+pub const MAX_TASKS_PER_AGENT: u32 = 128;
 /// Longest allowed duration setting (one hour): anything longer is a unit mistake (s vs ms).
 pub const MAX_DURATION_SETTING_MS: u64 = 3_600_000;
 /// Longest deadline a policy may allow (one day): proofs are for minutes, not weeks.

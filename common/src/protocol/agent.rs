@@ -110,7 +110,14 @@ pub enum AgentToCoordinator {
     Draining {
         reason: String,
     },
+    /// Several offer replies at once (at most [`MAX_OFFER_REPLIES`]), e.g. an agent that
+    /// found several offers waiting; handled as one event batch and committed together.
+    OfferReplies(Vec<OfferReply>),
 }
+
+/// Most replies in one [`AgentToCoordinator::OfferReplies`]: an agent holds at most 128
+/// tasks (the coordinator's per-agent limit), so more would answer offers never made.
+pub const MAX_OFFER_REPLIES: usize = 128;
 
 /// First frame of a key fetch stream.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,6 +216,15 @@ impl Bounded for AgentToCoordinator {
                 ..
             }) => check_text("offer_reply.reason", reason),
             AgentToCoordinator::OfferReply(_) => Ok(()),
+            AgentToCoordinator::OfferReplies(replies) => {
+                check_len("offer_replies", replies.len(), MAX_OFFER_REPLIES)?;
+                for r in replies {
+                    if let OfferDecision::Decline { reason } = &r.decision {
+                        check_text("offer_reply.reason", reason)?;
+                    }
+                }
+                Ok(())
+            }
             AgentToCoordinator::TaskFailed { reason, .. }
             | AgentToCoordinator::Draining { reason } => check_text("reason", reason),
         }

@@ -61,7 +61,15 @@ pub enum ClientRequest {
     RegisterCircuit(super::RegisterCircuit),
     /// Submit a circom task: the `.wtns` follows as a payload. Answered like `Submit`.
     SubmitWitness(super::SubmitWitness),
+    /// Several submissions in one request (at most [`MAX_SUBMIT_BATCH`]), committed together;
+    /// answered by one [`ClientResponse::Batch`] with one answer per submission, in order.
+    SubmitBatch(Vec<SubmitRequest>),
 }
+
+/// Most submissions in one [`ClientRequest::SubmitBatch`]: enough that a busy client's
+/// stream and commit costs are shared by hundreds of tasks, few enough that the batch's
+/// reply (one answer each) stays far below the frame limit.
+pub const MAX_SUBMIT_BATCH: usize = 256;
 
 /// Coordinator → client.
 // Each response is built once and serialised; boxing the status view would only make the
@@ -88,6 +96,9 @@ pub enum ClientResponse {
     },
     /// A circom circuit is registered (or was already, with the same key).
     Registered(CircuitRow),
+    /// The answers to a [`ClientRequest::SubmitBatch`], one per submission, in order
+    /// (`Submitted`, `Rejected` or `Error`).
+    Batch(Vec<ClientResponse>),
 }
 
 /// An agent on the wire: the same type as the coordinator core's agent identity.
@@ -273,6 +284,14 @@ impl Bounded for ClientRequest {
                 check_circuit_name(&s.circuit)?;
                 check_len("submit.inputs", s.inputs.len(), MAX_TASK_INPUTS_BYTES)
             }
+            ClientRequest::SubmitBatch(batch) => {
+                check_len("submit_batch", batch.len(), MAX_SUBMIT_BATCH)?;
+                for s in batch {
+                    check_circuit_name(&s.circuit)?;
+                    check_len("submit.inputs", s.inputs.len(), MAX_TASK_INPUTS_BYTES)?;
+                }
+                Ok(())
+            }
             ClientRequest::Status { .. }
             | ClientRequest::Watch { .. }
             | ClientRequest::Ledger
@@ -322,6 +341,18 @@ impl Bounded for ClientResponse {
         match self {
             ClientResponse::Submitted { .. } => Ok(()),
             ClientResponse::Rejected { reason } => check_text("rejected.reason", reason),
+            ClientResponse::Batch(answers) => {
+                check_len("batch", answers.len(), MAX_SUBMIT_BATCH)?;
+                for a in answers {
+                    match a {
+                        ClientResponse::Submitted { .. }
+                        | ClientResponse::Rejected { .. }
+                        | ClientResponse::Error(_) => a.check_bounds()?,
+                        _ => return Err("a batch answers only submissions".into()),
+                    }
+                }
+                Ok(())
+            }
             ClientResponse::Status(v) => v.check_bounds(),
             ClientResponse::Ledger(v) => {
                 check_len("ledger.operators", v.operators.len(), MAX_VIEW_ROWS)

@@ -16,11 +16,13 @@ pub(crate) mod format;
 mod health;
 pub use health::problems as health_problems;
 mod misfit;
+mod quick;
 mod snapshot;
 mod summary;
 pub mod testkit;
 
 pub use misfit::Misfit;
+pub use quick::{choose, Choice};
 pub use snapshot::{AgentId, AgentSnapshot, AgentTelemetry, Assignment};
 pub use summary::{FleetReason, NoFit};
 
@@ -190,29 +192,21 @@ fn evaluate(
             });
         }
 
-        // Calibrated, then corrected by what the agent's real proofs took.
-        let predicted_proving_ms = crate::tasks::apply_speed_factor(
-            demand.shape.estimate_proving_ms(&t.report.calibration),
-            agent.speed_factor_permille,
-        );
-        let start_at = agent.earliest_start(now);
-        let predicted_done_at = UnixMillis(start_at.0.saturating_add(predicted_proving_ms));
-        let margin_ms = policy.deadline_margin_for(predicted_proving_ms);
-        let due_at = UnixMillis(predicted_done_at.0.saturating_add(margin_ms));
-        if due_at > demand.deadline {
+        let timing = Timing::of(demand, agent, t, now, policy);
+        if timing.due_at > demand.deadline {
             misfits.push(Misfit::TooSlow {
-                finish_in_ms: predicted_done_at.0.saturating_sub(now.0),
-                margin_ms,
+                finish_in_ms: timing.predicted_done_at.0.saturating_sub(now.0),
+                margin_ms: timing.margin_ms,
                 deadline_in_ms: demand.deadline.0.saturating_sub(now.0),
             });
         }
         placement = Some(Placement {
             agent: agent.id.clone(),
             memory_bytes: needed_bytes,
-            predicted_proving_ms,
-            start_at,
-            predicted_done_at,
-            due_at,
+            predicted_proving_ms: timing.predicted_proving_ms,
+            start_at: timing.start_at,
+            predicted_done_at: timing.predicted_done_at,
+            due_at: timing.due_at,
         });
     }
 
@@ -225,6 +219,42 @@ fn evaluate(
     match placement {
         Some(p) if misfits.is_empty() => verdict(Ok(p)),
         _ => verdict(Err(misfits)),
+    }
+}
+
+/// When a task would run on an agent and what it would commit to.
+#[derive(Clone, Copy, Debug)]
+struct Timing {
+    predicted_proving_ms: u64,
+    start_at: UnixMillis,
+    predicted_done_at: UnixMillis,
+    margin_ms: u64,
+    due_at: UnixMillis,
+}
+
+impl Timing {
+    fn of(
+        demand: &TaskDemand<'_>,
+        agent: &AgentSnapshot<'_>,
+        t: &AgentTelemetry,
+        now: UnixMillis,
+        policy: &Policy,
+    ) -> Timing {
+        // Calibrated, then corrected by what the agent's real proofs took.
+        let predicted_proving_ms = crate::tasks::apply_speed_factor(
+            demand.shape.estimate_proving_ms(&t.report.calibration),
+            agent.speed_factor_permille,
+        );
+        let start_at = agent.earliest_start(now);
+        let predicted_done_at = UnixMillis(start_at.0.saturating_add(predicted_proving_ms));
+        let margin_ms = policy.deadline_margin_for(predicted_proving_ms);
+        Timing {
+            predicted_proving_ms,
+            start_at,
+            predicted_done_at,
+            margin_ms,
+            due_at: UnixMillis(predicted_done_at.0.saturating_add(margin_ms)),
+        }
     }
 }
 

@@ -85,7 +85,28 @@ impl Case {
             declined_until: &self.declined,
             failed_on: &self.failed_on,
         };
-        admit(&demand, &fleet, &self.stake, NOW, &self.policy)
+        let decision = admit(&demand, &fleet, &self.stake, NOW, &self.policy);
+        // `choose` (the dispatcher's fast path) agrees with `admit` on every case.
+        let mut sorted = fleet.clone();
+        sorted.sort_by(|a, b| a.id.cmp(b.id));
+        for keep in [1, 2, crate::tasks::MAX_VERDICTS_KEPT] {
+            let choice = choose(&demand, &sorted, &self.stake, NOW, &self.policy, keep);
+            match &decision.outcome {
+                Outcome::Offer(p) => {
+                    let c = choice.expect("choose offers when admit does");
+                    assert_eq!(&c.placement, p);
+                    assert_eq!(c.agents_considered, decision.verdicts.len());
+                    assert_eq!(
+                        c.agents_rejected,
+                        decision.verdicts.iter().filter(|v| v.fit.is_err()).count()
+                    );
+                    let kept = crate::tasks::keep_verdicts_up_to(decision.verdicts.clone(), keep);
+                    assert_eq!(c.verdicts, kept);
+                }
+                Outcome::NoFit(_) => assert!(choice.is_none(), "choose offers when admit does not"),
+            }
+        }
+        decision
     }
 
     fn offered_to(&self) -> AgentId {

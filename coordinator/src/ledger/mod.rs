@@ -23,6 +23,12 @@ use proofrack_common::{OperatorId, StakeUnits, TaskId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Up to this many bindings, release builds check that each operator's active stake is the
+/// sum of its bindings after every change (debug builds always do). Past it that walk, linear
+/// in the bindings, would cost each accept of a 100,000-task rack a walk over all of them; the
+/// coordinator core's amortised full check does it instead.
+pub const FULL_CHECK_MAX_BINDINGS: usize = 256;
+
 /// Stake bound to one task.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Binding {
@@ -143,7 +149,7 @@ impl Ledger {
     pub fn add_operator(&mut self, operator: OperatorId) -> bool {
         let added = !self.accounts.contains_key(&operator);
         self.accounts.entry(operator).or_default();
-        self.assert_invariants();
+        self.assert_invariants_after_change();
         added
     }
 
@@ -178,7 +184,7 @@ impl Ledger {
         account.delegated_ever = delegated_ever;
         account.delegated = delegated;
         self.totals.delegated_ever = total_ever;
-        self.assert_invariants();
+        self.assert_invariants_after_change();
         Ok(())
     }
 
@@ -208,7 +214,7 @@ impl Ledger {
             });
         }
         account.withdrawing = add(account.withdrawing, amount, "withdrawing");
-        self.assert_invariants();
+        self.assert_invariants_after_change();
         Ok(())
     }
 
@@ -240,7 +246,7 @@ impl Ledger {
         account.delegated = sub(account.delegated, amount, "delegated");
         account.withdrawn = add(account.withdrawn, amount, "withdrawn");
         self.totals.withdrawn = add(self.totals.withdrawn, amount, "total withdrawn");
-        self.assert_invariants();
+        self.assert_invariants_after_change();
         Ok(())
     }
 
@@ -283,7 +289,7 @@ impl Ledger {
                 amount,
             },
         );
-        self.assert_invariants();
+        self.assert_invariants_after_change();
         Ok(())
     }
 
@@ -298,7 +304,7 @@ impl Ledger {
             .get_mut(&binding.operator)
             .expect("ledger invariant: every binding's operator has an account");
         account.active = sub(account.active, binding.amount, "active");
-        self.assert_invariants();
+        self.assert_invariants_after_change();
         self.close_outside_gap(&binding.operator, StakeUnits::ZERO);
         Ok(binding)
     }
@@ -322,7 +328,7 @@ impl Ledger {
         account.delegated = sub(account.delegated, slashed, "delegated");
         account.slashed = add(account.slashed, slashed, "slashed");
         self.totals.slashed = add(self.totals.slashed, slashed, "total slashed");
-        self.assert_invariants();
+        self.assert_invariants_after_change();
         self.close_outside_gap(&binding.operator, slashed);
         Ok(SlashOutcome {
             operator: binding.operator,
@@ -368,11 +374,32 @@ impl Ledger {
         }
     }
 
+    /// After each change: every invariant while the bindings are few (and always in debug
+    /// builds); past [`FULL_CHECK_MAX_BINDINGS`] all but the walk over every binding, which
+    /// the coordinator core's periodic full check ([`Ledger::assert_invariants`]) still does.
+    fn assert_invariants_after_change(&self) {
+        let walk = cfg!(debug_assertions) || self.bindings.len() <= FULL_CHECK_MAX_BINDINGS;
+        if let Err(broken) = self.check_invariants_with(walk) {
+            panic!("{broken}");
+        }
+    }
+
     /// The invariants of [`Ledger::assert_invariants`] as a check.
     pub fn check_invariants(&self) -> Result<(), String> {
+        self.check_invariants_with(true)
+    }
+
+    /// `walk_bindings`: also check that each operator's active stake is the sum of its
+    /// bindings (a walk over every binding).
+    fn check_invariants_with(&self, walk_bindings: bool) -> Result<(), String> {
         let overflow = |what: &str| format!("ledger invariant: {what} overflows u128");
         let mut bound: BTreeMap<&OperatorId, StakeUnits> = BTreeMap::new();
-        for (task, b) in &self.bindings {
+        let bindings = if walk_bindings {
+            Some(&self.bindings)
+        } else {
+            None
+        };
+        for (task, b) in bindings.into_iter().flatten() {
             if b.amount == StakeUnits::ZERO {
                 return Err(format!("ledger invariant: {task} bound with zero stake"));
             }
@@ -394,7 +421,7 @@ impl Ledger {
         for (operator, a) in &self.accounts {
             a.check_invariants(operator)?;
             let bound_here = bound.get(operator).copied().unwrap_or_default();
-            if a.active != bound_here {
+            if walk_bindings && a.active != bound_here {
                 return Err(format!(
                     "ledger invariant broken for {operator}: active {} != sum of its bindings {}",
                     a.active, bound_here

@@ -108,6 +108,49 @@ async fn finish(shared: &Shared, agent: &AgentId, conn_id: u64) {
     }
 }
 
+/// Hands the replies to the core as one event batch (one lock, one group commit).
+async fn offer_replies(
+    shared: &Shared,
+    agent: &AgentId,
+    replies: Vec<proofrack_common::protocol::OfferReply>,
+) {
+    let replies: Vec<_> = replies
+        .into_iter()
+        .map(|reply| {
+            let r = match reply.decision {
+                OfferDecision::Accept => OfferReply::Accept,
+                OfferDecision::Decline { reason } => OfferReply::Decline { reason },
+            };
+            (reply.task, r)
+        })
+        .collect();
+    let results = shared
+        .apply(|core, now| {
+            replies
+                .iter()
+                .map(|(task, r)| core.handle_offer_reply(now, agent, *task, r.clone()))
+                .collect::<Vec<_>>()
+        })
+        .await;
+    for ((task, r), result) in replies.into_iter().zip(results) {
+        let accepted = matches!(r, OfferReply::Accept);
+        match result {
+            Ok(()) => tracing::info!(%agent, %task, accepted, "offer answered"),
+            Err(e) => {
+                tracing::info!(%agent, %task, error = %e, "offer reply refused");
+                if accepted {
+                    // The agent must not prove a task whose stake was not bound to it.
+                    let reason = match &e {
+                        OfferReplyRejected::BindFailed { .. } => e.to_string(),
+                        _ => format!("offer no longer stands: {e}"),
+                    };
+                    shared.cancel_on_agent(agent, task, reason);
+                }
+            }
+        }
+    }
+}
+
 async fn handle(shared: &Shared, agent: &AgentId, msg: AgentToCoordinator) {
     match msg {
         AgentToCoordinator::Telemetry(t) => {
@@ -118,31 +161,8 @@ async fn handle(shared: &Shared, agent: &AgentId, msg: AgentToCoordinator) {
                 tracing::debug!(%agent, error = %e, "telemetry not taken");
             }
         }
-        AgentToCoordinator::OfferReply(reply) => {
-            let task = reply.task;
-            let r = match reply.decision {
-                OfferDecision::Accept => OfferReply::Accept,
-                OfferDecision::Decline { reason } => OfferReply::Decline { reason },
-            };
-            let accepted = matches!(r, OfferReply::Accept);
-            match shared
-                .apply(|core, now| core.handle_offer_reply(now, agent, task, r))
-                .await
-            {
-                Ok(()) => tracing::info!(%agent, %task, accepted, "offer answered"),
-                Err(e) => {
-                    tracing::info!(%agent, %task, error = %e, "offer reply refused");
-                    if accepted {
-                        // The agent must not prove a task whose stake was not bound to it.
-                        let reason = match &e {
-                            OfferReplyRejected::BindFailed { .. } => e.to_string(),
-                            _ => format!("offer no longer stands: {e}"),
-                        };
-                        shared.cancel_on_agent(agent, task, reason);
-                    }
-                }
-            }
-        }
+        AgentToCoordinator::OfferReply(reply) => offer_replies(shared, agent, vec![reply]).await,
+        AgentToCoordinator::OfferReplies(replies) => offer_replies(shared, agent, replies).await,
         AgentToCoordinator::TaskFailed { task, reason } => {
             // The stake stays bound; the task is handed to another agent of the operator
             // (slashed at its due time only if none takes it).

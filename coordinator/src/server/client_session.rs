@@ -29,8 +29,12 @@ pub(super) async fn serve(
     let client = name.clone();
     let result = match req {
         ClientRequest::Submit(s) => {
-            let reply = submit(&shared, &client, s).await;
-            write_message(&mut send, &reply).await
+            let mut replies = submit_all(&shared, &client, vec![s]).await;
+            write_message(&mut send, &replies.remove(0)).await
+        }
+        ClientRequest::SubmitBatch(batch) => {
+            let replies = submit_all(&shared, &client, batch).await;
+            write_message(&mut send, &ClientResponse::Batch(replies)).await
         }
         ClientRequest::Status { task } => {
             let reply = match views::task_status(&shared, task).await {
@@ -112,40 +116,85 @@ fn admin(reply: crate::tasks::AdminReply) -> ClientResponse {
     }
 }
 
-async fn submit(shared: &Shared, client: &str, s: SubmitRequest) -> ClientResponse {
+/// Checks each submission, then submits every valid one to the core as one event batch (one
+/// lock, one group commit); one answer per submission, in order.
+async fn submit_all(
+    shared: &Shared,
+    client: &str,
+    batch: Vec<SubmitRequest>,
+) -> Vec<ClientResponse> {
+    let checked: Vec<Result<(String, SubmitRequest), Box<ClientResponse>>> =
+        batch.into_iter().map(|s| check(shared, s)).collect();
+    let results = shared
+        .apply(|core, now| {
+            checked
+                .iter()
+                .map(|c| {
+                    c.as_ref().ok().map(|(circuit, s)| {
+                        core.handle_submit(
+                            now,
+                            TaskSpec {
+                                circuit: circuit.clone(),
+                                inputs: s.inputs.as_slice().into(),
+                                collateral: s.collateral,
+                                deadline: now.saturating_add(Duration::from_millis(s.deadline_ms)),
+                                client: client.to_string(),
+                                request_id: s.request_id,
+                            },
+                        )
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+    checked
+        .into_iter()
+        .zip(results)
+        .map(|(c, result)| match (c, result) {
+            (Err(refused), _) => *refused,
+            (Ok((circuit, s)), Some(Ok(task))) => {
+                tracing::info!(%client, %task, %circuit, collateral = %s.collateral, "task submitted");
+                ClientResponse::Submitted { task }
+            }
+            (Ok(_), Some(Err(e))) => ClientResponse::Rejected {
+                reason: e.to_string(),
+            },
+            (Ok(_), None) => unreachable!("every checked submission went to the core"),
+        })
+        .collect()
+}
+
+/// A submission the core may take, with its circuit's name, or the answer refusing it.
+fn check(
+    shared: &Shared,
+    s: SubmitRequest,
+) -> Result<(String, SubmitRequest), Box<ClientResponse>> {
     let Some(circuit) = shared.registry().by_name(&s.circuit) else {
-        return ClientResponse::Error(ProtocolError::UnknownCircuit { circuit: s.circuit });
+        return Err(Box::new(ClientResponse::Error(
+            ProtocolError::UnknownCircuit { circuit: s.circuit },
+        )));
     };
     let crate::registry::CircuitSource::BuiltIn(builtin) = &circuit.source else {
-        return ClientResponse::Rejected {
+        return Err(Box::new(ClientResponse::Rejected {
             reason: format!(
                 "{} is a circom circuit: submit a witness (`proofrack submit --circuit {} --wtns W.wtns`, or --input with --wasm)",
                 circuit.name, circuit.name
             ),
-        };
+        }));
     };
     // Inputs that cannot be proven are refused here, not discovered by an agent later.
     let parsed = std::str::from_utf8(&s.inputs)
         .map_err(|e| format!("inputs are not UTF-8 JSON: {e}"))
         .and_then(|t| builtin.parse_inputs(t).map_err(|e| e.to_string()));
     if let Err(reason) = parsed {
-        return ClientResponse::Rejected {
+        return Err(Box::new(ClientResponse::Rejected {
             reason: format!("inputs for {}: {reason}", circuit.name),
-        };
+        }));
     }
     if let Some(refusal) = deadline_refusal(s.deadline_ms) {
-        return refusal;
+        return Err(Box::new(refusal));
     }
-    submit_task(
-        shared,
-        client,
-        &circuit.name,
-        s.inputs.into(),
-        s.collateral,
-        s.deadline_ms,
-        s.request_id,
-    )
-    .await
+    Ok((circuit.name.clone(), s))
 }
 
 /// A relative deadline outside 1 ms ..= [`MAX_DEADLINE_MS`], refused.

@@ -5,7 +5,9 @@ use super::effect::Effect;
 use super::history::TaskEvent;
 use super::model::TaskState;
 use super::{CoordinatorCore, PassScope, FULL_PASS_MIN_INTERVAL_MS, MAX_FINISHED_TASKS};
-use crate::admission::{admit, AgentSnapshot, Assignment, Outcome, Placement, TaskDemand};
+use crate::admission::{
+    admit, choose, AgentSnapshot, AgentVerdict, Assignment, Outcome, Placement, TaskDemand,
+};
 use proofrack_common::{OperatorId, StakeUnits, TaskId, UnixMillis};
 use std::collections::BTreeMap;
 
@@ -22,15 +24,24 @@ impl CoordinatorCore {
         if self.stake_frozen.is_some() {
             offerable.values_mut().for_each(|s| *s = StakeUnits::ZERO);
         }
-        for task in self.tasks.values() {
-            if let TaskState::Offered {
-                placement,
-                handover_from: None,
-                ..
-            } = &task.state
-            {
-                if let Some(free) = offerable.get_mut(&placement.agent.operator) {
-                    *free = free.saturating_sub(task.spec.collateral);
+        let mut promise = |operator: &OperatorId, collateral: StakeUnits| {
+            if let Some(free) = offerable.get_mut(operator) {
+                *free = free.saturating_sub(collateral);
+            }
+        };
+        match self.index.offered() {
+            Some(promised) => promised.iter().for_each(|(op, sum)| promise(op, *sum)),
+            // Mid-event (tests' `assert_settled` between events): the same sums by a scan.
+            None => {
+                for task in self.tasks.values() {
+                    if let TaskState::Offered {
+                        placement,
+                        handover_from: None,
+                        ..
+                    } = &task.state
+                    {
+                        promise(&placement.agent.operator, task.spec.collateral);
+                    }
                 }
             }
         }
@@ -55,20 +66,24 @@ impl CoordinatorCore {
             self.needs_full_pass = false;
             self.last_full_pass = Some(now);
         }
-        let mut waiting: Vec<(UnixMillis, TaskId)> = self
-            .tasks
-            .values()
-            .filter(|t| t.state == TaskState::Queued)
-            .filter(|t| !matches!(scope, PassScope::Task(id) if id != t.id))
-            .map(|t| (t.spec.deadline, t.id))
-            .collect();
+        self.index.refresh(&self.tasks);
+        // Earliest deadline first, ties by task id (the index's order).
+        let waiting: Vec<TaskId> = match &scope {
+            PassScope::Task(id) => self
+                .tasks
+                .get(id)
+                .filter(|t| t.state == TaskState::Queued)
+                .map(|t| t.id)
+                .into_iter()
+                .collect(),
+            _ => self.index.queued().collect(),
+        };
         if waiting.is_empty() {
             return;
         }
-        waiting.sort_unstable();
         if let Some(reason) = &self.stake_frozen {
             let reason = format!("no new offers while the stake source is stale: {reason}");
-            for (_, id) in waiting {
+            for id in waiting {
                 let task = self.tasks.get_mut(&id).expect("waiting task exists");
                 if task.waiting_reason != reason {
                     task.waiting_reason = reason.clone();
@@ -78,7 +93,7 @@ impl CoordinatorCore {
             return;
         }
         let mut offerable = self.offerable_stake();
-        for (_, id) in waiting {
+        for id in waiting {
             let task = &self.tasks[&id];
             let fleet: Vec<AgentSnapshot<'_>> = match &scope {
                 PassScope::Agent(agent) => self
@@ -97,20 +112,31 @@ impl CoordinatorCore {
                 declined_until: &task.declined_until,
                 failed_on: &task.failed_on,
             };
+            // The fast path builds only the verdicts the record keeps; a no-fit is explained
+            // by the full decision.
+            let keep = super::MAX_VERDICTS_KEPT;
+            if let Some(choice) = choose(&demand, &fleet, &offerable, now, &self.policy, keep) {
+                let free = offerable
+                    .get_mut(&choice.placement.agent.operator)
+                    .expect("admission offers only to operators with offerable stake");
+                *free = free
+                    .checked_sub(self.tasks[&id].spec.collateral)
+                    .expect("admission offers only within offerable stake");
+                let considered = (choice.agents_considered, choice.agents_rejected);
+                self.offer_kept(now, id, choice.placement, choice.verdicts, considered, None);
+                continue;
+            }
+            // A narrow pass over one agent knows too little to explain a no-fit; the last
+            // full pass's reason stands.
+            if matches!(scope, PassScope::Agent(_)) {
+                continue;
+            }
             let decision = admit(&demand, &fleet, &offerable, now, &self.policy);
             match decision.outcome {
-                Outcome::Offer(placement) => {
-                    let free = offerable
-                        .get_mut(&placement.agent.operator)
-                        .expect("admission offers only to operators with offerable stake");
-                    *free = free
-                        .checked_sub(self.tasks[&id].spec.collateral)
-                        .expect("admission offers only within offerable stake");
-                    self.offer(now, id, placement, decision.verdicts, None);
-                }
-                // A narrow pass over one agent knows too little to explain a no-fit; the last
-                // full pass's reason stands.
-                Outcome::NoFit(_) if matches!(scope, PassScope::Agent(_)) => {}
+                Outcome::Offer(placement) => panic!(
+                    "admission's full decision offers {id} to {} where its fast path found no fit",
+                    placement.agent
+                ),
                 Outcome::NoFit(no_fit) => {
                     // The reason's figures move with every pass; it is rewritten on the next
                     // pass after a restart, so a new reason alone is not a change to store.
@@ -146,7 +172,26 @@ impl CoordinatorCore {
         now: UnixMillis,
         id: TaskId,
         placement: Placement,
-        verdicts: Vec<crate::admission::AgentVerdict>,
+        verdicts: Vec<AgentVerdict>,
+        handover_from: Option<Placement>,
+    ) {
+        let considered = (
+            verdicts.len(),
+            verdicts.iter().filter(|v| v.fit.is_err()).count(),
+        );
+        let kept = super::history::keep_verdicts(verdicts);
+        self.offer_kept(now, id, placement, kept, considered, handover_from);
+    }
+
+    /// [`CoordinatorCore::offer`] with the verdicts already sampled for the record, and
+    /// (agents considered, agents rejected).
+    pub(crate) fn offer_kept(
+        &mut self,
+        now: UnixMillis,
+        id: TaskId,
+        placement: Placement,
+        kept: Vec<AgentVerdict>,
+        (agents_considered, agents_rejected): (usize, usize),
         handover_from: Option<Placement>,
     ) {
         let expires_at =
@@ -173,14 +218,12 @@ impl CoordinatorCore {
         );
         tracing::info!(task = %id, agent = %placement.agent, predicted_ms = placement.predicted_proving_ms, "offer");
         let offer = task.offer_to(&placement, expires_at);
-        let agents_considered = verdicts.len();
-        let agents_rejected = verdicts.iter().filter(|v| v.fit.is_err()).count();
         task.history.push(
             now,
             TaskEvent::Offered {
                 placement: placement.clone(),
                 expires_at,
-                verdicts: super::history::keep_verdicts(verdicts),
+                verdicts: kept,
                 agents_considered,
                 agents_rejected,
             },
@@ -281,6 +324,7 @@ impl CoordinatorCore {
         while self.finished.len() > MAX_FINISHED_TASKS {
             let old = self.finished.pop_front().expect("finished is not empty");
             if let Some(t) = self.tasks.remove(&old) {
+                self.index.touch(old);
                 self.requests.remove(&(t.spec.client, t.spec.request_id));
                 self.dirty.tasks.remove(&old);
                 self.dirty.forgotten.insert(old);

@@ -276,6 +276,10 @@ impl CoordinatorCore {
             .map(|t| ((t.spec.client.clone(), t.spec.request_id), t.id))
             .collect();
         core.tasks = tasks;
+        for id in core.tasks.keys() {
+            core.index.touch(*id);
+        }
+        core.index.refresh(&core.tasks);
         core.fleet = fleet;
         core.next_task = state.meta.next_task.max(1);
         core.next_withdrawal = state.meta.next_withdrawal.max(1);

@@ -19,11 +19,16 @@ use std::collections::BTreeMap;
 impl CoordinatorCore {
     /// When an agent holding proving tasks is next declared lost, if any is.
     pub(crate) fn next_agent_loss(&self) -> Option<UnixMillis> {
-        self.fleet
-            .values()
-            .filter(|r| self.holds_proving_task(&r.id))
-            .map(|r| self.lost_at(r))
-            .min()
+        // The timer asks after every event: whether an agent holds a proving task costs task
+        // lookups, so it is asked only of agents that would lower the minimum found so far.
+        let mut next: Option<UnixMillis> = None;
+        for r in self.fleet.values() {
+            let at = self.lost_at(r);
+            if next.is_none_or(|n| at < n) && self.record_holds_proving_task(r) {
+                next = Some(at);
+            }
+        }
+        next
     }
 
     fn lost_at(&self, r: &super::fleet::AgentRecord) -> UnixMillis {
@@ -40,11 +45,15 @@ impl CoordinatorCore {
     }
 
     fn holds_proving_task(&self, agent: &AgentId) -> bool {
-        self.fleet.get(agent).is_some_and(|r| {
-            r.assignments
-                .iter()
-                .any(|a| matches!(&self.tasks[&a.task].state, TaskState::Proving { .. }))
-        })
+        self.fleet
+            .get(agent)
+            .is_some_and(|r| self.record_holds_proving_task(r))
+    }
+
+    fn record_holds_proving_task(&self, r: &super::fleet::AgentRecord) -> bool {
+        r.assignments
+            .iter()
+            .any(|a| matches!(&self.tasks[&a.task].state, TaskState::Proving { .. }))
     }
 
     /// Declares lost every agent whose grace ran out by `now`, orphaning its proving tasks.
@@ -52,7 +61,8 @@ impl CoordinatorCore {
         let lost: Vec<(AgentId, String)> = self
             .fleet
             .values()
-            .filter(|r| self.holds_proving_task(&r.id) && self.lost_at(r) <= now)
+            // The cheap test first: with a healthy fleet nobody is past its grace.
+            .filter(|r| self.lost_at(r) <= now && self.record_holds_proving_task(r))
             .map(|r| {
                 let why = match r.disconnected_at {
                     Some(at) => format!(
@@ -224,16 +234,10 @@ impl CoordinatorCore {
     /// The stake is already bound, so only that operator's agents are candidates and its
     /// stake is not counted again.
     pub(crate) fn dispatch_orphans(&mut self, now: UnixMillis) {
-        let mut orphans: Vec<(UnixMillis, TaskId)> = self
-            .tasks
-            .values()
-            .filter_map(|t| match &t.state {
-                TaskState::Orphaned { placement, .. } => Some((placement.due_at, t.id)),
-                _ => None,
-            })
-            .collect();
-        orphans.sort_unstable();
-        for (_, id) in orphans {
+        self.index.refresh(&self.tasks);
+        // By due time, then id (the index's order).
+        let orphans: Vec<TaskId> = self.index.orphaned().collect();
+        for id in orphans {
             let task = &self.tasks[&id];
             let TaskState::Orphaned {
                 placement: lost, ..

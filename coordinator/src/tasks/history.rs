@@ -167,8 +167,16 @@ pub const MAX_VERDICTS_KEPT: usize = 16;
 
 /// The verdicts worth keeping: the fit ones first (the chosen agent among them), then the
 /// rejected connected agents, then the rest, up to [`MAX_VERDICTS_KEPT`].
-pub(crate) fn keep_verdicts(mut verdicts: Vec<AgentVerdict>) -> Vec<AgentVerdict> {
-    if verdicts.len() <= MAX_VERDICTS_KEPT {
+pub(crate) fn keep_verdicts(verdicts: Vec<AgentVerdict>) -> Vec<AgentVerdict> {
+    keep_verdicts_up_to(verdicts, MAX_VERDICTS_KEPT)
+}
+
+/// [`keep_verdicts`] with `keep` in place of [`MAX_VERDICTS_KEPT`].
+pub(crate) fn keep_verdicts_up_to(
+    mut verdicts: Vec<AgentVerdict>,
+    keep: usize,
+) -> Vec<AgentVerdict> {
+    if verdicts.len() <= keep {
         return verdicts;
     }
     let rank = |v: &AgentVerdict| match &v.fit {
@@ -177,7 +185,7 @@ pub(crate) fn keep_verdicts(mut verdicts: Vec<AgentVerdict>) -> Vec<AgentVerdict
         Err(_) => 2,
     };
     verdicts.sort_by_key(rank);
-    verdicts.truncate(MAX_VERDICTS_KEPT);
+    verdicts.truncate(keep);
     verdicts
 }
 

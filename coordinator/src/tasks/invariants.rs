@@ -20,6 +20,7 @@ impl CoordinatorCore {
     /// - unfinished tasks fit the queue capacity and finished ones the retention bound.
     pub fn assert_invariants(&self) {
         self.ledger.assert_invariants();
+        self.index.assert_matches(&self.tasks);
 
         let mut bound_per_operator: BTreeMap<&OperatorId, StakeUnits> = BTreeMap::new();
         let mut expected_assignments: BTreeSet<(&crate::admission::AgentId, TaskId)> =

@@ -24,7 +24,9 @@ impl CoordinatorCore {
     ) -> Result<(), OfferReplyRejected> {
         self.expire(now);
         let result = self.reply(now, agent, task, reply);
-        self.settle(now);
+        // An accept frees nothing (the promise becomes a binding, the slot stays taken), so
+        // only a withdrawn offer (decline, failed bind) calls for a pass; it asks for one.
+        self.settle_scoped(now, super::PassScope::OnlyIfNeeded);
         result
     }
 

@@ -123,8 +123,8 @@ impl CoordinatorCore {
                 max_ms: self.policy.max_deadline_ms,
             });
         }
-        let (needed_ms, fastest) = self.fastest_possible_ms(&circuit.shape);
-        if available_ms < needed_ms {
+        if !self.can_finish_within(&circuit.shape, available_ms) {
+            let (needed_ms, fastest) = self.fastest_possible_ms(&circuit.shape);
             return Err(SubmitRejected::DeadlineTooShort {
                 available_ms,
                 needed_ms,
@@ -177,9 +177,27 @@ impl CoordinatorCore {
             },
         );
         self.dirty.tasks.insert(id);
+        self.index.touch(id);
         self.dirty.meta = true;
         self.emit_status(id);
         Ok(id)
+    }
+
+    /// Whether `available_ms` is at least [`CoordinatorCore::fastest_possible_ms`], stopping
+    /// at the first agent fast enough (the common case asks one agent, not the fleet).
+    fn can_finish_within(&self, shape: &ProofShape, available_ms: u64) -> bool {
+        let mut any_calibrated = false;
+        for r in self.fleet.values().filter(|r| r.connected) {
+            if let Some(t) = &r.telemetry {
+                any_calibrated = true;
+                let proving = shape.estimate_proving_ms(&t.report.calibration);
+                if proving.saturating_add(self.policy.deadline_margin_for(proving)) <= available_ms
+                {
+                    return true;
+                }
+            }
+        }
+        !any_calibrated && self.policy.deadline_margin_for(1).saturating_add(1) <= available_ms
     }
 
     /// The shortest time any proof of `shape` could take, margin included: on the fastest

@@ -17,24 +17,11 @@ impl CoordinatorCore {
 
     /// When `handle_timeout` must next be called, if anything is pending.
     pub fn poll_timeout(&self) -> Option<UnixMillis> {
-        let tasks =
-            self.tasks
-                .values()
-                .filter_map(|t| match &t.state {
-                    TaskState::Queued => t
-                        .declined_until
-                        .values()
-                        .copied()
-                        .chain([t.spec.deadline])
-                        .min(),
-                    TaskState::Offered { expires_at, .. } => Some(*expires_at),
-                    TaskState::Proving { placement, .. }
-                    | TaskState::Orphaned { placement, .. } => Some(placement.due_at),
-                    TaskState::Verifying { .. }
-                    | TaskState::Verified { .. }
-                    | TaskState::Failed { .. } => None,
-                })
-                .min();
+        let tasks = match self.index.next_poll() {
+            Some(next) => next,
+            // Only between a change and the end of its event; then the same by a scan.
+            None => self.scan_poll_timeout(),
+        };
         let withdrawals = self.withdrawals.values().map(|w| w.pays_at).min();
         [tasks, withdrawals, self.next_agent_loss()]
             .into_iter()
@@ -42,23 +29,68 @@ impl CoordinatorCore {
             .min()
     }
 
+    fn scan_poll_timeout(&self) -> Option<UnixMillis> {
+        self.tasks
+            .values()
+            .filter_map(|t| match &t.state {
+                TaskState::Queued => t
+                    .declined_until
+                    .values()
+                    .copied()
+                    .chain([t.spec.deadline])
+                    .min(),
+                TaskState::Offered { expires_at, .. } => Some(*expires_at),
+                TaskState::Proving { placement, .. } | TaskState::Orphaned { placement, .. } => {
+                    Some(placement.due_at)
+                }
+                TaskState::Verifying { .. }
+                | TaskState::Verified { .. }
+                | TaskState::Failed { .. } => None,
+            })
+            .min()
+    }
+
     /// Applies every timeout due at `now`, in task order.
     pub(crate) fn expire(&mut self, now: UnixMillis) {
         self.pay_out_withdrawals(now);
         self.expire_lost_agents(now);
-        let live: Vec<TaskId> = self
-            .tasks
-            .values()
-            .filter(|t| !t.state.is_finished())
-            .map(|t| t.id)
-            .collect();
-        for id in live {
-            let task = self.tasks.get_mut(&id).expect("live task exists");
+        // Only tasks with something due (the index); a task that becomes due while others
+        // are handled is taken in a further round, and none is handled twice.
+        let mut handled = std::collections::BTreeSet::new();
+        loop {
+            self.index.refresh(&self.tasks);
+            let due: Vec<TaskId> = self
+                .index
+                .due_for_expiry(now)
+                .into_iter()
+                .filter(|id| !handled.contains(id))
+                .collect();
+            if due.is_empty() {
+                return;
+            }
+            for id in due {
+                handled.insert(id);
+                self.expire_task(now, id);
+            }
+        }
+    }
+
+    /// Applies what is due at `now` for one task: decline backoffs ending, an offer expiring,
+    /// a due time missed, a waiting task's deadline passing.
+    fn expire_task(&mut self, now: UnixMillis, id: TaskId) {
+        {
+            let Some(task) = self.tasks.get_mut(&id) else {
+                return;
+            };
+            if task.state.is_finished() {
+                return;
+            }
             let declines = task.declined_until.len();
             task.declined_until.retain(|_, until| *until > now);
             if task.declined_until.len() != declines {
                 self.needs_full_pass = true;
                 self.dirty.tasks.insert(id);
+                self.index.touch(id);
             }
             let task = &self.tasks[&id];
             match &task.state {

@@ -11,11 +11,8 @@ async fn two_hundred_agents_are_all_listed_and_every_task_is_assigned() {
     crate::support::init_logging();
     let dir = TempDir::new("fleet-scale");
     let report = fleet_load::run(FleetLoad {
-        agents: 200,
-        tasks: 400,
-        telemetry_interval_ms: 1_000,
         idle_window: Duration::from_millis(500),
-        dir: dir.path().to_path_buf(),
+        ..FleetLoad::new(200, 400, dir.path().to_path_buf())
     })
     .await
     .expect("the fleet load runs");

@@ -1,0 +1,118 @@
+//! `proofrack-bench coordinator`: the coordinator at rack scale. 1,000 protocol agents over
+//! real QUIC with a certificate each, spread over 100 operators, one client submitting
+//! 100,000 tasks with many submissions in flight, durable state on (redb in a temporary
+//! directory). Prints assignments per second (first submission to the last task's stake
+//! bound), assignment latency (submission to the offer at the agent), the coordinator's CPU
+//! and the process's memory; the reference in the same run is a bare quinn mutual-TLS echo
+//! over the same number of connections, with the ratio.
+
+use proofrack::echo_load::{self, EchoLoad};
+use proofrack::fleet_load::{self, FleetLoad};
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct CoordinatorArgs {
+    #[arg(long, default_value_t = 1000)]
+    agents: usize,
+    #[arg(long, default_value_t = 100)]
+    operators: usize,
+    #[arg(long, default_value_t = 100_000)]
+    tasks: usize,
+    /// Submission requests in flight at once.
+    #[arg(long, default_value_t = 16)]
+    submitters: usize,
+    /// Tasks per submission request (1: one `Submit` each; more: `SubmitBatch`).
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    #[arg(long, default_value_t = 1000)]
+    telemetry_interval_ms: u64,
+    /// Seconds of telemetry-only load measured before submitting.
+    #[arg(long, default_value_t = 3)]
+    idle_seconds: u64,
+    /// Seconds the echo reference counts round trips.
+    #[arg(long, default_value_t = 5)]
+    echo_seconds: u64,
+    /// Skip the echo reference.
+    #[arg(long)]
+    no_reference: bool,
+}
+
+pub fn run(a: &CoordinatorArgs) -> anyhow::Result<()> {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let base = std::env::temp_dir().join(format!("proofrack-bench-coord-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let ms = |d: Duration| (d.as_secs_f64() * 1e4).round() / 10.0;
+
+    let echo = if a.no_reference {
+        None
+    } else {
+        let report = rt.block_on(echo_load::run(EchoLoad {
+            connections: a.agents,
+            window: Duration::from_secs(a.echo_seconds),
+            dir: base.join("echo"),
+        }))?;
+        println!(
+            "{}",
+            serde_json::json!({
+                "bench": "quinn-echo",
+                "connections": report.connections,
+                "round_trips_per_s": report.round_trips_per_sec().round(),
+                "p50_ms": ms(report.latency_percentile(0.5)),
+                "p99_ms": ms(report.latency_percentile(0.99)),
+            })
+        );
+        Some(report)
+    };
+
+    // Each agent holds its share of the tasks: nothing completes during the run, so every
+    // submission is one assignment (offer, accept, stake bound, committed).
+    let slots = a.tasks.div_ceil(a.agents.max(1)).max(1) as u32;
+    let report = rt.block_on(fleet_load::run(FleetLoad {
+        telemetry_interval_ms: a.telemetry_interval_ms,
+        idle_window: Duration::from_secs(a.idle_seconds),
+        operators: a.operators,
+        agent_slots: slots,
+        submitters: a.submitters,
+        batch: a.batch,
+        ..FleetLoad::new(a.agents, a.tasks, base.join("coordinator"))
+    }))?;
+    let _ = std::fs::remove_dir_all(&base);
+    let per_sec = report.assignments_per_sec();
+    let mib = |b: u64| (b as f64 / (1 << 20) as f64 * 10.0).round() / 10.0;
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "coordinator",
+            "agents": report.agents,
+            "agents_listed": report.agents_listed,
+            "operators": a.operators,
+            "tasks": report.tasks,
+            "agent_slots": slots,
+            "submitters": a.submitters,
+            "batch": a.batch,
+            "durable_state": true,
+            "assignments_per_s": per_sec.round(),
+            "all_bound_ms": ms(report.all_bound),
+            "submit_phase_ms": ms(report.submit_phase),
+            "assignment_p50_ms": ms(report.latency_percentile(0.5)),
+            "assignment_p99_ms": ms(report.latency_percentile(0.99)),
+            "assignment_max_ms": ms(report.latency_percentile(1.0)),
+            "coordinator_cpu_cores_idle": (report.idle_cpu_cores * 1000.0).round() / 1000.0,
+            "coordinator_cpu_cores_submitting": (report.submit_cpu_cores * 1000.0).round() / 1000.0,
+            "process_rss_mib": mib(report.process_rss_bytes),
+            "process_rss_peak_mib": mib(report.process_rss_peak_bytes),
+            "connect_ms": ms(report.connect),
+            "reference_echo_round_trips_per_s": echo.as_ref().map(|e| e.round_trips_per_sec().round()),
+            "ratio_to_echo": echo.as_ref().map(|e| (per_sec / e.round_trips_per_sec() * 1000.0).round() / 1000.0),
+        })
+    );
+    Ok(())
+}
