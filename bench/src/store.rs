@@ -33,7 +33,7 @@ pub struct StoreArgs {
     #[arg(long, value_delimiter = ',', default_value = "1,16,256")]
     windows: Vec<u64>,
     /// Queued tasks in the restart measurements (each at most the queue capacity cap).
-    #[arg(long, value_delimiter = ',', default_value = "4096,16384")]
+    #[arg(long, value_delimiter = ',', default_value = "4096,16384,65536,131072")]
     restart_sizes: Vec<usize>,
     /// Reference: one-row durable commits to plain redb.
     #[arg(long, default_value_t = 2_000)]
@@ -72,7 +72,8 @@ pub fn run(a: &StoreArgs) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(&path);
     }
     for &queued in &a.restart_sizes {
-        let queued = queued.min(MAX_QUEUE_CAPACITY);
+        // Unfinished tasks (bound ones too) share the queue capacity.
+        let queued = queued.min(MAX_QUEUE_CAPACITY - AGENTS * SLOTS as usize);
         let path = dir.join(format!("restart-{queued}.redb"));
         let r = restart(&path, queued)?;
         println!(
@@ -264,7 +265,7 @@ fn restart(path: &Path, queued: usize) -> anyhow::Result<Restart> {
     {
         let store = Store::open(path)?;
         let (mut core, _) = fleet(policy(capacity))?;
-        let mut now = START;
+        let now = START;
         let mut n = 0u64;
         // Finished tasks first (bound, delivered, verified), up to the retention.
         let retained = proofrack_coordinator::tasks::MAX_FINISHED_TASKS;
@@ -294,8 +295,8 @@ fn restart(path: &Path, queued: usize) -> anyhow::Result<Restart> {
         }
         bound = slots;
         // Then the queue: no agent has a free slot, so these wait.
+        // All at one moment: with time moving, the first would expire before the last arrive.
         for _ in 0..queued {
-            now = UnixMillis(now.0 + 1);
             core.handle_submit(now, spec(n, now))?;
             while core.poll_effect().is_some() {}
             n += 1;
