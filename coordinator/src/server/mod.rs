@@ -84,7 +84,10 @@ pub enum ServerError {
     Circuit(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    #[error("refusing to start from the stored state: {0}")]
+    #[error(
+        "refusing to start from the stored state: {0}. Restore state.redb from a backup, or move \
+         it away to start empty (stake state is then lost)"
+    )]
     Restore(#[from] crate::tasks::RestoreError),
 }
 

@@ -13,6 +13,8 @@
 
 mod committer;
 mod tables;
+#[cfg(test)]
+mod tests;
 
 pub use tables::{StoredDelivery, StoredProof};
 
@@ -49,7 +51,10 @@ pub enum StoreError {
          this one another data_dir"
     )]
     Locked { path: PathBuf },
-    #[error("cannot open the state store {path}: {detail}")]
+    #[error(
+        "cannot open the state store {path}: {detail}; if the file is damaged, restore it from a \
+         backup or move it away to start empty (stake state is then lost)"
+    )]
     Open { path: PathBuf, detail: String },
     #[error("the state store is damaged: {0}; restore it from a backup or move it away to start empty (stake state is then lost)")]
     Corrupt(String),
@@ -99,16 +104,26 @@ pub struct Store {
 
 impl Store {
     /// Opens (or creates) the store file, taking its lock.
+    ///
+    /// Every page's checksum is verified at open (redb's integrity check): a file damaged or
+    /// altered outside the coordinator is refused with [`StoreError::Corrupt`] instead of being
+    /// trusted or panicking on a bad page later. It reads the whole file once per start.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
-                path: path.to_path_buf(),
-            },
-            other => StoreError::Open {
-                path: path.to_path_buf(),
-                detail: other.to_string(),
-            },
-        })?;
+        let db = Database::builder()
+            .set_check_integrity_on_open(true)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
+                    path: path.to_path_buf(),
+                },
+                redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => {
+                    StoreError::Corrupt(format!("{}: {detail}", path.display()))
+                }
+                other => StoreError::Open {
+                    path: path.to_path_buf(),
+                    detail: other.to_string(),
+                },
+            })?;
         Self::start(db)
     }
 

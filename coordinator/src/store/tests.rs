@@ -1,0 +1,155 @@
+//! The store file on disk: damaged files are refused with a clear error at start, nothing
+//! is silently dropped, and a second opener is refused while the first holds the lock.
+
+use super::{Store, StoreError, STORE_FILE};
+use crate::ledger::source::StakeEvent;
+use crate::tasks::{CoordinatorCore, TaskSpec};
+use crate::testkit::{agent_id, cuda_telemetry, shape};
+use crate::Policy;
+use proofrack_common::{KeyId, StakeUnits, UnixMillis};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+const NOW: UnixMillis = UnixMillis(1_700_000_000_000);
+/// Enough tasks that their rows fill many pages, so damage in the middle of the file hits
+/// stored data rather than free space.
+const TASKS: u64 = 400;
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let path = std::env::temp_dir().join(format!(
+            "proofrack-store-test-{}-{name}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("temp dir");
+        Dir(path)
+    }
+
+    fn file(&self) -> PathBuf {
+        self.0.join(STORE_FILE)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A store holding a core's state: an operator, an agent, tasks (some bound, most queued).
+fn filled_store(dir: &Dir) -> usize {
+    let mut core = CoordinatorCore::new(Policy::default()).expect("default policy");
+    core.register_circuit("c".into(), KeyId([1; 32]), shape(12))
+        .expect("circuit");
+    let operator = "op-a".parse().expect("operator id");
+    core.handle_stake_event(NOW, StakeEvent::OperatorRegistered { operator })
+        .expect("register");
+    let operator = "op-a".parse().expect("operator id");
+    core.handle_stake_event(
+        NOW,
+        StakeEvent::Delegated {
+            operator,
+            amount: StakeUnits(1_000_000),
+        },
+    )
+    .expect("delegate");
+    let agent = agent_id("op-a", "gpu-1");
+    core.handle_agent_connected(NOW, agent.clone(), 4)
+        .expect("connect");
+    core.handle_telemetry(NOW, &agent, cuda_telemetry(1, 8 << 30, 10_000_000, 1 << 30))
+        .expect("telemetry");
+    for n in 0..TASKS {
+        core.handle_submit(
+            NOW,
+            TaskSpec {
+                circuit: "c".into(),
+                inputs: Arc::from(vec![7u8; 64]),
+                collateral: StakeUnits(10),
+                deadline: UnixMillis(NOW.0 + 60_000),
+                client: "client/test".into(),
+                request_id: n,
+            },
+        )
+        .expect("submit");
+    }
+    while core.poll_effect().is_some() {}
+    let store = Store::open(&dir.file()).expect("open a new store");
+    store.commit_now(core.full_changes()).expect("commit");
+    let loaded = store.load().expect("load what was just written");
+    let tasks = loaded.core.expect("state").tasks.len();
+    store.close();
+    assert_eq!(tasks as u64, TASKS);
+    tasks
+}
+
+/// The store opened and read back, as the server does at start.
+fn reopen(dir: &Dir) -> Result<usize, StoreError> {
+    let store = Store::open(&dir.file())?;
+    let loaded = store.load();
+    store.close();
+    Ok(loaded?.core.map_or(0, |s| s.tasks.len()))
+}
+
+fn assert_refused_clearly(result: Result<usize, StoreError>, what: &str) {
+    match result {
+        Ok(tasks) => panic!("{what}: the store opened with {tasks} of {TASKS} tasks"),
+        Err(e) => {
+            let text = e.to_string();
+            eprintln!("{what}: {text}");
+            assert!(
+                text.contains("state store") && text.contains("backup"),
+                "{what}: the error does not say what is wrong and what to do: {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_store_reopens_with_everything_it_held() {
+    let dir = Dir::new("reopen");
+    let tasks = filled_store(&dir);
+    assert_eq!(reopen(&dir).expect("reopen"), tasks);
+}
+
+#[test]
+fn a_truncated_store_is_refused_with_a_clear_error() {
+    let dir = Dir::new("truncated");
+    filled_store(&dir);
+    let len = std::fs::metadata(dir.file()).expect("stat").len();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.file())
+        .expect("open for truncation");
+    file.set_len(len / 2).expect("truncate");
+    drop(file);
+    assert_refused_clearly(reopen(&dir), "truncated to half");
+}
+
+#[test]
+fn a_tampered_store_is_refused_with_a_clear_error() {
+    let dir = Dir::new("tampered");
+    filled_store(&dir);
+    let mut bytes = std::fs::read(dir.file()).expect("read");
+    // Flip every byte of a stretch in the middle of the file: where the task rows are.
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 4096] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(dir.file(), bytes).expect("write back");
+    assert_refused_clearly(reopen(&dir), "4 KiB flipped in the middle");
+}
+
+#[test]
+fn a_second_coordinator_on_the_same_store_is_refused() {
+    let dir = Dir::new("locked");
+    let first = Store::open(&dir.file()).expect("first opener");
+    match Store::open(&dir.file()) {
+        Err(StoreError::Locked { path }) => assert_eq!(path, dir.file()),
+        Err(other) => panic!("second opener: {other}"),
+        Ok(_) => panic!("two coordinators opened the same store"),
+    }
+    first.close();
+}
