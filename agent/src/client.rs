@@ -269,6 +269,7 @@ async fn session(
                 let (nvml, gpus, host) = telemetry.sample(seq);
                 let report = Telemetry { seq, nvml, gpus, host, calibration: base.calibration.clone() };
                 ctx.metrics.record_telemetry(&report);
+                ctx.metrics.record_xid(telemetry.xid_counts());
                 if let Err(e) = write_message(&mut send, &AgentToCoordinator::Telemetry(report)).await {
                     return SessionEnd::Lost(e.to_string());
                 }

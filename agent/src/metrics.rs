@@ -4,14 +4,17 @@
 //!
 //! DCGM names and units follow dcgm-exporter's default counters: framebuffer in MiB,
 //! temperature in °C, power in W, clocks in MHz, utilisation in %; labels `gpu`, `UUID`,
-//! `device`, `modelName`, `Hostname`. XID errors (`DCGM_FI_DEV_XID_ERRORS`) are not
-//! exported: NVML reports them only as events, which the telemetry collector does not
-//! subscribe to yet.
+//! `device`, `modelName`, `Hostname`. XID errors follow dcgm-exporter too:
+//! `DCGM_FI_DEV_XID_ERRORS` is the value of the last XID a GPU reported (0: none yet), and
+//! `proofrack_agent_xid_events_total` counts them; both only for GPUs NVML reports (none on
+//! a box without a driver).
 
+use crate::telemetry::XidCount;
 use proofrack_common::http::{self, Request, Response};
 use proofrack_common::metrics::{DurationHistogram, Exposition, Kind};
 use proofrack_common::telemetry::{Calibration, GpuTelemetry, Telemetry};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
@@ -40,6 +43,7 @@ impl Default for MetricsConfig {
 struct Inner {
     identity: String,
     last: Option<Telemetry>,
+    xid: BTreeMap<u32, XidCount>,
     calibration: Option<Calibration>,
     proving: DurationHistogram,
     tasks_in_flight: usize,
@@ -72,6 +76,11 @@ impl AgentMetrics {
         self.lock().last = Some(report.clone());
     }
 
+    /// XID errors per GPU index, as the telemetry collector counts them.
+    pub(crate) fn record_xid(&self, counts: &BTreeMap<u32, XidCount>) {
+        self.lock().xid.clone_from(counts);
+    }
+
     pub(crate) fn record_proof(&self, proving_ms: u64) {
         let mut m = self.lock();
         m.proving.observe_ms(proving_ms);
@@ -92,6 +101,7 @@ impl AgentMetrics {
         let mut e = Exposition::new();
         if let Some(t) = &m.last {
             render_gpus(&mut e, &t.gpus, &t.host.hostname);
+            render_xid(&mut e, &t.gpus, &t.host.hostname, &m.xid);
             e.single(
                 "proofrack_agent_host_memory_available_bytes",
                 "Host memory available (sysinfo).",
@@ -246,20 +256,66 @@ fn render_gpus(e: &mut Exposition, gpus: &[GpuTelemetry], hostname: &str) {
         e.family(name, help, kind);
         for g in gpus {
             let Some(value) = get(g) else { continue };
-            let index = g.index.to_string();
-            let device = format!("nvidia{}", g.index);
-            e.sample(
-                name,
-                &[
-                    ("gpu", &index),
-                    ("UUID", &g.uuid),
-                    ("device", &device),
-                    ("modelName", &g.name),
-                    ("Hostname", hostname),
-                ],
-                value,
-            );
+            sample_gpu(e, name, g, hostname, value);
         }
+    }
+}
+
+/// One sample with dcgm-exporter's labels of GPU `g`.
+fn sample_gpu(
+    e: &mut Exposition,
+    name: &str,
+    g: &GpuTelemetry,
+    hostname: &str,
+    value: impl std::fmt::Display,
+) {
+    let index = g.index.to_string();
+    let device = format!("nvidia{}", g.index);
+    e.sample(
+        name,
+        &[
+            ("gpu", &index),
+            ("UUID", &g.uuid),
+            ("device", &device),
+            ("modelName", &g.name),
+            ("Hostname", hostname),
+        ],
+        value,
+    );
+}
+
+/// XID errors of every GPU in the report (0 where none was seen, as dcgm-exporter does).
+fn render_xid(
+    e: &mut Exposition,
+    gpus: &[GpuTelemetry],
+    hostname: &str,
+    xid: &BTreeMap<u32, XidCount>,
+) {
+    if gpus.is_empty() {
+        return;
+    }
+    let count = |g: &GpuTelemetry| xid.get(&g.index).copied().unwrap_or_default();
+    e.family(
+        "DCGM_FI_DEV_XID_ERRORS",
+        "Value of the last XID error encountered (0: none since the agent started).",
+        Kind::Gauge,
+    );
+    for g in gpus {
+        sample_gpu(e, "DCGM_FI_DEV_XID_ERRORS", g, hostname, count(g).last_xid);
+    }
+    e.family(
+        "proofrack_agent_xid_events_total",
+        "Critical XID errors NVML reported since the agent started.",
+        Kind::Counter,
+    );
+    for g in gpus {
+        sample_gpu(
+            e,
+            "proofrack_agent_xid_events_total",
+            g,
+            hostname,
+            count(g).events_total,
+        );
     }
 }
 
@@ -309,20 +365,21 @@ mod tests {
     use super::*;
     use proofrack_common::telemetry::{HostTelemetry, NvmlStatus, ProverBackend, ThrottleReasons};
 
+    fn calibration() -> Calibration {
+        Calibration {
+            backend: ProverBackend::Cuda,
+            backend_name: "cuda".into(),
+            msm_g1_points_per_sec: 5_000_000,
+            msm_size: 1 << 16,
+            ntt_elements_per_sec: 9,
+            ntt_size: 1 << 16,
+            compute_memory_total_bytes: 80 << 30,
+        }
+    }
+
     #[test]
     fn gpu_readings_use_dcgm_names_and_units() {
-        let m = AgentMetrics::new(
-            "op-a/g1".into(),
-            Calibration {
-                backend: ProverBackend::Cuda,
-                backend_name: "cuda".into(),
-                msm_g1_points_per_sec: 5_000_000,
-                msm_size: 1 << 16,
-                ntt_elements_per_sec: 9,
-                ntt_size: 1 << 16,
-                compute_memory_total_bytes: 80 << 30,
-            },
-        );
+        let m = AgentMetrics::new("op-a/g1".into(), calibration());
         // Read before the call: a guard in the argument would live through it (deadlock).
         let calibration = m.lock().calibration.clone().unwrap();
         m.record_telemetry(&Telemetry {
@@ -355,6 +412,7 @@ mod tests {
         });
         m.record_proof(1_500);
         m.set_tasks_in_flight(2);
+        let before_xid = m.render();
         let text = m.render();
         let labels =
             r#"{gpu="0",UUID="GPU-1",device="nvidia0",modelName="NVIDIA H100",Hostname="box-1"}"#;
@@ -376,5 +434,91 @@ mod tests {
             !text.contains("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL{"),
             "no sample where ECC is not reported"
         );
+        assert!(before_xid
+            .lines()
+            .any(|l| l == format!("DCGM_FI_DEV_XID_ERRORS{labels} 0")));
+    }
+
+    /// XID events injected through a fake NVML reach `/metrics` as dcgm-exporter shows them.
+    #[test]
+    fn xid_errors_from_the_collector_are_exported_per_gpu() {
+        use crate::telemetry::nvml::tests::full_readings;
+        use crate::telemetry::nvml::{GpuSource, RawGpuReadings, ReadError, XidEvent};
+        use crate::telemetry::TelemetryCollector;
+
+        struct TwoGpusXidOnSecond(Vec<Vec<XidEvent>>);
+        impl GpuSource for TwoGpusXidOnSecond {
+            fn driver_version(&self) -> Result<String, ReadError> {
+                Ok("580".into())
+            }
+            fn device_count(&self) -> Result<u32, ReadError> {
+                Ok(2)
+            }
+            fn read_gpu(&self, index: u32) -> Result<RawGpuReadings, ReadError> {
+                Ok(full_readings(&format!("GPU-{index}")))
+            }
+            fn poll_xid_events(&mut self) -> Result<Vec<XidEvent>, ReadError> {
+                Ok(self.0.pop().unwrap_or_default())
+            }
+        }
+
+        let polls = vec![
+            vec![XidEvent { gpu: 1, xid: 79 }],
+            vec![XidEvent { gpu: 1, xid: 13 }, XidEvent { gpu: 1, xid: 31 }],
+        ];
+        let mut collector =
+            TelemetryCollector::with_gpu_source(Ok(Box::new(TwoGpusXidOnSecond(polls))));
+        let m = AgentMetrics::default();
+        let mut text = String::new();
+        for seq in 1..=2 {
+            let (nvml, gpus, host) = collector.sample(seq);
+            m.record_telemetry(&Telemetry {
+                seq,
+                nvml,
+                gpus,
+                host: HostTelemetry {
+                    hostname: "box-1".into(),
+                    ..host
+                },
+                calibration: calibration(),
+            });
+            m.record_xid(collector.xid_counts());
+            text = m.render();
+        }
+        let labels = |i: u32| {
+            format!(
+                r#"{{gpu="{i}",UUID="GPU-{i}",device="nvidia{i}",modelName="NVIDIA H100 80GB HBM3",Hostname="box-1"}}"#
+            )
+        };
+        for line in [
+            format!("DCGM_FI_DEV_XID_ERRORS{} 0", labels(0)),
+            format!("DCGM_FI_DEV_XID_ERRORS{} 79", labels(1)),
+            format!("proofrack_agent_xid_events_total{} 0", labels(0)),
+            format!("proofrack_agent_xid_events_total{} 3", labels(1)),
+            "# TYPE proofrack_agent_xid_events_total counter".into(),
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_nvml_no_gpu_or_xid_family_is_exported() {
+        let m = AgentMetrics::default();
+        m.record_telemetry(&Telemetry {
+            seq: 1,
+            nvml: NvmlStatus::Missing {
+                reason: "no driver".into(),
+            },
+            gpus: vec![],
+            host: HostTelemetry::default(),
+            calibration: calibration(),
+        });
+        let text = m.render();
+        assert!(!text.contains("DCGM_"), "{text}");
+        assert!(!text.contains("xid"), "{text}");
+        assert!(text.contains("proofrack_agent_host_memory_available_bytes"));
     }
 }

@@ -1,6 +1,7 @@
 //! proofrack-bench: benchmarks of the proving backends, each against the CPU reference in
 //! the same run. Prints JSON lines.
 
+mod agent_footprint;
 mod check;
 mod coordinator;
 mod fleet;
@@ -49,6 +50,9 @@ enum Command {
     /// The coordinator at rack scale: 1,000 agents, 100 operators, 100,000 tasks, durable
     /// state on; assignments/s, latency, CPU, memory, against a bare quinn echo in the same run.
     Coordinator(coordinator::CoordinatorArgs),
+    /// What an idle agent costs its box: release binary size, RSS of a real agent process
+    /// connected over QUIC, its CPU for telemetry; each against its target, `sleep` as reference.
+    AgentFootprint(agent_footprint::AgentFootprintArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -62,5 +66,6 @@ fn main() -> anyhow::Result<()> {
         Command::Fleet(args) => fleet::run(&args),
         Command::Store(args) => store::run(&args),
         Command::Coordinator(args) => coordinator::run(&args),
+        Command::AgentFootprint(args) => agent_footprint::run(&args),
     }
 }

@@ -9,13 +9,13 @@
 pub mod host;
 pub mod nvml;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use proofrack_common::telemetry::{GpuTelemetry, HostTelemetry, NvmlStatus};
 
 use host::HostSampler;
-use nvml::{decode_gpu, GpuField, GpuSource, NvmlSource, ReadError};
+use nvml::{decode_gpu, GpuField, GpuSource, NvmlSource, ReadError, XidEvent};
 
 /// How often the agent samples and reports telemetry. Admission reads free GPU memory and
 /// throttling from the latest report, so it should be seconds old at most; one sample costs
@@ -29,6 +29,16 @@ enum LogOnce {
     Field(GpuField),
     DeviceCount,
     Device(u32),
+    XidPoll,
+}
+
+/// The XID errors seen on one GPU since the agent started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XidCount {
+    /// Critical XID events reported.
+    pub events_total: u64,
+    /// The most recent XID number (what dcgm-exporter's `DCGM_FI_DEV_XID_ERRORS` shows).
+    pub last_xid: u64,
 }
 
 enum GpuState {
@@ -47,6 +57,8 @@ pub struct TelemetryCollector {
     gpus: GpuState,
     host: HostSampler,
     logged: HashSet<LogOnce>,
+    /// Per GPU index; only GPUs that reported an XID have an entry.
+    xid: BTreeMap<u32, XidCount>,
 }
 
 impl TelemetryCollector {
@@ -54,7 +66,12 @@ impl TelemetryCollector {
     pub fn new() -> Self {
         // Warn once per process, not per collector: the devnet runs several agents in one.
         static WARNED: AtomicBool = AtomicBool::new(false);
-        let source = NvmlSource::init().map(|s| Box::new(s) as Box<dyn GpuSource>);
+        let source = NvmlSource::init().map(|s| {
+            for (gpu, reason) in s.xid_unavailable() {
+                tracing::warn!(gpu, %reason, "XID errors of this GPU cannot be watched; its other telemetry is reported");
+            }
+            Box::new(s) as Box<dyn GpuSource>
+        });
         let warn = source.is_ok() || !WARNED.swap(true, Ordering::Relaxed);
         Self::build(source, warn)
     }
@@ -98,6 +115,7 @@ impl TelemetryCollector {
             gpus,
             host: HostSampler::new(),
             logged: HashSet::new(),
+            xid: BTreeMap::new(),
         }
     }
 
@@ -117,6 +135,11 @@ impl TelemetryCollector {
         self.host.memory_bytes()
     }
 
+    /// XID errors seen per GPU index since start (empty without NVML or without errors).
+    pub fn xid_counts(&self) -> &BTreeMap<u32, XidCount> {
+        &self.xid
+    }
+
     /// One sample of everything. `seq` numbers the report the caller is building (logged).
     pub fn sample(&mut self, seq: u64) -> (NvmlStatus, Vec<GpuTelemetry>, HostTelemetry) {
         let gpus = self.sample_gpus();
@@ -134,11 +157,20 @@ impl TelemetryCollector {
         let TelemetryCollector {
             gpus: state,
             logged,
+            xid,
             ..
         } = self;
         let GpuState::Nvml { source, .. } = state else {
             return Vec::new();
         };
+        match source.poll_xid_events() {
+            Ok(events) => count_xids(xid, &events),
+            Err(e) => {
+                if logged.insert(LogOnce::XidPoll) {
+                    tracing::warn!(error = %e, "NVML could not read XID events; XID counts may be behind");
+                }
+            }
+        }
         let count = match source.device_count() {
             Ok(n) => n,
             Err(e) => {
@@ -173,6 +205,19 @@ impl TelemetryCollector {
     }
 }
 
+fn count_xids(counts: &mut BTreeMap<u32, XidCount>, events: &[XidEvent]) {
+    for event in events {
+        tracing::warn!(
+            gpu = event.gpu,
+            xid = event.xid,
+            "GPU reported an XID error"
+        );
+        let count = counts.entry(event.gpu).or_default();
+        count.events_total += 1;
+        count.last_xid = event.xid;
+    }
+}
+
 fn log_missing_once(logged: &mut HashSet<LogOnce>, index: u32, field: GpuField, error: &ReadError) {
     if logged.insert(LogOnce::Field(field)) {
         tracing::debug!(
@@ -202,6 +247,8 @@ mod tests {
     struct FakeGpus {
         count: Result<u32, ReadError>,
         devices: Vec<Result<RawGpuReadings, ReadError>>,
+        /// What each poll returns, in order; then no events.
+        xid_polls: Vec<Result<Vec<XidEvent>, ReadError>>,
     }
 
     impl GpuSource for FakeGpus {
@@ -213,6 +260,13 @@ mod tests {
         }
         fn read_gpu(&self, index: u32) -> Result<RawGpuReadings, ReadError> {
             self.devices[index as usize].clone()
+        }
+        fn poll_xid_events(&mut self) -> Result<Vec<XidEvent>, ReadError> {
+            if self.xid_polls.is_empty() {
+                Ok(Vec::new())
+            } else {
+                self.xid_polls.remove(0)
+            }
         }
     }
 
@@ -255,6 +309,7 @@ mod tests {
         let fake = FakeGpus {
             count: Ok(2),
             devices: vec![Ok(no_ecc), Ok(no_ecc_no_power)],
+            xid_polls: vec![],
         };
         let (samples, logs) = capture(|| {
             let mut c = collector(fake);
@@ -293,6 +348,7 @@ mod tests {
                 Err(ReadError::Failed("GPU is lost".into())),
                 Ok(full_readings("GPU-2")),
             ],
+            xid_polls: vec![],
         };
         let (samples, logs) = capture(|| {
             let mut c = collector(fake);
@@ -312,11 +368,59 @@ mod tests {
         let fake = FakeGpus {
             count: Err(ReadError::Failed("Unknown".into())),
             devices: vec![],
+            xid_polls: vec![],
         };
         let mut c = collector(fake);
         let (status, gpus, _) = c.sample(0);
         assert!(matches!(status, NvmlStatus::Available { .. }));
         assert!(gpus.is_empty());
+    }
+
+    #[test]
+    fn xid_events_are_counted_per_gpu_with_the_last_value_and_a_failed_poll_warns_once() {
+        let xid = |gpu, xid| XidEvent { gpu, xid };
+        let fake = FakeGpus {
+            count: Ok(2),
+            devices: vec![Ok(full_readings("GPU-0")), Ok(full_readings("GPU-1"))],
+            xid_polls: vec![
+                Ok(vec![xid(1, 48), xid(1, 63)]),
+                Err(ReadError::Failed("Unknown Error".into())),
+                Err(ReadError::Failed("Unknown Error".into())),
+                Ok(vec![xid(1, 79)]),
+            ],
+        };
+        let (counts, logs) = capture(|| {
+            let mut c = collector(fake);
+            assert!(c.xid_counts().is_empty());
+            (0..5)
+                .map(|seq| {
+                    c.sample(seq);
+                    c.xid_counts().clone()
+                })
+                .collect::<Vec<_>>()
+        });
+        let on_gpu1 = |n, last| {
+            BTreeMap::from([(
+                1,
+                XidCount {
+                    events_total: n,
+                    last_xid: last,
+                },
+            )])
+        };
+        assert_eq!(counts[0], on_gpu1(2, 63));
+        assert_eq!(counts[2], on_gpu1(2, 63), "failed polls change nothing");
+        assert_eq!(counts[3], on_gpu1(3, 79));
+        assert_eq!(counts[4], on_gpu1(3, 79));
+        let warns: Vec<_> = logs.iter().filter(|(l, _)| *l == Level::WARN).collect();
+        assert_eq!(warns.len(), 4, "three XIDs and one poll failure: {warns:?}");
+        assert_eq!(
+            warns
+                .iter()
+                .filter(|w| w.1.contains("Unknown Error"))
+                .count(),
+            1
+        );
     }
 
     /// The real thing on this machine: with no driver, `new()` must not panic and must say
@@ -329,6 +433,7 @@ mod tests {
             NvmlStatus::Missing { reason } => {
                 assert!(!reason.is_empty());
                 assert!(gpus.is_empty());
+                assert!(c.xid_counts().is_empty());
             }
             NvmlStatus::Available { .. } => {
                 assert!(gpus

@@ -5,14 +5,23 @@
 //! cards, the slowdown threshold on some boards, power on others) keeps all the others.
 //! [`decode_gpu`] turns the raw readings into the wire type and lists what was missing; the
 //! collector logs each missing kind once.
+//!
+//! XID errors (the driver's reports of GPU faults) exist only as NVML events: at start the
+//! source registers an event set per GPU for critical XIDs, and each telemetry tick drains
+//! what has arrived with a zero timeout ([`GpuSource::poll_xid_events`]), so the collector
+//! never blocks on them.
 
 use nvml_wrapper::bitmasks::device::ThrottleReasons as NvmlThrottle;
+use nvml_wrapper::bitmasks::event::EventTypes;
 use nvml_wrapper::enum_wrappers::device::{
     Clock, EccCounter, MemoryError, TemperatureSensor, TemperatureThreshold,
 };
+use nvml_wrapper::enums::event::XidError;
 use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::event::EventSet;
 use nvml_wrapper::Nvml;
 use proofrack_common::telemetry::{GpuTelemetry, ThrottleReasons};
+use std::sync::OnceLock;
 
 /// Why one reading is absent.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,27 +110,78 @@ impl GpuField {
     }
 }
 
+/// One critical XID error the driver reported for a GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct XidEvent {
+    pub gpu: u32,
+    /// The XID number (e.g. 79: the GPU fell off the bus); 0 where NVML gave none.
+    pub xid: u64,
+}
+
+/// At most this many XID events are drained per tick: a GPU in an error storm must not
+/// stall the telemetry report; the rest wait in NVML's queue for the next tick.
+pub const MAX_XID_EVENTS_PER_POLL: usize = 64;
+
 /// Where GPU readings come from: NVML in production, a fake in tests.
 pub trait GpuSource: Send {
     fn driver_version(&self) -> Result<String, ReadError>;
     fn device_count(&self) -> Result<u32, ReadError>;
     /// All readings of GPU `index`. `Err` only when the device itself cannot be opened.
     fn read_gpu(&self, index: u32) -> Result<RawGpuReadings, ReadError>;
+    /// XID errors reported since the last call, without waiting for any (at most
+    /// [`MAX_XID_EVENTS_PER_POLL`]). `Err` when the events cannot be read at all.
+    fn poll_xid_events(&mut self) -> Result<Vec<XidEvent>, ReadError>;
 }
 
-/// The real source: an initialised NVML library.
+/// The real source: an initialised NVML library and its XID event sets.
 pub struct NvmlSource {
-    nvml: Nvml,
+    nvml: &'static Nvml,
+    /// One set per GPU that accepted the registration, so one GPU that refuses XID events
+    /// (NotSupported) costs only its own.
+    xid_events: Vec<(u32, EventSet<'static>)>,
+    /// Why registration failed, per GPU that refused it (reported once by the collector).
+    xid_unavailable: Vec<(u32, String)>,
 }
+
+/// NVML is initialised once per process and lives until exit: the event sets borrow it,
+/// and the devnet runs several agents (collectors) in one process.
+static NVML: OnceLock<Result<Nvml, String>> = OnceLock::new();
 
 impl NvmlSource {
-    /// Loads `libnvidia-ml.so.1` and initialises NVML. Fails cleanly (no panic) where the
-    /// driver is absent; the error says why.
+    /// Loads `libnvidia-ml.so.1` and initialises NVML (once per process), then registers
+    /// for critical XID events on every GPU. Fails cleanly (no panic) where the driver is
+    /// absent; the error says why.
     pub fn init() -> Result<Self, String> {
-        Nvml::init()
-            .map(|nvml| NvmlSource { nvml })
-            .map_err(|e| e.to_string())
+        let nvml = match NVML.get_or_init(|| Nvml::init().map_err(|e| e.to_string())) {
+            Ok(nvml) => nvml,
+            Err(e) => return Err(e.clone()),
+        };
+        let mut source = NvmlSource {
+            nvml,
+            xid_events: Vec::new(),
+            xid_unavailable: Vec::new(),
+        };
+        for index in 0..nvml.device_count().unwrap_or(0) {
+            match register_xid_events(nvml, index) {
+                Ok(set) => source.xid_events.push((index, set)),
+                Err(e) => source.xid_unavailable.push((index, e)),
+            }
+        }
+        Ok(source)
     }
+
+    /// GPUs whose XID errors cannot be watched, with the reason.
+    pub fn xid_unavailable(&self) -> &[(u32, String)] {
+        &self.xid_unavailable
+    }
+}
+
+fn register_xid_events(nvml: &'static Nvml, index: u32) -> Result<EventSet<'static>, String> {
+    let set = nvml.create_event_set().map_err(|e| e.to_string())?;
+    nvml.device_by_index(index)
+        .map_err(|e| e.to_string())?
+        .register_events(EventTypes::CRITICAL_XID_ERROR, set)
+        .map_err(|e| e.error.to_string())
 }
 
 impl GpuSource for NvmlSource {
@@ -153,6 +213,27 @@ impl GpuSource for NvmlSource {
                 d.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Volatile)
             ),
         })
+    }
+
+    fn poll_xid_events(&mut self) -> Result<Vec<XidEvent>, ReadError> {
+        let mut events = Vec::new();
+        for (gpu, set) in &self.xid_events {
+            while events.len() < MAX_XID_EVENTS_PER_POLL {
+                // Timeout 0: return at once with Timeout when nothing is queued.
+                match set.wait(0) {
+                    Ok(data) => events.push(XidEvent {
+                        gpu: *gpu,
+                        xid: match data.event_data {
+                            Some(XidError::Value(xid)) => xid,
+                            _ => 0,
+                        },
+                    }),
+                    Err(NvmlError::Timeout) => break,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(events)
     }
 }
 
