@@ -29,6 +29,10 @@ const TARGETS: &[(&str, &str, bool)] = &[
     ("compute_80", "compute_80", false),
 ];
 
+/// Set to 1 to compile the kernels with source line tables (for Nsight Compute's source
+/// view). Off by default: line tables add ~25% to images every agent binary carries.
+const LINEINFO_ENV: &str = "PROOFRACK_KERNELS_LINEINFO";
+
 fn main() {
     let manifest =
         PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -38,6 +42,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=PROOFRACK_NVRTC_LIB");
     println!("cargo:rerun-if-env-changed=PROOFRACK_REQUIRE_KERNELS");
     println!("cargo:rerun-if-env-changed=PROOFRACK_SKIP_NVRTC");
+    println!("cargo:rerun-if-env-changed={LINEINFO_ENV}");
     println!("cargo:rerun-if-changed={}", cuda_dir.display());
 
     let mut headers = Vec::new();
@@ -233,8 +238,8 @@ fn write_embedded(modules: &[Module], images: &[ModuleImages], out_dir: &Path) {
             images
                 .get(i)
                 .and_then(|im| im.files.iter().find(|(t, _)| t == target))
-                .map(|(_, p)| format!("include_bytes!({:?})", p.display().to_string()))
-                .unwrap_or_else(|| "&[]".to_string())
+                .map(|(_, p)| deflated_image(p))
+                .unwrap_or_else(|| "EmbeddedImage::NONE".to_string())
         };
         let kernels: Vec<String> = m.kernels.iter().map(|k| format!("{k:?}")).collect();
         let _ = writeln!(
@@ -251,6 +256,25 @@ fn write_embedded(modules: &[Module], images: &[ModuleImages], out_dir: &Path) {
     std::fs::write(out_dir.join("embedded_kernels.rs"), s).expect("write embedded_kernels.rs");
 }
 
+/// Deflates one image next to itself and returns the `EmbeddedImage` expression that embeds
+/// it. The kernels are ~16 MB as built (PTX text ~12:1, cubins ~4:1 compressed); every agent
+/// binary carries them, so they are embedded compressed and inflated once at module load.
+fn deflated_image(path: &Path) -> String {
+    let raw = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    // Level 9: the best ratio miniz offers short of its slow "uber" mode.
+    let deflated = miniz_oxide::deflate::compress_to_vec(&raw, 9);
+    let out = path.with_extension(format!(
+        "{}.deflate",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("bin")
+    ));
+    std::fs::write(&out, &deflated).unwrap_or_else(|e| panic!("write {}: {e}", out.display()));
+    format!(
+        "EmbeddedImage {{ deflated: include_bytes!({:?}), len: {} }}",
+        out.display().to_string(),
+        raw.len()
+    )
+}
+
 fn compile_module(
     nvrtc: &Nvrtc,
     module: &Module,
@@ -259,6 +283,7 @@ fn compile_module(
     report: &mut String,
 ) -> Result<ModuleImages, String> {
     let source = std::fs::read_to_string(&module.path).map_err(|e| e.to_string())?;
+    let lineinfo = std::env::var(LINEINFO_ENV).as_deref() == Ok("1");
     let results: Vec<Result<(String, PathBuf, String, f64), String>> =
         std::thread::scope(|scope| {
             let handles: Vec<_> = TARGETS
@@ -271,9 +296,11 @@ fn compile_module(
                             "-std=c++17".to_string(),
                             format!("--gpu-architecture={arch}"),
                             "-default-device".to_string(),
-                            "-lineinfo".to_string(),
                             format!("--include-path={}", cuda_dir.display()),
                         ];
+                        if lineinfo {
+                            opts.push("-lineinfo".to_string());
+                        }
                         if cubin {
                             opts.push("-Xptxas".to_string());
                             opts.push("-v".to_string());

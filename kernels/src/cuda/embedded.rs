@@ -1,15 +1,51 @@
 //! The kernel images compiled by NVRTC at build time (see `kernels/build.rs`): one module per
-//! `kernels/cuda/*.cu`, each with a cubin for sm_80 and sm_90 and PTX for compute_80.
+//! `kernels/cuda/*.cu`, each with a cubin for sm_80 and sm_90 and PTX for compute_80. They
+//! are embedded deflated (16 MB as built, ~3 MB compressed: every GPU box installs the agent
+//! binary) and inflated when the module is loaded.
 
 /// One NVRTC program: its exported kernels and images (empty when built without NVRTC).
 #[derive(Debug)]
 pub(crate) struct EmbeddedModule {
     pub name: &'static str,
     pub kernels: &'static [&'static str],
-    pub cubin_sm80: &'static [u8],
-    pub cubin_sm90: &'static [u8],
+    pub cubin_sm80: EmbeddedImage,
+    pub cubin_sm90: EmbeddedImage,
     /// NUL-terminated PTX text for compute_80, JIT-compiled by the driver on other GPUs.
-    pub ptx_compute80: &'static [u8],
+    pub ptx_compute80: EmbeddedImage,
+}
+
+/// One device image, deflated (raw DEFLATE, no header), and its inflated length.
+#[derive(Debug)]
+pub(crate) struct EmbeddedImage {
+    pub deflated: &'static [u8],
+    pub len: usize,
+}
+
+impl EmbeddedImage {
+    /// What a build without NVRTC embeds (only such builds name it).
+    #[allow(dead_code)]
+    pub const NONE: EmbeddedImage = EmbeddedImage {
+        deflated: &[],
+        len: 0,
+    };
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The image as NVRTC produced it. Fails only if the binary itself is damaged.
+    pub fn inflate(&self) -> Result<Vec<u8>, String> {
+        let bytes = miniz_oxide::inflate::decompress_to_vec_with_limit(self.deflated, self.len)
+            .map_err(|e| format!("embedded kernel image does not inflate: {e:?}"))?;
+        if bytes.len() != self.len {
+            return Err(format!(
+                "embedded kernel image inflates to {} bytes, built as {}",
+                bytes.len(),
+                self.len
+            ));
+        }
+        Ok(bytes)
+    }
 }
 
 include!(concat!(env!("OUT_DIR"), "/embedded_kernels.rs"));
@@ -35,11 +71,11 @@ impl ImageKind {
         }
     }
 
-    pub fn image(self, m: &EmbeddedModule) -> &'static [u8] {
+    pub fn image(self, m: &'static EmbeddedModule) -> &'static EmbeddedImage {
         match self {
-            ImageKind::CubinSm80 => m.cubin_sm80,
-            ImageKind::CubinSm90 => m.cubin_sm90,
-            ImageKind::PtxCompute80 => m.ptx_compute80,
+            ImageKind::CubinSm80 => &m.cubin_sm80,
+            ImageKind::CubinSm90 => &m.cubin_sm90,
+            ImageKind::PtxCompute80 => &m.ptx_compute80,
         }
     }
 
@@ -101,24 +137,20 @@ mod tests {
             "PROOFRACK_REQUIRE_KERNELS=1 but images are missing"
         );
         for m in EMBEDDED_MODULES {
-            assert!(
-                m.cubin_sm80.len() > 1000,
-                "{}: sm_80 cubin too small",
-                m.name
-            );
-            assert!(
-                m.cubin_sm90.len() > 1000,
-                "{}: sm_90 cubin too small",
-                m.name
-            );
-            assert_eq!(
-                m.ptx_compute80.last(),
-                Some(&0),
-                "{}: PTX must end with NUL",
-                m.name
-            );
-            let ptx = std::str::from_utf8(&m.ptx_compute80[..m.ptx_compute80.len() - 1])
-                .expect("PTX is text");
+            for (image, what) in [(&m.cubin_sm80, "sm_80 cubin"), (&m.cubin_sm90, "sm_90 cubin")] {
+                let bytes = image.inflate().expect("embedded image inflates");
+                assert!(bytes.len() > 1000, "{}: {what} too small", m.name);
+                // ELF magic: a cubin, not PTX text or garbage.
+                assert_eq!(&bytes[..4], b"\x7fELF", "{}: {what} is not an ELF image", m.name);
+                assert!(
+                    image.deflated.len() < image.len,
+                    "{}: {what} is embedded uncompressed",
+                    m.name
+                );
+            }
+            let ptx = m.ptx_compute80.inflate().expect("embedded PTX inflates");
+            assert_eq!(ptx.last(), Some(&0), "{}: PTX must end with NUL", m.name);
+            let ptx = std::str::from_utf8(&ptx[..ptx.len() - 1]).expect("PTX is text");
             for k in m.kernels {
                 assert!(
                     ptx.contains(&format!(".entry {k}(")),
@@ -127,5 +159,21 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn damaged_image_is_refused_not_loaded() {
+        let deflated: &'static [u8] = Box::leak(
+            miniz_oxide::deflate::compress_to_vec(b"0123456789abcdef", 9).into_boxed_slice(),
+        );
+        let good = EmbeddedImage { deflated, len: 16 };
+        assert_eq!(good.inflate().expect("inflates"), b"0123456789abcdef");
+        let wrong_len = EmbeddedImage { deflated, len: 15 };
+        assert!(wrong_len.inflate().is_err());
+        let truncated = EmbeddedImage {
+            deflated: &deflated[..deflated.len() / 2],
+            len: 16,
+        };
+        assert!(truncated.inflate().is_err());
     }
 }

@@ -134,8 +134,15 @@ impl CudaDevice {
             .map_err(|e| driver_error("cuStreamCreate", e))?;
         let mut functions = HashMap::new();
         for m in EMBEDDED_MODULES {
-            let bytes = image.image(m);
-            // SAFETY: the image is a complete cubin or NUL-terminated PTX embedded at build time.
+            let bytes = image.image(m).inflate().map_err(|e| {
+                BackendError::Unavailable(format!(
+                    "module {} ({}): {e}; reinstall the binary",
+                    m.name,
+                    image.label()
+                ))
+            })?;
+            // SAFETY: the image is a complete cubin or NUL-terminated PTX embedded at build time
+            // (inflated to its built length above); the driver copies it before returning.
             let module = unsafe { cu::module::load_data(bytes.as_ptr().cast::<c_void>()) }
                 .map_err(|e| {
                     driver_error(
