@@ -39,19 +39,10 @@ pub struct AgentFootprintArgs {
 pub fn run(a: &AgentFootprintArgs) -> anyhow::Result<()> {
     let binary = match &a.binary {
         Some(b) => b.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("this executable has no directory")?
-            .join("proofrack"),
+        None => sibling_binary("proofrack")?,
     };
     let binary_bytes = std::fs::metadata(&binary)
-        .with_context(|| {
-            format!(
-                "no proofrack binary at {}; build it (cargo build --release -p proofrack --bins) \
-                 or pass --binary",
-                binary.display()
-            )
-        })?
+        .with_context(|| format!("reading {}", binary.display()))?
         .len();
     let dir =
         std::env::temp_dir().join(format!("proofrack-bench-footprint-{}", std::process::id()));
@@ -94,6 +85,23 @@ struct Measured {
     window: Duration,
     agent_cpu: Duration,
     sleep_cpu: Duration,
+}
+
+/// `name` next to this executable (cargo builds every binary of a profile into one
+/// directory); an error saying how to build it when it is not there.
+pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let path = std::env::current_exe()?
+        .parent()
+        .context("this executable has no directory")?
+        .join(name);
+    if !path.is_file() {
+        anyhow::bail!(
+            "no {name} binary at {}; build it (cargo build --release -p proofrack --bins) or \
+             pass --binary",
+            path.display()
+        );
+    }
+    Ok(path)
 }
 
 fn measure(a: &AgentFootprintArgs, binary: &Path, dir: &Path) -> anyhow::Result<Measured> {

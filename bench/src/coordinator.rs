@@ -8,6 +8,7 @@
 
 use proofrack::echo_load::{self, EchoLoad};
 use proofrack::fleet_load::{self, FleetLoad};
+use proofrack::load_coordinator::Placement;
 use std::time::Duration;
 
 #[derive(clap::Args)]
@@ -35,6 +36,20 @@ pub struct CoordinatorArgs {
     /// Skip the echo reference.
     #[arg(long)]
     no_reference: bool,
+    /// Also measure latency at a fixed offered rate (tasks/s, a second run of `--latency-tasks`
+    /// tasks on a fresh coordinator and fleet); 0 skips it.
+    #[arg(long, default_value_t = 10_000.0)]
+    latency_rate: f64,
+    /// Tasks in the fixed-rate run.
+    #[arg(long, default_value_t = 50_000)]
+    latency_tasks: usize,
+    /// Run the coordinator inside the bench process instead of as its own `proofrack
+    /// coordinator` process (then memory is the whole process's).
+    #[arg(long)]
+    in_process: bool,
+    /// The `proofrack` binary the coordinator runs as; default: next to this executable.
+    #[arg(long)]
+    binary: Option<std::path::PathBuf>,
 }
 
 pub fn run(a: &CoordinatorArgs) -> anyhow::Result<()> {
@@ -72,47 +87,70 @@ pub fn run(a: &CoordinatorArgs) -> anyhow::Result<()> {
         Some(report)
     };
 
-    // Each agent holds its share of the tasks: nothing completes during the run, so every
-    // submission is one assignment (offer, accept, stake bound, committed).
-    let slots = a.tasks.div_ceil(a.agents.max(1)).max(1) as u32;
-    let report = rt.block_on(fleet_load::run(FleetLoad {
-        telemetry_interval_ms: a.telemetry_interval_ms,
-        idle_window: Duration::from_secs(a.idle_seconds),
-        operators: a.operators,
-        agent_slots: slots,
-        submitters: a.submitters,
-        batch: a.batch,
-        ..FleetLoad::new(a.agents, a.tasks, base.join("coordinator"))
-    }))?;
+    let placement = if a.in_process {
+        Placement::InProcess
+    } else {
+        Placement::Process {
+            binary: match &a.binary {
+                Some(b) => b.clone(),
+                None => crate::agent_footprint::sibling_binary("proofrack")?,
+            },
+        }
+    };
+    let mut runs = vec![("throughput", a.tasks, None)];
+    if a.latency_rate > 0.0 {
+        runs.push(("fixed-rate latency", a.latency_tasks, Some(a.latency_rate)));
+    }
+    for (i, (mode, tasks, rate)) in runs.into_iter().enumerate() {
+        // Each agent holds its share of the tasks: nothing completes during the run, so every
+        // submission is one assignment (offer, accept, stake bound, committed).
+        let slots = tasks.div_ceil(a.agents.max(1)).max(1) as u32;
+        let report = rt.block_on(fleet_load::run(FleetLoad {
+            telemetry_interval_ms: a.telemetry_interval_ms,
+            idle_window: Duration::from_secs(a.idle_seconds),
+            operators: a.operators,
+            agent_slots: slots,
+            submitters: a.submitters,
+            batch: a.batch,
+            placement: placement.clone(),
+            offered_per_sec: rate,
+            ..FleetLoad::new(a.agents, tasks, base.join(format!("run-{i}")))
+        }))?;
+        let per_sec = report.assignments_per_sec();
+        let mib = |b: u64| (b as f64 / (1 << 20) as f64 * 10.0).round() / 10.0;
+        println!(
+            "{}",
+            serde_json::json!({
+                "bench": "coordinator",
+                "mode": mode,
+                "offered_per_s": rate,
+                "agents": report.agents,
+                "agents_listed": report.agents_listed,
+                "operators": a.operators,
+                "tasks": report.tasks,
+                "agent_slots": slots,
+                "submitters": a.submitters,
+                "batch": a.batch,
+                "durable_state": true,
+                "coordinator_process": if report.coordinator_alone { "own process" } else { "in the bench process" },
+                "assignments_per_s": per_sec.round(),
+                "all_bound_ms": ms(report.all_bound),
+                "submit_phase_ms": ms(report.submit_phase),
+                "assignment_p50_ms": ms(report.latency_percentile(0.5)),
+                "assignment_p99_ms": ms(report.latency_percentile(0.99)),
+                "assignment_max_ms": ms(report.latency_percentile(1.0)),
+                "coordinator_cpu_cores_idle": (report.idle_cpu_cores * 1000.0).round() / 1000.0,
+                "coordinator_cpu_cores_submitting": (report.submit_cpu_cores * 1000.0).round() / 1000.0,
+                "coordinator_cpu_us_per_assignment": (report.submit_cpu_cores * report.all_bound.as_secs_f64() / report.tasks.max(1) as f64 * 1e7).round() / 10.0,
+                "rss_mib": mib(report.rss_bytes),
+                "rss_peak_mib": mib(report.rss_peak_bytes),
+                "rss_is": if report.coordinator_alone { "the coordinator's process" } else { "the whole bench process" },
+                "connect_ms": ms(report.connect),
+                "reference_echo_round_trips_per_s": echo.as_ref().map(|e| e.round_trips_per_sec().round()),
+                "ratio_to_echo": echo.as_ref().map(|e| (per_sec / e.round_trips_per_sec() * 1000.0).round() / 1000.0),
+            })
+        );
+    }
     let _ = std::fs::remove_dir_all(&base);
-    let per_sec = report.assignments_per_sec();
-    let mib = |b: u64| (b as f64 / (1 << 20) as f64 * 10.0).round() / 10.0;
-    println!(
-        "{}",
-        serde_json::json!({
-            "bench": "coordinator",
-            "agents": report.agents,
-            "agents_listed": report.agents_listed,
-            "operators": a.operators,
-            "tasks": report.tasks,
-            "agent_slots": slots,
-            "submitters": a.submitters,
-            "batch": a.batch,
-            "durable_state": true,
-            "assignments_per_s": per_sec.round(),
-            "all_bound_ms": ms(report.all_bound),
-            "submit_phase_ms": ms(report.submit_phase),
-            "assignment_p50_ms": ms(report.latency_percentile(0.5)),
-            "assignment_p99_ms": ms(report.latency_percentile(0.99)),
-            "assignment_max_ms": ms(report.latency_percentile(1.0)),
-            "coordinator_cpu_cores_idle": (report.idle_cpu_cores * 1000.0).round() / 1000.0,
-            "coordinator_cpu_cores_submitting": (report.submit_cpu_cores * 1000.0).round() / 1000.0,
-            "process_rss_mib": mib(report.process_rss_bytes),
-            "process_rss_peak_mib": mib(report.process_rss_peak_bytes),
-            "connect_ms": ms(report.connect),
-            "reference_echo_round_trips_per_s": echo.as_ref().map(|e| e.round_trips_per_sec().round()),
-            "ratio_to_echo": echo.as_ref().map(|e| (per_sec / e.round_trips_per_sec() * 1000.0).round() / 1000.0),
-        })
-    );
     Ok(())
 }

@@ -7,7 +7,8 @@
 //!
 //! Used by `proofrack-bench fleet` and, with a smaller fleet, by the end-to-end tests.
 
-use anyhow::{bail, Context};
+use crate::load_coordinator::{self, CoordinatorUnderLoad, Placement};
+use anyhow::bail;
 use proofrack_certs::{CertsDir, InitOptions, IssueOptions};
 use proofrack_common::client::CoordinatorClient;
 use proofrack_common::identity::{Identity, TrustDomain, DEFAULT_TRUST_DOMAIN};
@@ -21,9 +22,7 @@ use proofrack_common::telemetry::{
 };
 use proofrack_common::tls;
 use proofrack_common::{Clock, OperatorId, StakeUnits, SystemClock, TaskId};
-use proofrack_coordinator::registry::CircuitRegistry;
-use proofrack_coordinator::server::{self, ServerSettings};
-use proofrack_coordinator::Policy;
+use proofrack_coordinator::{CoordinatorConfig, Policy};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -67,6 +66,12 @@ pub struct FleetLoad {
     pub submitters: usize,
     /// Tasks per submission request (1: `Submit`; more: `SubmitBatch`).
     pub batch: usize,
+    /// Where the coordinator runs.
+    pub placement: Placement,
+    /// Tasks per second offered on a fixed schedule (each batch sent at its scheduled time and
+    /// its latency counted from then, so a late send counts against the coordinator); `None`:
+    /// as fast as the submitters' requests are answered (throughput).
+    pub offered_per_sec: Option<f64>,
 }
 
 impl FleetLoad {
@@ -82,6 +87,8 @@ impl FleetLoad {
             agent_slots: AGENT_SLOTS,
             submitters: 1,
             batch: 1,
+            placement: Placement::InProcess,
+            offered_per_sec: None,
         }
     }
 }
@@ -104,10 +111,12 @@ pub struct FleetReport {
     pub idle_cpu_cores: f64,
     /// ... while the tasks were being submitted and assigned.
     pub submit_cpu_cores: f64,
-    /// Resident memory of the whole process (coordinator, agents and client) at the end,
-    /// and its peak.
-    pub process_rss_bytes: u64,
-    pub process_rss_peak_bytes: u64,
+    /// Resident memory at the end, and its peak: of the coordinator's own process when it
+    /// ran as one (`coordinator_alone`), else of the whole process (coordinator, agents and
+    /// client).
+    pub rss_bytes: u64,
+    pub rss_peak_bytes: u64,
+    pub coordinator_alone: bool,
 }
 
 impl FleetReport {
@@ -131,7 +140,12 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// (VmRSS, VmHWM) of this process in bytes, from /proc/self/status.
 pub fn process_rss_bytes() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    rss_from_status("/proc/self/status")
+}
+
+/// (VmRSS, VmHWM) in bytes from a `/proc/PID/status` file; zeros if it cannot be read.
+pub fn rss_from_status(path: &str) -> (u64, u64) {
+    let status = std::fs::read_to_string(path).unwrap_or_default();
     let field = |name: &str| {
         status
             .lines()
@@ -229,17 +243,10 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
         "fleet load: certificates issued"
     );
 
-    // The coordinator on its own runtime, so its CPU time can be told apart.
-    let coord_rt = OwnRuntime::new(COORDINATOR_THREAD_NAME)?;
-    let keys_dir = opts.dir.join("keys");
-    let registry = tokio::task::spawn_blocking(move || {
-        CircuitRegistry::load_or_generate(&keys_dir, &["mimc-4".to_string()])
-    })
-    .await??;
-    let settings = ServerSettings {
-        listen: "127.0.0.1:0".parse().expect("literal address"),
-        tls: certs.tls_material(&coordinator_id)?,
-        revocation: certs.revocation_handle()?,
+    // The coordinator on its own runtime (its CPU time told apart by thread name) or as its
+    // own process.
+    let config = CoordinatorConfig {
+        circuits: vec!["mimc-4".to_string()],
         policy: Policy {
             queue_capacity: opts.tasks.max(1),
             max_tasks_per_agent: slots,
@@ -248,26 +255,30 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
             withdrawal_delay_ms: TASK_DEADLINE_MS + 1,
             ..Policy::default()
         },
-        delegations: (0..operators)
-            .map(|i| {
-                Ok((
-                    OperatorId::new(format!("op-{i}")).map_err(anyhow::Error::msg)?,
-                    StakeUnits(1 << 60),
-                ))
-            })
-            .collect::<anyhow::Result<_>>()?,
-        registry,
-        clock: Arc::new(SystemClock),
+        operators: load_coordinator::operators(
+            (0..operators)
+                .map(|i| {
+                    Ok((
+                        OperatorId::new(format!("op-{i}")).map_err(anyhow::Error::msg)?,
+                        StakeUnits(1 << 60),
+                    ))
+                })
+                .collect::<anyhow::Result<_>>()?,
+        ),
         telemetry_interval_ms: opts.telemetry_interval_ms,
-        state: server::StateLocation::Dir(opts.dir.join("coordinator-state")),
+        ..CoordinatorConfig::default()
     };
-    let server = coord_rt
-        .spawn(server::start(settings))
-        .await
-        .context("coordinator runtime")??;
-    let addr = server.local_addr;
+    let coordinator = CoordinatorUnderLoad::start(
+        &opts.placement,
+        config,
+        &certs,
+        &coordinator_id,
+        &client_id,
+        &opts.dir,
+    )
+    .await?;
+    let addr = coordinator.addr();
     tracing::info!(%addr, "fleet load: coordinator up");
-    let shared = server.shared.clone();
 
     // The fleet: one client endpoint, a client configuration per agent certificate.
     let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().expect("literal address"))?;
@@ -308,39 +319,43 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
     // Listed: connected and reporting (the first report follows the welcome at once).
     let deadline = Instant::now() + PHASE_TIMEOUT;
     let agents_listed = loop {
-        let listed = shared.read(|core, _| {
-            core.agent_rows(SystemClock.now())
-                .iter()
-                .filter(|r| r.connected && r.telemetry_age_ms.is_some())
-                .count()
-        });
+        let listed = coordinator.agents_listed().await?;
         if listed >= opts.agents || Instant::now() > deadline {
             break listed;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
 
-    let cpu0 = coordinator_cpu_time();
+    let cpu0 = coordinator.cpu_time();
     let t0 = Instant::now();
     tokio::time::sleep(opts.idle_window).await;
-    let idle_cpu_cores = (coordinator_cpu_time() - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();
+    let idle_cpu_cores = (coordinator.cpu_time() - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();
 
     let client = Arc::new(
         CoordinatorClient::connect(addr, "127.0.0.1", &certs.tls_material(&client_id)?).await?,
     );
-    let cpu0 = coordinator_cpu_time();
+    let cpu0 = coordinator.cpu_time();
     let t0 = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut submitters = tokio::task::JoinSet::new();
     for _ in 0..opts.submitters.max(1) {
         let (client, next, submitted) = (client.clone(), next.clone(), submitted.clone());
         let (tasks, batch) = (opts.tasks, opts.batch.clamp(1, MAX_SUBMIT_BATCH));
+        let rate = opts.offered_per_sec.filter(|r| *r > 0.0);
         submitters.spawn(async move {
             loop {
                 let first = next.fetch_add(batch, std::sync::atomic::Ordering::Relaxed);
                 if first >= tasks {
                     return anyhow::Ok(());
                 }
+                let scheduled = match rate {
+                    Some(rate) => {
+                        let at = t0 + Duration::from_secs_f64(first as f64 / rate);
+                        tokio::time::sleep_until(at.into()).await;
+                        Some(at)
+                    }
+                    None => None,
+                };
                 let requests: Vec<SubmitRequest> = (first..tasks.min(first + batch))
                     .map(|i| SubmitRequest {
                         circuit: "mimc-4".into(),
@@ -350,7 +365,7 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
                         request_id: i as u64 + 1,
                     })
                     .collect();
-                let sent = Instant::now();
+                let sent = scheduled.unwrap_or_else(Instant::now);
                 let answers = if batch == 1 {
                     let r = requests.into_iter().next().expect("one request");
                     vec![client.request(ClientRequest::Submit(r)).await?]
@@ -392,7 +407,7 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
     // Bound: every agent's accept reached the core (polled; the agents cannot see it).
     let deadline = Instant::now() + PHASE_TIMEOUT;
     loop {
-        let bound = shared.read(|core, _| core.ledger().bindings().count());
+        let bound = coordinator.bound_tasks().await?;
         if bound >= opts.tasks {
             break;
         }
@@ -405,8 +420,9 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
         tokio::time::sleep(SETTLE_POLL).await;
     }
     let all_bound = t0.elapsed();
-    let submit_cpu_cores = (coordinator_cpu_time() - cpu0).as_secs_f64() / all_bound.as_secs_f64();
-    let (process_rss_bytes, process_rss_peak_bytes) = process_rss_bytes();
+    let submit_cpu_cores = (coordinator.cpu_time() - cpu0).as_secs_f64() / all_bound.as_secs_f64();
+    let (rss_bytes, rss_peak_bytes) = coordinator.rss_bytes();
+    let coordinator_alone = coordinator.measured_alone();
     let sent_at = submitted.lock().expect("submitted map").clone();
     let mut assignment_latencies: Vec<Duration> = first_offer
         .iter()
@@ -422,8 +438,7 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
         let _ = a.await;
     }
     endpoint.close(0u32.into(), b"fleet load done");
-    coord_rt.spawn(server.shutdown()).await?;
-    drop(coord_rt);
+    coordinator.shutdown().await?;
     Ok(FleetReport {
         agents: opts.agents,
         tasks: opts.tasks,
@@ -435,8 +450,9 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
         all_bound,
         idle_cpu_cores,
         submit_cpu_cores,
-        process_rss_bytes,
-        process_rss_peak_bytes,
+        rss_bytes,
+        rss_peak_bytes,
+        coordinator_alone,
     })
 }
 

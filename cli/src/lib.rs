@@ -28,6 +28,7 @@ pub mod duration;
 pub mod echo_load;
 pub mod explain_cmd;
 pub mod fleet_load;
+pub mod load_coordinator;
 pub mod serve;
 pub mod signals;
 pub mod snarkjs_cmds;

@@ -116,7 +116,7 @@ pub fn agents(v: &AgentsView) -> String {
             ]
         })
         .collect();
-    render(
+    let mut table = render(
         &[
             "AGENT",
             "OPERATOR",
@@ -131,7 +131,17 @@ pub fn agents(v: &AgentsView) -> String {
             "HARDWARE",
         ],
         &rows,
-    )
+    );
+    let known = v.agents_known.max(v.rows.len() as u64);
+    if known > v.rows.len() as u64 {
+        // A response lists at most MAX_VIEW_ROWS agents; say so rather than look complete.
+        table.push_str(&format!(
+            "{} of {known} agents listed ({} connected and reporting); the fleet page and /metrics show all\n",
+            v.rows.len(),
+            v.agents_reporting
+        ));
+    }
+    table
 }
 
 pub fn circuits(v: &CircuitsView) -> String {

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// Longest operator or agent name; keeps URIs and log lines bounded.
 pub const MAX_NAME_LEN: usize = 64;
@@ -33,18 +34,41 @@ pub fn validate_name(kind: &str, name: &str) -> Result<(), String> {
 macro_rules! name_type {
     ($(#[$m:meta])* $name:ident, $kind:literal) => {
         $(#[$m])*
-        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(Clone, Debug, Eq, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
+        // Shared, not owned: ids are cloned into every offer, placement, effect and history
+        // entry; at thousands of assignments a second a clone must not allocate.
+        pub struct $name(Arc<str>);
 
         impl $name {
             pub fn new(name: impl Into<String>) -> Result<Self, String> {
                 let name = name.into();
                 validate_name($kind, &name)?;
-                Ok($name(name))
+                Ok($name(Arc::from(name)))
             }
             pub fn as_str(&self) -> &str {
                 &self.0
+            }
+        }
+        // By content; two clones of one id compare without reading their bytes (the core
+        // compares an agent's operator with its neighbours' for every admission).
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+            }
+        }
+        impl PartialOrd for $name {
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+        impl Ord for $name {
+            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+                if Arc::ptr_eq(&self.0, &other.0) {
+                    std::cmp::Ordering::Equal
+                } else {
+                    self.0.cmp(&other.0)
+                }
             }
         }
         impl TryFrom<String> for $name {
@@ -55,7 +79,7 @@ macro_rules! name_type {
         }
         impl From<$name> for String {
             fn from(n: $name) -> String {
-                n.0
+                n.0.to_string()
             }
         }
         impl fmt::Display for $name {

@@ -260,7 +260,13 @@ pub struct AgentRow {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentsView {
     pub as_of: UnixMillis,
+    /// At most [`MAX_VIEW_ROWS`], in agent id order.
     pub rows: Vec<AgentRow>,
+    /// Agents the coordinator knows, listed or not (a rack can hold more than one response
+    /// lists; the fleet page and `/metrics` show them all).
+    pub agents_known: u64,
+    /// Of those, connected with telemetry.
+    pub agents_reporting: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -395,6 +395,8 @@ fn client_response() -> impl Strategy<Value = ClientResponse> {
                 |(agent, hardware, tasks, (connected, age, msm, ntt), health)| {
                     ClientResponse::Agents(AgentsView {
                         as_of: UnixMillis(2),
+                        agents_known: 1,
+                        agents_reporting: u64::from(connected),
                         rows: vec![AgentRow {
                             agent,
                             backend: connected.then_some(ProverBackend::Cuda),
@@ -502,6 +504,8 @@ fn a_full_agents_table_at_every_bound_fits_one_frame() {
     let view = ClientResponse::Agents(AgentsView {
         as_of: UnixMillis(u64::MAX),
         rows: vec![row; MAX_VIEW_ROWS],
+        agents_known: u64::MAX,
+        agents_reporting: u64::MAX,
     });
     assert!(view.check_bounds().is_ok());
     let len = postcard::to_stdvec(&view).unwrap().len();

@@ -8,7 +8,9 @@
 //! the same counts; when none fits it returns `None` and the caller runs `admit` for the
 //! explanation.
 
-use super::{evaluate, health, AgentSnapshot, AgentVerdict, Placement, TaskDemand, Timing};
+use super::{
+    evaluate, health, AgentSnapshot, AgentTelemetry, AgentVerdict, Placement, TaskDemand, Timing,
+};
 use crate::config::Policy;
 use proofrack_common::{OperatorId, StakeUnits, UnixMillis};
 use std::collections::BTreeMap;
@@ -42,6 +44,7 @@ pub fn choose(
     // Agents come grouped by operator (ids sort by operator first): one stake lookup per
     // operator, not per agent.
     let mut stake_of: Option<(&OperatorId, bool)> = None;
+    let mut memo = ProvingTimeMemo::default();
     for (i, agent) in fleet.iter().enumerate() {
         let operator = &agent.id.operator;
         let has_stake = match stake_of {
@@ -55,14 +58,16 @@ pub fn choose(
             }
         };
         let done = if has_stake {
-            fit_done_at(demand, agent, needed_bytes, now, policy)
+            fit_done_at(demand, agent, needed_bytes, now, policy, &mut memo)
         } else {
             None
         };
         fits.push(done.is_some());
         if let Some(done) = done {
             let slot = usize::from(demand.failed_on.contains(agent.id));
-            let better = best[slot].is_none_or(|(d, j)| (done, agent.id) < (d, fleet[j].id));
+            // Ties go to the lower agent id: the fleet is in id order, so the earlier index
+            // (comparing ids would compare strings for every fit agent).
+            let better = best[slot].is_none_or(|(d, j)| (done, i) < (d, j));
             if better {
                 best[slot] = Some((done, i));
             }
@@ -108,6 +113,44 @@ pub fn choose(
     })
 }
 
+/// The last (calibrated MSM rate, NTT rate, speed factor) seen in one `choose` and the
+/// (proving time, margin) it gives the task: a rack's agents mostly share hardware, so the
+/// u128 arithmetic runs once per task instead of once per agent.
+#[derive(Default)]
+struct ProvingTimeMemo {
+    last: Option<((u64, u64, u32), (u64, u64))>,
+}
+
+impl ProvingTimeMemo {
+    /// `(predicted_proving_ms, margin_ms)` as `Timing::of` computes them.
+    fn get(
+        &mut self,
+        demand: &TaskDemand<'_>,
+        agent: &AgentSnapshot<'_>,
+        t: &AgentTelemetry,
+        policy: &Policy,
+    ) -> (u64, u64) {
+        let cal = &t.report.calibration;
+        let key = (
+            cal.msm_g1_points_per_sec,
+            cal.ntt_elements_per_sec,
+            agent.speed_factor_permille,
+        );
+        match self.last {
+            Some((k, v)) if k == key => v,
+            _ => {
+                let proving_ms = crate::tasks::apply_speed_factor(
+                    demand.shape.estimate_proving_ms(cal),
+                    agent.speed_factor_permille,
+                );
+                let v = (proving_ms, policy.deadline_margin_for(proving_ms));
+                self.last = Some((key, v));
+                v
+            }
+        }
+    }
+}
+
 /// For an agent whose operator has the stake: `Some(predicted finish)` exactly when
 /// `evaluate` finds it fit, cheapest checks first.
 fn fit_done_at(
@@ -116,6 +159,7 @@ fn fit_done_at(
     needed_bytes: u64,
     now: UnixMillis,
     policy: &Policy,
+    memo: &mut ProvingTimeMemo,
 ) -> Option<UnixMillis> {
     if !agent.connected || agent.draining {
         return None;
@@ -143,6 +187,17 @@ fn fit_done_at(
     if needed_bytes > free_bytes {
         return None;
     }
-    let timing = Timing::of(demand, agent, t, now, policy);
-    (timing.due_at <= demand.deadline).then_some(timing.predicted_done_at)
+    // As `Timing::of`, with the proving time memoised.
+    let (proving_ms, margin_ms) = memo.get(demand, agent, t, policy);
+    let done_at = agent.earliest_start(now).0.saturating_add(proving_ms);
+    let due_at = done_at.saturating_add(margin_ms);
+    debug_assert_eq!(
+        (due_at, done_at),
+        {
+            let timing = Timing::of(demand, agent, t, now, policy);
+            (timing.due_at.0, timing.predicted_done_at.0)
+        },
+        "memoised timing differs from Timing::of"
+    );
+    (UnixMillis(due_at) <= demand.deadline).then_some(UnixMillis(done_at))
 }

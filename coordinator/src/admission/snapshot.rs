@@ -80,13 +80,27 @@ pub struct AgentSnapshot<'a> {
     /// Tasks the agent proves at once (beyond that they wait in its local queue).
     pub max_concurrent_tasks: u32,
     pub assignments: &'a [Assignment],
+    /// The memory of `assignments`, summed where they change (admission reads it for every
+    /// agent for every task; see [`AgentSnapshot::sum_memory`]).
+    pub assignments_memory_bytes: u64,
     /// Learned correction of its calibrated speed, permille (1000: as calibrated).
     pub speed_factor_permille: u32,
 }
 
 impl AgentSnapshot<'_> {
     pub fn reserved_memory_bytes(&self) -> u64 {
-        self.assignments
+        debug_assert_eq!(
+            self.assignments_memory_bytes,
+            Self::sum_memory(self.assignments),
+            "{}: kept memory sum differs from its assignments",
+            self.id
+        );
+        self.assignments_memory_bytes
+    }
+
+    /// The memory reserved for `assignments`.
+    pub fn sum_memory(assignments: &[Assignment]) -> u64 {
+        assignments
             .iter()
             .fold(0u64, |sum, a| sum.saturating_add(a.memory_bytes))
     }
@@ -140,6 +154,7 @@ mod tests {
             telemetry: None,
             max_concurrent_tasks: slots,
             assignments,
+            assignments_memory_bytes: AgentSnapshot::sum_memory(assignments),
             speed_factor_permille: 1_000,
         };
         assert_eq!(

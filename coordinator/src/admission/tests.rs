@@ -74,6 +74,7 @@ impl Case {
                 telemetry: a.telemetry.as_ref(),
                 max_concurrent_tasks: a.slots,
                 assignments: &a.assignments,
+                assignments_memory_bytes: AgentSnapshot::sum_memory(&a.assignments),
                 speed_factor_permille: 1_000,
             })
             .collect();

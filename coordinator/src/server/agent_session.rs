@@ -135,7 +135,8 @@ async fn offer_replies(
     for ((task, r), result) in replies.into_iter().zip(results) {
         let accepted = matches!(r, OfferReply::Accept);
         match result {
-            Ok(()) => tracing::info!(%agent, %task, accepted, "offer answered"),
+            // The core logs the outcome ("offer accepted; stake bound" or "offer declined").
+            Ok(()) => tracing::debug!(%agent, %task, accepted, "offer answered"),
             Err(e) => {
                 tracing::info!(%agent, %task, error = %e, "offer reply refused");
                 if accepted {

@@ -153,7 +153,8 @@ async fn submit_all(
         .map(|(c, result)| match (c, result) {
             (Err(refused), _) => *refused,
             (Ok((circuit, s)), Some(Ok(task))) => {
-                tracing::info!(%client, %task, %circuit, collateral = %s.collateral, "task submitted");
+                // The core logged "task submitted" at info; this is its acknowledgement.
+                tracing::debug!(%client, %task, %circuit, collateral = %s.collateral, "submission acknowledged");
                 ClientResponse::Submitted { task }
             }
             (Ok(_), Some(Err(e))) => ClientResponse::Rejected {
@@ -231,7 +232,8 @@ pub(super) async fn submit_task(
         .await;
     match result {
         Ok(task) => {
-            tracing::info!(%client, %task, %circuit, %collateral, "task submitted");
+            // The core logged "task submitted" at info; this is its acknowledgement.
+            tracing::debug!(%client, %task, %circuit, %collateral, "submission acknowledged");
             ClientResponse::Submitted { task }
         }
         Err(e) => ClientResponse::Rejected {

@@ -39,6 +39,11 @@ pub(super) fn ledger(rows: Vec<OperatorRow>, now: UnixMillis) -> LedgerView {
 pub(super) fn agents(rows: Vec<AgentRow>, now: UnixMillis) -> AgentsView {
     AgentsView {
         as_of: now,
+        agents_known: rows.len() as u64,
+        agents_reporting: rows
+            .iter()
+            .filter(|r| r.connected && r.telemetry_age_ms.is_some())
+            .count() as u64,
         rows: rows
             .into_iter()
             .take(MAX_VIEW_ROWS)

@@ -200,7 +200,7 @@ impl CoordinatorCore {
             .fleet
             .get_mut(&placement.agent)
             .expect("admission offers only to agents in the fleet");
-        record.assignments.push(Assignment {
+        record.assign(Assignment {
             task: id,
             memory_bytes: placement.memory_bytes,
             predicted_done_at: placement.predicted_done_at,
@@ -216,7 +216,9 @@ impl CoordinatorCore {
             },
             "only queued tasks are offered, and only orphaned ones handed over"
         );
-        tracing::info!(task = %id, agent = %placement.agent, predicted_ms = placement.predicted_proving_ms, "offer");
+        // Debug: at rack scale this is tens of thousands of lines a second; the accept below is
+        // the line an operator follows.
+        tracing::debug!(task = %id, agent = %placement.agent, predicted_ms = placement.predicted_proving_ms, "offer");
         let offer = task.offer_to(&placement, expires_at);
         task.history.push(
             now,

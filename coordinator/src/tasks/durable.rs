@@ -234,7 +234,7 @@ impl CoordinatorCore {
                     let record = fleet
                         .entry(placement.agent.clone())
                         .or_insert_with(|| AgentRecord::disconnected(placement.agent.clone(), now));
-                    record.assignments.push(Assignment {
+                    record.assign(Assignment {
                         task: task.id,
                         memory_bytes: placement.memory_bytes,
                         predicted_done_at: placement.predicted_done_at,

@@ -24,8 +24,11 @@ pub(crate) struct AgentRecord {
     pub(crate) max_concurrent_tasks: u32,
     /// Latest report of the current connection; `None` until the first one.
     pub(crate) telemetry: Option<AgentTelemetry>,
-    /// Its offered and proving tasks, in the order they were offered.
+    /// Its offered and proving tasks, in the order they were offered. Changed only through
+    /// [`AgentRecord::assign`] and [`AgentRecord::unassign_task`], which keep
+    /// `assignments_memory_bytes` with it.
     pub(crate) assignments: Vec<Assignment>,
+    pub(crate) assignments_memory_bytes: u64,
     /// Learned correction of its calibrated speed (see `learned.rs`).
     pub(crate) speed_factor_permille: u32,
 }
@@ -42,6 +45,7 @@ impl AgentRecord {
             max_concurrent_tasks: 1,
             telemetry: None,
             assignments: Vec::new(),
+            assignments_memory_bytes: 0,
             speed_factor_permille: super::learned::NEUTRAL_SPEED_FACTOR_PERMILLE,
         }
     }
@@ -54,8 +58,33 @@ impl AgentRecord {
             telemetry: self.telemetry.as_ref(),
             max_concurrent_tasks: self.max_concurrent_tasks,
             assignments: &self.assignments,
+            assignments_memory_bytes: self.assignments_memory_bytes,
             speed_factor_permille: self.speed_factor_permille,
         }
+    }
+
+    pub(crate) fn assign(&mut self, assignment: Assignment) {
+        self.assignments_memory_bytes = self
+            .assignments_memory_bytes
+            .saturating_add(assignment.memory_bytes);
+        self.assignments.push(assignment);
+    }
+
+    /// Removes `task`'s assignment; whether it was there.
+    pub(crate) fn unassign_task(&mut self, task: TaskId) -> bool {
+        let Some(i) = self.assignments.iter().position(|a| a.task == task) else {
+            return false;
+        };
+        self.assignments.remove(i);
+        assert!(
+            !self.assignments.iter().any(|a| a.task == task),
+            "{task} was assigned to {} more than once",
+            self.id
+        );
+        // Summed again rather than subtracted: the sum saturates, so only a fresh sum is exact
+        // (once per finished task, over at most MAX_TASKS_PER_AGENT entries).
+        self.assignments_memory_bytes = AgentSnapshot::sum_memory(&self.assignments);
+        true
     }
 }
 
@@ -105,6 +134,16 @@ impl CoordinatorCore {
             None if fleet_full => Err(AgentRejected::FleetFull { max: MAX_AGENTS }),
             None => {
                 tracing::info!(%agent, slots, "agent connected");
+                // The ledger's copy of the operator id, so that admission's comparisons of
+                // operators (per agent, per task) see one shared id.
+                let agent = match self
+                    .ledger
+                    .operators()
+                    .find(|(op, _)| **op == agent.operator)
+                {
+                    Some((op, _)) => AgentId::new(op.clone(), agent.name),
+                    None => agent,
+                };
                 let record = AgentRecord {
                     id: agent.clone(),
                     connected: true,
@@ -114,6 +153,7 @@ impl CoordinatorCore {
                     max_concurrent_tasks: slots,
                     telemetry: None,
                     assignments: Vec::new(),
+                    assignments_memory_bytes: 0,
                     speed_factor_permille: self.learned.factor(&agent),
                 };
                 self.fleet.insert(agent, record);
@@ -132,12 +172,14 @@ impl CoordinatorCore {
             record.connected = false;
             record.disconnected_at = Some(now);
             record.telemetry = None;
-            let offered: Vec<TaskId> = self
-                .tasks
-                .values()
-                .filter(|t| matches!(&t.state, TaskState::Offered { placement, .. } if &placement.agent == agent))
-                .map(|t| t.id)
+            // Its assignments are exactly its offered and proving tasks (an invariant), so
+            // only they are looked at, not every task.
+            let assigned: Vec<TaskId> = record.assignments.iter().map(|a| a.task).collect();
+            let offered: Vec<TaskId> = assigned
+                .into_iter()
+                .filter(|id| matches!(&self.tasks[id].state, TaskState::Offered { placement, .. } if &placement.agent == agent))
                 .collect();
+            self.lower_agent_loss_bound(agent);
             for task in offered {
                 self.withdraw_offer(
                     now,
@@ -200,11 +242,8 @@ impl CoordinatorCore {
             .fleet
             .get_mut(agent)
             .expect("an assigned task's agent is in the fleet");
-        let before = record.assignments.len();
-        record.assignments.retain(|a| a.task != task);
-        assert_eq!(
-            record.assignments.len() + 1,
-            before,
+        assert!(
+            record.unassign_task(task),
             "{task} was assigned to {agent} exactly once"
         );
         self.needs_full_pass = true;

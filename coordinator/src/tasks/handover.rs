@@ -17,10 +17,23 @@ use proofrack_common::{OperatorId, StakeUnits, TaskId, UnixMillis};
 use std::collections::BTreeMap;
 
 impl CoordinatorCore {
-    /// When an agent holding proving tasks is next declared lost, if any is.
+    /// When an agent holding proving tasks may next be declared lost, if any may: a lower
+    /// bound (exact right after a scan; telemetry since then may have moved agents' loss
+    /// later, and the timer then wakes early, scans and finds the next one).
     pub(crate) fn next_agent_loss(&self) -> Option<UnixMillis> {
-        // The timer asks after every event: whether an agent holds a proving task costs task
-        // lookups, so it is asked only of agents that would lower the minimum found so far.
+        match self.index.any_proving() {
+            // Nothing proving: nobody's loss matters (and the timer need not wake for it).
+            Some(false) => None,
+            Some(true) => (self.agent_loss_bound.0 != u64::MAX).then_some(self.agent_loss_bound),
+            // Mid-event: the exact answer by a scan.
+            None => self.scan_next_agent_loss(),
+        }
+    }
+
+    /// The exact time the next agent holding proving tasks is lost, by a scan of the fleet.
+    fn scan_next_agent_loss(&self) -> Option<UnixMillis> {
+        // Whether an agent holds a proving task costs task lookups, so it is asked only of
+        // agents that would lower the minimum found so far.
         let mut next: Option<UnixMillis> = None;
         for r in self.fleet.values() {
             let at = self.lost_at(r);
@@ -29,6 +42,15 @@ impl CoordinatorCore {
             }
         }
         next
+    }
+
+    /// Keeps [`CoordinatorCore::next_agent_loss`] a lower bound when `agent`'s loss may have
+    /// moved earlier or it took a proving task (disconnect, bind, handover, give-back).
+    pub(crate) fn lower_agent_loss_bound(&mut self, agent: &AgentId) {
+        if let Some(r) = self.fleet.get(agent) {
+            let at = self.lost_at(r);
+            self.agent_loss_bound = self.agent_loss_bound.min(at);
+        }
     }
 
     fn lost_at(&self, r: &super::fleet::AgentRecord) -> UnixMillis {
@@ -58,6 +80,11 @@ impl CoordinatorCore {
 
     /// Declares lost every agent whose grace ran out by `now`, orphaning its proving tasks.
     pub(crate) fn expire_lost_agents(&mut self, now: UnixMillis) {
+        // Every event asks; a scan of a thousand agents per event would be most of an
+        // assignment's cost, and nobody can be lost before the bound.
+        if now < self.agent_loss_bound {
+            return;
+        }
         let lost: Vec<(AgentId, String)> = self
             .fleet
             .values()
@@ -83,6 +110,7 @@ impl CoordinatorCore {
             tracing::warn!(%agent, %why, "agent lost; handing its tasks to its operator's other agents");
             self.orphan_tasks_of(now, &agent, &why);
         }
+        self.agent_loss_bound = self.scan_next_agent_loss().unwrap_or(UnixMillis(u64::MAX));
     }
 
     /// After a telemetry report: an agent whose GPU is lost, has new ECC errors or is at its
@@ -215,6 +243,7 @@ impl CoordinatorCore {
                 bound_at: now,
             };
             self.emit_status(id);
+            self.lower_agent_loss_bound(agent);
         }
         let bound: Vec<TaskId> = self.fleet[agent]
             .assignments

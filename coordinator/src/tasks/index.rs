@@ -25,6 +25,8 @@ pub(crate) struct IndexEntry {
     offered: Option<(OperatorId, StakeUnits)>,
     /// Orphaned: its due time (handovers are sought by due time, then id).
     orphaned: Option<UnixMillis>,
+    /// Proving on an agent (whose loss would orphan it).
+    proving: bool,
 }
 
 impl IndexEntry {
@@ -61,6 +63,7 @@ impl IndexEntry {
             _ => None,
         };
         IndexEntry {
+            proving: matches!(task.state, TaskState::Proving { .. }),
             orphaned,
             queued: matches!(task.state, TaskState::Queued).then_some(task.spec.deadline),
             expire_at: [declined, own].into_iter().flatten().min(),
@@ -82,6 +85,8 @@ pub(crate) struct TaskIndex {
     poll_at: BTreeSet<(UnixMillis, TaskId)>,
     /// Collateral promised by plain offers, per operator (operators with none are absent).
     offered: BTreeMap<OperatorId, StakeUnits>,
+    /// Tasks proving on an agent.
+    proving: usize,
 }
 
 impl TaskIndex {
@@ -126,6 +131,9 @@ impl TaskIndex {
         if let Some(at) = e.poll_at {
             self.poll_at.remove(&(at, id));
         }
+        if e.proving {
+            self.proving -= 1;
+        }
         if let Some((operator, collateral)) = &e.offered {
             let sum = self
                 .offered
@@ -152,6 +160,9 @@ impl TaskIndex {
         }
         if let Some(at) = e.poll_at {
             self.poll_at.insert((at, id));
+        }
+        if e.proving {
+            self.proving += 1;
         }
         if let Some((operator, collateral)) = &e.offered {
             let sum = self.offered.entry(operator.clone()).or_default();
@@ -196,6 +207,11 @@ impl TaskIndex {
         self.is_fresh().then_some(&self.offered)
     }
 
+    /// Whether any task is proving on an agent; `None` if the index is stale.
+    pub(crate) fn any_proving(&self) -> Option<bool> {
+        self.is_fresh().then_some(self.proving > 0)
+    }
+
     /// Panics unless the index equals one derived afresh from `tasks`.
     pub(crate) fn assert_matches(&self, tasks: &BTreeMap<TaskId, Task>) {
         if !self.is_fresh() {
@@ -218,5 +234,6 @@ impl TaskIndex {
             self.offered, fresh.offered,
             "promised stake index out of step"
         );
+        assert_eq!(self.proving, fresh.proving, "proving count out of step");
     }
 }

@@ -96,6 +96,11 @@ impl CoordinatorCore {
                 record.connected || !record.assignments.is_empty(),
                 "idle disconnected agent {id} kept"
             );
+            assert_eq!(
+                record.assignments_memory_bytes,
+                AgentSnapshot::sum_memory(&record.assignments),
+                "{id}: kept memory sum differs from its assignments"
+            );
             for a in &record.assignments {
                 assert!(
                     actual_assignments.insert((id, a.task)),

@@ -95,6 +95,7 @@ impl CoordinatorCore {
                     bound_at: now,
                 };
                 self.emit_status(id);
+                self.lower_agent_loss_bound(agent);
                 Ok(())
             }
             OfferReply::Accept => {
@@ -116,6 +117,7 @@ impl CoordinatorCore {
                             bound_at: now,
                         };
                         self.emit_status(id);
+                        self.lower_agent_loss_bound(agent);
                         Ok(())
                     }
                     Err(source) => {

@@ -157,7 +157,9 @@ impl CoordinatorCore {
                 deadline: spec.deadline,
             },
         );
-        tracing::info!(task = %id, circuit = %spec.circuit, collateral = %spec.collateral, client = %spec.client, "task submitted");
+        // Debug: one line per submission is tens of thousands a second at rack scale; the
+        // info lines are the bind ("offer accepted; stake bound") and the release.
+        tracing::debug!(task = %id, circuit = %spec.circuit, collateral = %spec.collateral, client = %spec.client, "task submitted");
         self.requests
             .insert((spec.client.clone(), spec.request_id), id);
         self.tasks.insert(

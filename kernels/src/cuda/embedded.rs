@@ -137,11 +137,19 @@ mod tests {
             "PROOFRACK_REQUIRE_KERNELS=1 but images are missing"
         );
         for m in EMBEDDED_MODULES {
-            for (image, what) in [(&m.cubin_sm80, "sm_80 cubin"), (&m.cubin_sm90, "sm_90 cubin")] {
+            for (image, what) in [
+                (&m.cubin_sm80, "sm_80 cubin"),
+                (&m.cubin_sm90, "sm_90 cubin"),
+            ] {
                 let bytes = image.inflate().expect("embedded image inflates");
                 assert!(bytes.len() > 1000, "{}: {what} too small", m.name);
                 // ELF magic: a cubin, not PTX text or garbage.
-                assert_eq!(&bytes[..4], b"\x7fELF", "{}: {what} is not an ELF image", m.name);
+                assert_eq!(
+                    &bytes[..4],
+                    b"\x7fELF",
+                    "{}: {what} is not an ELF image",
+                    m.name
+                );
                 assert!(
                     image.deflated.len() < image.len,
                     "{}: {what} is embedded uncompressed",
