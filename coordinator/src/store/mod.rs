@@ -29,6 +29,10 @@ use tokio::sync::watch;
 
 /// The store's file name inside the data directory.
 pub const STORE_FILE: &str = "state.redb";
+/// redb's page cache. The core holds every live row in memory already and the store is only
+/// written (and read once at start), so redb's default of 1 GiB would only double the
+/// coordinator's memory; writes need just the pages along the paths they change.
+pub const STORE_CACHE_BYTES: usize = 32 << 20;
 /// Most change sets one group commit takes; bounds one transaction's size and the latency of
 /// the first event in it. Under a steady load a commit takes whatever queued during the last.
 pub const MAX_BATCHES_PER_COMMIT: usize = 4_096;
@@ -111,6 +115,7 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let db = Database::builder()
             .set_check_integrity_on_open(true)
+            .set_cache_size(STORE_CACHE_BYTES)
             .create(path)
             .map_err(|e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
