@@ -61,14 +61,34 @@ where
     W: AsyncWrite + Unpin,
     T: Serialize + ?Sized,
 {
-    // Reserve the length prefix in the same buffer so the frame goes out in one write.
-    let buf = postcard::to_extend(msg, vec![0u8; LEN_BYTES])
-        .map_err(|e| FrameError::Malformed(format!("cannot encode message: {e}")))?;
-    let len = buf.len() - LEN_BYTES;
-    check_len(len as u64)?;
-    let mut buf = buf;
-    buf[..LEN_BYTES].copy_from_slice(&(len as u32).to_le_bytes());
+    let mut buf = Vec::new();
+    encode_frame_into(&mut buf, msg)?;
     w.write_all(&buf).await?;
+    Ok(())
+}
+
+/// Appends `msg` to `buf` as one frame (several frames in one buffer go out in one write).
+/// On error `buf` is left as it was.
+pub fn encode_frame_into<T: Serialize + ?Sized>(
+    buf: &mut Vec<u8>,
+    msg: &T,
+) -> Result<(), FrameError> {
+    let start = buf.len();
+    // Reserve the length prefix in the same buffer so the frame goes out in one write.
+    buf.extend_from_slice(&[0u8; LEN_BYTES]);
+    let encoded = postcard::to_extend(msg, std::mem::take(buf));
+    let mut out = match encoded {
+        Ok(out) => out,
+        Err(e) => return Err(FrameError::Malformed(format!("cannot encode message: {e}"))),
+    };
+    let len = out.len() - start - LEN_BYTES;
+    if let Err(e) = check_len(len as u64) {
+        out.truncate(start);
+        *buf = out;
+        return Err(e);
+    }
+    out[start..start + LEN_BYTES].copy_from_slice(&(len as u32).to_le_bytes());
+    *buf = out;
     Ok(())
 }
 

@@ -146,6 +146,16 @@ where
     framing::write_frame(w, msg).await
 }
 
+/// Appends a message to `buf` as one frame after checking its bounds (see
+/// [`framing::encode_frame_into`]).
+pub fn encode_message_into<T: Serialize + Bounded>(
+    buf: &mut Vec<u8>,
+    msg: &T,
+) -> Result<(), FrameError> {
+    msg.check_bounds().map_err(FrameError::OutOfBounds)?;
+    framing::encode_frame_into(buf, msg)
+}
+
 /// Reads a message and checks its bounds.
 pub async fn read_message<R, T>(r: &mut R) -> Result<T, FrameError>
 where

@@ -7,10 +7,14 @@ use crate::tasks::{OfferReply, OfferReplyRejected};
 use proofrack_common::framing::FrameError;
 use proofrack_common::identity::{Identity, PeerCertInfo};
 use proofrack_common::protocol::{
-    read_message, write_message, AgentHello, AgentToCoordinator, CoordinatorToAgent, OfferDecision,
+    encode_message_into, read_message, write_message, AgentHello, AgentToCoordinator, CoordinatorToAgent, OfferDecision,
     ProtocolError, Welcome, PROTOCOL_VERSION,
 };
 use std::sync::Arc;
+
+/// Queued messages coalesced into one control-stream write, at most about this many bytes
+/// (an offer is ~200 bytes; QUIC packs the write into as few packets as it needs).
+const OUTBOX_WRITE_BYTES: usize = 64 * 1024;
 
 pub(super) async fn run(
     shared: Arc<Shared>,
@@ -87,7 +91,26 @@ pub(super) async fn run(
             },
             out = outbox.recv() => match out {
                 Some(msg) => {
-                    if let Err(e) = write_message(&mut send, &msg).await {
+                    // Whatever else is queued goes out in the same write: a burst of offers
+                    // to one agent is one stream write (and as few packets), not one each.
+                    let mut buf = Vec::new();
+                    let mut queued = Some(msg);
+                    let mut encoded = Ok(());
+                    while let Some(msg) = queued.take() {
+                        encoded = encode_message_into(&mut buf, &msg);
+                        if encoded.is_err() || buf.len() >= OUTBOX_WRITE_BYTES {
+                            break;
+                        }
+                        queued = outbox.try_recv().ok();
+                    }
+                    let written = match encoded {
+                        Ok(()) => send
+                            .write_all(&buf)
+                            .await
+                            .map_err(|e| FrameError::Io(std::io::Error::from(e))),
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = written {
                         tracing::info!(%agent, error = %e, "control stream write failed");
                         break;
                     }
