@@ -36,13 +36,17 @@ pub struct CoordinatorArgs {
     /// Skip the echo reference.
     #[arg(long)]
     no_reference: bool,
-    /// Also measure latency at a fixed offered rate (tasks/s, a second run of `--latency-tasks`
-    /// tasks on a fresh coordinator and fleet); 0 skips it.
-    #[arg(long, default_value_t = 10_000.0)]
-    latency_rate: f64,
-    /// Tasks in the fixed-rate run.
-    #[arg(long, default_value_t = 50_000)]
-    latency_tasks: usize,
+    /// Also measure latency at these fixed offered rates (tasks/s, comma-separated; each a
+    /// run on a fresh coordinator and fleet, `--latency-seconds` long); empty skips them.
+    #[arg(long, value_delimiter = ',', default_value = "10000,20000")]
+    latency_rates: Vec<f64>,
+    /// Seconds of submissions in each fixed-rate run.
+    #[arg(long, default_value_t = 5)]
+    latency_seconds: u64,
+    /// Tasks per submission request in the fixed-rate runs (a client at a steady rate sends
+    /// smaller batches than one pushing a backlog).
+    #[arg(long, default_value_t = 32)]
+    latency_batch: usize,
     /// Run the coordinator inside the bench process instead of as its own `proofrack
     /// coordinator` process (then memory is the whole process's).
     #[arg(long)]
@@ -97,11 +101,12 @@ pub fn run(a: &CoordinatorArgs) -> anyhow::Result<()> {
             },
         }
     };
-    let mut runs = vec![("throughput", a.tasks, None)];
-    if a.latency_rate > 0.0 {
-        runs.push(("fixed-rate latency", a.latency_tasks, Some(a.latency_rate)));
+    let mut runs = vec![("throughput", a.tasks, None, a.batch)];
+    for &rate in a.latency_rates.iter().filter(|r| **r > 0.0) {
+        let tasks = (rate * a.latency_seconds as f64).round() as usize;
+        runs.push(("fixed-rate latency", tasks, Some(rate), a.latency_batch));
     }
-    for (i, (mode, tasks, rate)) in runs.into_iter().enumerate() {
+    for (i, (mode, tasks, rate, batch)) in runs.into_iter().enumerate() {
         // Each agent holds its share of the tasks: nothing completes during the run, so every
         // submission is one assignment (offer, accept, stake bound, committed).
         let slots = tasks.div_ceil(a.agents.max(1)).max(1) as u32;
@@ -111,7 +116,7 @@ pub fn run(a: &CoordinatorArgs) -> anyhow::Result<()> {
             operators: a.operators,
             agent_slots: slots,
             submitters: a.submitters,
-            batch: a.batch,
+            batch,
             placement: placement.clone(),
             offered_per_sec: rate,
             ..FleetLoad::new(a.agents, tasks, base.join(format!("run-{i}")))
@@ -130,7 +135,7 @@ pub fn run(a: &CoordinatorArgs) -> anyhow::Result<()> {
                 "tasks": report.tasks,
                 "agent_slots": slots,
                 "submitters": a.submitters,
-                "batch": a.batch,
+                "batch": batch,
                 "durable_state": true,
                 "coordinator_process": if report.coordinator_alone { "own process" } else { "in the bench process" },
                 "assignments_per_s": per_sec.round(),
@@ -147,7 +152,9 @@ pub fn run(a: &CoordinatorArgs) -> anyhow::Result<()> {
                 "rss_is": if report.coordinator_alone { "the coordinator's process" } else { "the whole bench process" },
                 "connect_ms": ms(report.connect),
                 "reference_echo_round_trips_per_s": echo.as_ref().map(|e| e.round_trips_per_sec().round()),
-                "ratio_to_echo": echo.as_ref().map(|e| (per_sec / e.round_trips_per_sec() * 1000.0).round() / 1000.0),
+                // Only the throughput run is the transport's peer; a fixed-rate run's rate is
+                // the one it was offered.
+                "ratio_to_echo": echo.as_ref().filter(|_| rate.is_none()).map(|e| (per_sec / e.round_trips_per_sec() * 1000.0).round() / 1000.0),
             })
         );
     }

@@ -7,8 +7,8 @@ use crate::tasks::{OfferReply, OfferReplyRejected};
 use proofrack_common::framing::FrameError;
 use proofrack_common::identity::{Identity, PeerCertInfo};
 use proofrack_common::protocol::{
-    encode_message_into, read_message, write_message, AgentHello, AgentToCoordinator, CoordinatorToAgent, OfferDecision,
-    ProtocolError, Welcome, PROTOCOL_VERSION,
+    encode_message_into, read_message, write_message, AgentHello, AgentToCoordinator,
+    CoordinatorToAgent, OfferDecision, ProtocolError, Welcome, PROTOCOL_VERSION,
 };
 use std::sync::Arc;
 

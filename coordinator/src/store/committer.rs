@@ -42,12 +42,22 @@ pub(super) fn run(inner: &Inner) {
 
 /// Merges the batches (later rows win) and commits them in one durable transaction.
 pub(super) fn write(db: &redb::Database, batches: Vec<Batch>) -> Result<(), StoreError> {
+    // One map for the whole group (later rows win): folding batch by batch into a list
+    // re-sorted every row merged so far for every batch, quadratic in the group's size.
+    let mut rows = std::collections::BTreeMap::new();
     let mut merged = Changes::default();
     let mut extra = Vec::new();
     for b in batches {
-        merged.absorb(b.changes);
+        rows.extend(b.changes.tasks);
+        if b.changes.ledger.is_some() {
+            merged.ledger = b.changes.ledger;
+        }
+        if b.changes.meta.is_some() {
+            merged.meta = b.changes.meta;
+        }
         extra.extend(b.extra);
     }
+    merged.tasks = rows.into_iter().collect();
     let txn = db
         .begin_write()
         .map_err(|e| StoreError::Write(e.to_string()))?;

@@ -216,8 +216,7 @@ impl CoordinatorCore {
             },
             "only queued tasks are offered, and only orphaned ones handed over"
         );
-        // Debug: at rack scale this is tens of thousands of lines a second; the accept below is
-        // the line an operator follows.
+        // Debug: at rack scale this is tens of thousands of lines a second (see submit.rs).
         tracing::debug!(task = %id, agent = %placement.agent, predicted_ms = placement.predicted_proving_ms, "offer");
         let offer = task.offer_to(&placement, expires_at);
         task.history.push(

@@ -102,7 +102,11 @@ impl CoordinatorCore {
                 let collateral = task.spec.collateral;
                 match self.ledger_mut().bind(id, &agent.operator, collateral) {
                     Ok(()) => {
-                        tracing::info!(task = %id, %agent, %collateral, "offer accepted; stake bound");
+                        // Debug like the other per-task steps before the outcome: at rack
+                        // scale these are tens of thousands of lines a second (the task's
+                        // history keeps the step for `proofrack explain`); "proof verified"
+                        // and every failure stay at info and above.
+                        tracing::debug!(task = %id, %agent, %collateral, "offer accepted; stake bound");
                         let task = self.task_mut(id);
                         task.history.push(
                             now,

@@ -158,7 +158,7 @@ impl CoordinatorCore {
             },
         );
         // Debug: one line per submission is tens of thousands a second at rack scale; the
-        // info lines are the bind ("offer accepted; stake bound") and the release.
+        // info line per task is its outcome ("proof verified"; failures warn).
         tracing::debug!(task = %id, circuit = %spec.circuit, collateral = %spec.collateral, client = %spec.client, "task submitted");
         self.requests
             .insert((spec.client.clone(), spec.request_id), id);
