@@ -351,11 +351,14 @@ fn resume(ctx: &Arc<AgentContext>, offer: TaskOffer) {
         return;
     }
     let mut tasks = ctx.tasks.lock().expect("tasks poisoned");
-    if tasks.contains_key(&task) {
-        tracing::debug!(%task, "resume: already on it");
-    } else {
-        tracing::info!(%task, "resuming a task bound to this agent (it was lost in a restart)");
-        tasks.insert(task, Worker::spawn(ctx.clone(), offer));
+    match tasks.entry(task) {
+        std::collections::hash_map::Entry::Occupied(_) => {
+            tracing::debug!(%task, "resume: already on it");
+        }
+        std::collections::hash_map::Entry::Vacant(slot) => {
+            tracing::info!(%task, "resuming a task bound to this agent (it was lost in a restart)");
+            slot.insert(Worker::spawn(ctx.clone(), offer));
+        }
     }
 }
 

@@ -34,7 +34,7 @@ pub fn validate_name(kind: &str, name: &str) -> Result<(), String> {
 macro_rules! name_type {
     ($(#[$m:meta])* $name:ident, $kind:literal) => {
         $(#[$m])*
-        #[derive(Clone, Debug, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Clone, Debug, Eq, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
         // Shared, not owned: ids are cloned into every offer, placement, effect and history
         // entry; at thousands of assignments a second a clone must not allocate.
@@ -55,6 +55,12 @@ macro_rules! name_type {
         impl PartialEq for $name {
             fn eq(&self, other: &Self) -> bool {
                 Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+            }
+        }
+        // By content, as equality is.
+        impl std::hash::Hash for $name {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                self.0.hash(state);
             }
         }
         impl PartialOrd for $name {

@@ -118,8 +118,11 @@ pub fn choose(
 /// u128 arithmetic runs once per task instead of once per agent.
 #[derive(Default)]
 struct ProvingTimeMemo {
-    last: Option<((u64, u64, u32), (u64, u64))>,
+    last: Option<(SpeedKey, (u64, u64))>,
 }
+
+/// (calibrated MSM points/s, NTT elements/s, learned speed factor ‰).
+type SpeedKey = (u64, u64, u32);
 
 impl ProvingTimeMemo {
     /// `(predicted_proving_ms, margin_ms)` as `Timing::of` computes them.

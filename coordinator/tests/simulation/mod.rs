@@ -174,10 +174,7 @@ impl World {
     /// Applies the effects: agents answer offers and start proving; resumes restart lost
     /// work; cancellations stop it. Then the store takes the changes, as the shell commits.
     fn drain_effects(&mut self) {
-        loop {
-            let Some(effect) = self.core.poll_effect() else {
-                break;
-            };
+        while let Some(effect) = self.core.poll_effect() {
             match effect {
                 Effect::SendOffer(offer) => {
                     let i = self.index[&offer.agent];
@@ -500,10 +497,10 @@ fn a_thousand_agents_with_crashes_partitions_and_restarts_keep_every_invariant()
         while w.now < end {
             w.step();
             steps += 1;
-            if steps % RESTART_EVERY_STEPS == 0 {
+            if steps.is_multiple_of(RESTART_EVERY_STEPS) {
                 w.restart_coordinator();
             }
-            if std::env::var("PROOFRACK_SIM_TRACE").is_ok() && steps % 25 == 0 {
+            if std::env::var("PROOFRACK_SIM_TRACE").is_ok() && steps.is_multiple_of(25) {
                 eprintln!(
                     "step {steps} t={} open={} rows={} bytes={} elapsed={:.1}s",
                     w.now.0 % 1_000_000,
