@@ -189,25 +189,17 @@ fn telemetry(seq: u64) -> Telemetry {
 /// CPU time (user + system) of this process's threads named [`COORDINATOR_THREAD_NAME`] or
 /// [`STORE_THREAD_NAME`].
 pub fn coordinator_cpu_time() -> Duration {
-    let ticks_per_sec = 100.0; // USER_HZ on Linux
-    let mut ticks: u64 = 0;
-    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
-        for t in tasks.flatten() {
+    let Ok(threads) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    threads
+        .flatten()
+        .filter(|t| {
             let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-            if comm.trim() != COORDINATOR_THREAD_NAME && comm.trim() != STORE_THREAD_NAME {
-                continue;
-            }
-            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
-            // Fields after the parenthesised name: state is field 3; utime 14, stime 15.
-            if let Some((_, rest)) = stat.rsplit_once(')') {
-                let f: Vec<&str> = rest.split_whitespace().collect();
-                let utime: u64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0);
-                let stime: u64 = f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0);
-                ticks += utime + stime;
-            }
-        }
-    }
-    Duration::from_secs_f64(ticks as f64 / ticks_per_sec)
+            comm.trim() == COORDINATOR_THREAD_NAME || comm.trim() == STORE_THREAD_NAME
+        })
+        .map(|t| crate::load_coordinator::process_cpu_time(&t.path().join("stat")))
+        .sum()
 }
 
 /// Runs the load. Call from outside any runtime's worker (it builds the coordinator's own).

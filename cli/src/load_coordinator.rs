@@ -156,18 +156,12 @@ impl CoordinatorUnderLoad {
 
     /// Agents connected with telemetry.
     pub async fn agents_listed(&self) -> anyhow::Result<usize> {
-        let listed = |rows: &mut dyn Iterator<Item = (bool, Option<u64>)>| {
-            rows.filter(|(connected, age)| *connected && age.is_some())
-                .count()
-        };
         match self {
             CoordinatorUnderLoad::InProcess { server, .. } => Ok(server.shared.read(|core, _| {
-                listed(
-                    &mut core
-                        .agent_rows(SystemClock.now())
-                        .iter()
-                        .map(|r| (r.connected, r.telemetry_age_ms)),
-                )
+                core.agent_rows(SystemClock.now())
+                    .iter()
+                    .filter(|r| r.connected && r.telemetry_age_ms.is_some())
+                    .count()
             })),
             CoordinatorUnderLoad::Process { observer, .. } => {
                 match observer.request(ClientRequest::Agents).await? {
@@ -202,7 +196,7 @@ impl CoordinatorUnderLoad {
         match self {
             CoordinatorUnderLoad::InProcess { .. } => coordinator_cpu_time(),
             CoordinatorUnderLoad::Process { child, .. } => {
-                process_cpu_time(&format!("/proc/{}/stat", child.id()))
+                process_cpu_time(Path::new(&format!("/proc/{}/stat", child.id())))
             }
         }
     }
@@ -250,8 +244,8 @@ impl CoordinatorUnderLoad {
     }
 }
 
-/// utime + stime of a process from its `/proc/PID/stat`.
-pub fn process_cpu_time(stat_path: &str) -> Duration {
+/// utime + stime of a process or thread from its `/proc/.../stat`; zero if it cannot be read.
+pub fn process_cpu_time(stat_path: &Path) -> Duration {
     let ticks_per_sec = 100.0; // USER_HZ on Linux
     let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
     // Fields after the parenthesised name: state is field 3; utime 14, stime 15.
