@@ -1,8 +1,9 @@
 //! proofrack's PKI: one CA per deployment, and leaf certificates whose only identity is a
 //! SPIFFE ID in their single URI SAN (see `proofrack_common::identity`).
 //!
-//! The library is the primary interface (the devnet and tests make certificates in a temp
-//! directory with it); [`cli`] is the `proofrack certs` command on top.
+//! The library is the primary interface; [`cli`] is the `proofrack certs` command on top,
+//! and [`LocalPki`] sets a whole PKI up on one machine in one call (the devnet, the
+//! benchmarks' load generators and the end-to-end tests).
 //!
 //! # Layout of a certs directory
 //! | file | what | mode |
@@ -18,24 +19,29 @@
 //! A box needs `ca.pem` and its own pair only; `ca.key` stays on the machine that issues.
 //!
 //! # Modules
-//! - [`layout`]: the paths above. [`files`]: 0600 keys, no overwrite without `--force`.
+//! - `layout`: the paths above ([`CertsDir`]). `files`: 0600 keys, no overwrite without
+//!   `--force`, atomic replacement.
 //! - `ca`: `init` and loading the CA. `issue`: issue and renew leaves. `revoke`: revoke,
 //!   list, the reloadable revocation handle.
+//! - `bootstrap`: [`LocalPki`], a CA, the coordinator's leaf and any other leaf on demand.
+//! - [`cli`]: `proofrack certs init | issue | renew | revoke | list`.
 //!
 //! Keys are ECDSA P-256 (rcgen with `ring`, the one crypto provider of the workspace). A
 //! certificate's serial is the first 20 bytes of the SHA-256 of its public key (rcgen's
 //! default), so every fresh key, including each renewal's, gets a fresh serial.
 
+mod bootstrap;
 mod ca;
 pub mod cli;
-pub mod files;
+mod files;
 mod issue;
-pub mod layout;
+mod layout;
 mod revoke;
 
+pub use bootstrap::{LocalPki, LocalPkiOptions};
 pub use ca::{CaInfo, InitOptions};
 pub use issue::{IssueOptions, IssuedCert};
-pub use layout::CertsDir;
+pub use layout::{file_stem, CertsDir, REVOKED_FILE};
 pub use revoke::{CertListing, RevokeOutcome, RevokeTarget};
 
 use proofrack_common::identity::{Identity, DEFAULT_TRUST_DOMAIN};
