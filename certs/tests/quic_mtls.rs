@@ -7,12 +7,10 @@
 use proofrack_certs::{CertsDir, InitOptions, IssueOptions, RevokeTarget};
 use proofrack_common::identity::{identity_from_connection, Identity, TrustDomain};
 use proofrack_common::protocol::{
-    read_message, read_stream_open, write_message, write_stream_open, AgentCapabilities,
-    AgentHello, ClientRequest, ClientResponse, CoordinatorToAgent, LedgerView, StreamOpen, Welcome,
-    PROTOCOL_VERSION,
+    read_message, read_stream_open, write_message, write_stream_open, AgentHello, ClientRequest,
+    ClientResponse, CoordinatorToAgent, LedgerView, StreamOpen, Welcome, PROTOCOL_VERSION,
 };
 use proofrack_common::revocation::ReloadOutcome;
-use proofrack_common::telemetry::{Calibration, ProverBackend};
 use proofrack_common::tls::{
     client_config, close_reason_text, server_config, TlsMaterial, ALPN_PROOFRACK,
 };
@@ -61,25 +59,7 @@ fn agent_id() -> Identity {
 }
 
 fn hello() -> AgentHello {
-    AgentHello {
-        protocol_version: PROTOCOL_VERSION,
-        agent_build: "test".into(),
-        capabilities: AgentCapabilities {
-            backend: ProverBackend::Cpu,
-            gpus: 0,
-            max_concurrent_tasks: 1,
-            cached_keys: vec![],
-        },
-        calibration: Calibration {
-            backend: ProverBackend::Cpu,
-            backend_name: "cpu".into(),
-            msm_g1_points_per_sec: 1,
-            msm_size: 1,
-            ntt_elements_per_sec: 1,
-            ntt_size: 1,
-            compute_memory_total_bytes: 1,
-        },
-    }
+    proofrack_common::testkit::hello(&proofrack_common::testkit::cpu_calibration(), 1)
 }
 
 /// A minimal coordinator: accepts connections, reads each stream's open frame, answers an

@@ -1,8 +1,10 @@
 //! Types shared by the coordinator, agents and clients of proofrack.
 //!
 //! # Layout
-//! - [`amount`]: `StakeUnits`, stake in integer base units.
-//! - [`ids`]: operator, agent, task and proving-key identifiers.
+//! - `amount`: [`StakeUnits`], stake in integer base units.
+//! - `ids`: operator, agent, task and proving-key identifiers ([`OperatorId`], [`AgentName`],
+//!   [`AgentId`], [`TaskId`], [`KeyId`]).
+//! - `time`: [`UnixMillis`] and the injected [`Clock`].
 //! - [`identity`]: the SPIFFE identity carried in a certificate's single URI SAN.
 //! - [`telemetry`]: what an agent reports about its hardware and calibrated throughput.
 //! - [`protocol`]: versioned messages (postcard) and the stream flows between agents,
@@ -17,19 +19,23 @@
 //! - [`metrics`]: Prometheus text exposition and a duration histogram.
 //! - [`http`]: a small GET-only HTTP/1.1 server for `/metrics` and the fleet page.
 //! - [`config_env`]: environment-variable overrides of a TOML configuration.
+//! - `testkit` (feature `testkit`, for tests, benchmarks and simulations only): an agent's
+//!   hello, telemetry and calibration as scripted agents send them.
 
-pub mod amount;
+mod amount;
 pub mod client;
 pub mod config_env;
 pub mod framing;
 pub mod http;
 pub mod identity;
-pub mod ids;
+mod ids;
 pub mod metrics;
 pub mod protocol;
 pub mod revocation;
 pub mod telemetry;
-pub mod time;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
+mod time;
 pub mod tls;
 
 pub use amount::StakeUnits;

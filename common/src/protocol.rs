@@ -76,6 +76,10 @@ pub const MAX_CACHED_KEYS: usize = 256;
 /// Ceiling on one proving key payload. A 2^24-domain BN254 key is ~6 GiB; 64 GiB is far above
 /// any key a box could prove with, and the agent may pass a lower one for its disk.
 pub const MAX_PROVING_KEY_BYTES: u64 = 64 << 30;
+/// Shortest telemetry interval: a coordinator refuses a configuration asking for less (more
+/// often only loads it for no better data), and an agent never reports more often whatever a
+/// `Welcome` says (protects the box).
+pub const MIN_TELEMETRY_INTERVAL_MS: u64 = 200;
 
 const _: () = assert!(MAX_PUBLIC_INPUTS * 32 + MAX_PROOF_BYTES < framing::MAX_FRAME_BYTES / 2);
 const _: () = assert!(MAX_TASK_INPUTS_BYTES + 64 * MAX_TEXT_BYTES < framing::MAX_FRAME_BYTES);

@@ -26,6 +26,7 @@
 //! offer_timeout_ms = 5000
 //! ```
 
+use proofrack_common::protocol::MIN_TELEMETRY_INTERVAL_MS;
 use proofrack_common::{OperatorId, StakeUnits};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
@@ -91,9 +92,6 @@ pub struct CoordinatorConfig {
     #[serde(default)]
     pub http: crate::http::HttpConfig,
 }
-
-/// Shortest telemetry interval: more often only loads the coordinator for no better data.
-pub const MIN_TELEMETRY_INTERVAL_MS: u64 = 200;
 
 fn default_data_dir() -> PathBuf {
     PathBuf::from("proofrack-data")

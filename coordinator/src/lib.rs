@@ -25,6 +25,7 @@ pub mod http;
 pub mod ledger;
 pub mod tasks;
 
+#[cfg(feature = "testkit")]
 pub use admission::testkit;
 pub use admission::AgentId;
 pub use config::{CoordinatorConfig, Policy};

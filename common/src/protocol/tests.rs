@@ -16,29 +16,14 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 fn calibration() -> Calibration {
-    Calibration {
-        backend: ProverBackend::Cpu,
-        backend_name: "cpu: arkworks".into(),
-        msm_g1_points_per_sec: 1_000_000,
-        msm_size: 1 << 12,
-        ntt_elements_per_sec: 50_000_000,
-        ntt_size: 1 << 12,
-        compute_memory_total_bytes: 1 << 34,
-    }
+    crate::testkit::cpu_calibration()
 }
 
+/// A hello that declares a cached key, so its vector round-trips too.
 fn hello() -> AgentHello {
-    AgentHello {
-        protocol_version: PROTOCOL_VERSION,
-        agent_build: "proofrack-agent test".into(),
-        capabilities: AgentCapabilities {
-            backend: ProverBackend::Cpu,
-            gpus: 0,
-            max_concurrent_tasks: 2,
-            cached_keys: vec![KeyId([3; 32])],
-        },
-        calibration: calibration(),
-    }
+    let mut hello = crate::testkit::hello(&calibration(), 2);
+    hello.capabilities.cached_keys = vec![KeyId([3; 32])];
+    hello
 }
 
 fn agent_ref() -> AgentRef {

@@ -19,6 +19,7 @@ mod misfit;
 mod quick;
 mod snapshot;
 mod summary;
+#[cfg(feature = "testkit")]
 pub mod testkit;
 
 pub use misfit::Misfit;

@@ -17,9 +17,11 @@ mod client_session;
 mod delivery;
 mod input_stream;
 mod key_stream;
+mod settings;
 mod shared;
 mod views;
 
+pub use settings::KEYS_DIR;
 pub use shared::{Shared, StakeHook};
 
 use crate::config::Policy;
@@ -43,7 +45,8 @@ pub const REVOCATION_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
 /// Longest a graceful shutdown waits for connections to close.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
-/// Everything the server needs; the binary builds it from `coordinator.toml`.
+/// Everything the server needs; [`ServerSettings::from_config`] builds it from a
+/// `coordinator.toml`.
 pub struct ServerSettings {
     pub listen: SocketAddr,
     pub tls: TlsMaterial,
@@ -82,6 +85,10 @@ pub enum ServerError {
     Stake(String),
     #[error("circuit registry: {0}")]
     Circuit(String),
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    #[error(transparent)]
+    Revocation(#[from] proofrack_common::revocation::RevocationError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(
