@@ -5,10 +5,15 @@
 //! telemetry every interval, as % of one core. Each figure is printed with its target; the
 //! reference in the same run is a bare process (`sleep`) measured the same way.
 
+use crate::setup;
 use anyhow::Context;
-use proofrack_certs::{CertsDir, InitOptions, IssueOptions};
-use proofrack_common::identity::{Identity, TrustDomain, DEFAULT_TRUST_DOMAIN};
-use proofrack_common::{Clock, SystemClock};
+use proofrack_bench::load::proc_stats;
+use proofrack_bench::load::LOOPBACK_HOST;
+use proofrack_certs::{CertsDir, LocalPki, LocalPkiOptions};
+use proofrack_common::identity::Identity;
+use proofrack_common::{Clock, OperatorId, StakeUnits, SystemClock};
+use proofrack_coordinator::config::{CoordinatorConfig, OperatorStake, TlsPaths};
+use proofrack_coordinator::server::{self, ServerSettings};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -39,14 +44,12 @@ pub struct AgentFootprintArgs {
 pub fn run(a: &AgentFootprintArgs) -> anyhow::Result<()> {
     let binary = match &a.binary {
         Some(b) => b.clone(),
-        None => sibling_binary("proofrack")?,
+        None => setup::sibling_binary("proofrack")?,
     };
     let binary_bytes = std::fs::metadata(&binary)
         .with_context(|| format!("reading {}", binary.display()))?
         .len();
-    let dir =
-        std::env::temp_dir().join(format!("proofrack-bench-footprint-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = setup::scratch_dir("footprint");
     std::fs::create_dir_all(&dir)?;
     let result = measure(a, &binary, &dir);
     let _ = std::fs::remove_dir_all(&dir);
@@ -87,52 +90,37 @@ struct Measured {
     sleep_cpu: Duration,
 }
 
-/// `name` next to this executable (cargo builds every binary of a profile into one
-/// directory); an error saying how to build it when it is not there.
-pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
-    let path = std::env::current_exe()?
-        .parent()
-        .context("this executable has no directory")?
-        .join(name);
-    if !path.is_file() {
-        anyhow::bail!(
-            "no {name} binary at {}; build it (cargo build --release -p proofrack --bins) or \
-             pass --binary",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
 fn measure(a: &AgentFootprintArgs, binary: &Path, dir: &Path) -> anyhow::Result<Measured> {
-    let certs = CertsDir::new(dir.join("certs"));
     let now = SystemClock.now();
-    certs.init(
-        &InitOptions::new(TrustDomain::new(DEFAULT_TRUST_DOMAIN)?),
+    let pki = LocalPki::bootstrap(
+        CertsDir::new(dir.join("certs")),
+        LOOPBACK_HOST,
+        &LocalPkiOptions::default(),
         now,
     )?;
-    let coordinator_id = Identity::coordinator("127.0.0.1")?;
     let agent_id = Identity::agent("op-a", "box-1")?;
-    for id in [&coordinator_id, &agent_id] {
-        certs.issue(id, &IssueOptions::default(), now)?;
-    }
+    pki.issue(&agent_id, now)?;
+    let certs = pki.dir();
     let udp_port = std::net::UdpSocket::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let coordinator_toml = dir.join("coordinator.toml");
-    std::fs::write(
-        &coordinator_toml,
-        format!(
-            "listen = \"127.0.0.1:{udp_port}\"\ndata_dir = \"{data}\"\ncircuits = [\"mimc-4\"]\n\
-             telemetry_interval_ms = {interval}\n\n[tls]\nca_cert = \"{ca}\"\ncert = \"{cert}\"\n\
-             key = \"{key}\"\n\n[[operators]]\nid = \"op-a\"\ndelegated = 1000000\n",
-            data = dir.join("coordinator").display(),
-            interval = a.telemetry_interval_ms,
-            ca = certs.ca_cert_path().display(),
-            cert = certs.cert_path(&coordinator_id).display(),
-            key = certs.key_path(&coordinator_id).display(),
-        ),
-    )?;
+    let coordinator = CoordinatorConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], udp_port)),
+        data_dir: dir.join("coordinator"),
+        circuits: vec!["mimc-4".into()],
+        telemetry_interval_ms: a.telemetry_interval_ms,
+        tls: TlsPaths {
+            ca_cert: certs.ca_cert_path(),
+            cert: certs.cert_path(pki.coordinator()),
+            key: certs.key_path(pki.coordinator()),
+        },
+        operators: vec![OperatorStake {
+            id: OperatorId::new("op-a").map_err(anyhow::Error::msg)?,
+            delegated: StakeUnits(1_000_000),
+        }],
+        ..CoordinatorConfig::default()
+    };
+    coordinator.validate()?;
     let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -151,14 +139,10 @@ fn measure(a: &AgentFootprintArgs, binary: &Path, dir: &Path) -> anyhow::Result<
         ),
     )?;
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let config = proofrack::serve::load_coordinator_config(&coordinator_toml)?;
-    let running = rt.block_on(proofrack::serve::start_coordinator(
-        &config,
-        &config.data_dir,
-    ))?;
+    let rt = setup::runtime()?;
+    let running = rt.block_on(async {
+        server::start(ServerSettings::from_config(&coordinator).await?).await
+    })?;
 
     let log = std::fs::File::create(dir.join("agent.log"))?;
     let agent = Command::new(binary)
@@ -181,6 +165,7 @@ fn measure(a: &AgentFootprintArgs, binary: &Path, dir: &Path) -> anyhow::Result<
         // One full telemetry interval first, so the window holds only steady state.
         std::thread::sleep(Duration::from_millis(a.telemetry_interval_ms));
         let (agent_pid, sleep_pid) = (agent.0.id(), sleep.0.id());
+        let cpu_time = |pid| proc_stats::cpu_time(&proc_stats::stat_path(pid));
         let (agent_cpu0, sleep_cpu0) = (cpu_time(agent_pid)?, cpu_time(sleep_pid)?);
         let start = Instant::now();
         std::thread::sleep(Duration::from_secs(a.idle_seconds));
@@ -190,10 +175,12 @@ fn measure(a: &AgentFootprintArgs, binary: &Path, dir: &Path) -> anyhow::Result<
         if !connected(metrics_addr) {
             anyhow::bail!("the agent lost its connection during the idle window; see its log");
         }
+        let agent_memory = proc_stats::memory(&proc_stats::status_path(agent_pid))?;
+        let sleep_memory = proc_stats::memory(&proc_stats::status_path(sleep_pid))?;
         Ok(Measured {
-            agent_rss_bytes: status_kib(agent_pid, "VmRSS:")? * 1024,
-            agent_peak_rss_bytes: status_kib(agent_pid, "VmHWM:")? * 1024,
-            sleep_rss_bytes: status_kib(sleep_pid, "VmRSS:")? * 1024,
+            agent_rss_bytes: agent_memory.rss_bytes,
+            agent_peak_rss_bytes: agent_memory.peak_rss_bytes,
+            sleep_rss_bytes: sleep_memory.rss_bytes,
             window,
             agent_cpu,
             sleep_cpu,
@@ -249,33 +236,4 @@ fn connected(metrics: SocketAddr) -> bool {
         t.lines()
             .any(|l| l == "proofrack_agent_coordinator_connected 1")
     })
-}
-
-/// A `/proc/PID/status` line's value in KiB (VmRSS, VmHWM).
-fn status_kib(pid: u32, key: &str) -> anyhow::Result<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .with_context(|| format!("no {key} in /proc/{pid}/status"))
-}
-
-/// User + system CPU time of a process (`/proc/PID/stat` utime + stime).
-fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name (field 2) may hold spaces; fields after its closing paren are plain.
-    let rest = text
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .context("malformed /proc/PID/stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-    let ticks: u64 = fields
-        .get(11..13)
-        .context("short /proc/PID/stat")?
-        .iter()
-        .map(|f| f.parse::<u64>())
-        .sum::<Result<u64, _>>()?;
-    // USER_HZ is 100 on Linux for every architecture the agent runs on.
-    Ok(Duration::from_millis(ticks * 10))
 }

@@ -35,7 +35,7 @@ use proofrack_kernels::groth16::{
 use proofrack_kernels::{Backend, NttDirection};
 use rayon::prelude::*;
 
-use crate::groth16::{ms, open_cuda, round3, BackendChoice};
+use crate::kernel_bench::{ms, open_cuda, round3, BackendChoice};
 use crate::ntt::random_fr;
 
 #[derive(Clone, Debug, clap::Args)]

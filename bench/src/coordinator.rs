@@ -6,9 +6,10 @@
 //! and the process's memory; the reference in the same run is a bare quinn mutual-TLS echo
 //! over the same number of connections, with the ratio.
 
-use proofrack::echo_load::{self, EchoLoad};
-use proofrack::fleet_load::{self, FleetLoad};
-use proofrack::load_coordinator::Placement;
+use crate::setup;
+use proofrack_bench::load::coordinator::CoordinatorSite;
+use proofrack_bench::load::echo::{self, EchoLoad, EchoReport};
+use proofrack_bench::load::fleet::{self, FleetLoad, FleetReport};
 use std::time::Duration;
 
 #[derive(clap::Args)]
@@ -56,108 +57,145 @@ pub struct CoordinatorArgs {
     binary: Option<std::path::PathBuf>,
 }
 
-pub fn run(a: &CoordinatorArgs) -> anyhow::Result<()> {
-    if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_writer(std::io::stderr)
-            .init();
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let base = std::env::temp_dir().join(format!("proofrack-bench-coord-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&base);
-    let ms = |d: Duration| (d.as_secs_f64() * 1e4).round() / 10.0;
+/// One measured run: its mode, tasks, offered rate (none: throughput) and batch size.
+struct Run {
+    mode: &'static str,
+    tasks: usize,
+    rate: Option<f64>,
+    batch: usize,
+}
 
+pub fn run(a: &CoordinatorArgs) -> anyhow::Result<()> {
+    let rt = setup::runtime()?;
+    let base = setup::scratch_dir("coord");
+    let result = run_all(a, &rt, &base);
+    let _ = std::fs::remove_dir_all(&base);
+    result
+}
+
+fn run_all(
+    a: &CoordinatorArgs,
+    rt: &tokio::runtime::Runtime,
+    base: &std::path::Path,
+) -> anyhow::Result<()> {
     let echo = if a.no_reference {
         None
     } else {
-        let report = rt.block_on(echo_load::run(EchoLoad {
+        let report = rt.block_on(echo::run(EchoLoad {
             connections: a.agents,
             window: Duration::from_secs(a.echo_seconds),
             dir: base.join("echo"),
         }))?;
-        println!(
-            "{}",
-            serde_json::json!({
-                "bench": "quinn-echo",
-                "connections": report.connections,
-                "round_trips_per_s": report.round_trips_per_sec().round(),
-                "p50_ms": ms(report.latency_percentile(0.5)),
-                "p99_ms": ms(report.latency_percentile(0.99)),
-            })
-        );
+        print_echo(&report);
         Some(report)
     };
-
-    let placement = if a.in_process {
-        Placement::InProcess
+    let site = if a.in_process {
+        CoordinatorSite::InProcess
     } else {
-        Placement::Process {
+        CoordinatorSite::OwnProcess {
             binary: match &a.binary {
                 Some(b) => b.clone(),
-                None => crate::agent_footprint::sibling_binary("proofrack")?,
+                None => setup::sibling_binary("proofrack")?,
             },
         }
     };
-    let mut runs = vec![("throughput", a.tasks, None, a.batch)];
-    for &rate in a.latency_rates.iter().filter(|r| **r > 0.0) {
-        let tasks = (rate * a.latency_seconds as f64).round() as usize;
-        runs.push(("fixed-rate latency", tasks, Some(rate), a.latency_batch));
-    }
-    for (i, (mode, tasks, rate, batch)) in runs.into_iter().enumerate() {
+    for (i, run) in runs(a).iter().enumerate() {
         // Each agent holds its share of the tasks: nothing completes during the run, so every
         // submission is one assignment (offer, accept, stake bound, committed).
-        let slots = tasks.div_ceil(a.agents.max(1)).max(1) as u32;
-        let report = rt.block_on(fleet_load::run(FleetLoad {
+        let slots = run.tasks.div_ceil(a.agents.max(1)).max(1) as u32;
+        let report = rt.block_on(fleet::run(FleetLoad {
             telemetry_interval_ms: a.telemetry_interval_ms,
             idle_window: Duration::from_secs(a.idle_seconds),
             operators: a.operators,
             agent_slots: slots,
             submitters: a.submitters,
-            batch,
-            placement: placement.clone(),
-            offered_per_sec: rate,
-            ..FleetLoad::new(a.agents, tasks, base.join(format!("run-{i}")))
+            batch: run.batch,
+            site: site.clone(),
+            offered_per_sec: run.rate,
+            ..FleetLoad::new(a.agents, run.tasks, base.join(format!("run-{i}")))
         }))?;
-        let per_sec = report.assignments_per_sec();
-        let mib = |b: u64| (b as f64 / (1 << 20) as f64 * 10.0).round() / 10.0;
-        println!(
-            "{}",
-            serde_json::json!({
-                "bench": "coordinator",
-                "mode": mode,
-                "offered_per_s": rate,
-                "agents": report.agents,
-                "agents_listed": report.agents_listed,
-                "operators": a.operators,
-                "tasks": report.tasks,
-                "agent_slots": slots,
-                "submitters": a.submitters,
-                "batch": batch,
-                "durable_state": true,
-                "coordinator_process": if report.coordinator_alone { "own process" } else { "in the bench process" },
-                "assignments_per_s": per_sec.round(),
-                "all_bound_ms": ms(report.all_bound),
-                "submit_phase_ms": ms(report.submit_phase),
-                "assignment_p50_ms": ms(report.latency_percentile(0.5)),
-                "assignment_p99_ms": ms(report.latency_percentile(0.99)),
-                "assignment_max_ms": ms(report.latency_percentile(1.0)),
-                "coordinator_cpu_cores_idle": (report.idle_cpu_cores * 1000.0).round() / 1000.0,
-                "coordinator_cpu_cores_submitting": (report.submit_cpu_cores * 1000.0).round() / 1000.0,
-                "coordinator_cpu_us_per_assignment": (report.submit_cpu_cores * report.all_bound.as_secs_f64() / report.tasks.max(1) as f64 * 1e7).round() / 10.0,
-                "rss_mib": mib(report.rss_bytes),
-                "rss_peak_mib": mib(report.rss_peak_bytes),
-                "rss_is": if report.coordinator_alone { "the coordinator's process" } else { "the whole bench process" },
-                "connect_ms": ms(report.connect),
-                "reference_echo_round_trips_per_s": echo.as_ref().map(|e| e.round_trips_per_sec().round()),
-                // Only the throughput run is the transport's peer; a fixed-rate run's rate is
-                // the one it was offered.
-                "ratio_to_echo": echo.as_ref().filter(|_| rate.is_none()).map(|e| (per_sec / e.round_trips_per_sec() * 1000.0).round() / 1000.0),
-            })
-        );
+        print_run(a, run, slots, &report, echo.as_ref());
     }
-    let _ = std::fs::remove_dir_all(&base);
     Ok(())
+}
+
+/// The throughput run, then one run per fixed offered rate.
+fn runs(a: &CoordinatorArgs) -> Vec<Run> {
+    let mut runs = vec![Run {
+        mode: "throughput",
+        tasks: a.tasks,
+        rate: None,
+        batch: a.batch,
+    }];
+    for &rate in a.latency_rates.iter().filter(|r| **r > 0.0) {
+        runs.push(Run {
+            mode: "fixed-rate latency",
+            tasks: (rate * a.latency_seconds as f64).round() as usize,
+            rate: Some(rate),
+            batch: a.latency_batch,
+        });
+    }
+    runs
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e4).round() / 10.0
+}
+
+fn print_echo(report: &EchoReport) {
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "quinn-echo",
+            "connections": report.connections,
+            "round_trips_per_s": report.round_trips_per_sec().round(),
+            "p50_ms": ms(report.latency_percentile(0.5)),
+            "p99_ms": ms(report.latency_percentile(0.99)),
+        })
+    );
+}
+
+fn print_run(
+    a: &CoordinatorArgs,
+    run: &Run,
+    slots: u32,
+    report: &FleetReport,
+    echo: Option<&EchoReport>,
+) {
+    let per_sec = report.assignments_per_sec();
+    let mib = |b: u64| (b as f64 / (1 << 20) as f64 * 10.0).round() / 10.0;
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "coordinator",
+            "mode": run.mode,
+            "offered_per_s": run.rate,
+            "agents": report.agents,
+            "agents_listed": report.agents_listed,
+            "operators": a.operators,
+            "tasks": report.tasks,
+            "agent_slots": slots,
+            "submitters": a.submitters,
+            "batch": run.batch,
+            "durable_state": true,
+            "coordinator_process": if report.coordinator_alone { "own process" } else { "in the bench process" },
+            "assignments_per_s": per_sec.round(),
+            "all_bound_ms": ms(report.all_bound),
+            "submit_phase_ms": ms(report.submit_phase),
+            "assignment_p50_ms": ms(report.latency_percentile(0.5)),
+            "assignment_p99_ms": ms(report.latency_percentile(0.99)),
+            "assignment_max_ms": ms(report.latency_percentile(1.0)),
+            "coordinator_cpu_cores_idle": (report.idle_cpu_cores * 1000.0).round() / 1000.0,
+            "coordinator_cpu_cores_submitting": (report.submit_cpu_cores * 1000.0).round() / 1000.0,
+            "coordinator_cpu_us_per_assignment": (report.submit_cpu_cores * report.all_bound.as_secs_f64() / report.tasks.max(1) as f64 * 1e7).round() / 10.0,
+            "rss_mib": mib(report.rss_bytes),
+            "rss_peak_mib": mib(report.rss_peak_bytes),
+            "rss_is": if report.coordinator_alone { "the coordinator's process" } else { "the whole bench process" },
+            "connect_ms": ms(report.connect),
+            "reference_echo_round_trips_per_s": echo.map(|e| e.round_trips_per_sec().round()),
+            // Only the throughput run is the transport's peer; a fixed-rate run's rate is
+            // the one it was offered.
+            "ratio_to_echo": echo.filter(|_| run.rate.is_none()).map(|e| (per_sec / e.round_trips_per_sec() * 1000.0).round() / 1000.0),
+        })
+    );
 }

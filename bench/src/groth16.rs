@@ -13,6 +13,7 @@
 
 use std::time::Instant;
 
+use crate::kernel_bench::{default, ms, round3, with_backend, KernelArgs};
 use anyhow::{bail, Context};
 use ark_bn254::Fr;
 use ark_std::rand::{rngs::StdRng, SeedableRng};
@@ -25,67 +26,36 @@ use proofrack_kernels::groth16::{
 };
 use proofrack_kernels::Backend;
 
-/// Which backend runs the measured operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum BackendChoice {
-    Cpu,
-    Cuda,
-}
-
-/// Runs `$body` with `$b` bound to the chosen backend (a generic function call per arm, so
-/// every op is written once over `B: Backend`).
-macro_rules! with_backend {
-    ($choice:expr, $b:ident => $body:expr) => {
-        match $choice {
-            $crate::groth16::BackendChoice::Cpu => {
-                let $b = &proofrack_kernels::cpu::CpuBackend::new();
-                $body
-            }
-            $crate::groth16::BackendChoice::Cuda => {
-                let $b = &$crate::groth16::open_cuda()?;
-                $body
-            }
-        }
-    };
-}
-pub(crate) use with_backend;
-
-/// GPU 0, with the reason in the error when there is none (no driver, no kernels built in).
-pub(crate) fn open_cuda() -> anyhow::Result<proofrack_kernels::cuda::CudaBackend> {
-    proofrack_kernels::cuda::CudaBackend::new(0).context("opening the CUDA backend (GPU 0)")
-}
-
 #[derive(Clone, Debug, clap::Args)]
+#[command(
+    mut_arg("sizes", default("10,12,14")),
+    mut_arg("backend", default("cpu")),
+    mut_arg("seed", default("1")),
+    mut_arg("reps", default("3"))
+)]
 pub struct Groth16Args {
-    /// log2 of the constraint domain of each MiMC circuit (4..=20).
-    #[arg(long, value_delimiter = ',', default_value = "10,12,14")]
-    pub log_sizes: Vec<u32>,
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub backend: BackendChoice,
-    /// Measured proofs per size (after one warm-up); the median is reported.
-    #[arg(long, default_value_t = 3)]
-    pub reps: usize,
+    // `--sizes`: log2 of the constraint domain of each MiMC circuit (4..=20).
+    #[command(flatten)]
+    pub kernel: KernelArgs,
     /// Measured CPU proofs per size for the baseline (after one warm-up).
     #[arg(long, default_value_t = 3)]
     pub cpu_reps: usize,
-    /// Seed for keys, inputs and blinding.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
 }
 
 pub fn run(args: &Groth16Args) -> anyhow::Result<()> {
-    if args.reps == 0 || args.cpu_reps == 0 {
+    if args.kernel.reps == 0 || args.cpu_reps == 0 {
         bail!("--reps and --cpu-reps must be at least 1");
     }
     let circuits = args
-        .log_sizes
+        .kernel
+        .sizes
         .iter()
         .map(|&log2| {
             Circuit::mimc(log2)
                 .with_context(|| format!("no built-in circuit for 2^{log2}; sizes are 4..=20"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    with_backend!(args.backend, b => {
+    with_backend!(args.kernel.backend, b => {
         for circuit in &circuits {
             bench_size(b, circuit, args)?;
         }
@@ -106,7 +76,7 @@ fn bench_size<B: Backend>(
     circuit: &Circuit,
     args: &Groth16Args,
 ) -> anyhow::Result<()> {
-    let mut rng = StdRng::seed_from_u64(args.seed ^ u64::from(circuit.log2_domain()));
+    let mut rng = StdRng::seed_from_u64(args.kernel.seed ^ u64::from(circuit.log2_domain()));
     let t = Instant::now();
     let key = generate_key_with_rng(&circuit.r1cs(), &mut rng)?;
     let setup_ms = ms(t);
@@ -123,7 +93,7 @@ fn bench_size<B: Backend>(
         &witness.public,
         r,
         s,
-        args.reps,
+        args.kernel.reps,
     )?;
     let cpu_ms = if backend.info().kind == proofrack_kernels::BackendKind::Cpu {
         measured.median_ms
@@ -157,7 +127,7 @@ fn bench_size<B: Backend>(
         "ratio": round3(cpu_ms / measured.median_ms),
         "setup_ms": round3(setup_ms),
         "prepare_key_ms": round3(measured.prepare_ms),
-        "reps": args.reps,
+        "reps": args.kernel.reps,
         "cpu_reps": args.cpu_reps,
         "stages_ms": {
             "witness_map": round3(st.witness_map.as_secs_f64() * 1e3),
@@ -209,12 +179,4 @@ fn measure<B: Backend>(
         stages,
         proof_bytes: proof_to_bytes(&proof),
     })
-}
-
-pub(crate) fn ms(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64() * 1e3
-}
-
-pub(crate) fn round3(v: f64) -> f64 {
-    (v * 1e3).round() / 1e3
 }

@@ -1,13 +1,15 @@
-//! proofrack-bench: benchmarks of the proving backends, each against the CPU reference in
-//! the same run. Prints JSON lines.
+//! proofrack-bench: every benchmark of proofrack, each against a reference measured in the
+//! same run, printed as JSON lines (the crate doc in lib.rs maps the modules).
 
 mod agent_footprint;
 mod check;
 mod coordinator;
 mod fleet;
 mod groth16;
+mod kernel_bench;
 mod msm;
 mod ntt;
+mod setup;
 mod snarkjs;
 mod store;
 
@@ -16,7 +18,7 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(
     name = "proofrack-bench",
-    about = "Benchmarks of the proving backends (JSON lines)"
+    about = "Benchmarks of proofrack, each against a reference in the same run (JSON lines)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -56,7 +58,9 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+    let command = Cli::parse().command;
+    setup::init_tracing();
+    match command {
         Command::Groth16(args) => groth16::run(&args),
         Command::Check(args) => check::run(&args),
         Command::Snarkjs(args) => snarkjs::run(&args),

@@ -9,38 +9,37 @@
 
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use ark_bn254::Fr;
 use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
 use ark_ec::{CurveGroup, PrimeGroup, VariableBaseMSM};
 use ark_ff::{Field, UniformRand, Zero};
 use ark_std::rand::{rngs::StdRng, SeedableRng};
 use proofrack_kernels::cpu::CpuBackend;
-use proofrack_kernels::cuda::{CudaBackend, MsmProfile, MsmTuning};
-use proofrack_kernels::Backend;
+use proofrack_kernels::cuda::{CudaBackend, CudaScalars, MsmProfile, MsmTuning};
+use proofrack_kernels::{Backend, BackendError};
 use rayon::prelude::*;
 
-use crate::groth16::{ms, round3, BackendChoice};
+use crate::kernel_bench::{default, median, ms, round3, with_backend, BackendChoice, KernelArgs};
 
 #[derive(Clone, Debug, clap::Args)]
+#[command(
+    mut_arg("sizes", default("16,20,24")),
+    mut_arg("backend", default("cuda")),
+    mut_arg("seed", default("1")),
+    mut_arg("reps", default("7"))
+)]
 pub struct MsmArgs {
-    /// log2 of each MSM size.
-    #[arg(long, value_delimiter = ',', default_value = "16,20,24")]
-    pub sizes: Vec<u32>,
+    // `--sizes`: log2 of each MSM size; `--reps`: at least 5.
+    #[command(flatten)]
+    pub kernel: KernelArgs,
     /// Benchmark G2 instead of G1.
     #[arg(long)]
     pub g2: bool,
-    #[arg(long, value_enum, default_value = "cuda")]
-    pub backend: BackendChoice,
-    /// Measured MSMs per size after one warm-up; the median is reported (at least 5).
-    #[arg(long, default_value_t = 7)]
-    pub reps: usize,
     /// Largest log2 size at which the CPU (arkworks) MSM is timed; above it the CPU is timed
     /// at this size and `cpu_size` in the JSON says so.
     #[arg(long, default_value_t = 22)]
     pub cpu_max_log: u32,
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
     /// CUDA only: force these window sizes (one line each) instead of the cost model's.
     #[arg(long, value_delimiter = ',')]
     pub window_bits: Vec<u32>,
@@ -128,139 +127,45 @@ fn random_scalars(n: usize, seed: u64) -> Vec<Fr> {
 }
 
 pub fn run_bench(args: &MsmArgs) -> anyhow::Result<()> {
-    if args.reps < 5 {
+    if args.kernel.reps < 5 {
         bail!("--reps must be at least 5 (the median of at least five runs is reported)");
     }
-    for &log in &args.sizes {
+    for &log in &args.kernel.sizes {
         if !(1..=26).contains(&log) {
             bail!("MSM sizes are 2^1..=2^26, got 2^{log}");
         }
     }
-    match args.backend {
-        BackendChoice::Cpu => {
-            let b = CpuBackend::new();
-            for &log in &args.sizes {
-                if args.g2 {
-                    bench_one::<_, ark_bn254::g2::Config>(
-                        &b,
-                        log,
-                        args,
-                        "msm_g2",
-                        &[MsmTuning::default()],
-                        |b, p, _| b.load_bases_g2(p),
-                        |b, x, s| b.msm_g2(x, s),
-                        |_| serde_json::Value::Null,
-                        |_, _, _| Ok(None),
-                    )?;
-                } else {
-                    bench_one::<_, ark_bn254::g1::Config>(
-                        &b,
-                        log,
-                        args,
-                        "msm_g1",
-                        &[MsmTuning::default()],
-                        |b, p, _| b.load_bases_g1(p),
-                        |b, x, s| b.msm_g1(x, s),
-                        |_| serde_json::Value::Null,
-                        |_, _, _| Ok(None),
-                    )?;
-                }
-            }
-        }
-        BackendChoice::Cuda => {
-            let b = CudaBackend::new(0).context("opening the CUDA backend (GPU 0)")?;
-            let tunings: Vec<MsmTuning> = if args.window_bits.is_empty() {
-                vec![MsmTuning {
-                    window_bits: None,
-                    max_copies: args.max_copies,
-                }]
-            } else {
-                args.window_bits
-                    .iter()
-                    .map(|&c| MsmTuning {
-                        window_bits: Some(c),
-                        max_copies: args.max_copies,
-                    })
-                    .collect()
-            };
-            for &log in &args.sizes {
-                if args.g2 {
-                    bench_one::<_, ark_bn254::g2::Config>(
-                        &b,
-                        log,
-                        args,
-                        "msm_g2",
-                        &tunings,
-                        |b, p, t| b.load_bases_g2_tuned(p, t),
-                        |b, x, s| b.msm_g2(x, s),
-                        |x| shape_json(x.window_bits_and_copies(), x.device_bytes()),
-                        |b, x, s| {
-                            if args.profile {
-                                b.msm_g2_profiled(x, s).map(|(_, p)| Some(p))
-                            } else {
-                                Ok(None)
-                            }
-                        },
-                    )?;
-                } else {
-                    bench_one::<_, ark_bn254::g1::Config>(
-                        &b,
-                        log,
-                        args,
-                        "msm_g1",
-                        &tunings,
-                        |b, p, t| b.load_bases_g1_tuned(p, t),
-                        |b, x, s| b.msm_g1(x, s),
-                        |x| shape_json(x.window_bits_and_copies(), x.device_bytes()),
-                        |b, x, s| {
-                            if args.profile {
-                                b.msm_g1_profiled(x, s).map(|(_, p)| Some(p))
-                            } else {
-                                Ok(None)
-                            }
-                        },
-                    )?;
-                }
-            }
+    with_backend!(args.kernel.backend, b => bench_sizes(b, args))
+}
+
+/// Every size on `backend`, over G2 with `--g2`, else G1.
+fn bench_sizes<B: MsmBackend>(backend: &B, args: &MsmArgs) -> anyhow::Result<()> {
+    let tunings = B::tunings(args);
+    for &log in &args.kernel.sizes {
+        if args.g2 {
+            bench_one::<B, ark_bn254::g2::Config>(backend, log, args, &tunings)?;
+        } else {
+            bench_one::<B, ark_bn254::g1::Config>(backend, log, args, &tunings)?;
         }
     }
     Ok(())
 }
 
-fn shape_json((c, copies): (u32, u32), bytes: usize) -> serde_json::Value {
-    serde_json::json!({ "window_bits": c, "copies": copies, "bases_bytes": bytes })
-}
-
-#[allow(clippy::too_many_arguments)]
-fn bench_one<B, P>(
+/// One size: exact reference, the CPU timed, then each tuning timed on `backend`.
+fn bench_one<B: MsmBackend, P: MsmCurve>(
     backend: &B,
     log: u32,
     args: &MsmArgs,
-    op: &str,
     tunings: &[MsmTuning],
-    load: impl Fn(&B, &[Affine<P>], MsmTuning) -> Result<BasesOf<B, P>, proofrack_kernels::BackendError>,
-    msm: impl Fn(
-        &B,
-        &BasesOf<B, P>,
-        &B::Scalars,
-    ) -> Result<Projective<P>, proofrack_kernels::BackendError>,
-    describe: impl Fn(&BasesOf<B, P>) -> serde_json::Value,
-    profile: impl Fn(
-        &B,
-        &BasesOf<B, P>,
-        &B::Scalars,
-    ) -> Result<Option<MsmProfile>, proofrack_kernels::BackendError>,
-) -> anyhow::Result<()>
-where
-    B: Backend,
-    P: SWCurveConfig<ScalarField = Fr> + BackendBases<B>,
-{
+) -> anyhow::Result<()> {
+    let op = format!("msm_{}", P::NAME);
     let n = 1usize << log;
+    let seed = args.kernel.seed;
     let t = Instant::now();
-    let p0 = Projective::<P>::generator() * Fr::from(args.seed + 2);
-    let q = Projective::<P>::generator() * Fr::from(args.seed + 3);
+    let p0 = Projective::<P>::generator() * Fr::from(seed + 2);
+    let q = Projective::<P>::generator() * Fr::from(seed + 3);
     let bases = structured_bases(n, p0, q);
-    let scalars = random_scalars(n, args.seed ^ u64::from(log));
+    let scalars = random_scalars(n, seed ^ u64::from(log));
     // exact reference: (Σ s_i)·P0 + (Σ i·s_i)·Q
     let (sum, weighted) = scalars
         .par_iter()
@@ -280,8 +185,7 @@ where
         cpu_times.push(ms(t));
         let _ = std::hint::black_box(r);
     }
-    cpu_times.sort_by(f64::total_cmp);
-    let cpu_ms = cpu_times[cpu_times.len() / 2];
+    let cpu_ms = median(cpu_times);
     // compare at equal size: the CPU time is scaled linearly when it ran smaller (MSM cost
     // is close to linear at these sizes; `cpu_scaled_linearly` says when this happened)
     let cpu_ms_scaled = cpu_ms * (n as f64 / cpu_n as f64);
@@ -291,19 +195,19 @@ where
     let upload_ms = ms(t);
     for &tuning in tunings {
         let t = Instant::now();
-        let resident = load(backend, &bases, tuning)?;
+        let resident = backend.load_tuned::<P>(&bases, tuning)?;
         let load_ms = ms(t);
-        let first = msm(backend, &resident, &dev_scalars)?;
+        let first = P::backend_msm(backend, &resident, &dev_scalars)?;
         if first.into_affine() != want {
             bail!(
                 "{op} 2^{log} {tuning:?}: {} result differs from the exact reference",
                 backend.info().name
             );
         }
-        let mut times = Vec::with_capacity(args.reps);
-        for _ in 0..args.reps {
+        let mut times = Vec::with_capacity(args.kernel.reps);
+        for _ in 0..args.kernel.reps {
             let t = Instant::now();
-            let r = msm(backend, &resident, &dev_scalars)?;
+            let r = P::backend_msm(backend, &resident, &dev_scalars)?;
             times.push(ms(t));
             let _ = std::hint::black_box(r);
         }
@@ -318,52 +222,219 @@ where
             "ms_median": round3(median),
             "ms_min": round3(times[0]),
             "ms_max": round3(times[times.len() - 1]),
-            "reps": args.reps,
+            "reps": args.kernel.reps,
             "points_per_s": (n as f64 / (median / 1e3)).round(),
             "cpu_ms": round3(cpu_ms_scaled),
             "cpu_size": cpu_n,
             "cpu_ms_measured": round3(cpu_ms),
             "cpu_scaled_linearly": cpu_n != n,
             "ratio": round3(cpu_ms_scaled / median),
-            "shape": describe(&resident),
+            "shape": B::describe::<P>(&resident),
             "load_bases_ms": round3(load_ms),
             "upload_scalars_ms": round3(upload_ms),
             "gen_inputs_ms": round3(gen_ms),
             "cpu_threads": rayon::current_num_threads(),
         });
         println!("{line}");
-        if let Some(p) = profile(backend, &resident, &dev_scalars)? {
-            let phases: serde_json::Map<String, serde_json::Value> = p
-                .phases_ms
-                .iter()
-                .map(|(n, ms)| (n.to_string(), serde_json::json!(round3(*ms))))
-                .collect();
-            let total: f64 = p.phases_ms.iter().map(|(_, ms)| ms).sum();
-            let line = serde_json::json!({
-                "op": format!("{op}_profile"),
-                "log2": log,
-                "size": n,
-                "shape": describe(&resident),
-                "phases_ms": phases,
-                "total_ms": round3(total),
-            });
-            println!("{line}");
+        if args.profile {
+            if let Some(p) = backend.profile::<P>(&resident, &dev_scalars)? {
+                print_profile(&op, log, &p, B::describe::<P>(&resident));
+            }
         }
     }
     Ok(())
 }
 
-/// The backend's resident-bases type for a curve (G1 or G2).
-pub trait BackendBases<B: Backend> {
-    type Bases;
+fn print_profile(op: &str, log: u32, p: &MsmProfile, shape: serde_json::Value) {
+    let phases: serde_json::Map<String, serde_json::Value> = p
+        .phases_ms
+        .iter()
+        .map(|(n, ms)| (n.to_string(), serde_json::json!(round3(*ms))))
+        .collect();
+    let total: f64 = p.phases_ms.iter().map(|(_, ms)| ms).sum();
+    let line = serde_json::json!({
+        "op": format!("{op}_profile"),
+        "log2": log,
+        "size": 1usize << log,
+        "shape": shape,
+        "phases_ms": phases,
+        "total_ms": round3(total),
+    });
+    println!("{line}");
 }
-impl<B: Backend> BackendBases<B> for ark_bn254::g1::Config {
-    type Bases = B::BasesG1;
+
+/// A curve the MSM benchmark and check run on: its name and the backend's MSM calls for it
+/// (G1 and G2 differ only in these).
+pub trait MsmCurve: SWCurveConfig<ScalarField = Fr> {
+    /// `g1` or `g2`, as the JSON lines name the curve.
+    const NAME: &'static str;
+    /// The backend's resident bases of this curve.
+    type Bases<B: Backend>: Send + Sync;
+
+    fn load_bases<B: Backend>(
+        backend: &B,
+        bases: &[Affine<Self>],
+    ) -> Result<Self::Bases<B>, BackendError>;
+    fn backend_msm<B: Backend>(
+        backend: &B,
+        bases: &Self::Bases<B>,
+        scalars: &B::Scalars,
+    ) -> Result<Projective<Self>, BackendError>;
+    /// CUDA: bases loaded with the window size and copy count forced.
+    fn load_tuned(
+        backend: &CudaBackend,
+        bases: &[Affine<Self>],
+        tuning: MsmTuning,
+    ) -> Result<Self::Bases<CudaBackend>, BackendError>;
+    /// CUDA: the MSM with the time of each phase.
+    fn msm_profiled(
+        backend: &CudaBackend,
+        bases: &Self::Bases<CudaBackend>,
+        scalars: &CudaScalars,
+    ) -> Result<MsmProfile, BackendError>;
+    /// CUDA: ((window bits, copies), device bytes) of loaded bases.
+    fn cuda_shape(bases: &Self::Bases<CudaBackend>) -> ((u32, u32), usize);
 }
-impl<B: Backend> BackendBases<B> for ark_bn254::g2::Config {
-    type Bases = B::BasesG2;
+
+/// [`MsmCurve`] for a curve: its name, its bases' associated type in [`Backend`] and the
+/// backend calls of that curve (the only differences between G1 and G2).
+macro_rules! msm_curve {
+    ($curve:ty, $name:literal, $bases:ident, $load:ident, $msm:ident, $load_tuned:ident, $profiled:ident) => {
+        impl MsmCurve for $curve {
+            const NAME: &'static str = $name;
+            type Bases<B: Backend> = B::$bases;
+
+            fn load_bases<B: Backend>(
+                backend: &B,
+                bases: &[Affine<Self>],
+            ) -> Result<Self::Bases<B>, BackendError> {
+                backend.$load(bases)
+            }
+            fn backend_msm<B: Backend>(
+                backend: &B,
+                bases: &Self::Bases<B>,
+                scalars: &B::Scalars,
+            ) -> Result<Projective<Self>, BackendError> {
+                backend.$msm(bases, scalars)
+            }
+            fn load_tuned(
+                backend: &CudaBackend,
+                bases: &[Affine<Self>],
+                tuning: MsmTuning,
+            ) -> Result<Self::Bases<CudaBackend>, BackendError> {
+                backend.$load_tuned(bases, tuning)
+            }
+            fn msm_profiled(
+                backend: &CudaBackend,
+                bases: &Self::Bases<CudaBackend>,
+                scalars: &CudaScalars,
+            ) -> Result<MsmProfile, BackendError> {
+                backend.$profiled(bases, scalars).map(|(_, p)| p)
+            }
+            fn cuda_shape(bases: &Self::Bases<CudaBackend>) -> ((u32, u32), usize) {
+                (bases.window_bits_and_copies(), bases.device_bytes())
+            }
+        }
+    };
 }
-type BasesOf<B, P> = <P as BackendBases<B>>::Bases;
+
+msm_curve!(
+    ark_bn254::g1::Config,
+    "g1",
+    BasesG1,
+    load_bases_g1,
+    msm_g1,
+    load_bases_g1_tuned,
+    msm_g1_profiled
+);
+msm_curve!(
+    ark_bn254::g2::Config,
+    "g2",
+    BasesG2,
+    load_bases_g2,
+    msm_g2,
+    load_bases_g2_tuned,
+    msm_g2_profiled
+);
+
+/// What the MSM benchmark does differently per backend: the CPU has no tuning, shape or
+/// profile; CUDA forces window sizes and copies, and reports both.
+pub trait MsmBackend: Backend + Sized {
+    /// The tunings each size is timed with.
+    fn tunings(args: &MsmArgs) -> Vec<MsmTuning>;
+    fn load_tuned<P: MsmCurve>(
+        &self,
+        bases: &[Affine<P>],
+        tuning: MsmTuning,
+    ) -> Result<P::Bases<Self>, BackendError>;
+    /// The loaded bases' shape for the JSON line (null where there is none).
+    fn describe<P: MsmCurve>(bases: &P::Bases<Self>) -> serde_json::Value;
+    /// Each phase's time, where the backend can tell.
+    fn profile<P: MsmCurve>(
+        &self,
+        bases: &P::Bases<Self>,
+        scalars: &Self::Scalars,
+    ) -> Result<Option<MsmProfile>, BackendError>;
+}
+
+impl MsmBackend for CpuBackend {
+    fn tunings(_: &MsmArgs) -> Vec<MsmTuning> {
+        vec![MsmTuning::default()]
+    }
+    fn load_tuned<P: MsmCurve>(
+        &self,
+        bases: &[Affine<P>],
+        _: MsmTuning,
+    ) -> Result<P::Bases<Self>, BackendError> {
+        P::load_bases(self, bases)
+    }
+    fn describe<P: MsmCurve>(_: &P::Bases<Self>) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+    fn profile<P: MsmCurve>(
+        &self,
+        _: &P::Bases<Self>,
+        _: &Self::Scalars,
+    ) -> Result<Option<MsmProfile>, BackendError> {
+        Ok(None)
+    }
+}
+
+impl MsmBackend for CudaBackend {
+    fn tunings(args: &MsmArgs) -> Vec<MsmTuning> {
+        if args.window_bits.is_empty() {
+            return vec![MsmTuning {
+                window_bits: None,
+                max_copies: args.max_copies,
+            }];
+        }
+        args.window_bits
+            .iter()
+            .map(|&c| MsmTuning {
+                window_bits: Some(c),
+                max_copies: args.max_copies,
+            })
+            .collect()
+    }
+    fn load_tuned<P: MsmCurve>(
+        &self,
+        bases: &[Affine<P>],
+        tuning: MsmTuning,
+    ) -> Result<P::Bases<Self>, BackendError> {
+        P::load_tuned(self, bases, tuning)
+    }
+    fn describe<P: MsmCurve>(bases: &P::Bases<Self>) -> serde_json::Value {
+        let ((c, copies), bytes) = P::cuda_shape(bases);
+        serde_json::json!({ "window_bits": c, "copies": copies, "bases_bytes": bytes })
+    }
+    fn profile<P: MsmCurve>(
+        &self,
+        bases: &P::Bases<Self>,
+        scalars: &Self::Scalars,
+    ) -> Result<Option<MsmProfile>, BackendError> {
+        P::msm_profiled(self, bases, scalars).map(Some)
+    }
+}
 
 #[derive(Clone, Copy, Debug)]
 enum Dist {
@@ -513,13 +584,7 @@ fn reference<P: SWCurveConfig<ScalarField = Fr>>(
 }
 
 pub fn run_check(args: &CheckMsmArgs) -> anyhow::Result<()> {
-    match args.backend {
-        BackendChoice::Cpu => check_all(&CpuBackend::new(), args),
-        BackendChoice::Cuda => {
-            let b = CudaBackend::new(0).context("opening the CUDA backend (GPU 0)")?;
-            check_all(&b, args)
-        }
-    }
+    with_backend!(args.backend, b => check_all(b, args))
 }
 
 fn check_sizes(max_log: u32) -> Vec<usize> {
@@ -539,29 +604,11 @@ fn check_all<B: Backend>(backend: &B, args: &CheckMsmArgs) -> anyhow::Result<()>
     let mut cases = 0usize;
     for &n in &check_sizes(args.max_log) {
         let random = n <= 1usize << args.random_max_log;
-        failures += check_curve::<B, ark_bn254::g1::Config>(
-            backend,
-            n,
-            random,
-            args,
-            "g1",
-            &mut cases,
-            |b, p| b.load_bases_g1(p),
-            |b, x, s| b.msm_g1(x, s),
-        )?;
+        failures += check_curve::<B, ark_bn254::g1::Config>(backend, n, random, args, &mut cases)?;
     }
     for &n in &check_sizes(args.g2_max_log.min(args.max_log)) {
         let random = n <= 1usize << args.random_max_log.min(16);
-        failures += check_curve::<B, ark_bn254::g2::Config>(
-            backend,
-            n,
-            random,
-            args,
-            "g2",
-            &mut cases,
-            |b, p| b.load_bases_g2(p),
-            |b, x, s| b.msm_g2(x, s),
-        )?;
+        failures += check_curve::<B, ark_bn254::g2::Config>(backend, n, random, args, &mut cases)?;
     }
     let summary = serde_json::json!({
         "op": "check-msm-summary",
@@ -577,37 +624,26 @@ fn check_all<B: Backend>(backend: &B, args: &CheckMsmArgs) -> anyhow::Result<()>
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn check_curve<B, P>(
+/// Every scalar distribution against bases of size `n` on curve `P`; the failures.
+fn check_curve<B: Backend, P: MsmCurve>(
     backend: &B,
     n: usize,
     random: bool,
     args: &CheckMsmArgs,
-    curve: &str,
     cases: &mut usize,
-    load: impl Fn(&B, &[Affine<P>]) -> Result<BasesOf<B, P>, proofrack_kernels::BackendError>,
-    msm: impl Fn(
-        &B,
-        &BasesOf<B, P>,
-        &B::Scalars,
-    ) -> Result<Projective<P>, proofrack_kernels::BackendError>,
-) -> anyhow::Result<usize>
-where
-    B: Backend,
-    P: SWCurveConfig<ScalarField = Fr> + BackendBases<B>,
-{
+) -> anyhow::Result<usize> {
     let t = Instant::now();
     let bases = case_bases::<P>(n, random, args.seed ^ n as u64);
     let gen_ms = ms(t);
     let t = Instant::now();
-    let resident = load(backend, &bases.points)?;
+    let resident = P::load_bases(backend, &bases.points)?;
     let load_ms = ms(t);
     let mut failures = 0;
     for (k, dist) in Dist::ALL.iter().enumerate() {
         let scalars = dist.scalars(n, args.seed.wrapping_add(k as u64 * 1000 + n as u64));
         let dev = backend.upload_scalars(&scalars)?;
         let t = Instant::now();
-        let got = msm(backend, &resident, &dev);
+        let got = P::backend_msm(backend, &resident, &dev);
         let gpu_ms = ms(t);
         let t = Instant::now();
         let want = reference(&bases, &scalars);
@@ -622,7 +658,7 @@ where
         }
         let line = serde_json::json!({
             "op": "check-msm",
-            "curve": curve,
+            "curve": P::NAME,
             "size": n,
             "dist": dist.name(),
             "bases": bases.kind,

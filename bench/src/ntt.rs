@@ -26,18 +26,19 @@ use proofrack_kernels::cuda::CudaBackend;
 use proofrack_kernels::{Backend, BackendError, NttDirection};
 use rayon::prelude::*;
 
-use crate::groth16::{ms, round3, with_backend};
+use crate::kernel_bench::{default, median, ms, round3, with_backend, KernelArgs};
 
 #[derive(Clone, Debug, clap::Args)]
+#[command(
+    mut_arg("sizes", default("10,12,14,16,18,20")),
+    mut_arg("backend", default("cpu")),
+    mut_arg("seed", default("0")),
+    mut_arg("reps", default("5"))
+)]
 pub struct NttArgs {
-    /// log2 of each transform size (1..=28).
-    #[arg(long, value_delimiter = ',', default_value = "10,12,14,16,18,20")]
-    pub log_sizes: Vec<u32>,
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub backend: crate::groth16::BackendChoice,
-    /// Measured runs per size and kind (after one warm-up); the median is reported.
-    #[arg(long, default_value_t = 5)]
-    pub reps: usize,
+    // `--sizes`: log2 of each transform size (1..=28).
+    #[command(flatten)]
+    pub kernel: KernelArgs,
     /// Largest log2 at which the CPU backend is timed (2^24 takes seconds per transform on
     /// 16 cores; above this the CPU is timed at this size and the JSON says so).
     #[arg(long, default_value_t = 22)]
@@ -89,10 +90,10 @@ impl OpTimer for CudaBackend {
 const KINDS: [&str; 4] = ["forward", "inverse", "forward_coset", "prover_batch3"];
 
 pub fn run(args: &NttArgs) -> anyhow::Result<()> {
-    if args.reps == 0 || args.cpu_reps == 0 {
+    if args.kernel.reps == 0 || args.cpu_reps == 0 {
         bail!("--reps and --cpu-reps must be at least 1");
     }
-    for &log2 in &args.log_sizes {
+    for &log2 in &args.kernel.sizes {
         if !(1..=28).contains(&log2) {
             bail!("NTT sizes are 2^1..=2^28 (BN254 Fr has 2-adicity 28), got 2^{log2}");
         }
@@ -100,8 +101,8 @@ pub fn run(args: &NttArgs) -> anyhow::Result<()> {
     if let Some(k) = args.kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
         bail!("unknown kind {k}; kinds are {KINDS:?}");
     }
-    with_backend!(args.backend, b => {
-        for &log2 in &args.log_sizes {
+    with_backend!(args.kernel.backend, b => {
+        for &log2 in &args.kernel.sizes {
             bench_size(b, log2, args)?;
         }
     });
@@ -161,10 +162,6 @@ fn run_kind<B: OpTimer>(
     for _ in 0..reps {
         times.push(backend.time_op(&mut || op(&mut vs))?);
     }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     Ok(Timed {
         ms: median(times.iter().map(|t| t.0).collect()),
         wall_ms: median(times.iter().map(|t| t.1).collect()),
@@ -179,9 +176,9 @@ fn bench_size<B: OpTimer>(backend: &B, log2: u32, args: &NttArgs) -> anyhow::Res
     for kind in &args.kinds {
         let vectors = if kind == "prover_batch3" { 3 } else { 1 };
         let data: Vec<Vec<Fr>> = (0..vectors)
-            .map(|v| random_fr(n, u64::from(log2) * 8 + v))
+            .map(|v| random_fr(n, args.kernel.seed ^ (u64::from(log2) * 8 + v)))
             .collect();
-        let got = run_kind(backend, kind, &data, args.reps)?;
+        let got = run_kind(backend, kind, &data, args.kernel.reps)?;
         let (cpu_ms, matches) = if is_cpu {
             (got.ms, None)
         } else if cpu_log2 == log2 {
@@ -213,7 +210,7 @@ fn bench_size<B: OpTimer>(backend: &B, log2: u32, args: &NttArgs) -> anyhow::Res
             "ratio": round3(cpu_scaled / got.ms),
             "ratio_basis": if cpu_log2 == log2 { "measured" } else { "cpu_scaled_n_log_n_estimate" },
             "matches_cpu": matches,
-            "reps": args.reps,
+            "reps": args.kernel.reps,
             "cpu_reps": args.cpu_reps,
         });
         println!("{line}");

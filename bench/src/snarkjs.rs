@@ -35,6 +35,8 @@ use proofrack_kernels::groth16::{
 };
 use proofrack_snarkjs as snarkjs;
 
+use crate::kernel_bench::median;
+
 #[derive(clap::Args)]
 pub struct SnarkjsArgs {
     /// Smallest circuit, as log2 of its domain (MiMC chains fill it exactly).
@@ -52,11 +54,6 @@ pub struct SnarkjsArgs {
     /// Where the zkeys and witnesses go (large at 2^18: ~100 MB).
     #[arg(long, default_value = "target/bench-snarkjs")]
     pub work_dir: PathBuf,
-}
-
-fn median_ms(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn snarkjs_prove(repo: &Path, zkey: &Path, wtns: &Path, out: &Path) -> anyhow::Result<f64> {
@@ -155,7 +152,7 @@ pub fn run(args: &SnarkjsArgs) -> anyhow::Result<()> {
             circom::witness::check("bench", &registered, &wtns_bytes)?;
             checks.push(t.elapsed().as_secs_f64() * 1e3);
         }
-        let check_ms = median_ms(checks);
+        let check_ms = median(checks);
 
         let mut ours = Vec::new();
         let mut theirs = Vec::new();
@@ -173,8 +170,7 @@ pub fn run(args: &SnarkjsArgs) -> anyhow::Result<()> {
         if !verify_with_vk(&key.verifying_key(), &public, &proof)? {
             bail!("snarkjs' proof at 2^{log2} does not verify with our verifier");
         }
-        let (ours_ms, prove_ms, snarkjs_ms) =
-            (median_ms(ours), median_ms(prove_only), median_ms(theirs));
+        let (ours_ms, prove_ms, snarkjs_ms) = (median(ours), median(prove_only), median(theirs));
         println!(
             "{}",
             serde_json::json!({

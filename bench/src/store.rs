@@ -14,11 +14,11 @@
 //!    (bindings, ledger invariants). Figures for several sizes show how it scales.
 
 use proofrack_common::telemetry::ProofShape;
+use proofrack_common::testkit::{agent_id, cuda_telemetry};
 use proofrack_common::{KeyId, StakeUnits, UnixMillis};
 use proofrack_coordinator::config::MAX_QUEUE_CAPACITY;
 use proofrack_coordinator::ledger::source::StakeEvent;
 use proofrack_coordinator::store::{ExtraWrite, Store, StoredDelivery, StoredProof};
-use proofrack_coordinator::testkit::{agent_id, cuda_telemetry};
 use proofrack_coordinator::{AgentId, CoordinatorCore, Effect, OfferReply, Policy, TaskSpec};
 use std::path::Path;
 use std::sync::Arc;
@@ -49,7 +49,7 @@ const CIRCUIT: &str = "bench";
 const PROOF_BYTES: usize = 128;
 
 pub fn run(a: &StoreArgs) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("proofrack-bench-store-{}", std::process::id()));
+    let dir = crate::setup::scratch_dir("store");
     std::fs::create_dir_all(&dir)?;
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
     let reference = reference_commits_per_sec(&dir.join("reference.redb"), a.reference_commits)?;

@@ -5,10 +5,10 @@
 
 use crate::tables;
 use anyhow::{bail, Context};
-use proofrack_agent::config::{AgentConfig, AgentTls, BackendChoice};
-use proofrack_certs::{CertsDir, InitOptions, IssueOptions, DEFAULT_LEAF_DAYS};
+use proofrack_agent::{AgentConfig, AgentTls, BackendChoice};
+use proofrack_certs::{CertsDir, LocalPki, LocalPkiOptions, DEFAULT_LEAF_DAYS};
 use proofrack_common::client::CoordinatorClient;
-use proofrack_common::identity::{Identity, TrustDomain, DEFAULT_TRUST_DOMAIN};
+use proofrack_common::identity::Identity;
 use proofrack_common::protocol::{
     ClientRequest, ClientResponse, LedgerView, SubmitRequest, TaskState,
 };
@@ -29,6 +29,8 @@ pub const DEVNET_OPERATORS: [(&str, u128); 2] = [("op-a", 100), ("op-b", 80)];
 pub const DEVNET_COLLATERALS: [u128; 3] = [20, 30, 40];
 /// Deadline of devnet tasks: generous for a 2-core CPU box proving 2^14 circuits.
 pub const DEVNET_DEADLINE: Duration = Duration::from_secs(120);
+/// Where the devnet's coordinator listens; its certificate names it.
+const COORDINATOR_HOST: &str = "127.0.0.1";
 
 #[derive(Clone, Debug)]
 pub struct DevnetOptions {
@@ -86,9 +88,10 @@ pub async fn run(
     };
     std::fs::create_dir_all(&opts.data_dir)
         .with_context(|| format!("creating {}", opts.data_dir.display()))?;
-    let certs = CertsDir::new(opts.data_dir.join("certs"));
     let agents = agent_identities(opts.agents_per_operator)?;
-    make_certs(&certs, &agents)?;
+    let client_id = Identity::client("devnet")?;
+    let pki = make_certs(&opts.data_dir, &agents, &client_id)?;
+    let certs = pki.dir();
     say(format!(
         "devnet: certificates in {}",
         certs.root().display()
@@ -111,14 +114,13 @@ pub async fn run(
         _anvil = Some(anvil);
         chain = Some(config);
     }
-    let coordinator_host = "127.0.0.1";
-    let coordinator_id = Identity::coordinator(coordinator_host)?;
+    let coordinator_id = pki.coordinator();
     let config = CoordinatorConfig {
         listen: "127.0.0.1:0".parse().expect("literal address"),
         tls: TlsPaths {
             ca_cert: certs.ca_cert_path(),
-            cert: certs.cert_path(&coordinator_id),
-            key: certs.key_path(&coordinator_id),
+            cert: certs.cert_path(coordinator_id),
+            key: certs.key_path(coordinator_id),
         },
         operators: DEVNET_OPERATORS
             .iter()
@@ -155,7 +157,7 @@ pub async fn run(
             format!("removing the last devnet's state {}", state_file.display())
         })?;
     }
-    let coordinator = crate::serve::start_coordinator(&config, &config.data_dir).await?;
+    let coordinator = crate::serve::start_coordinator(&config).await?;
     let addr = coordinator.local_addr;
     say(format!("devnet: coordinator on {addr}"));
     // The fleet page on a free loopback port with a fresh token, for watching the run.
@@ -174,7 +176,7 @@ pub async fn run(
     // One backend and one calibration for every agent: they share this machine, so each
     // reports its share of the measured throughput (admission predicts proving times from
     // it; the whole machine's figure would make every prediction N times too optimistic).
-    let template = agent_config(&opts, &certs, &agents[0], addr);
+    let template = agent_config(&opts, certs, &agents[0], addr);
     let (prover, mut calibration) = crate::serve::prepare_prover(&template).await?;
     let sharing = agents.len() as u64;
     calibration.msm_g1_points_per_sec = (calibration.msm_g1_points_per_sec / sharing).max(1);
@@ -189,11 +191,11 @@ pub async fn run(
     let (agents_stop, agents_stop_rx) = watch::channel(false);
     let mut agent_tasks = JoinSet::new();
     for id in &agents {
-        let config = agent_config(&opts, &certs, id, addr);
+        let config = agent_config(&opts, certs, id, addr);
         let settings = crate::serve::agent_settings(&config, prover.clone(), calibration.clone())?;
         let mut rx = agents_stop_rx.clone();
         agent_tasks.spawn(async move {
-            proofrack_agent::client::run(settings, async move {
+            proofrack_agent::run(settings, async move {
                 let _ = rx.wait_for(|s| *s).await;
             })
             .await
@@ -205,9 +207,8 @@ pub async fn run(
         DEVNET_OPERATORS.map(|o| o.0).join(", ")
     ));
 
-    let client_id = Identity::client("devnet")?;
     let client = Arc::new(
-        CoordinatorClient::connect(addr, coordinator_host, &certs.tls_material(&client_id)?)
+        CoordinatorClient::connect(addr, COORDINATOR_HOST, &certs.tls_material(&client_id)?)
             .await?,
     );
     if opts.verbose {
@@ -263,29 +264,29 @@ fn agent_identities(per_operator: usize) -> anyhow::Result<Vec<Identity>> {
     Ok(v)
 }
 
-/// A CA on first run; fresh leaves every run (cheap, and never expired).
-fn make_certs(certs: &CertsDir, agents: &[Identity]) -> anyhow::Result<()> {
+/// A CA on first run (kept, so a devnet's data directory stays usable); fresh week-long
+/// leaves every run (cheap, and never expired).
+fn make_certs(
+    data_dir: &std::path::Path,
+    agents: &[Identity],
+    client: &Identity,
+) -> anyhow::Result<LocalPki> {
     let now = SystemClock.now();
-    if !certs.ca_cert_path().exists() {
-        certs.init(
-            &InitOptions {
-                trust_domain: TrustDomain::new(DEFAULT_TRUST_DOMAIN)?,
-                days: proofrack_certs::DEFAULT_CA_DAYS,
-                force: false,
-            },
-            now,
-        )?;
-    }
-    let leaf = IssueOptions {
-        days: DEFAULT_LEAF_DAYS.min(7),
-        force: true,
+    let opts = LocalPkiOptions {
+        keep_ca: true,
+        leaf_days: DEFAULT_LEAF_DAYS.min(7),
+        ..LocalPkiOptions::default()
     };
-    certs.issue(&Identity::coordinator("127.0.0.1")?, &leaf, now)?;
-    certs.issue(&Identity::client("devnet")?, &leaf, now)?;
-    for a in agents {
-        certs.issue(a, &leaf, now)?;
+    let pki = LocalPki::bootstrap(
+        CertsDir::new(data_dir.join("certs")),
+        COORDINATOR_HOST,
+        &opts,
+        now,
+    )?;
+    for id in agents.iter().chain([client]) {
+        pki.issue(id, now)?;
     }
-    Ok(())
+    Ok(pki)
 }
 
 fn agent_config(
@@ -294,7 +295,7 @@ fn agent_config(
     id: &Identity,
     addr: std::net::SocketAddr,
 ) -> AgentConfig {
-    let stem = proofrack_certs::layout::file_stem(id);
+    let stem = proofrack_certs::file_stem(id);
     AgentConfig {
         coordinator: addr.to_string(),
         tls: AgentTls {
@@ -307,7 +308,7 @@ fn agent_config(
         cuda_device: 0,
         max_concurrent_tasks: 1,
         // Several agents share this machine: no per-agent metrics port.
-        metrics: proofrack_agent::metrics::MetricsConfig {
+        metrics: proofrack_agent::MetricsConfig {
             enabled: false,
             ..Default::default()
         },

@@ -1,35 +1,33 @@
-//! The `proofrack` command line, as a library so tests can run the devnet and the client
-//! commands in-process.
+//! The `proofrack` command line, as a library so tests can run the devnet, the services and
+//! the client commands in-process.
 //!
 //! # Layout
 //! - [`devnet`]: one command that makes certificates, starts a coordinator and agents of two
 //!   operators on loopback, submits a stream of tasks and shows them move.
 //! - [`devnet_chain`]: `devnet --chain`: anvil, the contracts and on-chain stake.
 //! - [`serve`]: `proofrack coordinator` and `proofrack agent` from their TOML files.
-//! - [`config_env`]: environment overrides of those files (`PROOFRACK_COORDINATOR_*`,
+//! - `config_env`: environment overrides of those files (`PROOFRACK_COORDINATOR_*`,
 //!   `PROOFRACK_AGENT_*`).
-//! - [`signals`]: Ctrl-C or SIGTERM ends the services gracefully.
+//! - `signals`: Ctrl-C or SIGTERM ends the services gracefully.
 //! - [`client_cmds`]: `submit`, `status`, `ledger`, `agents`, `circuits`.
+//! - [`circom_cmds`]: `circuits register` and circom submissions (witness or inputs + wasm).
 //! - [`admin_cmds`]: the operator's `drain` and `operator withdraw`, retried idempotently.
 //! - [`snarkjs_cmds`]: `verify` and `prove` for circom/snarkjs files, no coordinator.
 //! - [`explain_cmd`]: `explain TASK`, the task's full record from the HTTP API.
-//! - [`fleet_load`]: a coordinator under a large fleet of protocol agents (benchmark, test).
-//! - [`echo_load`]: a bare quinn mutual-TLS echo, the reference of the coordinator benchmark.
-//! - [`tables`]: human-readable tables and status lines.
-//! - [`duration`]: `30s`, `500ms`, `2m` as command-line durations.
+//! - `tables`: human-readable tables and status lines.
+//! - `duration`: `30s`, `500ms`, `2m` as command-line durations.
+//!
+//! Benchmarks and load generators are not here: they live in `proofrack-bench`.
 
 pub mod admin_cmds;
 pub mod circom_cmds;
 pub mod client_cmds;
-pub mod config_env;
+mod config_env;
 pub mod devnet;
 pub mod devnet_chain;
-pub mod duration;
-pub mod echo_load;
+mod duration;
 pub mod explain_cmd;
-pub mod fleet_load;
-pub mod load_coordinator;
 pub mod serve;
-pub mod signals;
+mod signals;
 pub mod snarkjs_cmds;
-pub mod tables;
+mod tables;

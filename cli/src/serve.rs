@@ -2,15 +2,12 @@
 //! by their TOML files.
 
 use anyhow::Context;
-use proofrack_agent::client::AgentSettings;
-use proofrack_agent::config::AgentConfig;
-use proofrack_agent::key_cache::{KeyCache, KeyCacheLimits};
-use proofrack_agent::prover::{Prover, ProverBackendImpl};
-use proofrack_agent::TelemetryCollector;
-use proofrack_common::revocation::RevocationHandle;
+use proofrack_agent::{
+    AgentConfig, AgentSettings, KeyCache, KeyCacheLimits, Prover, ProverBackendImpl,
+    TelemetryCollector,
+};
 use proofrack_common::tls::TlsMaterial;
 use proofrack_common::SystemClock;
-use proofrack_coordinator::registry::CircuitRegistry;
 use proofrack_coordinator::server::{self, ServerSettings};
 use proofrack_coordinator::CoordinatorConfig;
 use std::path::Path;
@@ -46,7 +43,7 @@ fn log_overrides(applied: &[String]) {
 
 /// Loads keys (generating missing ones), binds and serves until Ctrl-C or SIGTERM.
 pub async fn coordinator(config: CoordinatorConfig) -> anyhow::Result<()> {
-    let running = start_coordinator(&config, &config.data_dir).await?;
+    let running = start_coordinator(&config).await?;
     let http = proofrack_coordinator::http::start_from_config(&config.http, running.shared.clone())
         .await?;
     tracing::info!(addr = %running.local_addr, "coordinator ready; Ctrl-C or SIGTERM stops it");
@@ -64,39 +61,14 @@ pub async fn coordinator(config: CoordinatorConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The revocation list lives beside the CA certificate (`certs revoke` writes it there).
+/// Loads the keys (generating missing ones), binds, and follows the chain when the
+/// configuration names one: `proofrack coordinator` without its signal handling and HTTP.
 pub async fn start_coordinator(
     config: &CoordinatorConfig,
-    data_dir: &Path,
 ) -> anyhow::Result<server::RunningServer> {
-    let tls = TlsMaterial::load(&config.tls.ca_cert, &config.tls.cert, &config.tls.key)?;
-    let revoked = config
-        .tls
-        .ca_cert
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join("revoked.json");
-    let revocation = RevocationHandle::load(&revoked)
-        .with_context(|| format!("loading the revocation list {}", revoked.display()))?;
-    let keys_dir = data_dir.join("keys");
-    let names = config.circuits.clone();
-    let registry =
-        tokio::task::spawn_blocking(move || CircuitRegistry::load_or_generate(&keys_dir, &names))
-            .await??;
-    let running = server::start(ServerSettings {
-        listen: config.listen,
-        tls,
-        revocation,
-        policy: config.policy.clone(),
-        delegations: config.delegations(),
-        registry,
-        clock: Arc::new(SystemClock),
-        telemetry_interval_ms: config.telemetry_interval_ms,
-        state: server::StateLocation::Dir(data_dir.to_path_buf()),
-    })
-    .await?;
+    let running = server::start(ServerSettings::from_config(config).await?).await?;
     if let Some(chain) = &config.chain {
-        let attached = match chain.resolve(data_dir) {
+        let attached = match chain.resolve(&config.data_dir) {
             Ok(settings) => {
                 proofrack_coordinator::chain::ChainStakeSource::attach(
                     running.shared.clone(),
@@ -137,7 +109,7 @@ pub async fn agent(config: AgentConfig) -> anyhow::Result<()> {
     let settings = agent_settings(&config, prover.0, prover.1)?;
     let metrics = if config.metrics.enabled {
         Some(
-            proofrack_agent::metrics::serve(config.metrics.listen, settings.metrics.clone())
+            proofrack_agent::serve_metrics(config.metrics.listen, settings.metrics.clone())
                 .await
                 .with_context(|| {
                     format!(
@@ -149,7 +121,7 @@ pub async fn agent(config: AgentConfig) -> anyhow::Result<()> {
     } else {
         None
     };
-    proofrack_agent::client::run(settings, async {
+    proofrack_agent::run(settings, async {
         crate::signals::shutdown_requested().await;
         tracing::info!("stopping: finishing accepted tasks, then exiting");
     })
@@ -194,7 +166,7 @@ pub fn agent_settings(
         .own_identity()
         .map(|i| i.identity.to_string())
         .unwrap_or_else(|_| "unknown".into());
-    let metrics = proofrack_agent::metrics::AgentMetrics::new(identity, calibration.clone());
+    let metrics = proofrack_agent::AgentMetrics::new(identity, calibration.clone());
     Ok(AgentSettings {
         coordinator,
         server_name: config.coordinator_host()?,
