@@ -66,11 +66,8 @@ impl Backoff {
         }
     }
 
-    pub fn limits(&self) -> BackoffLimits {
-        self.limits
-    }
-
     /// Failed attempts counted since the last reset.
+    #[cfg(test)]
     pub fn failures(&self) -> u32 {
         self.failures
     }

@@ -6,17 +6,18 @@
 //! delivered on the next connection, as long as its due time has not passed.
 
 use crate::backoff::{Backoff, BackoffLimits};
+use crate::intake::{Intake, TaskBook};
 use crate::key_cache::KeyCache;
 use crate::metrics::AgentMetrics;
 use crate::prover::Prover;
 use crate::telemetry::TelemetryCollector;
-use crate::worker::{self, TaskHandle, Worker};
+use crate::worker::{self, Start, TaskHandle, Worker};
 use proofrack_common::framing::FrameError;
 use proofrack_common::identity::Identity;
 use proofrack_common::protocol::{
     read_message, write_message, write_stream_open, AgentCapabilities, AgentHello,
     AgentToCoordinator, CoordinatorToAgent, OfferDecision, OfferReply, StreamOpen, TaskOffer,
-    PROTOCOL_VERSION,
+    MIN_TELEMETRY_INTERVAL_MS, PROTOCOL_VERSION,
 };
 use proofrack_common::telemetry::{Calibration, Telemetry};
 use proofrack_common::tls::{self, TlsMaterial};
@@ -27,12 +28,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{watch, Notify};
 
-/// Most tasks waiting on this agent beyond those being proven; more are declined.
-pub const MAX_QUEUED_TASKS: usize = 64;
-/// Shortest telemetry interval an agent accepts from a coordinator (protects the box).
-pub const MIN_TELEMETRY_INTERVAL_MS: u64 = 200;
 /// How long a graceful shutdown waits for tasks in flight to be delivered.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(60);
 
@@ -81,9 +78,7 @@ pub(crate) struct AgentContext {
     pub(crate) clock: Arc<dyn Clock>,
     /// The live connection, `None` between connections.
     pub(crate) conn: watch::Receiver<Option<quinn::Connection>>,
-    pub(crate) slots: Semaphore,
-    pub(crate) max_concurrent_tasks: usize,
-    pub(crate) tasks: Mutex<HashMap<TaskId, TaskHandle>>,
+    pub(crate) tasks: Mutex<HeldTasks>,
     /// Woken whenever a task ends (drain waits on it).
     pub(crate) idle: Notify,
     /// Verifying keys of the keys loaded, prepared once (the pairing e(α, β) is not
@@ -93,7 +88,29 @@ pub(crate) struct AgentContext {
     pub(crate) metrics: Arc<AgentMetrics>,
 }
 
+/// The tasks this agent holds: the pure book that decides, and a worker for each task the
+/// book took (a worker outlives its entry only while it ends).
+pub(crate) struct HeldTasks {
+    pub(crate) book: TaskBook,
+    pub(crate) workers: HashMap<TaskId, TaskHandle>,
+}
+
 impl AgentContext {
+    /// Acts on the book's answer about `offer`: a worker for a task it took, proving at once
+    /// or when a slot frees.
+    fn admit(self: &Arc<Self>, tasks: &mut HeldTasks, intake: &Intake, offer: TaskOffer) {
+        let start = match intake {
+            Intake::Run => Start::Now,
+            Intake::Wait => Start::WhenSlotFrees,
+            Intake::Held | Intake::Refuse(_) => return,
+        };
+        let task = offer.task;
+        tasks
+            .workers
+            .insert(task, Worker::spawn(self.clone(), offer, start));
+        self.metrics.set_tasks_in_flight(tasks.workers.len());
+    }
+
     pub(crate) fn verifying_key(&self, id: &KeyId) -> Option<Arc<PreparedVerifyingKey>> {
         self.verifying_keys
             .lock()
@@ -135,9 +152,10 @@ pub async fn run(
         key_cache: Mutex::new(settings.key_cache),
         clock: settings.clock,
         conn: conn_rx,
-        slots: Semaphore::new(settings.max_concurrent_tasks.max(1) as usize),
-        max_concurrent_tasks: settings.max_concurrent_tasks.max(1) as usize,
-        tasks: Mutex::new(HashMap::new()),
+        tasks: Mutex::new(HeldTasks {
+            book: TaskBook::new(settings.max_concurrent_tasks),
+            workers: HashMap::new(),
+        }),
         idle: Notify::new(),
         verifying_keys: Mutex::new(HashMap::new()),
         identity: me.identity.to_string(),
@@ -284,9 +302,7 @@ async fn session(
                 Ok(CoordinatorToAgent::Resume(offer)) => resume(ctx, offer),
                 Ok(CoordinatorToAgent::Cancelled { task, reason }) => {
                     tracing::info!(%task, %reason, "coordinator cancelled the task");
-                    if let Some(h) = ctx.tasks.lock().expect("tasks poisoned").get(&task) {
-                        h.cancel();
-                    }
+                    worker::cancel(ctx, task);
                 }
                 Ok(CoordinatorToAgent::Welcome(_)) => {}
                 Ok(CoordinatorToAgent::Error(e)) => return SessionEnd::Lost(format!("coordinator error: {e}")),
@@ -302,64 +318,40 @@ async fn session(
     }
 }
 
-/// Accepts an offer unless this build cannot prove the circuit or too much is queued. A
-/// circom task (its inputs are a witness reference) needs only its key and witness, both
-/// fetched from the coordinator; a built-in circuit must be one this build knows.
+/// Answers an offer as the book decides (see [`crate::intake`]).
 fn decide(ctx: &Arc<AgentContext>, offer: TaskOffer) -> OfferReply {
     let task = offer.task;
-    let provable = match proofrack_common::protocol::TaskInputs::decode(&offer.inputs) {
-        Ok(proofrack_common::protocol::TaskInputs::Witness(_)) => Ok(()),
-        Ok(proofrack_common::protocol::TaskInputs::Json(_)) => {
-            proofrack_kernels::circuits::circuit_by_name(&offer.circuit)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
-        Err(e) => Err(e),
-    };
-    if let Err(e) = provable {
-        let reason = format!("this agent cannot prove it: {e}");
-        return OfferReply {
-            task,
-            decision: OfferDecision::Decline { reason },
-        };
-    }
-    // Held across the spawn so a task that ends at once cannot remove itself before it is
-    // inserted.
+    // Held across the spawn so a task that ends at once cannot leave the book before its
+    // worker is recorded.
     let mut tasks = ctx.tasks.lock().expect("tasks poisoned");
-    let decision = if tasks.contains_key(&task) {
-        // A repeated offer (the coordinator re-sent it after a reconnect): already on it.
-        OfferDecision::Accept
-    } else if tasks.len() >= MAX_QUEUED_TASKS + ctx.max_concurrent_tasks {
-        OfferDecision::Decline {
-            reason: format!("{MAX_QUEUED_TASKS} tasks already queued here"),
-        }
-    } else {
-        tasks.insert(task, Worker::spawn(ctx.clone(), offer));
-        ctx.metrics.set_tasks_in_flight(tasks.len());
-        OfferDecision::Accept
+    let intake = tasks.book.handle_offer(ctx.clock.now(), &offer);
+    let decision = match &intake {
+        Intake::Refuse(refusal) => OfferDecision::Decline {
+            reason: refusal.to_string(),
+        },
+        _ => OfferDecision::Accept,
     };
+    ctx.admit(&mut tasks, &intake, offer);
     OfferReply { task, decision }
 }
 
-/// A task the coordinator says is bound to this agent: start it unless a worker already has
-/// it (a reconnect after a network cut) or this build cannot prove it (then it is left to the
-/// coordinator's grace period and handover).
+/// A task the coordinator says is bound to this agent: started unless a worker already has
+/// it (a reconnect after a network cut), or left to the coordinator's grace period and
+/// handover when the book refuses it (this build cannot prove it, or it is past due).
 fn resume(ctx: &Arc<AgentContext>, offer: TaskOffer) {
     let task = offer.task;
-    if let Err(e) = proofrack_kernels::circuits::circuit_by_name(&offer.circuit) {
-        tracing::warn!(%task, error = %e, "coordinator resumed a task this agent cannot prove");
-        return;
-    }
     let mut tasks = ctx.tasks.lock().expect("tasks poisoned");
-    match tasks.entry(task) {
-        std::collections::hash_map::Entry::Occupied(_) => {
-            tracing::debug!(%task, "resume: already on it");
+    let intake = tasks.book.handle_resume(ctx.clock.now(), &offer);
+    match &intake {
+        Intake::Held => tracing::debug!(%task, "resume: already on it"),
+        Intake::Refuse(refusal) => {
+            tracing::warn!(%task, reason = %refusal, "coordinator resumed a task this agent cannot take");
         }
-        std::collections::hash_map::Entry::Vacant(slot) => {
+        Intake::Run | Intake::Wait => {
             tracing::info!(%task, "resuming a task bound to this agent (it was lost in a restart)");
-            slot.insert(Worker::spawn(ctx.clone(), offer));
         }
     }
+    ctx.admit(&mut tasks, &intake, offer);
 }
 
 /// After a shutdown request: keep a connection up while accepted tasks finish and deliver.
@@ -368,7 +360,7 @@ async fn drain(
     conn_tx: &watch::Sender<Option<quinn::Connection>>,
     conn: quinn::Connection,
 ) {
-    let pending = ctx.tasks.lock().expect("tasks poisoned").len();
+    let pending = ctx.tasks.lock().expect("tasks poisoned").workers.len();
     if pending == 0 {
         return;
     }
@@ -377,7 +369,7 @@ async fn drain(
     let wait = async {
         loop {
             let idle = ctx.idle.notified();
-            if ctx.tasks.lock().expect("tasks poisoned").is_empty() {
+            if ctx.tasks.lock().expect("tasks poisoned").workers.is_empty() {
                 return;
             }
             idle.await;

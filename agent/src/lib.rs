@@ -1,35 +1,54 @@
 //! The proofrack agent: runs on every prover box, reports the box's measured capacity to the
 //! coordinator over mutually authenticated QUIC and proves the tasks it is given.
 //!
-//! # Layout
-//! - [`telemetry`]: [`TelemetryCollector`] samples every GPU through NVML
-//!   ([`telemetry::nvml`], behind the `GpuSource` trait) and the host through sysinfo
-//!   ([`telemetry::host`]) every [`telemetry::TELEMETRY_INTERVAL_MS`]. Without an NVIDIA
-//!   driver it says so once and reports host capacity only.
-//! - [`calibrate`]: at start-up, runs the backend's real MSM and NTT on random data (checked
-//!   against arkworks) and reports their throughput as a `Calibration`.
-//! - [`backoff`]: reconnect delays, exponential with full jitter; pure (caller passes `now`
-//!   and the random source).
-//! - [`key_cache`]: proving keys on disk, content-addressed by SHA-256, verified on every
-//!   read, written atomically, bounded with least-recently-used eviction.
-//! - `config`: the agent's configuration file.
-//! - [`metrics`]: `/metrics` with GPU telemetry under DCGM exporter names.
-//! - `client`: the QUIC connection to the coordinator (reconnects with [`backoff`]).
-//! - `executor`: runs assigned proofs on the backend with keys from the [`key_cache`].
+//! Other crates (the `proofrack` binary, the tests) use what the root re-exports: [`run`]
+//! with its [`AgentSettings`], the configuration file, the prover, the key cache and
+//! `/metrics`. The modules are private.
 //!
-//! Architecture invariant: the building blocks above `config` do no network I/O; only
-//! `client` talks to the coordinator. Nothing panics on a box without a GPU or driver.
+//! # Layout
+//! - `telemetry`: [`TelemetryCollector`] samples every GPU through NVML (`telemetry::nvml`,
+//!   behind the `GpuSource` trait) and the host through sysinfo (`telemetry::host`) every
+//!   interval the coordinator asks for. Without an NVIDIA driver it says so once and reports
+//!   host capacity only.
+//! - `calibrate`: at start-up, runs the backend's real MSM and NTT on random data (checked
+//!   against arkworks) and reports their throughput as a `Calibration`.
+//! - `prover`: [`Prover`], the backend chosen once ([`ProverBackendImpl`]: CUDA or CPU) with
+//!   prepared keys resident.
+//! - `backoff`: reconnect delays, exponential with full jitter; pure (caller passes `now`
+//!   and the random source).
+//! - `key_cache`: [`KeyCache`], proving keys on disk, content-addressed by SHA-256, verified
+//!   on every read, written atomically, bounded with least-recently-used eviction.
+//! - `config`: [`AgentConfig`], the agent's configuration file.
+//! - `metrics`: `/metrics` ([`serve_metrics`]) with GPU telemetry under DCGM exporter names.
+//! - `intake`: the pure decisions about tasks: `can_prove` (one answer for new offers and
+//!   resumed tasks), which offers are taken, which tasks prove now (one per slot) and which
+//!   wait; callers pass `now`.
+//! - `client`: [`run`], the QUIC connection to the coordinator (reconnects with `backoff`),
+//!   the control stream, and the decisions of `intake` applied.
+//! - `worker`: one taken task: its slot, key, witness, proof, self-check and delivery across
+//!   reconnects.
+//!
+//! Architecture invariant: the building blocks above `config`, and `intake`, do no network
+//! I/O; only `client` and `worker` talk to the coordinator. Nothing panics on a box without a
+//! GPU or driver.
 
-pub mod backoff;
-pub mod calibrate;
-pub mod client;
-pub mod config;
-pub mod key_cache;
-pub mod metrics;
-pub mod prover;
-pub mod telemetry;
+mod backoff;
+mod calibrate;
+mod client;
+mod config;
+mod intake;
+mod key_cache;
+mod metrics;
+mod prover;
+mod telemetry;
 mod worker;
 
+pub use backoff::BackoffLimits;
+pub use client::{run, AgentError, AgentSettings, ConnectionSettings};
+pub use config::{AgentConfig, AgentConfigError, AgentTls, BackendChoice};
+pub use key_cache::{KeyCache, KeyCacheError, KeyCacheLimits};
+pub use metrics::{serve as serve_metrics, AgentMetrics, MetricsConfig, MetricsServer};
+pub use prover::{BackendSelectError, Prover, ProverBackendImpl};
 pub use telemetry::TelemetryCollector;
 
 /// Captures tracing events in tests, to check what is logged and how often.

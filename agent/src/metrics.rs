@@ -366,15 +366,7 @@ mod tests {
     use proofrack_common::telemetry::{HostTelemetry, NvmlStatus, ProverBackend, ThrottleReasons};
 
     fn calibration() -> Calibration {
-        Calibration {
-            backend: ProverBackend::Cuda,
-            backend_name: "cuda".into(),
-            msm_g1_points_per_sec: 5_000_000,
-            msm_size: 1 << 16,
-            ntt_elements_per_sec: 9,
-            ntt_size: 1 << 16,
-            compute_memory_total_bytes: 80 << 30,
-        }
+        proofrack_common::testkit::calibration(ProverBackend::Cuda, 5_000_000, 9, 40 << 30)
     }
 
     #[test]

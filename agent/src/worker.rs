@@ -2,36 +2,60 @@
 //! circuit's, from JSON) or fetch it (a circom task's `.wtns`), prove, check the proof,
 //! deliver it (on whatever connection is up, until its due time).
 
-use crate::client::AgentContext;
+use crate::client::{AgentContext, HeldTasks};
 use crate::key_cache::KeyLookup;
 use proofrack_common::framing::{recv_payload, recv_payload_to};
 use proofrack_common::protocol::{
     read_message, write_stream_open, DeliverProof, DeliveryOutcome, DeliveryReply, FetchInput,
     FetchKey, InputReply, KeyReply, StreamOpen, TaskInputs, TaskOffer, WitnessRef,
 };
-use proofrack_common::{KeyId, UnixMillis};
+use proofrack_common::{KeyId, TaskId, UnixMillis};
 use proofrack_kernels::circuits::circuit_by_name;
 use proofrack_kernels::field_bytes::fr_to_le_bytes;
 use proofrack_kernels::groth16::{prepare_verifying_key, proof_to_bytes, verify, ProvingKey};
 use sha2::{Digest, Sha256};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWrite;
+use tokio::sync::oneshot;
 
 /// Longest one delivery attempt may take (open, send, verdict) before it is retried on the
 /// next connection; verification is milliseconds, so this only trips on a dead link.
 pub const DELIVERY_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The control loop's handle on a running task.
+/// When a new worker may start proving, as the book decided.
+pub(crate) enum Start {
+    /// A slot is free.
+    Now,
+    /// When [`crate::intake::TaskBook::handle_finished`] gives it a slot.
+    WhenSlotFrees,
+}
+
+/// What a waiting worker is told when the book releases it.
+enum Slot {
+    /// Prove now.
+    Free,
+    /// Its due time passed while it waited: end without proving.
+    Expired,
+}
+
+/// The control loop's handle on a task's worker.
 pub(crate) struct TaskHandle {
+    /// Tells this worker apart from a later one for the same task (a task dropped while it
+    /// waited can be offered again before its first worker has ended).
+    worker: u64,
     cancelled: Arc<AtomicBool>,
+    /// Set while the worker waits for a slot; dropping it ends the wait as cancelled.
+    slot: Option<oneshot::Sender<Slot>>,
     join: tokio::task::JoinHandle<()>,
 }
 
 impl TaskHandle {
-    pub(crate) fn cancel(&self) {
-        self.cancelled.store(true, Ordering::SeqCst);
+    fn release(&mut self, slot: Slot) {
+        if let Some(tx) = self.slot.take() {
+            let _ = tx.send(slot);
+        }
     }
 }
 
@@ -54,31 +78,98 @@ enum TaskError {
 }
 
 impl Worker {
-    pub(crate) fn spawn(ctx: Arc<AgentContext>, offer: TaskOffer) -> TaskHandle {
+    pub(crate) fn spawn(ctx: Arc<AgentContext>, offer: TaskOffer, start: Start) -> TaskHandle {
+        static NEXT_WORKER: AtomicU64 = AtomicU64::new(0);
+        let worker = NEXT_WORKER.fetch_add(1, Ordering::Relaxed);
         let cancelled = Arc::new(AtomicBool::new(false));
         let flag = cancelled.clone();
+        let (slot, waiting) = match start {
+            Start::Now => (None, None),
+            Start::WhenSlotFrees => {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Some(rx))
+            }
+        };
         let task = offer.task;
         let join = tokio::spawn(async move {
-            let outcome = run(&ctx, &offer, &flag).await;
+            let outcome = match wait_for_slot(waiting).await {
+                Ok(()) => run(&ctx, &offer, &flag).await,
+                Err(e) => Err(e),
+            };
             match outcome {
                 Ok(()) => {}
                 Err(TaskError::Cancelled) => tracing::info!(%task, "task dropped: cancelled"),
                 Err(e) => tracing::warn!(%task, error = %e, "task not delivered"),
             }
-            {
-                let mut tasks = ctx.tasks.lock().expect("tasks poisoned");
-                tasks.remove(&task);
-                ctx.metrics.set_tasks_in_flight(tasks.len());
-            }
-            ctx.idle.notify_waiters();
+            finished(&ctx, task, worker);
         });
-        TaskHandle { cancelled, join }
+        TaskHandle {
+            worker,
+            cancelled,
+            slot,
+            join,
+        }
+    }
+}
+
+/// Waits until the book gives this worker a slot (`None`: it has one).
+async fn wait_for_slot(waiting: Option<oneshot::Receiver<Slot>>) -> Result<(), TaskError> {
+    let Some(rx) = waiting else {
+        return Ok(());
+    };
+    match rx.await {
+        Ok(Slot::Free) => Ok(()),
+        Ok(Slot::Expired) => Err(TaskError::PastDue),
+        // Dropped from the book while waiting (cancelled), or the agent is exiting.
+        Err(_) => Err(TaskError::Cancelled),
+    }
+}
+
+/// Worker `worker` of `task` ended: the book frees its slot, and the workers it releases are
+/// told.
+fn finished(ctx: &AgentContext, task: TaskId, worker: u64) {
+    {
+        let mut guard = ctx.tasks.lock().expect("tasks poisoned");
+        let tasks: &mut HeldTasks = &mut guard;
+        if tasks.workers.get(&task).is_none_or(|h| h.worker != worker) {
+            // A newer worker has this task: the book dropped it while this one waited
+            // (cancelled), then took it again.
+            return;
+        }
+        tasks.workers.remove(&task);
+        let released = tasks.book.handle_finished(ctx.clock.now(), task);
+        for (next, slot) in released
+            .run
+            .into_iter()
+            .map(|t| (t, Slot::Free))
+            .chain(released.expired.into_iter().map(|t| (t, Slot::Expired)))
+        {
+            if let Some(h) = tasks.workers.get_mut(&next) {
+                h.release(slot);
+            }
+        }
+        ctx.metrics.set_tasks_in_flight(tasks.workers.len());
+    }
+    ctx.idle.notify_waiters();
+}
+
+/// The coordinator cancelled `task`: its worker stops at its next check, or at once while it
+/// waits for a slot (the book drops it then).
+pub(crate) fn cancel(ctx: &AgentContext, task: TaskId) {
+    let mut guard = ctx.tasks.lock().expect("tasks poisoned");
+    let tasks: &mut HeldTasks = &mut guard;
+    let dropped = tasks.book.handle_cancelled(task);
+    if let Some(h) = tasks.workers.get_mut(&task) {
+        h.cancelled.store(true, Ordering::SeqCst);
+        if dropped {
+            h.slot = None;
+        }
     }
 }
 
 /// Stops every task still running (the agent is exiting).
 pub(crate) fn abort_all(ctx: &AgentContext) {
-    for (_, h) in ctx.tasks.lock().expect("tasks poisoned").drain() {
+    for (_, h) in ctx.tasks.lock().expect("tasks poisoned").workers.drain() {
         h.join.abort();
     }
 }
@@ -98,11 +189,6 @@ async fn run(
             Ok(())
         }
     };
-    let _slot = ctx
-        .slots
-        .acquire()
-        .await
-        .map_err(|_| TaskError::Cancelled)?;
     check()?;
     let started = Instant::now();
     let key_id = offer.key;

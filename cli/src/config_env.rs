@@ -29,8 +29,9 @@ pub fn merge<T: Serialize + Default>(
     Ok((toml::to_string(&doc)?, applied))
 }
 
-/// Every overridable setting's variable name, for documentation and tests.
-pub fn variables<T: Serialize + Default>(prefix: &str) -> Vec<String> {
+/// Every overridable setting's variable name (the tests check the documented ones).
+#[cfg(test)]
+fn variables<T: Serialize + Default>(prefix: &str) -> Vec<String> {
     let defaults = toml::Table::try_from(T::default()).expect("defaults serialise");
     proofrack_common::config_env::overridable_keys(&defaults, prefix)
         .into_iter()
@@ -41,7 +42,7 @@ pub fn variables<T: Serialize + Default>(prefix: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proofrack_agent::config::AgentConfig;
+    use proofrack_agent::AgentConfig;
     use proofrack_coordinator::CoordinatorConfig;
 
     fn vars(v: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -97,7 +98,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             AgentConfig::from_toml_str(&merged).unwrap().backend,
-            proofrack_agent::config::BackendChoice::Cuda
+            proofrack_agent::BackendChoice::Cuda
         );
     }
 
@@ -124,7 +125,7 @@ mod tests {
 /// The documented examples in `deploy/` parse, validate and show every setting.
 #[cfg(test)]
 mod examples {
-    use proofrack_agent::config::AgentConfig;
+    use proofrack_agent::AgentConfig;
     use proofrack_coordinator::CoordinatorConfig;
     use std::collections::BTreeSet;
 

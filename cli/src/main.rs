@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use proofrack::client_cmds::{self, ClientArgs, SubmitArgs};
 use proofrack::devnet::{self, DevnetOptions};
-use proofrack_agent::config::BackendChoice;
+use proofrack_agent::BackendChoice;
 use proofrack_common::protocol::ClientRequest;
 use proofrack_common::TaskId;
 use std::path::PathBuf;

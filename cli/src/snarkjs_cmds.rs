@@ -4,8 +4,7 @@
 
 use anyhow::{bail, Context};
 use clap::Args;
-use proofrack_agent::config::BackendChoice;
-use proofrack_agent::prover::{Prover, ProverBackendImpl};
+use proofrack_agent::{BackendChoice, Prover, ProverBackendImpl};
 use proofrack_common::KeyId;
 use proofrack_kernels::curve::Fr;
 use proofrack_kernels::groth16::{self, PreparedKey, Proof, ProvingKey};

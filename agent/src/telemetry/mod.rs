@@ -17,12 +17,6 @@ use proofrack_common::telemetry::{GpuTelemetry, HostTelemetry, NvmlStatus};
 use host::HostSampler;
 use nvml::{decode_gpu, GpuField, GpuSource, NvmlSource, ReadError, XidEvent};
 
-/// How often the agent samples and reports telemetry. Admission reads free GPU memory and
-/// throttling from the latest report, so it should be seconds old at most; one sample costs
-/// about a dozen NVML calls per GPU plus one `/proc/meminfo` read (well under a millisecond)
-/// and a report is a few hundred bytes, so 5 s keeps both the box and the coordinator idle.
-pub const TELEMETRY_INTERVAL_MS: u64 = 5_000;
-
 /// Something logged once per collector, to keep repeated samples from flooding the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum LogOnce {
@@ -52,7 +46,9 @@ enum GpuState {
 }
 
 /// Samples GPU and host telemetry. Create once per agent process; call
-/// [`sample`](Self::sample) every [`TELEMETRY_INTERVAL_MS`].
+/// [`sample`](Self::sample) at the interval the coordinator's `Welcome` sets (never below
+/// `MIN_TELEMETRY_INTERVAL_MS`). One sample costs about a dozen NVML calls per GPU plus one
+/// `/proc/meminfo` read, well under a millisecond.
 pub struct TelemetryCollector {
     gpus: GpuState,
     host: HostSampler,
