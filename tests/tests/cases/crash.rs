@@ -17,8 +17,7 @@ use crate::support::process::{free_udp_port, CoordinatorProcess, CHILD_CONFIG_EN
 use crate::support::real_agent::{cpu_prover, AgentTarget, RealAgent};
 use crate::support::wait::within;
 use crate::support::{TempDir, STEP_TIMEOUT, TASK_TIMEOUT};
-use proofrack_agent::backoff::BackoffLimits;
-use proofrack_agent::client::ConnectionSettings;
+use proofrack_agent::{BackoffLimits, ConnectionSettings};
 use proofrack_certs::CertsDir;
 use proofrack_common::client::CoordinatorClient;
 use proofrack_common::identity::Identity;
@@ -74,7 +73,7 @@ fn coordinator_child_process() {
     runtime.block_on(async move {
         let config = proofrack::serve::load_coordinator_config(Path::new(&path))
             .unwrap_or_else(|e| panic!("coordinator configuration: {e:#}"));
-        let running = proofrack::serve::start_coordinator(&config, &config.data_dir)
+        let running = proofrack::serve::start_coordinator(&config)
             .await
             .unwrap_or_else(|e| panic!("coordinator start: {e:#}"));
         println!("{READY_MARKER} {}", running.local_addr);
@@ -95,8 +94,8 @@ async fn a_coordinator_killed_24_times_under_load_loses_nothing_it_acknowledged(
     let mut rng = SplitMix64(seed);
 
     let dir = TempDir::new("crash");
-    let (certs, _) = init_pki(dir.path());
-    let config = write_config(dir.path(), &certs, free_udp_port());
+    let pki = init_pki(dir.path());
+    let config = write_config(dir.path(), pki.dir(), free_udp_port());
     let mut coordinator = CoordinatorProcess::start(&config).await;
     let (starts_tx, starts) = watch::channel(coordinator.starts);
 
@@ -107,7 +106,7 @@ async fn a_coordinator_killed_24_times_under_load_loses_nothing_it_acknowledged(
             let identity = Identity::agent(op, name).expect("agent identity");
             let target = AgentTarget {
                 coordinator: coordinator.addr,
-                tls: material_from(&certs, &identity),
+                tls: material_from(&pki, &identity),
                 cache_dir: dir.path().join("agents"),
                 connection: quick_reconnect(),
             };
@@ -119,7 +118,7 @@ async fn a_coordinator_killed_24_times_under_load_loses_nothing_it_acknowledged(
     let check_id = Identity::client("crash-check").expect("client identity");
     let connect = |id: &Identity| FollowingClient {
         addr: coordinator.addr,
-        material: material_from(&certs, id),
+        material: material_from(&pki, id),
         starts: starts.clone(),
         conn: None,
     };

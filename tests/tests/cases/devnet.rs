@@ -8,7 +8,7 @@ use std::time::Duration;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_devnet_run_verifies_every_proof_and_frees_all_stake() {
     use proofrack::devnet::{run, DevnetOptions};
-    use proofrack_agent::config::BackendChoice;
+    use proofrack_agent::BackendChoice;
     crate::support::init_logging();
     let dir = TempDir::new("devnet");
     let tasks = 20;

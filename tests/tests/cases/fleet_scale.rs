@@ -3,14 +3,14 @@
 //! from `proofrack-bench fleet`; this checks correctness at a size CI affords.)
 
 use crate::support::TempDir;
-use proofrack::fleet_load::{self, FleetLoad};
+use proofrack_bench::load::fleet::{self, FleetLoad};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_agents_are_all_listed_and_every_task_is_assigned() {
     crate::support::init_logging();
     let dir = TempDir::new("fleet-scale");
-    let report = fleet_load::run(FleetLoad {
+    let report = fleet::run(FleetLoad {
         idle_window: Duration::from_millis(500),
         ..FleetLoad::new(200, 400, dir.path().to_path_buf())
     })

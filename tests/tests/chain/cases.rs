@@ -367,7 +367,7 @@ fn the_checked_in_contract_build_matches_the_source() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devnet_runs_on_chain() {
     use proofrack::devnet::{run, DevnetOptions};
-    use proofrack_agent::config::BackendChoice;
+    use proofrack_agent::BackendChoice;
     crate::support::init_logging();
     let dir = TempDir::new("devnet-chain");
     let tasks = 4;

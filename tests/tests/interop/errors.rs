@@ -135,7 +135,7 @@ fn inputs_that_violate_the_circuit_are_refused_at_witness_generation() {
         input: Some(b.dir.join("input.json")),
         wasm: Some(wasm),
         snarkjs: snarkjs_bin,
-        backend: proofrack_agent::config::BackendChoice::Auto,
+        backend: proofrack_agent::BackendChoice::Auto,
         out_dir: out.clone(),
     })
     .unwrap();

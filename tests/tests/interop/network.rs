@@ -4,13 +4,15 @@
 //! the client from the circuit's wasm), proved by the agent, verified by the coordinator
 //! and written back as snarkjs files that `snarkjs groth16 verify` accepts. A witness is
 //! served only to the agent its task is offered to (a scripted agent checks both sides). Bad
-//! witnesses and inputs are refused with the reason before any stake is bound.
+//! witnesses and inputs are refused with the reason before any stake is bound. An agent that
+//! restarts with a circom task bound to it resumes and proves it.
 
 use super::tools::{self, snarkjs_verifies, Built};
-use crate::support::cluster::{Cluster, ClusterSpec, COORDINATOR_HOST};
+use crate::support::checks::agent_is;
+use crate::support::cluster::{Client, Cluster, ClusterSpec, COORDINATOR_HOST};
 use crate::support::real_agent::{cpu_prover, RealAgent};
 use crate::support::scripted::{ScriptOptions, ScriptedAgent};
-use crate::support::wait::{poll_until, within};
+use crate::support::wait::{history, poll_until, within, TaskWatch};
 use crate::support::{STEP_TIMEOUT, TASK_TIMEOUT};
 use proofrack::circom_cmds::{self, RegisterArgs};
 use proofrack::client_cmds::{self, ClientArgs, StatusArgs, SubmitArgs};
@@ -18,7 +20,7 @@ use proofrack_common::framing::recv_payload;
 use proofrack_common::identity::Identity;
 use proofrack_common::protocol::{
     read_message, write_stream_open, ClientResponse, FetchInput, InputReply, StreamOpen,
-    TaskInputs, MAX_WITNESS_BYTES,
+    TaskInputs, TaskState, MAX_WITNESS_BYTES,
 };
 use proofrack_common::StakeUnits;
 use proofrack_common::TaskId;
@@ -95,6 +97,55 @@ async fn fetch_input(
     .await
 }
 
+/// A coordinator of `spec` with one small built-in circuit (circom circuits are registered).
+async fn circom_cluster(name: &str, spec: ClusterSpec) -> Cluster {
+    let spec = ClusterSpec {
+        circuits: vec!["mimc-4"],
+        ..spec
+    };
+    Cluster::start(name, spec).await
+}
+
+/// `circuits register poseidon` with `b`'s zkey and `.r1cs`.
+fn poseidon_registration(b: &Built) -> RegisterArgs {
+    RegisterArgs {
+        name: "poseidon".into(),
+        zkey: b.zkey.clone(),
+        r1cs: b.r1cs.clone(),
+    }
+}
+
+/// Submits `b`'s witness as a `poseidon` task with `request_id`; the task and the witness.
+async fn submit_witness(client: &Client, b: &Built, request_id: u64) -> (TaskId, Vec<u8>) {
+    let mut s = submit_args("poseidon", None);
+    s.wtns = Some(b.wtns.clone());
+    let wtns = circom_cmds::witness_for(&s).unwrap().unwrap();
+    let reply = client
+        .inner
+        .request_with_payloads(circom_cmds::submit_request(&s, request_id), &[&wtns])
+        .await
+        .unwrap();
+    let ClientResponse::Submitted { task } = reply else {
+        panic!("submission refused: {reply:?}")
+    };
+    (task, wtns)
+}
+
+/// `status --wait --out-dir out`: waits for `task`'s proof and writes its snarkjs files.
+async fn wait_for_proof(args: &ClientArgs, task: TaskId, out: &Path, limit: Duration) {
+    let status = StatusArgs {
+        wait: true,
+        out_dir: Some(out.to_path_buf()),
+    };
+    within(
+        limit,
+        "the task's proof",
+        client_cmds::status(args, task, &status),
+    )
+    .await
+    .unwrap();
+}
+
 fn snarkjs_accepts(b: &Built, dir: &Path) -> bool {
     snarkjs_verifies(&b.vk, &dir.join("public.json"), &dir.join("proof.json"))
 }
@@ -102,22 +153,11 @@ fn snarkjs_accepts(b: &Built, dir: &Path) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn circom_tasks_are_proved_by_agents_and_verify_in_snarkjs() {
     let (poseidon, merkle) = circuits().await;
-    let cluster = Cluster::start(
-        "circom-network",
-        ClusterSpec {
-            circuits: vec!["mimc-4"],
-            ..ClusterSpec::default()
-        },
-    )
-    .await;
+    let cluster = circom_cluster("circom-network", ClusterSpec::default()).await;
     let client = cluster.client(CLIENT).await;
     let args = client_args(&cluster);
     // register; a second registration of the same zkey is the same circuit
-    let register = RegisterArgs {
-        name: "poseidon".into(),
-        zkey: poseidon.zkey.clone(),
-        r1cs: poseidon.r1cs.clone(),
-    };
+    let register = poseidon_registration(poseidon);
     let row = circom_cmds::register(&args, &register).await.unwrap();
     assert_eq!(row.num_public_inputs, 2);
     assert_eq!(circom_cmds::register(&args, &register).await.unwrap(), row);
@@ -170,17 +210,7 @@ async fn circom_tasks_are_proved_by_agents_and_verify_in_snarkjs() {
         ..ScriptOptions::default()
     };
     let other = ScriptedAgent::connect(&cluster, "op-a", "script-2", silent).await;
-    let mut s = submit_args("poseidon", None);
-    s.wtns = Some(poseidon.wtns.clone());
-    let wtns = circom_cmds::witness_for(&s).unwrap().unwrap();
-    let reply = client
-        .inner
-        .request_with_payloads(circom_cmds::submit_request(&s, 7), &[&wtns])
-        .await
-        .unwrap();
-    let ClientResponse::Submitted { task } = reply else {
-        panic!("submission refused: {reply:?}")
-    };
+    let (task, wtns) = submit_witness(&client, poseidon, 7).await;
     let offer = offered.next_offer().await;
     assert_eq!(offer.task, task);
     let Ok(TaskInputs::Witness(witness_ref)) = TaskInputs::decode(&offer.inputs) else {
@@ -203,17 +233,7 @@ async fn circom_tasks_are_proved_by_agents_and_verify_in_snarkjs() {
     // a real agent proves it; the client fetches the proof with `status --wait --out-dir`
     let agent = RealAgent::start(&cluster, "op-a", "gpu-1", cpu_prover());
     let out = cluster.dir.path().join("proof-wtns");
-    let status = StatusArgs {
-        wait: true,
-        out_dir: Some(out.clone()),
-    };
-    within(
-        TASK_TIMEOUT,
-        "the witness task",
-        client_cmds::status(&args, task, &status),
-    )
-    .await
-    .unwrap();
+    wait_for_proof(&args, task, &out, TASK_TIMEOUT).await;
     assert!(
         snarkjs_accepts(poseidon, &out),
         "snarkjs rejects the network's proof"
@@ -289,7 +309,7 @@ async fn circom_tasks_are_proved_by_agents_and_verify_in_snarkjs() {
     );
 
     // verified tasks' witnesses are removed from the coordinator's disk
-    let witnesses = cluster.dir.path().join("keys/circom/witnesses");
+    let witnesses = cluster.keys_dir().join("circom/witnesses");
     poll_until(
         STEP_TIMEOUT,
         "the verified tasks' witnesses to be removed",
@@ -301,7 +321,7 @@ async fn circom_tasks_are_proved_by_agents_and_verify_in_snarkjs() {
     .await;
 
     // the registration is on disk: a restarted coordinator loads it with the same key
-    let keys_dir = cluster.dir.path().join("keys");
+    let keys_dir = cluster.keys_dir();
     let reloaded =
         tokio::task::spawn_blocking(move || CircuitRegistry::load_or_generate(&keys_dir, &[]))
             .await
@@ -311,6 +331,73 @@ async fn circom_tasks_are_proved_by_agents_and_verify_in_snarkjs() {
     assert_eq!(again.key_id, row.key);
     assert!(matches!(again.source, CircuitSource::Circom(_)));
 
+    agent.stop().await;
+    cluster.shutdown().await;
+}
+
+/// An agent that accepted a circom task and restarted (its process gone, nothing of the task
+/// remembered) is told to resume it when it connects again, and proves it: a circom task is
+/// judged by the same `can_prove` whether it is offered or resumed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_agent_resumes_its_circom_task() {
+    let poseidon = tokio::task::spawn_blocking(tools::poseidon)
+        .await
+        .expect("building the circuit");
+    let spec = ClusterSpec {
+        operators: vec![("op-a", 100)],
+        ..ClusterSpec::default()
+    };
+    let cluster = circom_cluster("circom-resume", spec).await;
+    let client = cluster.client(CLIENT).await;
+    let args = client_args(&cluster);
+    circom_cmds::register(&args, &poseidon_registration(poseidon))
+        .await
+        .unwrap();
+
+    // Before the restart: the agent takes the witness task, then its process dies.
+    let mut before =
+        ScriptedAgent::connect(&cluster, "op-a", "gpu-1", ScriptOptions::default()).await;
+    client.wait_agent_ready("op-a", "gpu-1").await;
+    let (task, _) = submit_witness(&client, poseidon, 11).await;
+    let mut watch = TaskWatch::start(&client, task);
+    assert_eq!(before.next_offer().await.task, task);
+    before.accept(task).await;
+    watch
+        .until("proving by op-a/gpu-1", STEP_TIMEOUT, |v| {
+            matches!(v.state, TaskState::Proving { .. }) && agent_is(&v.state, "op-a", "gpu-1")
+        })
+        .await;
+    before.close().await;
+    client.wait_agent_gone("op-a", "gpu-1").await;
+    let op = client.operator("op-a").await;
+    assert_eq!(
+        op.active,
+        StakeUnits(10),
+        "the task's collateral stays bound"
+    );
+
+    // After: the same agent, started afresh, is told to resume the task, and proves it.
+    let agent = RealAgent::start(&cluster, "op-a", "gpu-1", cpu_prover());
+    let done = watch.verified().await;
+    assert!(agent_is(&done.state, "op-a", "gpu-1"), "{:?}", done.state);
+    let op = client.operator("op-a").await;
+    assert_eq!(
+        (op.active, op.slashed),
+        (StakeUnits::ZERO, StakeUnits::ZERO),
+        "the restarted agent did not resume the task: it missed its due time\n{}",
+        history(&done)
+    );
+    assert!(
+        !watch.state_names().contains(&"reassigning"),
+        "the task was handed over instead of resumed: {:?}",
+        watch.state_names()
+    );
+    let out = cluster.dir.path().join("proof-resumed");
+    wait_for_proof(&args, task, &out, STEP_TIMEOUT).await;
+    assert!(
+        snarkjs_accepts(poseidon, &out),
+        "snarkjs rejects the resumed task's proof"
+    );
     agent.stop().await;
     cluster.shutdown().await;
 }

@@ -28,8 +28,19 @@ pub fn work_dir() -> &'static Path {
     })
 }
 
+/// The directory that really holds `node_modules`: the repository root, or the checkout a
+/// worktree's `node_modules` links to. The tools run there, because circom2 runs under WASI,
+/// which refuses any path through a symbolic link that leaves its working directory.
+fn tools_root() -> PathBuf {
+    let modules = repo_root().join("node_modules");
+    match modules.canonicalize() {
+        Ok(real) => real.parent().map_or(repo_root(), Path::to_path_buf),
+        Err(_) => repo_root(),
+    }
+}
+
 fn npx(tool: &str, args: &[&str]) -> Output {
-    let root = repo_root();
+    let root = tools_root();
     assert!(
         root.join("node_modules/.bin").join(tool).exists(),
         "{tool} is not installed in {}/node_modules: run ./scripts/setup-tools.sh",
@@ -128,7 +139,7 @@ pub fn build(name: &str, source: &str, input: &str, prime: &str, ptau: &Path) ->
     let stem = format!("{name}_circuit");
     let circom = dir.join(format!("{stem}.circom"));
     std::fs::write(&circom, source).unwrap();
-    let lib = repo_root().join("node_modules/circomlib/circuits");
+    let lib = tools_root().join("node_modules/circomlib/circuits");
     run(
         "circom2",
         &[

@@ -2,19 +2,20 @@
 
 use super::wait::{poll_until, within};
 use super::{TempDir, STEP_TIMEOUT};
-use proofrack_certs::{CertsDir, InitOptions, IssueOptions};
+use proofrack_certs::{CertsDir, LocalPki, LocalPkiOptions};
 use proofrack_common::client::CoordinatorClient;
-use proofrack_common::identity::{Identity, TrustDomain, DEFAULT_TRUST_DOMAIN};
+use proofrack_common::identity::Identity;
 use proofrack_common::protocol::{
     AgentRow, AgentsView, CircuitRow, CircuitsView, ClientRequest, ClientResponse, LedgerView,
     OperatorLedgerRow, SubmitRequest, TaskStatusView,
 };
 use proofrack_common::tls::TlsMaterial;
 use proofrack_common::{Clock, OperatorId, StakeUnits, SystemClock, TaskId};
-use proofrack_coordinator::registry::CircuitRegistry;
+use proofrack_coordinator::config::{OperatorStake, TlsPaths};
 use proofrack_coordinator::server::{self, RunningServer, ServerSettings};
-use proofrack_coordinator::Policy;
+use proofrack_coordinator::{CoordinatorConfig, Policy};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -56,40 +57,31 @@ pub fn test_policy() -> Policy {
 }
 
 /// A CA under `dir/certs` and the coordinator's certificate for [`COORDINATOR_HOST`].
-pub fn init_pki(dir: &std::path::Path) -> (CertsDir, TlsMaterial) {
-    let certs = CertsDir::new(dir.join("certs"));
-    let now = SystemClock.now();
-    certs
-        .init(
-            &InitOptions::new(TrustDomain::new(DEFAULT_TRUST_DOMAIN).expect("default domain")),
-            now,
-        )
-        .expect("certs init");
-    let coordinator = Identity::coordinator(COORDINATOR_HOST).expect("coordinator identity");
-    certs
-        .issue(&coordinator, &IssueOptions::default(), now)
-        .expect("issue coordinator");
-    let tls = certs
-        .tls_material(&coordinator)
-        .expect("coordinator TLS material");
-    (certs, tls)
+pub fn init_pki(dir: &Path) -> LocalPki {
+    LocalPki::bootstrap(
+        CertsDir::new(dir.join("certs")),
+        COORDINATOR_HOST,
+        &LocalPkiOptions::default(),
+        SystemClock.now(),
+    )
+    .expect("a PKI in the test's directory")
 }
 
-/// TLS material for `identity` from `certs`, issuing its certificate on first use.
-pub fn material_from(certs: &CertsDir, identity: &Identity) -> TlsMaterial {
-    if !certs.cert_path(identity).exists() {
-        certs
-            .issue(identity, &IssueOptions::default(), SystemClock.now())
-            .expect("issue certificate");
-    }
-    certs.tls_material(identity).expect("TLS material")
+/// TLS material for `identity` from `pki`, issuing its certificate on first use.
+pub fn material_from(pki: &LocalPki, identity: &Identity) -> TlsMaterial {
+    pki.material(identity, SystemClock.now())
+        .unwrap_or_else(|e| panic!("TLS material of {identity}: {e}"))
 }
 
 /// A running coordinator with its certificates.
 pub struct Cluster {
     pub dir: TempDir,
+    pub pki: LocalPki,
+    /// The PKI's directory (`pki.dir()`), for tests that make certificates of their own.
     pub certs: CertsDir,
     pub addr: SocketAddr,
+    /// The coordinator's data directory: its state and its proving keys.
+    pub data_dir: PathBuf,
     server: Option<RunningServer>,
 }
 
@@ -97,51 +89,52 @@ impl Cluster {
     pub async fn start(name: &str, spec: ClusterSpec) -> Cluster {
         super::init_logging();
         let dir = TempDir::new(name);
-        let (certs, tls) = init_pki(dir.path());
-        let revocation = certs.revocation_handle().expect("revocation handle");
-
-        let keys_dir = dir.path().join("keys");
-        let names: Vec<String> = spec.circuits.iter().map(|c| c.to_string()).collect();
-        let registry = tokio::task::spawn_blocking(move || {
-            CircuitRegistry::load_or_generate(&keys_dir, &names)
-        })
-        .await
-        .expect("key generation thread")
-        .expect("proving keys for the test circuits");
-        let delegations = spec
-            .operators
-            .iter()
-            .map(|(op, stake)| {
-                (
-                    OperatorId::new(*op).expect("operator id"),
-                    StakeUnits(*stake),
-                )
-            })
-            .collect();
-        let server = server::start(ServerSettings {
+        let pki = init_pki(dir.path());
+        let certs = pki.dir().clone();
+        let config = CoordinatorConfig {
             listen: "127.0.0.1:0".parse().expect("literal address"),
-            tls,
-            revocation,
+            tls: TlsPaths {
+                ca_cert: certs.ca_cert_path(),
+                cert: certs.cert_path(pki.coordinator()),
+                key: certs.key_path(pki.coordinator()),
+            },
+            operators: spec
+                .operators
+                .iter()
+                .map(|(op, stake)| OperatorStake {
+                    id: OperatorId::new(*op).expect("operator id"),
+                    delegated: StakeUnits(*stake),
+                })
+                .collect(),
             policy: spec.policy,
-            delegations,
-            registry,
-            clock: Arc::new(SystemClock),
+            data_dir: dir.path().join("coordinator"),
+            circuits: spec.circuits.iter().map(|c| c.to_string()).collect(),
             telemetry_interval_ms: spec.telemetry_interval_ms,
-            state: server::StateLocation::Dir(dir.path().join("coordinator-state")),
-        })
-        .await
-        .expect("coordinator starts");
+            ..CoordinatorConfig::default()
+        };
+        let settings = ServerSettings::from_config(&config)
+            .await
+            .expect("the test coordinator's settings and proving keys");
+        let server = server::start(settings).await.expect("coordinator starts");
         Cluster {
             dir,
+            pki,
             certs,
             addr: server.local_addr,
+            data_dir: config.data_dir,
             server: Some(server),
         }
     }
 
     /// TLS material for `identity`, issuing its certificate on first use.
     pub fn material(&self, identity: &Identity) -> TlsMaterial {
-        material_from(&self.certs, identity)
+        material_from(&self.pki, identity)
+    }
+
+    /// Where the coordinator keeps proving keys and circom registrations.
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn keys_dir(&self) -> PathBuf {
+        self.data_dir.join(proofrack_coordinator::server::KEYS_DIR)
     }
 
     /// The running coordinator's shared state (to attach a stake source to it, or check views

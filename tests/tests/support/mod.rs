@@ -1,5 +1,5 @@
 //! The end-to-end harness: a temp directory with a CA and certificates, a coordinator started
-//! in-process on `127.0.0.1:0`, real agents (`proofrack_agent::client::run` with a CPU prover
+//! in-process on `127.0.0.1:0`, real agents (`proofrack_agent::run` with a CPU prover
 //! and a fixed calibration), a scripted agent that speaks the wire protocol itself, and
 //! clients. Everything talks real QUIC with real certificates; nothing is mocked.
 //!

@@ -1,15 +1,16 @@
-//! The production agent (`proofrack_agent::client::run`) with a CPU prover and a fixed
-//! calibration (calibrating takes seconds and would make admission's predictions depend on
-//! how loaded the test machine is).
+//! The production agent (`proofrack_agent::run`) with a CPU prover and the test kit's
+//! fixed calibration (calibrating takes seconds and would make admission's predictions depend
+//! on how loaded the test machine is).
 
 use super::cluster::{Cluster, COORDINATOR_HOST};
 use super::wait::within;
 use super::STEP_TIMEOUT;
-use proofrack_agent::client::{AgentError, AgentSettings, ConnectionSettings};
-use proofrack_agent::key_cache::{KeyCache, KeyCacheLimits};
-use proofrack_agent::prover::{Prover, ProverBackendImpl};
+use proofrack_agent::{
+    AgentError, AgentSettings, ConnectionSettings, KeyCache, KeyCacheLimits, Prover,
+    ProverBackendImpl,
+};
 use proofrack_common::identity::Identity;
-use proofrack_common::telemetry::{Calibration, ProverBackend};
+use proofrack_common::testkit;
 use proofrack_common::tls::TlsMaterial;
 use proofrack_common::SystemClock;
 use proofrack_kernels::cpu::CpuBackend;
@@ -18,20 +19,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-
-/// A calibration of the order a 2-core CPU measures. Predictions for the test circuits come
-/// out at a few milliseconds; the test policy's safety margin covers the real time.
-pub fn fixed_cpu_calibration() -> Calibration {
-    Calibration {
-        backend: ProverBackend::Cpu,
-        backend_name: "cpu (fixed calibration for tests)".into(),
-        msm_g1_points_per_sec: 1_000_000,
-        msm_size: 1 << 12,
-        ntt_elements_per_sec: 20_000_000,
-        ntt_size: 1 << 14,
-        compute_memory_total_bytes: 8 << 30,
-    }
-}
 
 /// One CPU prover, shared by the real agents of a test (they run on the same cores anyway).
 pub fn cpu_prover() -> Arc<Prover> {
@@ -83,19 +70,19 @@ impl RealAgent {
             server_name: COORDINATOR_HOST.to_string(),
             tls: target.tls,
             prover,
-            calibration: fixed_cpu_calibration(),
+            calibration: testkit::cpu_calibration(),
             key_cache,
             max_concurrent_tasks: 1,
             clock: Arc::new(SystemClock),
             agent_build: "proofrack-agent (e2e test)".into(),
-            metrics: proofrack_agent::metrics::AgentMetrics::new(
+            metrics: proofrack_agent::AgentMetrics::new(
                 format!("{operator}/{name}"),
-                fixed_cpu_calibration(),
+                testkit::cpu_calibration(),
             ),
             connection: target.connection,
         };
         let (stop, mut stop_rx) = watch::channel(false);
-        let join = tokio::spawn(proofrack_agent::client::run(settings, async move {
+        let join = tokio::spawn(proofrack_agent::run(settings, async move {
             let _ = stop_rx.wait_for(|s| *s).await;
         }));
         RealAgent {

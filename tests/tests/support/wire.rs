@@ -2,16 +2,14 @@
 //! with any client configuration (including ones the coordinator must refuse).
 
 use super::cluster::COORDINATOR_HOST;
-use super::real_agent::fixed_cpu_calibration;
 use super::wait::within;
 use super::STEP_TIMEOUT;
 use proofrack_common::protocol::{
-    read_message, write_message, write_stream_open, AgentCapabilities, AgentHello,
-    AgentToCoordinator, ClientResponse, CoordinatorToAgent, StreamOpen, PROTOCOL_VERSION,
+    read_message, write_message, write_stream_open, AgentHello, AgentToCoordinator, ClientResponse,
+    CoordinatorToAgent, StreamOpen,
 };
-use proofrack_common::telemetry::{
-    Calibration, HostTelemetry, NvmlStatus, ProverBackend, Telemetry,
-};
+use proofrack_common::telemetry::Calibration;
+use proofrack_common::testkit;
 use proofrack_common::tls::close_reason_text;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,43 +42,16 @@ impl Default for ScriptOptions {
         ScriptOptions {
             max_concurrent_tasks: 1,
             memory_free_bytes: Some(AMPLE_MEMORY_BYTES),
-            calibration: fixed_cpu_calibration(),
+            calibration: testkit::cpu_calibration(),
             via: None,
             liveness: Default::default(),
         }
     }
 }
 
+/// The hello a scripted agent sends: its slots and calibration, no GPUs, no cached keys.
 pub fn hello(opts: &ScriptOptions) -> AgentHello {
-    AgentHello {
-        protocol_version: PROTOCOL_VERSION,
-        agent_build: "scripted agent (e2e test)".into(),
-        capabilities: AgentCapabilities {
-            backend: ProverBackend::Cpu,
-            gpus: 0,
-            max_concurrent_tasks: opts.max_concurrent_tasks,
-            cached_keys: vec![],
-        },
-        calibration: opts.calibration.clone(),
-    }
-}
-
-pub fn telemetry(seq: u64, memory_bytes: u64, calibration: &Calibration) -> Telemetry {
-    Telemetry {
-        seq,
-        nvml: NvmlStatus::Missing {
-            reason: "scripted agent: no GPU".into(),
-        },
-        gpus: vec![],
-        host: HostTelemetry {
-            hostname: "scripted".into(),
-            cpu_cores: 2,
-            load_1m_milli: 0,
-            memory_total_bytes: memory_bytes,
-            memory_available_bytes: memory_bytes,
-        },
-        calibration: calibration.clone(),
-    }
+    testkit::hello(&opts.calibration, opts.max_concurrent_tasks)
 }
 
 /// Opens a QUIC connection with `config` (whatever certificate it carries).
@@ -148,7 +119,7 @@ pub async fn send_telemetry(
         return Ok(());
     };
     let n = seq.fetch_add(1, Ordering::SeqCst) + 1;
-    let msg = AgentToCoordinator::Telemetry(telemetry(n, memory_bytes, calibration));
+    let msg = AgentToCoordinator::Telemetry(testkit::cpu_report(n, memory_bytes, calibration));
     write_message(&mut *control, &msg)
         .await
         .map_err(|e| e.to_string())
