@@ -15,6 +15,9 @@
 //! - `config`: the agent's configuration file.
 //! - [`metrics`]: `/metrics` with GPU telemetry under DCGM exporter names.
 //! - `client`: the QUIC connection to the coordinator (reconnects with [`backoff`]).
+//! - [`identity_files`]: the certificate and key, read again before every attempt (a
+//!   renewal is picked up without a restart); `shut_out`: what the agent says and waits
+//!   when the coordinator revokes it or holds it off as a duplicate.
 //! - `executor`: runs assigned proofs on the backend with keys from the [`key_cache`].
 //!
 //! Architecture invariant: the building blocks above `config` do no network I/O; only
@@ -24,9 +27,11 @@ pub mod backoff;
 pub mod calibrate;
 pub mod client;
 pub mod config;
+pub mod identity_files;
 pub mod key_cache;
 pub mod metrics;
 pub mod prover;
+mod shut_out;
 pub mod telemetry;
 mod worker;
 

@@ -10,7 +10,9 @@
 //!   `PROOFRACK_AGENT_*`).
 //! - [`signals`]: Ctrl-C or SIGTERM ends the services gracefully.
 //! - [`client_cmds`]: `submit`, `status`, `ledger`, `agents`, `circuits`.
-//! - [`admin_cmds`]: the operator's `drain` and `operator withdraw`, retried idempotently.
+//! - [`admin_cmds`]: the operator admin's `drain`, `operator withdraw` and `breaker reset`,
+//!   retried idempotently, and the deployment admin's `circuits unregister`.
+//! - [`audit_cmd`]: `audit`, the coordinator's log of administrators' actions.
 //! - [`snarkjs_cmds`]: `verify` and `prove` for circom/snarkjs files, no coordinator.
 //! - [`explain_cmd`]: `explain TASK`, the task's full record from the HTTP API.
 //! - [`fleet_load`]: a coordinator under a large fleet of protocol agents (benchmark, test).
@@ -19,6 +21,7 @@
 //! - [`duration`]: `30s`, `500ms`, `2m` as command-line durations.
 
 pub mod admin_cmds;
+pub mod audit_cmd;
 pub mod circom_cmds;
 pub mod client_cmds;
 pub mod config_env;

@@ -94,7 +94,10 @@ fn stream_opens_round_trip() {
             }),
         ];
         for open in opens {
-            let kind = open.required_kind();
+            let kind = match open.kind() {
+                StreamKind::ClientRequest => IdentityKind::Client,
+                _ => IdentityKind::Agent,
+            };
             let (mut a, mut b) = duplex(1 << 16);
             write_stream_open(&mut a, open.clone()).await.unwrap();
             assert_eq!(read_stream_open(&mut b, kind).await.unwrap(), open);

@@ -16,6 +16,7 @@
 pub mod config;
 mod fleet_view;
 pub mod metrics;
+mod trust_metrics;
 
 pub use config::{load_token, HttpConfig, TokenError};
 pub use fleet_view::FleetView;

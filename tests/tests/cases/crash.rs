@@ -108,6 +108,7 @@ async fn a_coordinator_killed_24_times_under_load_loses_nothing_it_acknowledged(
             let target = AgentTarget {
                 coordinator: coordinator.addr,
                 tls: material_from(&certs, &identity),
+                identity_files: None,
                 cache_dir: dir.path().join("agents"),
                 connection: quick_reconnect(),
             };

@@ -29,6 +29,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const CLIENT: &str = "circom-user";
+/// The deployment admin who registers circuits.
+const ADMIN: &str = "admin/deploy";
 
 fn client_args(cluster: &Cluster) -> ClientArgs {
     cluster.material(&Identity::client(CLIENT).unwrap());
@@ -36,7 +38,19 @@ fn client_args(cluster: &Cluster) -> ClientArgs {
         coordinator: format!("{COORDINATOR_HOST}:{}", cluster.addr.port()),
         certs: cluster.dir.path().join("certs"),
         client: CLIENT.to_string(),
+        identity: None,
+        cert: None,
+        key: None,
         json: false,
+    }
+}
+
+/// The same coordinator, as the deployment admin (`--identity admin/deploy`).
+fn admin_args(cluster: &Cluster) -> ClientArgs {
+    cluster.material(&ADMIN.parse::<Identity>().unwrap());
+    ClientArgs {
+        identity: Some(ADMIN.to_string()),
+        ..client_args(cluster)
     }
 }
 
@@ -112,19 +126,26 @@ async fn circom_tasks_are_proved_by_agents_and_verify_in_snarkjs() {
     .await;
     let client = cluster.client(CLIENT).await;
     let args = client_args(&cluster);
-    // register; a second registration of the same zkey is the same circuit
+    let admin = admin_args(&cluster);
+    // only a deployment admin registers; a second registration of the same zkey is the same
+    // circuit
     let register = RegisterArgs {
         name: "poseidon".into(),
         zkey: poseidon.zkey.clone(),
         r1cs: poseidon.r1cs.clone(),
     };
-    let row = circom_cmds::register(&args, &register).await.unwrap();
+    let e = message(circom_cmds::register(&args, &register).await.unwrap_err());
+    assert_eq!(
+        e,
+        "client/circom-user may not register circuits: that needs a deployment admin (admin/NAME)"
+    );
+    let row = circom_cmds::register(&admin, &register).await.unwrap();
     assert_eq!(row.num_public_inputs, 2);
-    assert_eq!(circom_cmds::register(&args, &register).await.unwrap(), row);
+    assert_eq!(circom_cmds::register(&admin, &register).await.unwrap(), row);
     // another circuit's .r1cs, another zkey under a taken name, a built-in name: refused
     let e = message(
         circom_cmds::register(
-            &args,
+            &admin,
             &RegisterArgs {
                 name: "mixed".into(),
                 r1cs: merkle.r1cs.clone(),
@@ -137,7 +158,7 @@ async fn circom_tasks_are_proved_by_agents_and_verify_in_snarkjs() {
     assert!(e.contains("not the same circuit"), "{e}");
     let e = message(
         circom_cmds::register(
-            &args,
+            &admin,
             &RegisterArgs {
                 zkey: merkle.zkey.clone(),
                 r1cs: merkle.r1cs.clone(),
@@ -150,7 +171,7 @@ async fn circom_tasks_are_proved_by_agents_and_verify_in_snarkjs() {
     assert!(e.contains("registered already with another key"), "{e}");
     let e = message(
         circom_cmds::register(
-            &args,
+            &admin,
             &RegisterArgs {
                 name: "mimc-4".into(),
                 ..register.clone()
