@@ -43,30 +43,41 @@ impl ShutOut {
         }
     }
 
-    /// Says what happened and what to do.
-    pub fn log(self, agent: &str, identity: &AgentIdentity) {
+    /// What happened and what to do, in words.
+    pub fn message(self, identity: &AgentIdentity) -> String {
         match self {
             ShutOut::Revoked => {
                 let files = identity.files().map_or_else(
-                    || "this agent's certificate and key".to_string(),
+                    || "this agent's certificate and key files".to_string(),
                     |f| format!("{} and {}", f.cert.display(), f.key.display()),
                 );
-                tracing::error!(
-                    %agent,
-                    serial = identity.serial_hex(),
-                    "the coordinator revoked this agent's certificate (serial {}); it will not be let back in with it. \
-                     On the CA host run `proofrack certs renew agent` for this agent, then put the new certificate \
-                     and key at {files}: this agent uses them from its next attempt, no restart needed",
+                format!(
+                    "the coordinator revoked this agent's certificate (serial {}): it will not be let back \
+                     in with it. On the CA host run `proofrack certs renew agent --operator OP --name NAME` \
+                     for this agent and put the new certificate and key at {files}; this agent uses them \
+                     from its next attempt, no restart needed",
                     identity.serial_hex()
-                );
+                )
+            }
+            ShutOut::HeldOff { wait } => format!(
+                "another process is connected to the coordinator with this agent's certificate and keeps \
+                 the session; this one waits {} ms and tries again. Stop the duplicate process, or give \
+                 each box its own certificate (`proofrack certs issue agent`)",
+                wait.as_millis()
+            ),
+        }
+    }
+
+    /// Says it in the log: revocation is an error (the agent cannot work until someone acts),
+    /// a hold-off a warning.
+    pub fn log(self, agent: &str, identity: &AgentIdentity) {
+        let message = self.message(identity);
+        match self {
+            ShutOut::Revoked => {
+                tracing::error!(%agent, serial = identity.serial_hex(), "{message}")
             }
             ShutOut::HeldOff { wait } => {
-                tracing::warn!(
-                    %agent,
-                    wait_ms = wait.as_millis() as u64,
-                    "another process is connected to the coordinator with this agent's certificate and keeps the session; \
-                     this one waits and tries again. Stop the duplicate process, or give each box its own certificate"
-                );
+                tracing::warn!(%agent, wait_ms = wait.as_millis() as u64, "{message}")
             }
         }
     }

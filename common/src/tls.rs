@@ -347,6 +347,12 @@ pub fn client_config_with(
     material: &TlsMaterial,
     liveness: Liveness,
 ) -> Result<quinn::ClientConfig, TlsError> {
+    quic_client_config(client_tls_config(material)?, liveness)
+}
+
+/// The rustls side of [`client_config`]: the coordinator's certificate checked, this side's
+/// certificate presented, TLS 1.3 and our ALPN. (Tests use it to watch session tickets.)
+pub fn client_tls_config(material: &TlsMaterial) -> Result<rustls::ClientConfig, TlsError> {
     let provider = provider();
     let webpki =
         WebPkiServerVerifier::builder_with_provider(material.root_store()?, provider.clone())
@@ -362,6 +368,14 @@ pub fn client_config_with(
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_client_auth_cert(material.chain.clone(), material.key.clone_key())?;
     tls.alpn_protocols = vec![ALPN_PROOFRACK.to_vec()];
+    Ok(tls)
+}
+
+/// A quinn client configuration around a rustls one from [`client_tls_config`].
+pub fn quic_client_config(
+    tls: rustls::ClientConfig,
+    liveness: Liveness,
+) -> Result<quinn::ClientConfig, TlsError> {
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| TlsError::Verifier(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
@@ -452,6 +466,7 @@ impl ClientCertVerifier for ProofrackClientVerifier {
             }));
         }
         if self.revocation.is_revoked(&info.serial_hex) {
+            self.revocation.count_refused_handshake();
             tracing::warn!(serial = %info.serial_hex, identity = %info.identity, "refused revoked certificate");
             return Err(rustls::Error::InvalidCertificate(CertificateError::Revoked));
         }

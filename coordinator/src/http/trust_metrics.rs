@@ -48,6 +48,12 @@ pub(super) fn families(e: &mut Exposition, shared: &Shared) {
         );
     }
     e.single(
+        "proofrack_revoked_handshakes_refused_total",
+        "TLS handshakes refused because the peer's certificate is revoked.",
+        Kind::Counter,
+        shared.revoked_handshakes_refused(),
+    );
+    e.single(
         "proofrack_agent_breaker_trips_total",
         "Circuit breakers opened since the coordinator started.",
         Kind::Counter,

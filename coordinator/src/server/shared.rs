@@ -386,6 +386,11 @@ impl Shared {
         self.revocation.is_revoked(serial_hex)
     }
 
+    /// Handshakes the TLS verifier refused for a revoked certificate since start.
+    pub fn revoked_handshakes_refused(&self) -> u64 {
+        self.revocation.refused_handshakes()
+    }
+
     pub fn record_result(&self, task: TaskId, result: ProofResult) {
         self.results
             .lock()
