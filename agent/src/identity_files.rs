@@ -85,22 +85,26 @@ impl AgentIdentity {
     }
 
     fn take_renewed(&mut self, files: &IdentityFiles) {
-        let loaded = TlsMaterial::load(&files.ca_cert, &files.cert, &files.key).and_then(|m| {
-            let info = m.own_identity()?;
-            let config = tls::client_config_with(&m, self.liveness)?;
-            Ok((info, config))
-        });
-        match loaded {
-            Ok((info, _)) if info.identity != self.identity => {
-                tracing::warn!(
-                    cert = %files.cert.display(),
-                    names = %info.identity,
-                    agent = %self.identity,
-                    "the certificate file now names another identity; keeping this agent's current certificate"
-                );
-            }
-            Ok((info, _)) if info.serial_hex == self.serial_hex => {}
-            Ok((info, config)) => {
+        let material = TlsMaterial::load(&files.ca_cert, &files.cert, &files.key)
+            .and_then(|m| Ok((m.own_identity()?, m)));
+        let (info, material) = match material {
+            Ok(loaded) => loaded,
+            Err(e) => return self.keep_current(files, &e),
+        };
+        if info.identity != self.identity {
+            tracing::warn!(
+                cert = %files.cert.display(),
+                names = %info.identity,
+                agent = %self.identity,
+                "the certificate file now names another identity; keeping this agent's current certificate"
+            );
+            return;
+        }
+        if info.serial_hex == self.serial_hex {
+            return;
+        }
+        match tls::client_config_with(&material, self.liveness) {
+            Ok(config) => {
                 tracing::info!(
                     agent = %self.identity,
                     serial = %info.serial_hex,
@@ -111,14 +115,16 @@ impl AgentIdentity {
                 self.serial_hex = info.serial_hex;
                 self.config = config;
             }
-            Err(e) => {
-                tracing::warn!(
-                    cert = %files.cert.display(),
-                    key = %files.key.display(),
-                    error = %e,
-                    "the certificate or key on disk changed but cannot be used (a copy half done, or a key that does not match); keeping the current ones and looking again at the next attempt"
-                );
-            }
+            Err(e) => self.keep_current(files, &e),
         }
+    }
+
+    fn keep_current(&self, files: &IdentityFiles, e: &tls::TlsError) {
+        tracing::warn!(
+            cert = %files.cert.display(),
+            key = %files.key.display(),
+            error = %e,
+            "the certificate or key on disk changed but cannot be used (a copy half done, or a key that does not match); keeping the current ones and looking again at the next attempt"
+        );
     }
 }

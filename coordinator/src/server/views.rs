@@ -51,10 +51,19 @@ pub(super) fn agents_for(
     stake: &StakeAuthority,
 ) -> AgentsView {
     let rows = core.agent_rows(now);
-    let may_read = |task: &TaskId| {
-        core.task_owner(*task).is_some_and(|(client, operators)| {
-            authz_gate::may_read_task(stake, who, &client, &operators).is_ok()
-        })
+    // A task in flight on an agent of operator OP is offered to or held by OP's agent, so OP
+    // is among its operators: asked with that alone first (cheap: no history walk), and with
+    // every operator it ever went to only if that was not enough.
+    let may_read = |task: &TaskId, on: &OperatorId| {
+        let Some(client) = core.task_client(*task) else {
+            return false;
+        };
+        let on: std::collections::BTreeSet<OperatorId> = [on.clone()].into();
+        authz_gate::may_read_task(stake, who, client, &on).is_ok()
+            || (matches!(who, Identity::OperatorAdmin { .. })
+                && core.task_owner(*task).is_some_and(|(client, operators)| {
+                    authz_gate::may_read_task(stake, who, &client, &operators).is_ok()
+                }))
     };
     AgentsView {
         as_of: now,
@@ -72,7 +81,7 @@ pub(super) fn agents_for(
                 let in_flight = r
                     .tasks
                     .iter()
-                    .filter(|t| may_read(t))
+                    .filter(|t| may_read(t, &r.agent.operator))
                     .take(MAX_IN_FLIGHT_PER_AGENT)
                     .copied()
                     .collect();

@@ -191,6 +191,7 @@ fn breakers_and_the_audit_log_survive_a_restart_and_pruned_lines_are_removed() {
     assert!(reply.ok);
     store.commit_now(core.take_changes()).expect("commit");
     store.close();
+    drop(store);
 
     let store = Store::open(&dir.file()).expect("reopen");
     let state = store.load().expect("load").core.expect("state");

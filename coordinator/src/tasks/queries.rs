@@ -154,6 +154,11 @@ impl CoordinatorCore {
         ))
     }
 
+    /// The key of the requester that submitted a task (see `authz::requester_key`).
+    pub fn task_client(&self, id: TaskId) -> Option<&str> {
+        self.tasks.get(&id).map(|t| t.spec.client.as_str())
+    }
+
     /// Who may read a task: the requester that submitted it and the operators whose agents
     /// were offered or held it (the authorization table's owner of a task).
     pub fn task_owner(&self, id: TaskId) -> Option<(String, BTreeSet<OperatorId>)> {

@@ -233,6 +233,38 @@ async fn a_real_agent_revoked_while_connected_stays_out_until_its_renewed_certif
         "{said}"
     );
 
+    // Someone copies another agent's certificate into its place: not taken (it names another
+    // identity), the agent says so and stays out.
+    let other = id("operator/op-a/agent/box-2");
+    cluster.material(&other);
+    let own = std::fs::read(cluster.certs.cert_path(&agent_id)).unwrap();
+    std::fs::copy(
+        cluster.certs.cert_path(&other),
+        cluster.certs.cert_path(&agent_id),
+    )
+    .unwrap();
+    poll_until(
+        STEP_TIMEOUT,
+        "the agent to refuse the wrong certificate",
+        || async {
+            logs::lines_with(&[
+                "WARN",
+                "names another identity",
+                "operator/op-a/agent/box-2",
+            ])
+            .into_iter()
+            .next()
+        },
+    )
+    .await;
+    assert!(!observer
+        .agent_row("op-a", "box-1")
+        .await
+        .is_some_and(|r| r.connected));
+
+    // (Put back, so the CA host's `renew` below finds this agent's certificate.)
+    std::fs::write(cluster.certs.cert_path(&agent_id), own).unwrap();
+
     // A renewed certificate and key appear on its disk: it is back without a restart.
     cluster
         .certs
