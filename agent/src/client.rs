@@ -16,8 +16,8 @@ use proofrack_common::framing::FrameError;
 use proofrack_common::identity::Identity;
 use proofrack_common::protocol::{
     read_message, write_message, write_stream_open, AgentCapabilities, AgentHello,
-    AgentToCoordinator, CoordinatorToAgent, OfferDecision, OfferReply, StreamOpen, TaskOffer,
-    MIN_TELEMETRY_INTERVAL_MS, PROTOCOL_VERSION,
+    AgentToCoordinator, CoordinatorToAgent, OfferDecision, OfferReply, ProtocolError, StreamOpen,
+    TaskOffer, MIN_TELEMETRY_INTERVAL_MS, PROTOCOL_VERSION,
 };
 use proofrack_common::telemetry::{Calibration, Telemetry};
 use proofrack_common::tls::{self, TlsMaterial};
@@ -39,6 +39,9 @@ pub struct AgentSettings {
     /// The name the coordinator's certificate must carry (host of the configured address).
     pub server_name: String,
     pub tls: TlsMaterial,
+    /// Where `tls` was loaded from: read again before every connection attempt, so a renewed
+    /// certificate is used without a restart. `None`: `tls` is fixed.
+    pub identity_files: Option<crate::identity_files::IdentityFiles>,
     pub prover: Arc<Prover>,
     pub calibration: Calibration,
     pub key_cache: KeyCache,
@@ -137,14 +140,17 @@ pub async fn run(
     if !matches!(me.identity, Identity::Agent { .. }) {
         return Err(AgentError::NotAnAgent(me.identity.to_string()));
     }
-    let client_config = tls::client_config_with(&settings.tls, settings.connection.liveness)?;
+    let mut identity = crate::identity_files::AgentIdentity::new(
+        &settings.tls,
+        settings.identity_files,
+        settings.connection.liveness,
+    )?;
     let bind: SocketAddr = if settings.coordinator.is_ipv6() {
         "[::]:0".parse().expect("literal address")
     } else {
         "0.0.0.0:0".parse().expect("literal address")
     };
-    let mut endpoint = quinn::Endpoint::client(bind).map_err(AgentError::Socket)?;
-    endpoint.set_default_client_config(client_config);
+    let endpoint = quinn::Endpoint::client(bind).map_err(AgentError::Socket)?;
 
     let (conn_tx, conn_rx) = watch::channel(None);
     let ctx = Arc::new(AgentContext {
@@ -172,7 +178,13 @@ pub async fn run(
     tokio::pin!(shutdown);
     let mut stopping = false;
     while !stopping {
-        let connecting = endpoint.connect(settings.coordinator, &settings.server_name);
+        let mut shut_out = None;
+        // The certificate files are read again before every attempt (a renewal is picked up).
+        let connecting = endpoint.connect_with(
+            identity.config_for_attempt(),
+            settings.coordinator,
+            &settings.server_name,
+        );
         let attempt = async {
             match connecting {
                 Ok(c) => c.await.map_err(|e| e.to_string()),
@@ -197,6 +209,13 @@ pub async fn run(
                     SessionEnd::Lost(why) => {
                         let why = tls::close_reason_text(&conn).unwrap_or(why);
                         tracing::warn!(coordinator = %settings.coordinator, reason = %why, "connection to the coordinator lost");
+                        shut_out = crate::shut_out::ShutOut::of(&conn, None);
+                    }
+                    SessionEnd::HeldOff(why, held_off_ms) => {
+                        let held_off_ms = Some(held_off_ms);
+                        let why = tls::close_reason_text(&conn).unwrap_or(why);
+                        tracing::warn!(coordinator = %settings.coordinator, reason = %why, "connection to the coordinator lost");
+                        shut_out = crate::shut_out::ShutOut::of(&conn, held_off_ms);
                     }
                 }
                 if stopping {
@@ -208,7 +227,11 @@ pub async fn run(
                 tracing::warn!(coordinator = %settings.coordinator, error = %e, "cannot connect to the coordinator")
             }
         }
-        let delay = backoff.next_delay(&mut rng);
+        let mut delay = backoff.next_delay(&mut rng);
+        if let Some(s) = shut_out {
+            s.log(&ctx.identity, &identity);
+            delay = delay.max(s.min_wait());
+        }
         tracing::info!(
             delay_ms = delay.as_millis() as u64,
             "reconnecting after a delay"
@@ -232,6 +255,9 @@ struct HelloBase {
 enum SessionEnd {
     Shutdown,
     Lost(String),
+    /// The coordinator held this connection off (another process holds this agent's
+    /// session) and asked to wait this many milliseconds.
+    HeldOff(String, u64),
 }
 
 async fn session(
@@ -269,6 +295,16 @@ async fn session(
     }
     let welcome = match read_message::<_, CoordinatorToAgent>(&mut recv).await {
         Ok(CoordinatorToAgent::Welcome(w)) => w,
+        Ok(CoordinatorToAgent::Error(ProtocolError::DuplicateAgent {
+            retry_after_ms,
+            agent,
+        })) => {
+            let e = ProtocolError::DuplicateAgent {
+                agent,
+                retry_after_ms,
+            };
+            return SessionEnd::HeldOff(format!("coordinator refused: {e}"), retry_after_ms);
+        }
         Ok(CoordinatorToAgent::Error(e)) => {
             return SessionEnd::Lost(format!("coordinator refused: {e}"))
         }

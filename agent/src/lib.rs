@@ -25,6 +25,9 @@
 //!   wait; callers pass `now`.
 //! - `client`: [`run`], the QUIC connection to the coordinator (reconnects with `backoff`),
 //!   the control stream, and the decisions of `intake` applied.
+//! - `identity_files`: [`IdentityFiles`], the certificate and key, read again before every
+//!   attempt (a renewal is picked up without a restart); `shut_out`: what the agent says and
+//!   waits when the coordinator revokes it or holds it off as a duplicate.
 //! - `worker`: one taken task: its slot, key, witness, proof, self-check and delivery across
 //!   reconnects.
 //!
@@ -36,16 +39,19 @@ mod backoff;
 mod calibrate;
 mod client;
 mod config;
+mod identity_files;
 mod intake;
 mod key_cache;
 mod metrics;
 mod prover;
+mod shut_out;
 mod telemetry;
 mod worker;
 
 pub use backoff::BackoffLimits;
 pub use client::{run, AgentError, AgentSettings, ConnectionSettings};
 pub use config::{AgentConfig, AgentConfigError, AgentTls, BackendChoice};
+pub use identity_files::IdentityFiles;
 pub use key_cache::{KeyCache, KeyCacheError, KeyCacheLimits};
 pub use metrics::{serve as serve_metrics, AgentMetrics, MetricsConfig, MetricsServer};
 pub use prover::{BackendSelectError, Prover, ProverBackendImpl};

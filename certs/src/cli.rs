@@ -6,8 +6,11 @@
 //! proofrack certs [--dir DIR] issue coordinator --host H [--days N] [--force]
 //! proofrack certs [--dir DIR] issue agent --operator OP --name NAME [--days N] [--force]
 //! proofrack certs [--dir DIR] issue client --name NAME [--days N] [--force]
-//! proofrack certs [--dir DIR] renew (coordinator --host H | agent --operator OP --name NAME | client --name NAME) [--days N]
-//! proofrack certs [--dir DIR] revoke (coordinator … | agent … | client … | serial HEX) [--reason TEXT]
+//! proofrack certs [--dir DIR] issue operator-admin --operator OP --name NAME [--days N] [--force]
+//! proofrack certs [--dir DIR] issue admin --name NAME [--days N] [--force]
+//! proofrack certs [--dir DIR] renew (coordinator --host H | agent --operator OP --name NAME | client --name NAME
+//!                                   | operator-admin --operator OP --name NAME | admin --name NAME) [--days N]
+//! proofrack certs [--dir DIR] revoke (coordinator … | agent … | client … | operator-admin … | admin … | serial HEX) [--reason TEXT]
 //! proofrack certs [--dir DIR] list
 //! ```
 
@@ -113,6 +116,21 @@ pub struct ClientSubject {
     #[arg(long)]
     pub name: String,
 }
+#[derive(Args, Clone, Debug)]
+pub struct OperatorAdminSubject {
+    /// The operator whose agents and stake this admin manages.
+    #[arg(long)]
+    pub operator: String,
+    /// The admin's name (a person or a tool), unique within the operator.
+    #[arg(long)]
+    pub name: String,
+}
+#[derive(Args, Clone, Debug)]
+pub struct AdminSubject {
+    /// The admin's name (a person or a tool).
+    #[arg(long)]
+    pub name: String,
+}
 
 #[derive(Subcommand, Clone, Debug)]
 pub enum IssueSubject {
@@ -130,10 +148,26 @@ pub enum IssueSubject {
         #[command(flatten)]
         flags: IssueFlags,
     },
-    /// A client that submits tasks and reads status (EKU ClientAuth).
+    /// A client that submits tasks and reads their status (EKU ClientAuth).
     Client {
         #[command(flatten)]
         who: ClientSubject,
+        #[command(flatten)]
+        flags: IssueFlags,
+    },
+    /// An operator's admin: drains its agents, withdraws its stake, resets their circuit
+    /// breakers, reads its audit log (EKU ClientAuth).
+    OperatorAdmin {
+        #[command(flatten)]
+        who: OperatorAdminSubject,
+        #[command(flatten)]
+        flags: IssueFlags,
+    },
+    /// A deployment admin: registers and unregisters circuits, sees every task, agent and
+    /// audit line (EKU ClientAuth).
+    Admin {
+        #[command(flatten)]
+        who: AdminSubject,
         #[command(flatten)]
         flags: IssueFlags,
     },
@@ -156,6 +190,18 @@ pub enum RenewSubject {
     Client {
         #[command(flatten)]
         who: ClientSubject,
+        #[command(flatten)]
+        flags: RenewFlags,
+    },
+    OperatorAdmin {
+        #[command(flatten)]
+        who: OperatorAdminSubject,
+        #[command(flatten)]
+        flags: RenewFlags,
+    },
+    Admin {
+        #[command(flatten)]
+        who: AdminSubject,
         #[command(flatten)]
         flags: RenewFlags,
     },
@@ -184,6 +230,20 @@ pub enum RevokeSubject {
         #[command(flatten)]
         flags: RevokeFlags,
     },
+    /// The operator admin certificate currently in the directory.
+    OperatorAdmin {
+        #[command(flatten)]
+        who: OperatorAdminSubject,
+        #[command(flatten)]
+        flags: RevokeFlags,
+    },
+    /// The deployment admin certificate currently in the directory.
+    Admin {
+        #[command(flatten)]
+        who: AdminSubject,
+        #[command(flatten)]
+        flags: RevokeFlags,
+    },
     /// Any serial, e.g. of a certificate already replaced by `renew` (hex, colons allowed).
     Serial {
         serial: String,
@@ -205,6 +265,16 @@ impl AgentSubject {
 impl ClientSubject {
     fn identity(&self) -> anyhow::Result<Identity> {
         Ok(Identity::client(&self.name)?)
+    }
+}
+impl OperatorAdminSubject {
+    fn identity(&self) -> anyhow::Result<Identity> {
+        Ok(Identity::operator_admin(&self.operator, &self.name)?)
+    }
+}
+impl AdminSubject {
+    fn identity(&self) -> anyhow::Result<Identity> {
+        Ok(Identity::admin(&self.name)?)
     }
 }
 
@@ -252,6 +322,8 @@ pub fn run_with(args: CertsArgs, now: UnixMillis, out: &mut dyn Write) -> anyhow
                 IssueSubject::Coordinator { who, flags } => (who.identity()?, flags),
                 IssueSubject::Agent { who, flags } => (who.identity()?, flags),
                 IssueSubject::Client { who, flags } => (who.identity()?, flags),
+                IssueSubject::OperatorAdmin { who, flags } => (who.identity()?, flags),
+                IssueSubject::Admin { who, flags } => (who.identity()?, flags),
             };
             let issued = dir.issue(
                 &identity,
@@ -268,6 +340,8 @@ pub fn run_with(args: CertsArgs, now: UnixMillis, out: &mut dyn Write) -> anyhow
                 RenewSubject::Coordinator { who, flags } => (who.identity()?, flags),
                 RenewSubject::Agent { who, flags } => (who.identity()?, flags),
                 RenewSubject::Client { who, flags } => (who.identity()?, flags),
+                RenewSubject::OperatorAdmin { who, flags } => (who.identity()?, flags),
+                RenewSubject::Admin { who, flags } => (who.identity()?, flags),
             };
             let old = dir.read_cert(&identity)?;
             let issued = dir.renew(&identity, flags.days, now)?;
@@ -289,6 +363,12 @@ pub fn run_with(args: CertsArgs, now: UnixMillis, out: &mut dyn Write) -> anyhow
                     (RevokeTarget::Identity(who.identity()?), flags)
                 }
                 RevokeSubject::Client { who, flags } => {
+                    (RevokeTarget::Identity(who.identity()?), flags)
+                }
+                RevokeSubject::OperatorAdmin { who, flags } => {
+                    (RevokeTarget::Identity(who.identity()?), flags)
+                }
+                RevokeSubject::Admin { who, flags } => {
                     (RevokeTarget::Identity(who.identity()?), flags)
                 }
                 RevokeSubject::Serial { serial, flags } => (RevokeTarget::Serial(serial), flags),

@@ -191,7 +191,10 @@ fn leaf_params(
             p.subject_alt_names.push(san);
             p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         }
-        Identity::Agent { .. } | Identity::Client { .. } => {
+        Identity::Agent { .. }
+        | Identity::Client { .. }
+        | Identity::OperatorAdmin { .. }
+        | Identity::Admin { .. } => {
             p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         }
     }

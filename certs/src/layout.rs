@@ -33,7 +33,8 @@ impl CertsDir {
     pub fn revoked_path(&self) -> PathBuf {
         self.root.join(REVOKED_FILE)
     }
-    /// `coordinator-HOST.pem`, `agent-NAME@OPERATOR.pem`, `client-NAME.pem`.
+    /// `coordinator-HOST.pem`, `agent-NAME@OPERATOR.pem`, `client-NAME.pem`,
+    /// `operator-admin-NAME@OPERATOR.pem`, `admin-NAME.pem`.
     pub fn cert_path(&self, identity: &Identity) -> PathBuf {
         self.root.join(format!("{}.pem", file_stem(identity)))
     }
@@ -50,5 +51,7 @@ pub fn file_stem(identity: &Identity) -> String {
         Identity::Coordinator { host } => format!("coordinator-{host}"),
         Identity::Agent { operator, name } => format!("agent-{name}@{operator}"),
         Identity::Client { name } => format!("client-{name}"),
+        Identity::OperatorAdmin { operator, name } => format!("operator-admin-{name}@{operator}"),
+        Identity::Admin { name } => format!("admin-{name}"),
     }
 }

@@ -14,7 +14,9 @@
 //! | `revoked.json` | revoked serials (`proofrack_common::revocation`) | 0644 |
 //! | `coordinator-HOST.pem` / `.key` | coordinator at HOST (also a DNS/IP SAN), EKU ServerAuth | 0644 / 0600 |
 //! | `agent-NAME@OPERATOR.pem` / `.key` | agent NAME of OPERATOR, EKU ClientAuth | 0644 / 0600 |
-//! | `client-NAME.pem` / `.key` | client NAME, EKU ClientAuth | 0644 / 0600 |
+//! | `client-NAME.pem` / `.key` | client NAME (a requester), EKU ClientAuth | 0644 / 0600 |
+//! | `operator-admin-NAME@OPERATOR.pem` / `.key` | admin NAME of OPERATOR, EKU ClientAuth | 0644 / 0600 |
+//! | `admin-NAME.pem` / `.key` | deployment admin NAME, EKU ClientAuth | 0644 / 0600 |
 //!
 //! A box needs `ca.pem` and its own pair only; `ca.key` stays on the machine that issues.
 //!

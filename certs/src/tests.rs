@@ -352,6 +352,8 @@ fn tls_material_loads_for_each_kind() {
     for id in [
         Identity::coordinator("localhost").unwrap(),
         Identity::client("c").unwrap(),
+        Identity::operator_admin("op-a", "ops").unwrap(),
+        Identity::admin("root").unwrap(),
     ] {
         dir.issue(&id, &IssueOptions::default(), NOW).unwrap();
         let m = dir.tls_material(&id).unwrap();
@@ -474,6 +476,76 @@ mod cli_tests {
         assert!(err.contains("client name"), "{err}");
         assert!(
             run(d, &["issue", "agent", "--name", "x"]).is_err(),
+            "--operator is required"
+        );
+    }
+
+    #[test]
+    fn admins_are_issued_renewed_revoked_and_listed() {
+        let t = TempDir::new("cli-admins");
+        let d = t.0.as_path();
+        run(d, &["init"]).unwrap();
+        let out = run(
+            d,
+            &[
+                "issue",
+                "operator-admin",
+                "--operator",
+                "op-a",
+                "--name",
+                "ops",
+            ],
+        )
+        .unwrap();
+        assert!(
+            out.contains(
+                "issued operator/op-a/admin/ops (spiffe://proofrack.local/operator/op-a/admin/ops)"
+            ) && out.contains("operator-admin-ops@op-a.pem"),
+            "{out}"
+        );
+        let out = run(d, &["issue", "admin", "--name", "root"]).unwrap();
+        assert!(
+            out.contains("issued admin/root (spiffe://proofrack.local/admin/root)")
+                && out.contains("admin-root.pem"),
+            "{out}"
+        );
+        // Both are client certificates (EKU ClientAuth) like agents' and clients'.
+        let der = der_of(&d.join("admin-root.pem"));
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let eku = cert.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.client_auth && !eku.server_auth);
+        let out = run(d, &["renew", "admin", "--name", "root"]).unwrap();
+        assert!(out.contains("renewed admin/root"), "{out}");
+        let out = run(
+            d,
+            &[
+                "revoke",
+                "operator-admin",
+                "--operator",
+                "op-a",
+                "--name",
+                "ops",
+            ],
+        )
+        .unwrap();
+        assert!(out.contains("(operator/op-a/admin/ops)"), "{out}");
+        let out = run(d, &["list"]).unwrap();
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("operator/op-a/admin/ops") && l.ends_with("revoked")),
+            "{out}"
+        );
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("admin/root") && l.ends_with("valid")),
+            "{out}"
+        );
+        let err = run(d, &["issue", "admin", "--name", "Root"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("admin name"), "{err}");
+        assert!(
+            run(d, &["issue", "operator-admin", "--name", "x"]).is_err(),
             "--operator is required"
         );
     }

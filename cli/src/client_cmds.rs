@@ -19,12 +19,25 @@ pub struct ClientArgs {
     /// The coordinator, host:port (its certificate must name the host).
     #[arg(long, env = "PROOFRACK_COORDINATOR", default_value = "127.0.0.1:4433")]
     pub coordinator: String,
-    /// Directory with ca.pem and client-NAME.pem/.key (from `proofrack certs`).
+    /// Directory with ca.pem and the identity's certificate and key (from `proofrack certs`).
     #[arg(long, env = "PROOFRACK_CERTS", default_value = "certs")]
     pub certs: PathBuf,
-    /// The client certificate's name (client-NAME.pem in the certs directory).
+    /// The client certificate's name (client-NAME.pem in the certs directory): the same as
+    /// `--identity client/NAME`.
     #[arg(long, env = "PROOFRACK_CLIENT", default_value = "cli")]
     pub client: String,
+    /// Who to act as, by identity, with its certificate from the certs directory:
+    /// `client/NAME` (a requester), `operator/OP/admin/NAME` (an operator's admin) or
+    /// `admin/NAME` (a deployment admin). Takes precedence over --client.
+    #[arg(long, env = "PROOFRACK_IDENTITY")]
+    pub identity: Option<String>,
+    /// A certificate file to act with instead (its identity is read from it); needs --key.
+    /// The CA certificate still comes from the certs directory.
+    #[arg(long, requires = "key", conflicts_with = "identity")]
+    pub cert: Option<PathBuf>,
+    /// The private key of --cert.
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -33,18 +46,33 @@ pub struct ClientArgs {
 impl ClientArgs {
     pub async fn connect(&self) -> anyhow::Result<CoordinatorClient> {
         let (addr, host) = resolve(&self.coordinator)?;
-        let identity = Identity::client(&self.client)
-            .with_context(|| format!("client name {:?}", self.client))?;
-        let material: TlsMaterial = CertsDir::new(&self.certs)
-            .tls_material(&identity)
-            .with_context(|| {
-                format!(
-                    "loading the client certificate {:?} from {}",
-                    self.client,
-                    self.certs.display()
-                )
-            })?;
+        let material = self.material()?;
         Ok(CoordinatorClient::connect(addr, &host, &material).await?)
+    }
+
+    /// The certificate and key to act with: --cert/--key, else --identity's, else
+    /// --client's from the certs directory.
+    pub fn material(&self) -> anyhow::Result<TlsMaterial> {
+        let dir = CertsDir::new(&self.certs);
+        if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
+            return TlsMaterial::load(&dir.ca_cert_path(), cert, key)
+                .with_context(|| format!("loading {} and {}", cert.display(), key.display()));
+        }
+        let identity = match &self.identity {
+            Some(path) => path.parse::<Identity>().with_context(|| {
+                format!(
+                    "--identity {path:?}: write client/NAME, operator/OP/admin/NAME or admin/NAME"
+                )
+            })?,
+            None => Identity::client(&self.client)
+                .with_context(|| format!("client name {:?}", self.client))?,
+        };
+        dir.tls_material(&identity).with_context(|| {
+            format!(
+                "loading the certificate of {identity} from {} (issue it with `proofrack certs issue`)",
+                self.certs.display()
+            )
+        })
     }
 }
 

@@ -11,7 +11,9 @@
 //! - `signals`: Ctrl-C or SIGTERM ends the services gracefully.
 //! - [`client_cmds`]: `submit`, `status`, `ledger`, `agents`, `circuits`.
 //! - [`circom_cmds`]: `circuits register` and circom submissions (witness or inputs + wasm).
-//! - [`admin_cmds`]: the operator's `drain` and `operator withdraw`, retried idempotently.
+//! - [`admin_cmds`]: the operator admin's `drain`, `operator withdraw` and `breaker reset`,
+//!   retried idempotently, and the deployment admin's `circuits unregister`.
+//! - [`audit_cmd`]: `audit`, the coordinator's log of administrators' actions.
 //! - [`snarkjs_cmds`]: `verify` and `prove` for circom/snarkjs files, no coordinator.
 //! - [`explain_cmd`]: `explain TASK`, the task's full record from the HTTP API.
 //! - `tables`: human-readable tables and status lines.
@@ -20,6 +22,7 @@
 //! Benchmarks and load generators are not here: they live in `proofrack-bench`.
 
 pub mod admin_cmds;
+pub mod audit_cmd;
 pub mod circom_cmds;
 pub mod client_cmds;
 mod config_env;

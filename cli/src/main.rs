@@ -100,6 +100,30 @@ enum Command {
         #[command(subcommand)]
         command: OperatorCommand,
     },
+    /// Agents' circuit breakers (an agent that keeps failing gets no new offers for a
+    /// cool-down).
+    Breaker {
+        #[command(subcommand)]
+        command: BreakerCommand,
+    },
+    /// The audit log of administrators' actions, allowed and refused (deployment admins read
+    /// every line, operator admins their operator's).
+    Audit(proofrack::audit_cmd::AuditArgs),
+}
+
+#[derive(Subcommand)]
+enum BreakerCommand {
+    /// Close an agent's circuit breaker so it is offered tasks again (its operator's admins
+    /// only).
+    Reset {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The agent, OPERATOR/NAME (e.g. op-a/gpu-01).
+        agent: String,
+        /// Idempotency id; a retry with the same id changes nothing twice.
+        #[arg(long)]
+        request_id: Option<u64>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -111,6 +135,14 @@ enum CircuitsCommand {
         client: ClientArgs,
         #[command(flatten)]
         register: proofrack::circom_cmds::RegisterArgs,
+    },
+    /// Remove a circom circuit (deployment admins only; refused while an unfinished task
+    /// uses it).
+    Unregister {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The circuit's name.
+        name: String,
     },
 }
 
@@ -248,9 +280,31 @@ async fn run(command: Command) -> anyhow::Result<()> {
             command: Some(CircuitsCommand::Register { client, register }),
             ..
         } => proofrack::circom_cmds::register_cmd(&client, &register).await,
+        Command::Circuits {
+            command: Some(CircuitsCommand::Unregister { client, name }),
+            ..
+        } => proofrack::admin_cmds::run(&client, ClientRequest::UnregisterCircuit { name }).await,
         Command::Circuits { client, .. } => {
             client_cmds::table(&client, ClientRequest::Circuits).await
         }
+        Command::Breaker {
+            command:
+                BreakerCommand::Reset {
+                    client,
+                    agent,
+                    request_id,
+                },
+        } => {
+            let agent: proofrack_common::AgentId = agent
+                .parse()
+                .map_err(|e| anyhow::anyhow!("agent {agent:?}: {e}; write OPERATOR/NAME"))?;
+            let req = ClientRequest::ResetBreaker {
+                request_id: request_id.unwrap_or_else(rand::random),
+                agent,
+            };
+            proofrack::admin_cmds::run(&client, req).await
+        }
+        Command::Audit(a) => proofrack::audit_cmd::audit(&a).await,
         Command::Certs(args) => proofrack_certs::cli::run(args),
         Command::Drain {
             client,

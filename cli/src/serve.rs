@@ -171,6 +171,11 @@ pub fn agent_settings(
         coordinator,
         server_name: config.coordinator_host()?,
         tls,
+        identity_files: Some(proofrack_agent::IdentityFiles {
+            ca_cert: config.tls.ca_cert.clone(),
+            cert: config.tls.cert.clone(),
+            key: config.tls.key.clone(),
+        }),
         prover,
         calibration,
         key_cache,

@@ -8,7 +8,13 @@
 //! empty or extra segments; every name passes [`crate::ids::validate_name`]):
 //! - `spiffe://TRUST_DOMAIN/coordinator/HOST`
 //! - `spiffe://TRUST_DOMAIN/operator/OPERATOR/agent/NAME`
-//! - `spiffe://TRUST_DOMAIN/client/NAME`
+//! - `spiffe://TRUST_DOMAIN/client/NAME` (a requester: submits tasks, sees its own)
+//! - `spiffe://TRUST_DOMAIN/operator/OPERATOR/admin/NAME` (an operator's admin: drains its
+//!   agents, withdraws its stake)
+//! - `spiffe://TRUST_DOMAIN/admin/NAME` (a deployment admin: circuits, sees everything)
+//!
+//! What each may do is the coordinator's authorization table (`coordinator/src/tasks/authz.rs`);
+//! an identity only names who is talking.
 
 use crate::ids::{validate_name, AgentName, OperatorId};
 use crate::time::UnixMillis;
@@ -17,6 +23,10 @@ use std::fmt;
 use x509_parser::extensions::GeneralName;
 
 const SCHEME_PREFIX: &str = "spiffe://";
+
+/// The path shapes an identity may have, for error messages.
+const PATH_SHAPES: &str = "its path must be coordinator/HOST, operator/OPERATOR/agent/NAME, \
+                           client/NAME, operator/OPERATOR/admin/NAME or admin/NAME";
 
 /// Longest trust domain; the SPIFFE standard's limit for the host part of an ID.
 pub const MAX_TRUST_DOMAIN_LEN: usize = 255;
@@ -121,6 +131,10 @@ pub enum Identity {
     },
     /// A client that submits tasks and reads status.
     Client { name: String },
+    /// An administrator of one operator: its agents and its stake.
+    OperatorAdmin { operator: OperatorId, name: String },
+    /// An administrator of the deployment (the coordinator's owner): circuits, every view.
+    Admin { name: String },
 }
 
 /// Which kind of identity, for messages and file names.
@@ -129,6 +143,9 @@ pub enum IdentityKind {
     Coordinator,
     Agent,
     Client,
+    // Appended: the kind travels in `ProtocolError::VersionMismatch`.
+    OperatorAdmin,
+    Admin,
 }
 
 impl fmt::Display for IdentityKind {
@@ -137,6 +154,8 @@ impl fmt::Display for IdentityKind {
             IdentityKind::Coordinator => "coordinator",
             IdentityKind::Agent => "agent",
             IdentityKind::Client => "client",
+            IdentityKind::OperatorAdmin => "operator admin",
+            IdentityKind::Admin => "deployment admin",
         })
     }
 }
@@ -160,12 +179,27 @@ impl Identity {
             name: name.to_string(),
         })
     }
+    pub fn operator_admin(operator: &str, name: &str) -> Result<Identity, IdentityError> {
+        validate_name("operator admin", name).map_err(IdentityError::BadName)?;
+        Ok(Identity::OperatorAdmin {
+            operator: OperatorId::new(operator).map_err(IdentityError::BadName)?,
+            name: name.to_string(),
+        })
+    }
+    pub fn admin(name: &str) -> Result<Identity, IdentityError> {
+        validate_name("admin", name).map_err(IdentityError::BadName)?;
+        Ok(Identity::Admin {
+            name: name.to_string(),
+        })
+    }
 
     pub fn kind(&self) -> IdentityKind {
         match self {
             Identity::Coordinator { .. } => IdentityKind::Coordinator,
             Identity::Agent { .. } => IdentityKind::Agent,
             Identity::Client { .. } => IdentityKind::Client,
+            Identity::OperatorAdmin { .. } => IdentityKind::OperatorAdmin,
+            Identity::Admin { .. } => IdentityKind::Admin,
         }
     }
 
@@ -175,6 +209,10 @@ impl Identity {
             Identity::Coordinator { host } => format!("coordinator/{host}"),
             Identity::Agent { operator, name } => format!("operator/{operator}/agent/{name}"),
             Identity::Client { name } => format!("client/{name}"),
+            Identity::OperatorAdmin { operator, name } => {
+                format!("operator/{operator}/admin/{name}")
+            }
+            Identity::Admin { name } => format!("admin/{name}"),
         }
     }
 
@@ -212,19 +250,19 @@ impl Identity {
         }
         Identity::from_spiffe_path(path).map_err(|e| match e {
             IdentityError::BadName(_) => e,
-            _ => bad(
-                "its path must be coordinator/HOST, operator/OPERATOR/agent/NAME or client/NAME",
-            ),
+            _ => bad(PATH_SHAPES),
         })
     }
 
-    /// Parses the path form (`coordinator/HOST`, `operator/OP/agent/NAME`, `client/NAME`),
-    /// which is also how an identity displays.
+    /// Parses the path form (`coordinator/HOST`, `operator/OP/agent/NAME`, `client/NAME`,
+    /// `operator/OP/admin/NAME`, `admin/NAME`), which is also how an identity displays.
     pub fn from_spiffe_path(path: &str) -> Result<Identity, IdentityError> {
         match path.split('/').collect::<Vec<&str>>().as_slice() {
             ["coordinator", host] => Identity::coordinator(host),
             ["operator", op, "agent", agent] => Identity::agent(op, agent),
             ["client", client] => Identity::client(client),
+            ["operator", op, "admin", name] => Identity::operator_admin(op, name),
+            ["admin", name] => Identity::admin(name),
             _ => Err(IdentityError::BadPath(path.to_string())),
         }
     }
@@ -249,8 +287,8 @@ impl Identity {
     }
 }
 
-/// `coordinator/HOST`, `operator/OP/agent/NAME`, `client/NAME`: the SPIFFE path, short
-/// enough for logs and tables.
+/// `coordinator/HOST`, `operator/OP/agent/NAME`, `client/NAME`, `operator/OP/admin/NAME`,
+/// `admin/NAME`: the SPIFFE path, short enough for logs and tables.
 impl fmt::Display for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.spiffe_path())
@@ -371,7 +409,7 @@ pub enum IdentityError {
     WrongTrustDomain { uri: String, expected: TrustDomain },
     #[error("{0}")]
     BadName(String),
-    #[error("identity {0:?} is not coordinator/HOST, operator/OPERATOR/agent/NAME or client/NAME")]
+    #[error("identity {0:?} is not coordinator/HOST, operator/OPERATOR/agent/NAME, client/NAME, operator/OPERATOR/admin/NAME or admin/NAME")]
     BadPath(String),
     #[error("{0}")]
     BadCertificate(String),
@@ -399,6 +437,8 @@ mod tests {
             Identity::coordinator("127.0.0.1").unwrap(),
             Identity::agent("op-a", "gpu-1").unwrap(),
             Identity::client("alice").unwrap(),
+            Identity::operator_admin("op-a", "ops").unwrap(),
+            Identity::admin("root").unwrap(),
         ] {
             let uri = id.to_spiffe_uri(&td());
             assert_eq!(
@@ -413,6 +453,17 @@ mod tests {
                 .to_spiffe_uri(&td()),
             "spiffe://proofrack.local/operator/op-a/agent/gpu-1"
         );
+        assert_eq!(
+            Identity::operator_admin("op-a", "ops")
+                .unwrap()
+                .to_spiffe_uri(&td()),
+            "spiffe://proofrack.local/operator/op-a/admin/ops"
+        );
+        assert_eq!(
+            Identity::admin("root").unwrap().to_spiffe_uri(&td()),
+            "spiffe://proofrack.local/admin/root"
+        );
+        assert_eq!(Identity::admin("root").unwrap().kind(), IdentityKind::Admin);
     }
 
     #[test]
@@ -434,7 +485,23 @@ mod tests {
                 "spiffe://proofrack.local/operator/op/client/x",
                 "path must be",
             ),
-            ("spiffe://proofrack.local/admin/root", "path must be"),
+            ("spiffe://proofrack.local/admin", "path must be"),
+            ("spiffe://proofrack.local/admin/root/x", "path must be"),
+            ("spiffe://proofrack.local/admin/Root", "lowercase"),
+            ("spiffe://proofrack.local/operator/op/admin", "path must be"),
+            (
+                "spiffe://proofrack.local/operator/op/admin/a/b",
+                "path must be",
+            ),
+            ("spiffe://proofrack.local/operator/Op/admin/a", "lowercase"),
+            (
+                "spiffe://proofrack.local/operator/op/admin/-a",
+                "must not start",
+            ),
+            (
+                "spiffe://proofrack.local/operators/op/admin/a",
+                "path must be",
+            ),
             ("spiffe://proofrack.local/client/Alice", "lowercase"),
             (
                 "spiffe://proofrack.local/operator/op/agent/..",
@@ -456,7 +523,16 @@ mod tests {
         assert_eq!(id, Identity::agent("op-a", "gpu-1").unwrap());
         assert_eq!(id.to_string().parse::<Identity>().unwrap(), id);
         assert!("client/Bad".parse::<Identity>().is_err());
-        assert!("admin/x".parse::<Identity>().is_err());
+        assert_eq!(
+            "admin/x".parse::<Identity>().unwrap(),
+            Identity::admin("x").unwrap()
+        );
+        assert_eq!(
+            "operator/op-a/admin/ops".parse::<Identity>().unwrap(),
+            Identity::operator_admin("op-a", "ops").unwrap()
+        );
+        assert!("admin/".parse::<Identity>().is_err());
+        assert!("operator/op-a/admins/ops".parse::<Identity>().is_err());
         let json = serde_json::to_string(&id).unwrap();
         assert_eq!(json, "\"operator/op-a/agent/gpu-1\"");
         assert_eq!(serde_json::from_str::<Identity>(&json).unwrap(), id);

@@ -25,11 +25,13 @@
 //! Every message is checked against the `MAX_*` bounds below on write and on read
 //! ([`Bounded`]); postcard itself only bounds by frame size.
 
+mod admin;
 mod agent;
 mod circom;
 mod client;
 mod error;
 
+pub use admin::*;
 pub use agent::*;
 pub use circom::*;
 pub use client::*;
@@ -104,24 +106,40 @@ pub enum StreamOpen {
 }
 
 impl StreamOpen {
-    /// The identity kind allowed to open this stream; the coordinator checks it against the
-    /// certificate and answers [`ProtocolError::NotAllowed`] otherwise.
-    pub fn required_kind(&self) -> IdentityKind {
+    /// What the stream is, without its contents: what the coordinator's authorization table
+    /// decides on before anything else of the stream is read.
+    pub fn kind(&self) -> StreamKind {
         match self {
-            StreamOpen::Control(_)
-            | StreamOpen::FetchKey(_)
-            | StreamOpen::DeliverProof(_)
-            | StreamOpen::FetchInput(_) => IdentityKind::Agent,
-            StreamOpen::Client(_) => IdentityKind::Client,
+            StreamOpen::Control(_) => StreamKind::Control,
+            StreamOpen::FetchKey(_) => StreamKind::FetchKey,
+            StreamOpen::DeliverProof(_) => StreamKind::DeliverProof,
+            StreamOpen::Client(_) => StreamKind::ClientRequest,
+            StreamOpen::FetchInput(_) => StreamKind::FetchInput,
         }
     }
     pub fn describe(&self) -> &'static str {
+        self.kind().describe()
+    }
+}
+
+/// The kinds of stream a peer may open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StreamKind {
+    Control,
+    FetchKey,
+    DeliverProof,
+    ClientRequest,
+    FetchInput,
+}
+
+impl StreamKind {
+    pub fn describe(self) -> &'static str {
         match self {
-            StreamOpen::Control(_) => "an agent control stream",
-            StreamOpen::FetchKey(_) => "a key fetch",
-            StreamOpen::DeliverProof(_) => "a proof delivery",
-            StreamOpen::Client(_) => "a client request",
-            StreamOpen::FetchInput(_) => "a witness fetch",
+            StreamKind::Control => "an agent control stream",
+            StreamKind::FetchKey => "a key fetch",
+            StreamKind::DeliverProof => "a proof delivery",
+            StreamKind::ClientRequest => "a client request",
+            StreamKind::FetchInput => "a witness fetch",
         }
     }
 }

@@ -200,6 +200,8 @@ struct Shared {
     /// `None` for a handle that never reloads (tests, or a deployment with no CA directory).
     path: Option<PathBuf>,
     state: RwLock<Loaded>,
+    /// Handshakes refused because the peer's serial is on the list.
+    refused_handshakes: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug)]
@@ -231,6 +233,7 @@ impl RevocationHandle {
             inner: Arc::new(Shared {
                 path: Some(path),
                 state: RwLock::new(Loaded { list, digest }),
+                refused_handshakes: Default::default(),
             }),
         })
     }
@@ -244,6 +247,7 @@ impl RevocationHandle {
                     list,
                     digest: [0; 32],
                 }),
+                refused_handshakes: Default::default(),
             }),
         }
     }
@@ -254,6 +258,20 @@ impl RevocationHandle {
 
     pub fn is_revoked(&self, serial_hex: &str) -> bool {
         self.read(|l| l.is_revoked(serial_hex))
+    }
+
+    /// The TLS verifier refused a handshake of a revoked certificate.
+    pub fn count_refused_handshake(&self) {
+        self.inner
+            .refused_handshakes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Handshakes refused for a revoked certificate since start.
+    pub fn refused_handshakes(&self) -> u64 {
+        self.inner
+            .refused_handshakes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Runs `f` on the current list.

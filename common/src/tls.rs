@@ -45,6 +45,53 @@ pub const MAX_CONCURRENT_BIDI_STREAMS: u32 = 128;
 
 const _: () = assert!(KEEP_ALIVE_INTERVAL.as_millis() * 3 < IDLE_TIMEOUT.as_millis());
 
+/// QUIC application close codes the coordinator ends a connection with; the reason text says
+/// more. Agents act on the code, not the text.
+pub mod close_code {
+    /// A refused stream or malformed frame.
+    pub const PROTOCOL_ERROR: u32 = 1;
+    /// The peer's certificate is revoked: it will not be let back in with it.
+    pub const REVOKED: u32 = 2;
+    /// The same agent (same process) opened a newer control stream.
+    pub const REPLACED: u32 = 3;
+    /// Another live process holds this agent identity's session; this one is held off.
+    pub const DUPLICATE_AGENT: u32 = 4;
+}
+
+/// TLS alert `certificate_revoked` (RFC 8446 §6.2) as a QUIC transport error code (QUIC
+/// carries alerts as 0x100 + alert).
+const CRYPTO_ERROR_CERTIFICATE_REVOKED: u64 = 0x100 + 44;
+
+/// Why the coordinator ended a connection, as an agent acts on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoordinatorClose {
+    /// This side's certificate is revoked (cut while connected, or refused in the handshake).
+    Revoked,
+    /// Another process with this identity holds the session.
+    DuplicateAgent,
+    /// Anything else (a restart, a protocol error, the network).
+    Other,
+}
+
+/// How `conn` ended, if it did.
+pub fn coordinator_close(conn: &quinn::Connection) -> Option<CoordinatorClose> {
+    Some(match conn.close_reason()? {
+        quinn::ConnectionError::ApplicationClosed(c) => {
+            match u32::try_from(c.error_code.into_inner()) {
+                Ok(close_code::REVOKED) => CoordinatorClose::Revoked,
+                Ok(close_code::DUPLICATE_AGENT) => CoordinatorClose::DuplicateAgent,
+                _ => CoordinatorClose::Other,
+            }
+        }
+        quinn::ConnectionError::ConnectionClosed(c)
+            if u64::from(c.error_code) == CRYPTO_ERROR_CERTIFICATE_REVOKED =>
+        {
+            CoordinatorClose::Revoked
+        }
+        _ => CoordinatorClose::Other,
+    })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read {what} {}: {detail}", path.display())]
@@ -206,6 +253,14 @@ fn transport(max_bidi_streams: u32, liveness: Liveness) -> Arc<quinn::TransportC
 }
 
 /// The coordinator's server configuration: mutual TLS, revocation checked in the handshake.
+///
+/// No TLS session resumption: a resumed TLS 1.3 session restores the client certificate
+/// from the first handshake without running the client-certificate verifier, so a peer
+/// revoked since then would be let back in on its next reconnect (an agent reuses its
+/// endpoint and resumes). With no session storage and no tickets every connection is a full
+/// handshake and meets the current revocation list; one ECDSA verification per reconnect is
+/// nothing next to a proof, and a restarted coordinator has no sessions to resume anyway.
+/// The server re-checks the serial once more before serving any stream (defence in depth).
 pub fn server_config(
     material: &TlsMaterial,
     revocation: RevocationHandle,
@@ -225,6 +280,8 @@ pub fn server_config(
         .with_client_cert_verifier(Arc::new(verifier))
         .with_single_cert(material.chain.clone(), material.key.clone_key())?;
     tls.alpn_protocols = vec![ALPN_PROOFRACK.to_vec()];
+    tls.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    tls.send_tls13_tickets = 0;
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| TlsError::Verifier(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
@@ -290,6 +347,12 @@ pub fn client_config_with(
     material: &TlsMaterial,
     liveness: Liveness,
 ) -> Result<quinn::ClientConfig, TlsError> {
+    quic_client_config(client_tls_config(material)?, liveness)
+}
+
+/// The rustls side of [`client_config`]: the coordinator's certificate checked, this side's
+/// certificate presented, TLS 1.3 and our ALPN. (Tests use it to watch session tickets.)
+pub fn client_tls_config(material: &TlsMaterial) -> Result<rustls::ClientConfig, TlsError> {
     let provider = provider();
     let webpki =
         WebPkiServerVerifier::builder_with_provider(material.root_store()?, provider.clone())
@@ -305,6 +368,14 @@ pub fn client_config_with(
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_client_auth_cert(material.chain.clone(), material.key.clone_key())?;
     tls.alpn_protocols = vec![ALPN_PROOFRACK.to_vec()];
+    Ok(tls)
+}
+
+/// A quinn client configuration around a rustls one from [`client_tls_config`].
+pub fn quic_client_config(
+    tls: rustls::ClientConfig,
+    liveness: Liveness,
+) -> Result<quinn::ClientConfig, TlsError> {
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| TlsError::Verifier(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
@@ -395,6 +466,7 @@ impl ClientCertVerifier for ProofrackClientVerifier {
             }));
         }
         if self.revocation.is_revoked(&info.serial_hex) {
+            self.revocation.count_refused_handshake();
             tracing::warn!(serial = %info.serial_hex, identity = %info.identity, "refused revoked certificate");
             return Err(rustls::Error::InvalidCertificate(CertificateError::Revoked));
         }

@@ -54,6 +54,18 @@ pub const MIN_OFFER_TIMEOUT_MS: u64 = 100;
 pub const MIN_TELEMETRY_MAX_AGE_MS: u64 = 100;
 /// Largest relative safety margin: 10× the predicted proving time.
 pub const MAX_DEADLINE_MARGIN_PCT: u32 = 1_000;
+/// Most failures in a row a breaker may tolerate: beyond that it never opens in practice.
+pub const MAX_BREAKER_FAILURES: u32 = 100;
+/// Shortest breaker cool-down: a second, so a tripped agent is not offered the next task at
+/// once.
+pub const MIN_BREAKER_COOLDOWN_MS: u64 = 1_000;
+/// Range of the slow-factor limit (permille of calibrated time): 1.5× is the least a proof can
+/// be off without being noise; 7× stays under the learned factor's own cap (8×), which an
+/// average can only approach.
+pub const BREAKER_SLOW_FACTOR_RANGE_PERMILLE: std::ops::RangeInclusive<u32> = 1_500..=7_000;
+const _: () =
+    assert!(*BREAKER_SLOW_FACTOR_RANGE_PERMILLE.end() < crate::tasks::MAX_SPEED_FACTOR_PERMILLE);
+
 /// Sensible range for a temperature limit in °C: below 30 nothing runs, above 120 a GPU is
 /// already shutting down.
 pub const TEMPERATURE_LIMIT_RANGE_C: std::ops::RangeInclusive<u32> = 30..=120;
@@ -218,6 +230,18 @@ pub struct Policy {
     /// delay. Must exceed `max_deadline_ms`, so stake that backs a task never leaves before
     /// the task ends.
     pub withdrawal_delay_ms: u64,
+    /// An agent's circuit breaker opens after this many failures in a row (missed due times,
+    /// invalid proofs, tasks given up; a verified proof ends the streak): no new offers for
+    /// `breaker_cooldown_ms`.
+    pub breaker_failures: u32,
+    /// How long an open circuit breaker keeps its agent from new offers. After it the breaker
+    /// closes on probation (one more failure opens it again); an operator admin can close it
+    /// earlier with `proofrack breaker reset`.
+    pub breaker_cooldown_ms: u64,
+    /// A verified proof that leaves the agent's learned speed factor (actual over calibrated
+    /// proving time, permille, a moving average) at or above this opens its breaker: its
+    /// calibration cannot be trusted.
+    pub breaker_slow_factor_permille: u32,
 }
 
 impl Default for Policy {
@@ -236,6 +260,9 @@ impl Default for Policy {
             agent_grace_ms: 15_000,
             max_deadline_ms: 600_000,
             withdrawal_delay_ms: 900_000,
+            breaker_failures: 3,
+            breaker_cooldown_ms: 600_000,
+            breaker_slow_factor_permille: 4_000,
         }
     }
 }
@@ -327,6 +354,24 @@ impl Policy {
             self.withdrawal_delay_ms,
             self.max_deadline_ms.saturating_add(1),
             MAX_WITHDRAWAL_DELAY_MS.max(self.max_deadline_ms.saturating_add(1)),
+        )?;
+        check_range(
+            "policy.breaker_failures",
+            self.breaker_failures as u64,
+            1,
+            MAX_BREAKER_FAILURES as u64,
+        )?;
+        check_range(
+            "policy.breaker_cooldown_ms",
+            self.breaker_cooldown_ms,
+            MIN_BREAKER_COOLDOWN_MS,
+            MAX_DURATION_SETTING_MS,
+        )?;
+        check_range(
+            "policy.breaker_slow_factor_permille",
+            self.breaker_slow_factor_permille as u64,
+            *BREAKER_SLOW_FACTOR_RANGE_PERMILLE.start() as u64,
+            *BREAKER_SLOW_FACTOR_RANGE_PERMILLE.end() as u64,
         )?;
         Ok(())
     }
@@ -481,6 +526,23 @@ mod tests {
         let err =
             CoordinatorConfig::from_toml_str("[policy]\nmax_temperature_c = 200").unwrap_err();
         assert!(err.to_string().contains("allowed: 30 to 120"), "{err}");
+        for (key, bad, allowed) in [
+            ("breaker_failures", "0", "allowed: 1 to 100"),
+            ("breaker_cooldown_ms", "10", "allowed: 1000 to 3600000"),
+            (
+                "breaker_slow_factor_permille",
+                "9000",
+                "allowed: 1500 to 7000",
+            ),
+        ] {
+            let err = CoordinatorConfig::from_toml_str(&format!("[policy]\n{key} = {bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("policy.{key} = {bad}")) && err.contains(allowed),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -153,6 +153,27 @@ impl CircuitRegistry {
         entry
     }
 
+    /// Removes a circuit by its exact name; its key stays findable by id while another name
+    /// uses the same key.
+    pub(crate) fn remove(&self, name: &str) -> Option<Arc<RegisteredCircuit>> {
+        let mut inner = self.inner.write().expect("circuit registry poisoned");
+        let entry = inner.by_name.remove(name)?;
+        let other = inner
+            .by_name
+            .values()
+            .find(|c| c.key_id == entry.key_id)
+            .cloned();
+        match other {
+            Some(other) => {
+                inner.by_key.insert(entry.key_id, other);
+            }
+            None => {
+                inner.by_key.remove(&entry.key_id);
+            }
+        }
+        Some(entry)
+    }
+
     /// A circuit by name; built-in names are matched in any spelling `circuit_by_name`
     /// accepts (`mimc-12`, `mimc-2^12`).
     pub fn by_name(&self, name: &str) -> Option<Arc<RegisteredCircuit>> {

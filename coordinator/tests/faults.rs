@@ -326,6 +326,11 @@ pub struct StoreModel {
     tasks: std::collections::BTreeMap<u64, Vec<u8>>,
     ledger: Option<proofrack_coordinator::ledger::LedgerState>,
     meta: Option<proofrack_coordinator::tasks::MetaState>,
+    agents: std::collections::BTreeMap<
+        proofrack_coordinator::AgentId,
+        proofrack_coordinator::tasks::AgentFacts,
+    >,
+    audit: std::collections::BTreeMap<u64, proofrack_coordinator::tasks::AuditEntry>,
 }
 
 impl StoreModel {
@@ -346,6 +351,18 @@ impl StoreModel {
         if c.meta.is_some() {
             self.meta = c.meta;
         }
+        for (agent, row) in c.agents {
+            match row {
+                Some(f) => self.agents.insert(agent, f),
+                None => self.agents.remove(&agent),
+            };
+        }
+        for e in c.audit.added {
+            self.audit.insert(e.seq, e);
+        }
+        for seq in c.audit.pruned {
+            self.audit.remove(&seq);
+        }
     }
 
     pub fn state(&self) -> proofrack_coordinator::tasks::DurableState {
@@ -357,6 +374,12 @@ impl StoreModel {
                 .collect(),
             ledger: self.ledger.clone().expect("ledger written"),
             meta: self.meta.clone().expect("meta written"),
+            agents: self
+                .agents
+                .iter()
+                .map(|(a, f)| (a.clone(), f.clone()))
+                .collect(),
+            audit: self.audit.values().cloned().collect(),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Scenario tests of the coordinator's core with a simulated clock: the behaviours the issue
 //! requires, end to end through `CoordinatorCore`'s events and effects.
 
+#[path = "scenarios/breaker.rs"]
+mod breaker;
 mod sim;
 
 use proofrack_common::{StakeUnits, TaskId, UnixMillis};

@@ -64,6 +64,26 @@ pub enum ClientRequest {
     /// Several submissions in one request (at most [`MAX_SUBMIT_BATCH`]), committed together;
     /// answered by one [`ClientResponse::Batch`] with one answer per submission, in order.
     SubmitBatch(Vec<SubmitRequest>),
+    /// Deployment admins: remove a registered circom circuit (refused while an unfinished
+    /// task uses it). Answered with `Admin`.
+    UnregisterCircuit {
+        name: String,
+    },
+    /// Operator admins: close an agent's circuit breaker so it is offered tasks again. A
+    /// repeated `request_id` gets the first reply. Answered with `Admin`.
+    ResetBreaker {
+        request_id: u64,
+        agent: AgentRef,
+    },
+    /// The audit log of administrators' actions, oldest first: the newest `limit` lines (at
+    /// most [`super::MAX_AUDIT_VIEW_ROWS`]) older than `before` (all if `None`), of
+    /// `operator` if given. Deployment admins read every line, operator admins their
+    /// operator's. Answered with `Audit`.
+    Audit {
+        before: Option<u64>,
+        operator: Option<OperatorId>,
+        limit: u32,
+    },
 }
 
 /// Most submissions in one [`ClientRequest::SubmitBatch`]: enough that a busy client's
@@ -99,6 +119,7 @@ pub enum ClientResponse {
     /// The answers to a [`ClientRequest::SubmitBatch`], one per submission, in order
     /// (`Submitted`, `Rejected` or `Error`).
     Batch(Vec<ClientResponse>),
+    Audit(super::AuditView),
 }
 
 /// An agent on the wire: the same type as the coordinator core's agent identity.
@@ -304,7 +325,10 @@ impl Bounded for ClientRequest {
             | ClientRequest::Agents
             | ClientRequest::Circuits
             | ClientRequest::Drain { .. }
-            | ClientRequest::Withdraw { .. } => Ok(()),
+            | ClientRequest::Withdraw { .. }
+            | ClientRequest::ResetBreaker { .. }
+            | ClientRequest::Audit { .. } => Ok(()),
+            ClientRequest::UnregisterCircuit { name } => check_circuit_name(name),
             ClientRequest::RegisterCircuit(r) => r.check_bounds(),
             ClientRequest::SubmitWitness(s) => s.check_bounds(),
         }
@@ -392,6 +416,7 @@ impl Bounded for ClientResponse {
             ClientResponse::Error(e) => e.check_bounds(),
             ClientResponse::Admin { message, .. } => check_text("admin.message", message),
             ClientResponse::Registered(row) => check_circuit_name(&row.name),
+            ClientResponse::Audit(v) => v.check_bounds(),
         }
     }
 }

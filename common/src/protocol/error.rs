@@ -33,6 +33,18 @@ pub enum ProtocolError {
     Unavailable { detail: String },
     #[error("coordinator internal error: {detail}")]
     Internal { detail: String },
+    /// The identity's role may not do this (the coordinator's authorization table); nothing
+    /// changed.
+    #[error("{identity} may not {action}: {needs}")]
+    Forbidden {
+        identity: String,
+        action: String,
+        needs: String,
+    },
+    /// Another process with the same agent certificate holds a live control stream: it keeps
+    /// it, and this connection is held off.
+    #[error("agent {agent} is already connected from another process, which keeps its session; this one is held off for {retry_after_ms} ms. Two processes must not share one agent certificate: stop the duplicate, or issue each box its own (`proofrack certs issue agent`)")]
+    DuplicateAgent { agent: String, retry_after_ms: u64 },
 }
 
 impl ProtocolError {
@@ -58,8 +70,18 @@ impl ProtocolError {
                 cut(identity);
                 cut(action)
             }
+            ProtocolError::Forbidden {
+                identity,
+                action,
+                needs,
+            } => {
+                cut(identity);
+                cut(action);
+                cut(needs)
+            }
             ProtocolError::UnknownCircuit { circuit: s }
-            | ProtocolError::AlreadyConnected { agent: s } => cut(s),
+            | ProtocolError::AlreadyConnected { agent: s }
+            | ProtocolError::DuplicateAgent { agent: s, .. } => cut(s),
             ProtocolError::VersionMismatch { .. }
             | ProtocolError::UnknownTask { .. }
             | ProtocolError::UnknownKey { .. } => {}
@@ -91,8 +113,18 @@ impl super::Bounded for ProtocolError {
                 t("error.identity", identity)?;
                 t("error.action", action)
             }
+            ProtocolError::Forbidden {
+                identity,
+                action,
+                needs,
+            } => {
+                t("error.identity", identity)?;
+                t("error.action", action)?;
+                t("error.needs", needs)
+            }
             ProtocolError::UnknownCircuit { circuit: s }
-            | ProtocolError::AlreadyConnected { agent: s } => t("error.name", s),
+            | ProtocolError::AlreadyConnected { agent: s }
+            | ProtocolError::DuplicateAgent { agent: s, .. } => t("error.name", s),
             ProtocolError::VersionMismatch { .. }
             | ProtocolError::UnknownTask { .. }
             | ProtocolError::UnknownKey { .. } => Ok(()),

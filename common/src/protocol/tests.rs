@@ -64,6 +64,18 @@ fn stream_opens_round_trip() {
                 request_id: 42,
             })),
             StreamOpen::Client(ClientRequest::Watch { task: TaskId(1) }),
+            StreamOpen::Client(ClientRequest::UnregisterCircuit {
+                name: "poseidon".into(),
+            }),
+            StreamOpen::Client(ClientRequest::ResetBreaker {
+                request_id: 9,
+                agent: agent_ref(),
+            }),
+            StreamOpen::Client(ClientRequest::Audit {
+                before: Some(40),
+                operator: Some(OperatorId::new("op-a").unwrap()),
+                limit: 128,
+            }),
             StreamOpen::Client(ClientRequest::RegisterCircuit(RegisterCircuit {
                 name: "poseidon".into(),
             })),
@@ -79,7 +91,10 @@ fn stream_opens_round_trip() {
             }),
         ];
         for open in opens {
-            let kind = open.required_kind();
+            let kind = match open.kind() {
+                StreamKind::ClientRequest => IdentityKind::Client,
+                _ => IdentityKind::Agent,
+            };
             let (mut a, mut b) = duplex(1 << 16);
             write_stream_open(&mut a, open.clone()).await.unwrap();
             assert_eq!(read_stream_open(&mut b, kind).await.unwrap(), open);
@@ -252,6 +267,29 @@ fn control_and_client_replies_round_trip() {
 
         let err = ClientResponse::Error(ProtocolError::UnknownTask { task: TaskId(77) });
         assert_eq!(round_trip(&err).await, err);
+        for e in [
+            ProtocolError::Forbidden {
+                identity: "client/alice".into(),
+                action: "drain the agents of op-a".into(),
+                needs: "that needs an operator admin of op-a (operator/op-a/admin/NAME)".into(),
+            },
+            ProtocolError::DuplicateAgent {
+                agent: "op-a/gpu-1".into(),
+                retry_after_ms: 6_000,
+            },
+        ] {
+            let err = ClientResponse::Error(e);
+            assert_eq!(round_trip(&err).await, err);
+        }
+        assert_eq!(
+            ProtocolError::Forbidden {
+                identity: "client/alice".into(),
+                action: "drain the agents of op-a".into(),
+                needs: "that needs an operator admin of op-a (operator/op-a/admin/NAME)".into(),
+            }
+            .to_string(),
+            "client/alice may not drain the agents of op-a: that needs an operator admin of op-a (operator/op-a/admin/NAME)"
+        );
         assert_eq!(agent_ref().to_string(), "op-a/gpu-1");
     });
 }
@@ -504,4 +542,30 @@ fn a_full_agents_table_at_every_bound_fits_one_frame() {
         .check_bounds()
         .unwrap_err()
         .contains("agents.health"));
+}
+
+#[test]
+fn a_full_audit_page_at_every_bound_fits_one_frame() {
+    let line = AuditLine {
+        seq: u64::MAX,
+        at: UnixMillis(u64::MAX),
+        who: "w".repeat(MAX_TEXT_BYTES),
+        action: "a".repeat(MAX_TEXT_BYTES),
+        operator: Some(OperatorId::new("o".repeat(crate::ids::MAX_NAME_LEN)).unwrap()),
+        outcome: AuditOutcome::Refused,
+        message: "m".repeat(MAX_TEXT_BYTES),
+    };
+    let view = ClientResponse::Audit(AuditView {
+        lines: vec![line; MAX_AUDIT_VIEW_ROWS],
+        kept: u64::MAX,
+        cap: u64::MAX,
+    });
+    assert!(view.check_bounds().is_ok());
+    let len = postcard::to_stdvec(&view).unwrap().len();
+    assert!(len <= framing::MAX_FRAME_BYTES, "{len} bytes");
+    let ClientResponse::Audit(mut v) = view else {
+        unreachable!()
+    };
+    v.lines[0].message.push('x');
+    assert!(ClientResponse::Audit(v).check_bounds().is_err());
 }

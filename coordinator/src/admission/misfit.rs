@@ -57,6 +57,11 @@ pub enum Misfit {
     RecentlyDeclined {
         until: UnixMillis,
     },
+    /// Its circuit breaker is open (repeated failures, or proofs far slower than its
+    /// calibration): no new tasks until `until`.
+    BreakerOpen {
+        until: UnixMillis,
+    },
 }
 
 impl Misfit {
@@ -156,6 +161,9 @@ impl fmt::Display for Misfit {
                     f,
                     "declined this task or let its offer expire; not offered again before {until}"
                 )
+            }
+            Misfit::BreakerOpen { until } => {
+                write!(f, "circuit breaker open until {until}: no new tasks")
             }
         }
     }

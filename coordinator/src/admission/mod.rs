@@ -142,6 +142,9 @@ fn evaluate(
     if agent.draining {
         return verdict(Err(vec![Misfit::Draining]));
     }
+    if let Some(until) = agent.breaker_open(now) {
+        return verdict(Err(vec![Misfit::BreakerOpen { until }]));
+    }
     let mut misfits = Vec::new();
 
     match agent.telemetry {

@@ -164,7 +164,7 @@ fn fit_done_at(
     policy: &Policy,
     memo: &mut ProvingTimeMemo,
 ) -> Option<UnixMillis> {
-    if !agent.connected || agent.draining {
+    if !agent.connected || agent.draining || agent.breaker_open(now).is_some() {
         return None;
     }
     if agent.assignments.len() >= policy.max_tasks_per_agent as usize {

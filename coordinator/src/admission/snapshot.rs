@@ -85,9 +85,16 @@ pub struct AgentSnapshot<'a> {
     pub assignments_memory_bytes: u64,
     /// Learned correction of its calibrated speed, permille (1000: as calibrated).
     pub speed_factor_permille: u32,
+    /// Its circuit breaker is open until then: no new tasks.
+    pub breaker_open_until: Option<UnixMillis>,
 }
 
 impl AgentSnapshot<'_> {
+    /// Until when its circuit breaker keeps it from new tasks, if it does at `now`.
+    pub fn breaker_open(&self, now: UnixMillis) -> Option<UnixMillis> {
+        self.breaker_open_until.filter(|until| *until > now)
+    }
+
     pub fn reserved_memory_bytes(&self) -> u64 {
         debug_assert_eq!(
             self.assignments_memory_bytes,
@@ -156,6 +163,7 @@ mod tests {
             assignments,
             assignments_memory_bytes: AgentSnapshot::sum_memory(assignments),
             speed_factor_permille: 1_000,
+            breaker_open_until: None,
         };
         assert_eq!(
             snap(4, &a[..]).earliest_start(UnixMillis(100)),

@@ -56,6 +56,10 @@ pub enum FleetReason {
     Draining {
         agents: usize,
     },
+    /// Their circuit breakers are open (repeated failures or proofs far off calibration).
+    BreakerOpen {
+        agents: usize,
+    },
 }
 
 impl FleetReason {
@@ -70,7 +74,8 @@ impl FleetReason {
             | FleetReason::Memory { agents, .. }
             | FleetReason::Speed { agents, .. }
             | FleetReason::Declined { agents }
-            | FleetReason::Draining { agents } => *agents,
+            | FleetReason::Draining { agents }
+            | FleetReason::BreakerOpen { agents } => *agents,
         }
     }
 
@@ -148,6 +153,10 @@ impl FleetReason {
             ),
             FleetReason::Declined { .. } => "declined this task recently".to_string(),
             FleetReason::Draining { .. } => "drained by their operator".to_string(),
+            FleetReason::BreakerOpen { .. } => {
+                "circuit breaker open after repeated failures or proofs far off their calibration"
+                    .to_string()
+            }
         }
     }
 }
@@ -221,6 +230,7 @@ impl NoFit {
         let mut speed: Option<(usize, u64, u64, u64, AgentId)> = None;
         let mut declined = 0usize;
         let mut draining = 0usize;
+        let mut breaker_open = 0usize;
 
         for v in verdicts {
             let Err(misfits) = &v.fit else { continue };
@@ -231,10 +241,17 @@ impl NoFit {
                 draining += 1;
                 continue;
             }
+            if misfits
+                .iter()
+                .any(|m| matches!(m, Misfit::BreakerOpen { .. }))
+            {
+                breaker_open += 1;
+                continue;
+            }
             let mut counted_health = false;
             for m in misfits {
                 match m {
-                    Misfit::Disconnected | Misfit::Draining => {}
+                    Misfit::Disconnected | Misfit::Draining | Misfit::BreakerOpen { .. } => {}
                     Misfit::NoTelemetry | Misfit::StaleTelemetry { .. } => {
                         telemetry.0 += 1;
                         let age = by_id
@@ -355,6 +372,11 @@ impl NoFit {
         }
         if draining > 0 {
             reasons.push(FleetReason::Draining { agents: draining });
+        }
+        if breaker_open > 0 {
+            reasons.push(FleetReason::BreakerOpen {
+                agents: breaker_open,
+            });
         }
         assert!(
             !reasons.is_empty(),

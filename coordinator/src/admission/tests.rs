@@ -76,6 +76,7 @@ impl Case {
                 assignments: &a.assignments,
                 assignments_memory_bytes: AgentSnapshot::sum_memory(&a.assignments),
                 speed_factor_permille: 1_000,
+                breaker_open_until: None,
             })
             .collect();
         let demand = TaskDemand {

@@ -172,6 +172,11 @@ impl ChainStakeSource {
                 "a chain stake source is already attached to this coordinator".into(),
             ));
         }
+        // Withdrawals are the contract's from now on: the authorization table refuses them.
+        inner
+            .shared
+            .trust()
+            .set_chain_registry(inner.settings.registry.to_string());
         inner.sync().await?;
         let mut source = ChainStakeSource {
             inner: inner.clone(),

@@ -133,6 +133,7 @@ pub fn render(shared: &Shared) -> String {
         Kind::Gauge,
         agents_known,
     );
+    super::trust_metrics::families(&mut e, shared);
     e.finish()
 }
 

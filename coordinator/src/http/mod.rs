@@ -16,9 +16,10 @@
 pub mod config;
 mod fleet_view;
 pub mod metrics;
+mod trust_metrics;
 
 pub use config::{load_token, HttpConfig, TokenError};
-pub use fleet_view::FleetView;
+pub use fleet_view::{fleet_view, FleetView};
 
 use crate::server::Shared;
 use proofrack_common::http::{self, secret_matches, Request, Response};

@@ -29,8 +29,12 @@ pub(super) async fn run(
         unreachable!("dispatch only routes agent identities here");
     };
     let agent = AgentId::new(operator.clone(), name.clone());
-    // The newest connection of an identity wins: an agent that restarted must not wait for
-    // its dead connection's idle timeout.
+    // The holder of a live session keeps it: a second process with the same certificate is
+    // held off instead of the two taking turns. A holder silent past the window (a process
+    // that died or restarted, a connection that is gone) is replaced by the newer one at once.
+    if super::duplicates::hold_off(&shared, &conn, &agent, &mut send).await {
+        return;
+    }
     shared.drop_previous_link(&agent).await;
     // Attached before the core hears of the agent, so the resume messages its connect
     // produces reach this stream (after the Welcome, which is written first below).
@@ -188,14 +192,19 @@ async fn handle(shared: &Shared, agent: &AgentId, msg: AgentToCoordinator) {
         AgentToCoordinator::OfferReply(reply) => offer_replies(shared, agent, vec![reply]).await,
         AgentToCoordinator::OfferReplies(replies) => offer_replies(shared, agent, replies).await,
         AgentToCoordinator::TaskFailed { task, reason } => {
-            // The stake stays bound; the task is handed to another agent of the operator
-            // (slashed at its due time only if none takes it).
-            tracing::warn!(%agent, %task, %reason, "agent reports it cannot finish the task");
-            if let Err(e) = shared
+            // Believed (and logged as fact) only once the core has checked the agent holds
+            // the task. The stake stays bound; the task is handed to another agent of the
+            // operator (slashed at its due time only if none takes it).
+            match shared
                 .apply(|core, now| core.handle_task_abandoned(now, agent, task, &reason))
                 .await
             {
-                tracing::info!(%agent, %task, error = %e, "task failure report not taken");
+                Ok(()) => {
+                    tracing::warn!(%agent, %task, %reason, "agent gave up a task it held; handing it to another agent of its operator")
+                }
+                Err(e) => {
+                    tracing::info!(%agent, %task, error = %e, "task failure report refused: the agent does not hold that task")
+                }
             }
         }
         AgentToCoordinator::Draining { reason } => {

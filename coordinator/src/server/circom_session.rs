@@ -23,7 +23,7 @@ use tokio::sync::Mutex;
 
 /// Registrations run one at a time: they are rare, and this keeps the manifest, the registry
 /// and the core agreeing on which key a name has.
-static REGISTERING: Mutex<()> = Mutex::const_new(());
+pub(super) static REGISTERING: Mutex<()> = Mutex::const_new(());
 /// Held from storing a witness to its task's creation, and from checking that no unfinished
 /// task needs a witness to removing it: a witness shared by two submissions is never removed
 /// between the second one's store and its task.

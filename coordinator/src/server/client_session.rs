@@ -1,12 +1,16 @@
-//! One client request per stream: submit, status, watch, and the ledger, agents and circuits
-//! tables.
+//! One client request per stream: submit, status, watch, the ledger, agents and circuits
+//! tables, operators' and the deployment's commands, and the audit log. Every request passes
+//! the authorization table first (`authz_gate`).
 
+use super::authz_gate;
 use super::shared::Shared;
 use super::views;
-use crate::tasks::TaskSpec;
+use crate::tasks::authz::requester_key;
+use crate::tasks::{AdminReply, TaskSpec};
 use proofrack_common::identity::{Identity, PeerCertInfo};
 use proofrack_common::protocol::{
-    write_message, ClientRequest, ClientResponse, ProtocolError, SubmitRequest,
+    write_message, AuditOutcome, ClientRequest, ClientResponse, ProtocolError, SubmitRequest,
+    MAX_AUDIT_VIEW_ROWS,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,10 +27,19 @@ pub(super) async fn serve(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) {
-    let Identity::Client { name } = &peer.identity else {
-        unreachable!("dispatch only routes client identities here");
-    };
-    let client = name.clone();
+    // The authorization table first: a refused request is answered before a byte of its
+    // upload is read, and changes nothing.
+    if let Err(reply) = authz_gate::admit_request(&shared, &peer, &req).await {
+        let _ = recv.stop(0u32.into());
+        if write_message(&mut send, &reply).await.is_ok() {
+            let _ = send.finish();
+            let _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()).await;
+        }
+        return;
+    }
+    let who = &peer.identity;
+    // Tasks and request ids are kept under this key (a client's name, as before admins).
+    let client = requester_key(who);
     let result = match req {
         ClientRequest::Submit(s) => {
             let mut replies = submit_all(&shared, &client, vec![s]).await;
@@ -51,8 +64,9 @@ pub(super) async fn serve(
             write_message(&mut send, &ClientResponse::Ledger(view)).await
         }
         ClientRequest::Agents => {
+            let stake = shared.stake_authority();
             let view = shared
-                .read_acknowledged(|core, now| views::agents(core.agent_rows(now), now))
+                .read_acknowledged(|core, now| views::agents_for(core, now, who, &stake))
                 .await;
             write_message(&mut send, &ClientResponse::Agents(view)).await
         }
@@ -63,37 +77,83 @@ pub(super) async fn serve(
             )
             .await
         }
-        ClientRequest::Drain {
+        ref command @ ClientRequest::Drain {
             request_id,
-            agent,
+            ref agent,
             drain,
         } => {
-            let reply = shared
-                .apply(|core, now| core.handle_drain(now, &client, request_id, &agent, drain))
-                .await;
+            let reply = audited(&shared, who, command, |core, now| {
+                core.handle_drain(now, &client, request_id, agent, drain)
+            })
+            .await;
             write_message(&mut send, &admin(reply)).await
         }
-        ClientRequest::Withdraw {
+        ref command @ ClientRequest::Withdraw {
             request_id,
-            operator,
+            ref operator,
             amount,
         } => {
-            let reply = shared
-                .apply(|core, now| {
-                    core.handle_withdrawal_request(now, &client, request_id, &operator, amount)
-                })
-                .await;
+            let reply = audited(&shared, who, command, |core, now| {
+                core.handle_withdrawal_request(now, &client, request_id, operator, amount)
+            })
+            .await;
+            write_message(&mut send, &admin(reply)).await
+        }
+        ref command @ ClientRequest::ResetBreaker {
+            request_id,
+            ref agent,
+        } => {
+            let reply = audited(&shared, who, command, |core, now| {
+                core.handle_breaker_reset(now, &client, request_id, agent)
+            })
+            .await;
             write_message(&mut send, &admin(reply)).await
         }
         ClientRequest::RegisterCircuit(r) => {
+            let what = authz_gate::audit_subject(&ClientRequest::RegisterCircuit(r.clone()));
             let reply = super::circom_session::register(&shared, &client, r, &mut recv).await;
             let _ = recv.stop(0u32.into());
+            if let Some((action, operator)) = what {
+                let (outcome, message) = match &reply {
+                    ClientResponse::Registered(row) => (
+                        AuditOutcome::Done,
+                        format!("registered {} (key {})", row.name, row.key.short()),
+                    ),
+                    ClientResponse::Rejected { reason } => (AuditOutcome::Failed, reason.clone()),
+                    other => (AuditOutcome::Failed, format!("{other:?}")),
+                };
+                shared
+                    .apply(|core, now| {
+                        core.record_audit(now, who, action, operator, outcome, message)
+                    })
+                    .await;
+            }
             write_message(&mut send, &reply).await
+        }
+        ClientRequest::UnregisterCircuit { name } => {
+            let reply = super::circuit_admin::unregister(&shared, who, &name).await;
+            write_message(&mut send, &admin(reply)).await
         }
         ClientRequest::SubmitWitness(s) => {
             let reply = super::circom_session::submit(&shared, &client, s, &mut recv).await;
             let _ = recv.stop(0u32.into());
             write_message(&mut send, &reply).await
+        }
+        ClientRequest::Audit {
+            before,
+            operator,
+            limit,
+        } => {
+            // The gate let an operator admin through only for its own operator's lines.
+            let operator = match (operator, who) {
+                (None, Identity::OperatorAdmin { operator, .. }) => Some(operator.clone()),
+                (op, _) => op,
+            };
+            let limit = (limit as usize).min(MAX_AUDIT_VIEW_ROWS);
+            let view = shared
+                .read_acknowledged(|core, _| views::audit(core, operator.as_ref(), before, limit))
+                .await;
+            write_message(&mut send, &ClientResponse::Audit(view)).await
         }
     };
     if let Err(e) = result {
@@ -104,7 +164,30 @@ pub(super) async fn serve(
     let _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()).await;
 }
 
-fn admin(reply: crate::tasks::AdminReply) -> ClientResponse {
+/// Runs an operator command and records it in the audit log in the same event (one commit).
+async fn audited(
+    shared: &Shared,
+    who: &Identity,
+    command: &ClientRequest,
+    run: impl FnOnce(&mut crate::tasks::CoordinatorCore, proofrack_common::UnixMillis) -> AdminReply,
+) -> AdminReply {
+    let (action, operator) =
+        authz_gate::audit_subject(command).expect("operator commands are audited");
+    shared
+        .apply(|core, now| {
+            let reply = run(core, now);
+            let outcome = if reply.ok {
+                AuditOutcome::Done
+            } else {
+                AuditOutcome::Failed
+            };
+            core.record_audit(now, who, action, operator, outcome, reply.message.clone());
+            reply
+        })
+        .await
+}
+
+fn admin(reply: AdminReply) -> ClientResponse {
     let mut message = reply.message;
     proofrack_common::protocol::truncate_utf8(
         &mut message,

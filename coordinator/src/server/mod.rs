@@ -12,13 +12,17 @@
 //! `poll_timeout` and calls `handle_timeout`.
 
 mod agent_session;
+mod authz_gate;
 mod circom_session;
+mod circuit_admin;
 mod client_session;
 mod delivery;
+mod duplicates;
 mod input_stream;
 mod key_stream;
 mod settings;
 mod shared;
+pub mod trust;
 mod views;
 
 pub use settings::KEYS_DIR;
@@ -30,7 +34,7 @@ use crate::ledger::Ledger;
 use crate::registry::CircuitRegistry;
 use crate::store::{Store, STORE_FILE};
 use crate::tasks::CoordinatorCore;
-use proofrack_common::identity::{identity_from_connection, IdentityKind};
+use proofrack_common::identity::identity_from_connection;
 use proofrack_common::protocol::{read_stream_open, OpenError, StreamOpen};
 use proofrack_common::revocation::RevocationHandle;
 use proofrack_common::tls::{self, TlsMaterial};
@@ -264,6 +268,15 @@ async fn serve_connection(conn: quinn::Connection, shared: Arc<Shared>) {
         }
     };
     let conn_id = shared.track_connection(&conn, &peer);
+    // The revocation list as it is now, checked after the connection is tracked (a reload
+    // from here on closes it too), before any stream is served. The handshake checked it
+    // already; this holds even if a future TLS setting let a session resume without it.
+    if shared.is_revoked(&peer.serial_hex) {
+        tracing::warn!(peer = %peer.identity, serial = %peer.serial_hex, "revoked certificate on a new connection; closing it");
+        conn.close(shared::CLOSE_REVOKED.into(), shared::REVOKED_REASON);
+        shared.untrack_connection(conn_id);
+        return;
+    }
     tracing::debug!(peer = %peer.identity, serial = %peer.serial_hex, "connection open");
     loop {
         let (send, mut recv) = match conn.accept_bi().await {
@@ -304,34 +317,27 @@ async fn dispatch_stream(
     recv: quinn::RecvStream,
     shared: Arc<Shared>,
 ) {
-    match (open, peer.identity.kind()) {
-        (StreamOpen::Control(hello), IdentityKind::Agent) => {
+    // Which identity may open which stream: the authorization table (a client certificate
+    // used as an agent, say, is refused). Close before the stream ends, as above.
+    if authz_gate::may_open(&shared, &peer, open.kind()).is_err() {
+        shared::refuse(
+            &conn,
+            &proofrack_common::protocol::ProtocolError::NotAllowed {
+                identity: peer.identity.to_string(),
+                action: open.describe().to_string(),
+            },
+        );
+        drop(send);
+        return;
+    }
+    match open {
+        StreamOpen::Control(hello) => {
             agent_session::run(shared, conn, conn_id, peer, hello, send, recv).await
         }
-        (StreamOpen::FetchKey(req), IdentityKind::Agent) => {
-            key_stream::serve(shared, peer, req, send).await
-        }
-        (StreamOpen::DeliverProof(d), IdentityKind::Agent) => {
-            delivery::serve(shared, peer, d, send).await
-        }
-        (StreamOpen::Client(req), IdentityKind::Client) => {
-            client_session::serve(shared, peer, req, send, recv).await
-        }
-        (StreamOpen::FetchInput(req), IdentityKind::Agent) => {
-            input_stream::serve(shared, peer, req, send).await
-        }
-        (open, _) => {
-            // A certificate of one kind opening another kind's stream (a client certificate
-            // used as an agent, say). Close before the stream ends, as above.
-            shared::refuse(
-                &conn,
-                &proofrack_common::protocol::ProtocolError::NotAllowed {
-                    identity: peer.identity.to_string(),
-                    action: open.describe().to_string(),
-                },
-            );
-            drop(send);
-        }
+        StreamOpen::FetchKey(req) => key_stream::serve(shared, peer, req, send).await,
+        StreamOpen::DeliverProof(d) => delivery::serve(shared, peer, d, send).await,
+        StreamOpen::Client(req) => client_session::serve(shared, peer, req, send, recv).await,
+        StreamOpen::FetchInput(req) => input_stream::serve(shared, peer, req, send).await,
     }
 }
 

@@ -23,11 +23,15 @@ pub const AGENT_OUTBOX_CAPACITY: usize = 256;
 /// the task's status, so nothing is lost but intermediate states.
 pub const TASK_EVENTS_CAPACITY: usize = 4096;
 /// QUIC application close code for protocol refusals (the reason text says which).
-pub const CLOSE_PROTOCOL_ERROR: u32 = 1;
+pub const CLOSE_PROTOCOL_ERROR: u32 = proofrack_common::tls::close_code::PROTOCOL_ERROR;
 /// Close code for a revoked certificate.
-pub const CLOSE_REVOKED: u32 = 2;
+pub const CLOSE_REVOKED: u32 = proofrack_common::tls::close_code::REVOKED;
+/// The close reason sent with [`CLOSE_REVOKED`]; the agent recognises the code and says what
+/// to do.
+pub const REVOKED_REASON: &[u8] =
+    b"certificate revoked: this certificate is on the deployment's revocation list and will not be let back in; install a renewed certificate and key";
 /// Close code for a connection replaced by a newer one of the same agent.
-pub const CLOSE_REPLACED: u32 = 3;
+pub const CLOSE_REPLACED: u32 = proofrack_common::tls::close_code::REPLACED;
 
 /// A verified proof, kept for clients (and in the store).
 pub type ProofResult = StoredProof;
@@ -63,6 +67,8 @@ pub struct Shared {
     stake_hook: std::sync::OnceLock<StakeHook>,
     /// How long proof verification took, for the metrics endpoint.
     verification_time: Mutex<DurationHistogram>,
+    /// Stake authority, refusal and duplicate counters (`trust.rs`).
+    trust: super::trust::TrustState,
 }
 
 /// A function the server calls with every effect, under the core's lock; it must not block
@@ -97,7 +103,29 @@ impl Shared {
             timer_wake: Notify::new(),
             stake_hook: std::sync::OnceLock::new(),
             verification_time: Mutex::new(DurationHistogram::default()),
+            trust: super::trust::TrustState::default(),
         }
+    }
+
+    /// Stake authority and the trust counters.
+    pub fn trust(&self) -> &super::trust::TrustState {
+        &self.trust
+    }
+
+    pub(super) fn stake_authority(&self) -> crate::tasks::authz::StakeAuthority {
+        self.trust.stake_authority()
+    }
+
+    pub(super) fn count_refusal(&self, action: &'static str) {
+        self.trust.count_refusal(action)
+    }
+
+    /// Whether `agent` has a control stream attached now.
+    pub(super) fn has_live_link(&self, agent: &AgentId) -> bool {
+        self.agents
+            .lock()
+            .expect("agents map poisoned")
+            .contains_key(agent)
     }
 
     pub fn now(&self) -> UnixMillis {
@@ -329,7 +357,7 @@ impl Shared {
         for c in conns.values() {
             if handle.is_revoked(&c.serial_hex) {
                 tracing::warn!(peer = %c.identity, serial = %c.serial_hex, "certificate revoked; closing its connection");
-                c.conn.close(CLOSE_REVOKED.into(), b"certificate revoked");
+                c.conn.close(CLOSE_REVOKED.into(), REVOKED_REASON);
             }
         }
     }
@@ -356,6 +384,11 @@ impl Shared {
 
     pub fn is_revoked(&self, serial_hex: &str) -> bool {
         self.revocation.is_revoked(serial_hex)
+    }
+
+    /// Handshakes the TLS verifier refused for a revoked certificate since start.
+    pub fn revoked_handshakes_refused(&self) -> u64 {
+        self.revocation.refused_handshakes()
     }
 
     pub fn record_result(&self, task: TaskId, result: ProofResult) {

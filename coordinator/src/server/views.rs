@@ -1,14 +1,19 @@
 //! The core's views translated into the wire's views, cut to the protocol's bounds.
 
+use super::authz_gate;
 use super::shared::Shared;
-use crate::tasks::{AgentRow, OperatorRow, TaskEvent, TaskStatus, TaskView};
-use proofrack_common::protocol::{
-    self as wire, truncate_utf8, AgentsView, CircuitRow, CircuitsView, HistoryLine, LedgerView,
-    OperatorLedgerRow, SlashRecord, TaskStatusView, MAX_HARDWARE_SUMMARY_BYTES, MAX_HEALTH_ENTRIES,
-    MAX_HEALTH_ENTRY_BYTES, MAX_HISTORY_ENTRIES, MAX_IN_FLIGHT_PER_AGENT, MAX_TEXT_BYTES,
-    MAX_VIEW_ROWS,
+use crate::tasks::authz::StakeAuthority;
+use crate::tasks::{
+    AgentRow, CoordinatorCore, OperatorRow, TaskEvent, TaskStatus, TaskView, MAX_AUDIT_ENTRIES,
 };
-use proofrack_common::{TaskId, UnixMillis};
+use proofrack_common::identity::Identity;
+use proofrack_common::protocol::{
+    self as wire, truncate_utf8, AgentsView, AuditLine, AuditView, CircuitRow, CircuitsView,
+    HistoryLine, LedgerView, OperatorLedgerRow, SlashRecord, TaskStatusView,
+    MAX_HARDWARE_SUMMARY_BYTES, MAX_HEALTH_ENTRIES, MAX_HEALTH_ENTRY_BYTES, MAX_HISTORY_ENTRIES,
+    MAX_IN_FLIGHT_PER_AGENT, MAX_TEXT_BYTES, MAX_VIEW_ROWS,
+};
+use proofrack_common::{OperatorId, TaskId, UnixMillis};
 
 fn text(mut s: String) -> String {
     truncate_utf8(&mut s, MAX_TEXT_BYTES);
@@ -36,7 +41,30 @@ pub(super) fn ledger(rows: Vec<OperatorRow>, now: UnixMillis) -> LedgerView {
     }
 }
 
-pub(super) fn agents(rows: Vec<AgentRow>, now: UnixMillis) -> AgentsView {
+/// The agents table as `who` may see it: every agent, its hardware details (backend,
+/// hardware, memory, throughput, health) only to its operator's admins and deployment admins,
+/// and of its tasks only those `who` may read.
+pub(super) fn agents_for(
+    core: &CoordinatorCore,
+    now: UnixMillis,
+    who: &Identity,
+    stake: &StakeAuthority,
+) -> AgentsView {
+    let rows = core.agent_rows(now);
+    // A task in flight on an agent of operator OP is offered to or held by OP's agent, so OP
+    // is among its operators: asked with that alone first (cheap: no history walk), and with
+    // every operator it ever went to only if that was not enough.
+    let may_read = |task: &TaskId, on: &OperatorId| {
+        let Some(client) = core.task_client(*task) else {
+            return false;
+        };
+        let on: std::collections::BTreeSet<OperatorId> = [on.clone()].into();
+        authz_gate::may_read_task(stake, who, client, &on).is_ok()
+            || (matches!(who, Identity::OperatorAdmin { .. })
+                && core.task_owner(*task).is_some_and(|(client, operators)| {
+                    authz_gate::may_read_task(stake, who, &client, &operators).is_ok()
+                }))
+    };
     AgentsView {
         as_of: now,
         agents_known: rows.len() as u64,
@@ -48,32 +76,99 @@ pub(super) fn agents(rows: Vec<AgentRow>, now: UnixMillis) -> AgentsView {
             .into_iter()
             .take(MAX_VIEW_ROWS)
             .map(|r| {
-                let mut hardware = r.hardware;
-                truncate_utf8(&mut hardware, MAX_HARDWARE_SUMMARY_BYTES);
-                wire::AgentRow {
-                    agent: r.agent.clone(),
-                    connected: r.connected,
-                    backend: r.backend,
-                    hardware,
-                    telemetry_age_ms: r.telemetry_age_ms,
-                    health: r
-                        .health
-                        .into_iter()
-                        .take(MAX_HEALTH_ENTRIES)
-                        .map(|mut h| {
-                            truncate_utf8(&mut h, MAX_HEALTH_ENTRY_BYTES);
-                            h
-                        })
-                        .collect(),
-                    in_flight: r.tasks.into_iter().take(MAX_IN_FLIGHT_PER_AGENT).collect(),
-                    max_concurrent_tasks: r.max_concurrent_tasks,
-                    msm_g1_points_per_sec: r.msm_g1_points_per_sec,
-                    ntt_elements_per_sec: r.ntt_elements_per_sec,
-                    compute_memory_free_bytes: r.compute_memory_free_bytes,
-                    reserved_memory_bytes: r.reserved_memory_bytes,
+                let hardware = authz_gate::sees_hardware(stake, who, &r.agent);
+                let breaker = r.breaker.clone();
+                let in_flight = r
+                    .tasks
+                    .iter()
+                    .filter(|t| may_read(t, &r.agent.operator))
+                    .take(MAX_IN_FLIGHT_PER_AGENT)
+                    .copied()
+                    .collect();
+                let row = wire_agent_row(r, in_flight);
+                if hardware {
+                    row
+                } else {
+                    without_hardware(row, breaker)
                 }
             })
             .collect(),
+    }
+}
+
+fn wire_agent_row(r: AgentRow, in_flight: Vec<TaskId>) -> wire::AgentRow {
+    let mut hardware = r.hardware;
+    truncate_utf8(&mut hardware, MAX_HARDWARE_SUMMARY_BYTES);
+    wire::AgentRow {
+        agent: r.agent.clone(),
+        connected: r.connected,
+        backend: r.backend,
+        hardware,
+        telemetry_age_ms: r.telemetry_age_ms,
+        health: r
+            .breaker
+            .into_iter()
+            .chain(r.health)
+            .take(MAX_HEALTH_ENTRIES)
+            .map(|mut h| {
+                truncate_utf8(&mut h, MAX_HEALTH_ENTRY_BYTES);
+                h
+            })
+            .collect(),
+        in_flight,
+        max_concurrent_tasks: r.max_concurrent_tasks,
+        msm_g1_points_per_sec: r.msm_g1_points_per_sec,
+        ntt_elements_per_sec: r.ntt_elements_per_sec,
+        compute_memory_free_bytes: r.compute_memory_free_bytes,
+        reserved_memory_bytes: r.reserved_memory_bytes,
+    }
+}
+
+/// A row with its hardware details left out; the breaker, which is about the agent's conduct
+/// rather than its hardware, stays.
+fn without_hardware(row: wire::AgentRow, breaker: Option<String>) -> wire::AgentRow {
+    let operator = row.agent.operator.clone();
+    wire::AgentRow {
+        backend: None,
+        hardware: format!("(hidden: {operator}'s admins and deployment admins see it)"),
+        health: breaker
+            .into_iter()
+            .map(|mut h| {
+                truncate_utf8(&mut h, MAX_HEALTH_ENTRY_BYTES);
+                h
+            })
+            .collect(),
+        msm_g1_points_per_sec: None,
+        ntt_elements_per_sec: None,
+        compute_memory_free_bytes: None,
+        reserved_memory_bytes: 0,
+        ..row
+    }
+}
+
+/// The audit log as asked (the gate already checked who may read which lines).
+pub(super) fn audit(
+    core: &CoordinatorCore,
+    operator: Option<&OperatorId>,
+    before: Option<u64>,
+    limit: usize,
+) -> AuditView {
+    let (lines, kept) = core.audit_lines(operator, before, limit);
+    AuditView {
+        lines: lines
+            .into_iter()
+            .map(|e| AuditLine {
+                seq: e.seq,
+                at: e.at,
+                who: e.who,
+                action: e.action,
+                operator: e.operator,
+                outcome: e.outcome,
+                message: e.message,
+            })
+            .collect(),
+        kept: kept as u64,
+        cap: MAX_AUDIT_ENTRIES as u64,
     }
 }
 

@@ -45,6 +45,7 @@ pub(super) fn write(db: &redb::Database, batches: Vec<Batch>) -> Result<(), Stor
     // One map for the whole group (later rows win): folding batch by batch into a list
     // re-sorted every row merged so far for every batch, quadratic in the group's size.
     let mut rows = std::collections::BTreeMap::new();
+    let mut agents = std::collections::BTreeMap::new();
     let mut merged = Changes::default();
     let mut extra = Vec::new();
     for b in batches {
@@ -55,9 +56,12 @@ pub(super) fn write(db: &redb::Database, batches: Vec<Batch>) -> Result<(), Stor
         if b.changes.meta.is_some() {
             merged.meta = b.changes.meta;
         }
+        agents.extend(b.changes.agents);
+        merged.audit.absorb(b.changes.audit);
         extra.extend(b.extra);
     }
     merged.tasks = rows.into_iter().collect();
+    merged.agents = agents.into_iter().collect();
     let txn = db
         .begin_write()
         .map_err(|e| StoreError::Write(e.to_string()))?;

@@ -1,6 +1,7 @@
 //! Table layout. Keys are task ids or fixed names; values are postcard.
 
 use super::{ExtraWrite, LoadedState, StoreError};
+use crate::admission::AgentId;
 use crate::tasks::{Changes, DurableState, MetaState, TaskRow};
 use proofrack_common::protocol::FieldBytes;
 use proofrack_common::TaskId;
@@ -11,6 +12,10 @@ const TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("tasks");
 const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
 const PROOFS: TableDefinition<u64, &[u8]> = TableDefinition::new("proofs");
 const DELIVERIES: TableDefinition<u64, &[u8]> = TableDefinition::new("deliveries");
+/// Known agents (their circuit breakers), keyed by `OPERATOR/NAME`.
+const AGENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("agents");
+/// The audit log, keyed by line number.
+const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 
 const KEY_LEDGER: &str = "ledger";
 const KEY_META: &str = "meta";
@@ -47,6 +52,9 @@ pub(super) fn create(db: &Database) -> Result<(), StoreError> {
         txn.open_table(TASKS).map_err(w)?;
         txn.open_table(PROOFS).map_err(w)?;
         txn.open_table(DELIVERIES).map_err(w)?;
+        // Created here for stores written before these tables existed, too.
+        txn.open_table(AGENTS).map_err(w)?;
+        txn.open_table(AUDIT).map_err(w)?;
         let mut state = txn.open_table(STATE).map_err(w)?;
         let stored = state
             .get(KEY_FORMAT)
@@ -86,10 +94,30 @@ pub(super) fn load(txn: &ReadTransaction) -> Result<LoadedState, StoreError> {
             let (_, v) = row.map_err(c)?;
             tasks.push(TaskRow(v.value().to_vec()));
         }
+        let mut agents = Vec::new();
+        for row in txn.open_table(AGENTS).map_err(c)?.iter().map_err(c)? {
+            let (k, v) = row.map_err(c)?;
+            let agent: AgentId = k
+                .value()
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("agent row {:?}: {e}", k.value())))?;
+            let facts = postcard::from_bytes(v.value())
+                .map_err(|e| StoreError::Corrupt(format!("agent row {agent}: {e}")))?;
+            agents.push((agent, facts));
+        }
+        let mut audit = Vec::new();
+        for row in txn.open_table(AUDIT).map_err(c)?.iter().map_err(c)? {
+            let (k, v) = row.map_err(c)?;
+            let entry = postcard::from_bytes(v.value())
+                .map_err(|e| StoreError::Corrupt(format!("audit line {}: {e}", k.value())))?;
+            audit.push(entry);
+        }
         out.core = Some(DurableState {
             tasks,
             ledger,
             meta,
+            agents,
+            audit,
         });
     }
     let proofs = txn.open_table(PROOFS).map_err(c)?;
@@ -152,6 +180,28 @@ pub(super) fn apply(
     if let Some(meta) = &changes.meta {
         let bytes = postcard::to_allocvec(meta).map_err(w)?;
         state.insert(KEY_META, bytes.as_slice()).map_err(w)?;
+    }
+    let mut agents = txn.open_table(AGENTS).map_err(w)?;
+    for (agent, row) in &changes.agents {
+        let key = agent.to_string();
+        match row {
+            Some(facts) => {
+                let bytes = postcard::to_allocvec(facts).map_err(w)?;
+                agents.insert(key.as_str(), bytes.as_slice()).map_err(w)?;
+            }
+            None => {
+                agents.remove(key.as_str()).map_err(w)?;
+            }
+        }
+    }
+    let mut audit = txn.open_table(AUDIT).map_err(w)?;
+    // Added before pruned: a line added and pruned within one group commit ends up absent.
+    for entry in &changes.audit.added {
+        let bytes = postcard::to_allocvec(entry).map_err(w)?;
+        audit.insert(entry.seq, bytes.as_slice()).map_err(w)?;
+    }
+    for seq in &changes.audit.pruned {
+        audit.remove(*seq).map_err(w)?;
     }
     Ok(())
 }

@@ -153,3 +153,73 @@ fn a_second_coordinator_on_the_same_store_is_refused() {
     }
     first.close();
 }
+
+#[test]
+fn breakers_and_the_audit_log_survive_a_restart_and_pruned_lines_are_removed() {
+    use proofrack_common::identity::Identity;
+    use proofrack_common::protocol::AuditOutcome;
+    let dir = Dir::new("trust");
+    let policy = Policy {
+        breaker_failures: 1,
+        ..Policy::default()
+    };
+    let mut core = CoordinatorCore::new(policy.clone()).expect("policy");
+    let agent = agent_id("op-a", "gpu-1");
+    let operator = "op-a".parse().expect("operator id");
+    core.handle_stake_event(NOW, StakeEvent::OperatorRegistered { operator })
+        .expect("register");
+    core.handle_agent_connected(NOW, agent.clone(), 1)
+        .expect("connect");
+    let store = Store::open(&dir.file()).expect("open a new store");
+    store.commit_now(core.full_changes()).expect("commit");
+    // A line per event, committed the way the server does: only what changed.
+    let mut last = 0;
+    let admin = Identity::admin("root").expect("identity");
+    for n in 0..crate::tasks::MAX_AUDIT_ENTRIES as u64 + 2 {
+        core.record_audit(
+            NOW,
+            &admin,
+            format!("action {n}"),
+            None,
+            AuditOutcome::Refused,
+            "no".into(),
+        );
+        // Through the committer thread, several events per group commit.
+        if n % 1_000 == 0 || n > crate::tasks::MAX_AUDIT_ENTRIES as u64 - 2 {
+            last = store.submit(core.take_changes(), Vec::new());
+        }
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(store.durable(last))
+        .expect("durable");
+    let reply = core.handle_breaker_reset(NOW, "operator/op-a/admin/ops", 1, &agent);
+    assert!(reply.ok);
+    store.commit_now(core.take_changes()).expect("commit");
+    store.close();
+    drop(store);
+
+    let store = Store::open(&dir.file()).expect("reopen");
+    let state = store.load().expect("load").core.expect("state");
+    store.close();
+    assert_eq!(state.audit.len(), crate::tasks::MAX_AUDIT_ENTRIES);
+    assert_eq!(
+        state.audit[0].action, "action 2",
+        "the two oldest were pruned on disk too"
+    );
+    assert_eq!(state.agents.len(), 1);
+    assert_eq!(state.agents[0].0, agent);
+    let restored = CoordinatorCore::restore(policy, state, NOW).expect("restore");
+    assert!(restored.knows_agent(&agent));
+    let (lines, kept) = restored.audit_lines(None, None, 3);
+    assert_eq!(kept, crate::tasks::MAX_AUDIT_ENTRIES);
+    assert_eq!(
+        lines.iter().map(|l| l.action.as_str()).collect::<Vec<_>>(),
+        [
+            format!("action {}", crate::tasks::MAX_AUDIT_ENTRIES - 1),
+            format!("action {}", crate::tasks::MAX_AUDIT_ENTRIES),
+            format!("action {}", crate::tasks::MAX_AUDIT_ENTRIES + 1),
+        ]
+    );
+}

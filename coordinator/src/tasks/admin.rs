@@ -32,7 +32,8 @@ pub struct PendingWithdrawal {
 impl CoordinatorCore {
     /// Drains `agent` (`drain = true`: it takes no new tasks and finishes what it holds) or
     /// lets it take tasks again. Applies to the agent whether or not it is connected, and
-    /// across restarts.
+    /// across restarts. An agent the coordinator does not know is refused (with its
+    /// operator's known agents) and nothing is stored, so drains cannot grow the state.
     pub fn handle_drain(
         &mut self,
         now: UnixMillis,
@@ -44,6 +45,10 @@ impl CoordinatorCore {
         self.expire(now);
         let reply = match self.admin_requests.get(&(client.to_string(), request_id)) {
             Some(stored) => stored.clone(),
+            None if !self.knows_agent(agent) => AdminReply {
+                ok: false,
+                message: self.unknown_agent_message(agent),
+            },
             None => {
                 let changed = if drain {
                     self.drained.insert(agent.clone())
@@ -150,7 +155,19 @@ impl CoordinatorCore {
         }
     }
 
-    fn remember(&mut self, client: &str, request_id: u64, reply: AdminReply) -> AdminReply {
+    /// The reply stored for a repeated request id, if any.
+    pub(crate) fn stored_admin_reply(&self, client: &str, request_id: u64) -> Option<AdminReply> {
+        self.admin_requests
+            .get(&(client.to_string(), request_id))
+            .cloned()
+    }
+
+    pub(crate) fn remember(
+        &mut self,
+        client: &str,
+        request_id: u64,
+        reply: AdminReply,
+    ) -> AdminReply {
         let key = (client.to_string(), request_id);
         self.admin_requests.insert(key.clone(), reply.clone());
         self.admin_order.push_back(key);

@@ -2,14 +2,17 @@
 //!
 //! The core marks what each event changed ([`Dirty`]); the shell takes those rows with
 //! [`CoordinatorCore::take_changes`] and commits them before it tells anyone what happened.
-//! Stored: every task (state, placement, history), the ledger's accounts and counters, and a
+//! Stored: every task (state, placement, history), the ledger's accounts and counters, a
 //! small meta row (task counter, pending withdrawals, drained agents, operator-command
-//! replies). Not stored, because it is rebuilt: stake bindings (the bound tasks' collateral),
+//! replies), one row per known agent (its circuit breaker) and the audit log's lines. Not
+//! stored, because it is rebuilt: stake bindings (the bound tasks' collateral),
 //! the fleet (agents reconnect; agents holding bound tasks come back as disconnected, with the
 //! grace period starting at the restart), and offers (an offer outstanding at a crash lapses:
 //! nothing was bound for it).
 
 use super::admin::{AdminReply, PendingWithdrawal};
+use super::agent_book::{AgentChanges, AgentFacts};
+use super::audit::{AuditChanges, AuditEntry};
 use super::fleet::AgentRecord;
 use super::history::TaskEvent;
 use super::model::{Task, TaskState};
@@ -53,11 +56,18 @@ pub struct Changes {
     pub tasks: Vec<(TaskId, Option<TaskRow>)>,
     pub ledger: Option<LedgerState>,
     pub meta: Option<MetaState>,
+    /// Known agents' rows; `None`: forgotten.
+    pub agents: AgentChanges,
+    pub audit: AuditChanges,
 }
 
 impl Changes {
     pub fn is_empty(&self) -> bool {
-        self.tasks.is_empty() && self.ledger.is_none() && self.meta.is_none()
+        self.tasks.is_empty()
+            && self.ledger.is_none()
+            && self.meta.is_none()
+            && self.agents.is_empty()
+            && self.audit.is_empty()
     }
 
     /// Folds a later change set into this one (later rows win), for group commits.
@@ -71,6 +81,10 @@ impl Changes {
         if later.meta.is_some() {
             self.meta = later.meta;
         }
+        let mut agents: BTreeMap<AgentId, Option<AgentFacts>> = self.agents.drain(..).collect();
+        agents.extend(later.agents);
+        self.agents = agents.into_iter().collect();
+        self.audit.absorb(later.audit);
     }
 }
 
@@ -80,6 +94,8 @@ pub struct DurableState {
     pub tasks: Vec<TaskRow>,
     pub ledger: LedgerState,
     pub meta: MetaState,
+    pub agents: Vec<(AgentId, AgentFacts)>,
+    pub audit: Vec<AuditEntry>,
 }
 
 /// Why a store could not be loaded. The coordinator refuses to start on any of these: serving
@@ -120,12 +136,17 @@ impl CoordinatorCore {
             tasks,
             ledger: dirty.ledger.then(|| self.ledger.state()),
             meta: dirty.meta.then(|| self.meta_state()),
+            agents: self.agent_book.take_changes(),
+            audit: self.audit.take_changes(),
         }
     }
 
     /// Every row, as a change set: the first write to a store (and a rewrite after restore).
     pub fn full_changes(&mut self) -> Changes {
         self.dirty = Dirty::default();
+        self.agent_book.take_changes();
+        // Pruned lines must still be removed; the kept ones are written again (idempotent).
+        let pruned = self.audit.take_changes().pruned;
         Changes {
             tasks: self
                 .tasks
@@ -134,6 +155,16 @@ impl CoordinatorCore {
                 .collect(),
             ledger: Some(self.ledger.state()),
             meta: Some(self.meta_state()),
+            agents: self
+                .agent_book
+                .all_rows()
+                .into_iter()
+                .map(|(a, f)| (a, Some(f)))
+                .collect(),
+            audit: AuditChanges {
+                added: self.audit.all().cloned().collect(),
+                pruned,
+            },
         }
     }
 
@@ -144,6 +175,8 @@ impl CoordinatorCore {
             tasks: self.tasks.values().map(encode_task).collect(),
             ledger: self.ledger.state(),
             meta: self.meta_state(),
+            agents: self.agent_book.all_rows(),
+            audit: self.audit.all().cloned().collect(),
         }
     }
 
@@ -281,6 +314,14 @@ impl CoordinatorCore {
         }
         core.index.refresh(&core.tasks);
         core.fleet = fleet;
+        core.agent_book = super::agent_book::AgentBook::restore(state.agents);
+        for (agent, record) in core.fleet.iter_mut() {
+            record.breaker_open_until = core
+                .agent_book
+                .get(agent)
+                .and_then(|f| f.breaker.open_until(now));
+        }
+        core.audit = super::audit::AuditLog::restore(state.audit);
         core.next_task = state.meta.next_task.max(1);
         core.next_withdrawal = state.meta.next_withdrawal.max(1);
         core.withdrawals = state.meta.withdrawals.into_iter().collect();

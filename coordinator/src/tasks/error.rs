@@ -52,6 +52,10 @@ pub enum CircuitRejected {
     BadName { name: String, max: usize },
     #[error("{max} circuits are registered already; this limit bounds the registry")]
     TooMany { max: usize },
+    #[error("unknown circuit {name:?}; list registered circuits with `proofrack circuits`")]
+    Unknown { name: String },
+    #[error("circuit {name} is still used by {tasks} unfinished tasks; unregister it once they are verified or failed")]
+    InUse { name: String, tasks: usize },
 }
 
 /// Why an agent's connection was refused.

@@ -31,6 +31,8 @@ pub(crate) struct AgentRecord {
     pub(crate) assignments_memory_bytes: u64,
     /// Learned correction of its calibrated speed (see `learned.rs`).
     pub(crate) speed_factor_permille: u32,
+    /// Its circuit breaker is open until then (a copy of the agent book's, see `breaker.rs`).
+    pub(crate) breaker_open_until: Option<UnixMillis>,
 }
 
 impl AgentRecord {
@@ -47,6 +49,7 @@ impl AgentRecord {
             assignments: Vec::new(),
             assignments_memory_bytes: 0,
             speed_factor_permille: super::learned::NEUTRAL_SPEED_FACTOR_PERMILLE,
+            breaker_open_until: None,
         }
     }
 
@@ -60,6 +63,7 @@ impl AgentRecord {
             assignments: &self.assignments,
             assignments_memory_bytes: self.assignments_memory_bytes,
             speed_factor_permille: self.speed_factor_permille,
+            breaker_open_until: self.breaker_open_until,
         }
     }
 
@@ -119,6 +123,13 @@ impl CoordinatorCore {
         let slots = max_concurrent_tasks.clamp(1, MAX_TASKS_PER_AGENT);
         let fleet_full = self.fleet.len() >= MAX_AGENTS;
         let draining = self.drained.contains(&agent);
+        if !(fleet_full && !self.fleet.contains_key(&agent)) {
+            self.note_agent_seen(now, &agent);
+        }
+        let breaker_open_until = self
+            .agent_book
+            .get(&agent)
+            .and_then(|f| f.breaker.open_until(now));
         match self.fleet.get_mut(&agent) {
             Some(record) if record.connected => Err(AgentRejected::AlreadyConnected { agent }),
             Some(record) => {
@@ -129,6 +140,7 @@ impl CoordinatorCore {
                 record.draining = draining;
                 record.telemetry = None;
                 record.max_concurrent_tasks = slots;
+                record.breaker_open_until = breaker_open_until;
                 Ok(())
             }
             None if fleet_full => Err(AgentRejected::FleetFull { max: MAX_AGENTS }),
@@ -155,6 +167,7 @@ impl CoordinatorCore {
                     assignments: Vec::new(),
                     assignments_memory_bytes: 0,
                     speed_factor_permille: self.learned.factor(&agent),
+                    breaker_open_until,
                 };
                 self.fleet.insert(agent, record);
                 Ok(())

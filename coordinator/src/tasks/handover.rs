@@ -194,6 +194,7 @@ impl CoordinatorCore {
                     .declined_until
                     .insert(agent.clone(), until);
                 self.orphan(now, task, format!("the agent gave it up: {reason}"));
+                self.note_agent_failure(now, agent, &format!("gave up {task}: {reason}"));
                 Ok(())
             }
             Some(_) => Err(DeliveryRejected::NotYourTask {

@@ -21,6 +21,10 @@
 //! Architecture invariant: no I/O, no clock reads, no randomness.
 
 mod admin;
+mod agent_book;
+mod audit;
+pub mod authz;
+mod breaker;
 mod dispatch;
 mod durable;
 mod effect;
@@ -42,6 +46,9 @@ mod submit;
 mod timers;
 
 pub use admin::{AdminReply, PendingWithdrawal, MAX_ADMIN_REQUESTS};
+pub use agent_book::{AgentChanges, AgentFacts, MAX_KNOWN_AGENTS, MAX_KNOWN_AGENTS_LISTED};
+pub use audit::{AuditChanges, AuditEntry, MAX_AUDIT_ENTRIES};
+pub use breaker::{BreakerState, OpenBreaker};
 pub use durable::{Changes, DurableState, MetaState, RestoreError, TaskRow};
 pub use effect::{Effect, Offer, OfferReply, SlashReason};
 pub use error::{
@@ -149,6 +156,10 @@ pub struct CoordinatorCore {
     index: index::TaskIndex,
     /// Events since the last full invariant check (see [`FULL_CHECK_MAX_TASKS`]).
     events_since_full_check: usize,
+    /// Every agent that ever connected, with its circuit breaker (durable).
+    agent_book: agent_book::AgentBook,
+    /// Administrators' actions, allowed and refused (durable, capped).
+    audit: audit::AuditLog,
     /// No agent holding a proving task is lost before this (see `handover.rs`): the fleet is
     /// scanned for lost agents only once it has passed, not on every event.
     agent_loss_bound: UnixMillis,
@@ -194,6 +205,8 @@ impl CoordinatorCore {
             stake_frozen: None,
             index: index::TaskIndex::default(),
             events_since_full_check: 0,
+            agent_book: agent_book::AgentBook::default(),
+            audit: audit::AuditLog::restore(Vec::new()),
             // Unknown until the first scan.
             agent_loss_bound: UnixMillis(0),
         })

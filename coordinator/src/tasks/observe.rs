@@ -33,6 +33,8 @@ pub struct AdmissionStats {
     pub decisions: BTreeMap<(String, String), u64>,
     /// From a task's submission to its first offer.
     pub assignment_latency: DurationHistogram,
+    /// Circuit breakers opened since the coordinator started.
+    pub breaker_trips: u64,
 }
 
 impl AdmissionStats {
@@ -82,6 +84,7 @@ pub fn reason_label(r: &FleetReason) -> &'static str {
         FleetReason::Speed { .. } => "speed",
         FleetReason::Declined { .. } => "declined",
         FleetReason::Draining { .. } => "draining",
+        FleetReason::BreakerOpen { .. } => "breaker_open",
     }
 }
 
@@ -120,6 +123,8 @@ pub struct FleetAgent {
     pub max_concurrent_tasks: u32,
     /// Learned correction of its calibrated speed, permille (1000: as calibrated).
     pub speed_factor_permille: u32,
+    /// Its circuit breaker, while open: until when, and why.
+    pub breaker: Option<super::OpenBreaker>,
 }
 
 /// An unfinished task, for the fleet page.
@@ -256,6 +261,11 @@ impl CoordinatorCore {
                     tasks: r.assignments.len(),
                     max_concurrent_tasks: r.max_concurrent_tasks,
                     speed_factor_permille: r.speed_factor_permille,
+                    breaker: self
+                        .agent_book
+                        .get(&r.id)
+                        .and_then(|f| f.breaker.open.clone())
+                        .filter(|o| o.until > now),
                 }
             })
             .collect()

@@ -196,6 +196,7 @@ impl CoordinatorCore {
                 .expect("a proving or verifying task has stake bound");
             tracing::info!(task = %id, %agent, proving_ms, predicted_ms = placement.predicted_proving_ms, released = %binding.amount, "proof verified");
             self.learn_speed(now, agent, id, proving_ms);
+            self.note_agent_success(now, agent);
             let task = self.task_mut(id);
             task.history.push(
                 now,
@@ -219,6 +220,7 @@ impl CoordinatorCore {
                 .expect("a proving or verifying task has stake bound");
             tracing::warn!(task = %id, %agent, slashed = %outcome.slashed, "invalid proof; operator slashed");
             self.emit_slash(id, &outcome, super::SlashReason::InvalidProof);
+            self.note_agent_failure(now, agent, &format!("invalid proof for {id}"));
             let task = self.task_mut(id);
             task.failed_on.insert(agent.clone());
             task.history.push(

@@ -1,12 +1,13 @@
 //! Read-only views for operators and clients: stake per operator, the fleet, task records.
 
-use super::history::HistoryEntry;
+use super::history::{HistoryEntry, TaskEvent};
 use super::model::{TaskState, TaskStatus};
 use super::CoordinatorCore;
 use crate::admission::{format, health_problems, AgentId};
 use proofrack_common::telemetry::ProverBackend;
 use proofrack_common::{KeyId, OperatorId, StakeUnits, TaskId, UnixMillis};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
 /// One operator's stake.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +37,8 @@ pub struct AgentRow {
     pub telemetry_age_ms: Option<u64>,
     /// Health problems that exclude it from admission (empty when healthy).
     pub health: Vec<String>,
+    /// Its circuit breaker while open: until when and why.
+    pub breaker: Option<String>,
     /// Its offered and proving tasks.
     pub tasks: Vec<TaskId>,
     pub max_concurrent_tasks: u32,
@@ -117,6 +120,7 @@ impl CoordinatorCore {
                             .map(ToString::to_string)
                             .collect()
                     }),
+                    breaker: self.breaker_line(&r.id, now),
                     tasks: r.assignments.iter().map(|a| a.task).collect(),
                     max_concurrent_tasks: r.max_concurrent_tasks,
                     msm_g1_points_per_sec: t.map(|t| t.report.calibration.msm_g1_points_per_sec),
@@ -126,6 +130,54 @@ impl CoordinatorCore {
                 }
             })
             .collect()
+    }
+
+    /// When the core last heard from a connected agent (its latest telemetry, or its
+    /// connection); `None` if it is not connected.
+    pub fn agent_last_heard(&self, agent: &AgentId) -> Option<UnixMillis> {
+        self.fleet
+            .get(agent)
+            .filter(|r| r.connected)
+            .map(|r| r.last_heard_at)
+    }
+
+    /// An agent's open circuit breaker, in words.
+    fn breaker_line(&self, agent: &AgentId, now: UnixMillis) -> Option<String> {
+        let open = self
+            .breaker(agent)?
+            .open
+            .as_ref()
+            .filter(|o| o.until > now)?;
+        Some(format!(
+            "circuit breaker open until {}: {}",
+            open.until, open.why
+        ))
+    }
+
+    /// The key of the requester that submitted a task (see `authz::requester_key`).
+    pub fn task_client(&self, id: TaskId) -> Option<&str> {
+        self.tasks.get(&id).map(|t| t.spec.client.as_str())
+    }
+
+    /// Who may read a task: the requester that submitted it and the operators whose agents
+    /// were offered or held it (the authorization table's owner of a task).
+    pub fn task_owner(&self, id: TaskId) -> Option<(String, BTreeSet<OperatorId>)> {
+        let t = self.tasks.get(&id)?;
+        let mut operators: BTreeSet<OperatorId> = t
+            .history
+            .entries()
+            .iter()
+            .filter_map(|e| match &e.event {
+                TaskEvent::Offered { placement, .. } => Some(placement.agent.operator.clone()),
+                TaskEvent::StakeBound { operator, .. } => Some(operator.clone()),
+                TaskEvent::HandedOver { to, .. } => Some(to.operator.clone()),
+                _ => None,
+            })
+            .collect();
+        if let Some(p) = t.bound_placement() {
+            operators.insert(p.agent.operator.clone());
+        }
+        Some((t.spec.client.clone(), operators))
     }
 
     /// A task's status and history, while it is kept (see `MAX_FINISHED_TASKS`).

@@ -36,6 +36,30 @@ impl CoordinatorCore {
         Ok(())
     }
 
+    /// Removes a circuit no unfinished task uses; new submissions for it are refused as for
+    /// any unknown circuit. Finished tasks keep their record.
+    pub fn unregister_circuit(&mut self, name: &str) -> Result<(), CircuitRejected> {
+        if !self.circuits.contains_key(name) {
+            return Err(CircuitRejected::Unknown {
+                name: name.to_string(),
+            });
+        }
+        let tasks = self
+            .tasks
+            .values()
+            .filter(|t| !t.state.is_finished() && t.spec.circuit == name)
+            .count();
+        if tasks > 0 {
+            return Err(CircuitRejected::InUse {
+                name: name.to_string(),
+                tasks,
+            });
+        }
+        self.circuits.remove(name);
+        tracing::info!(circuit = %name, "circuit unregistered");
+        Ok(())
+    }
+
     /// A delegation change from the stake source. More stake may let waiting tasks run.
     pub fn handle_stake_event(
         &mut self,

@@ -23,10 +23,15 @@ impl CoordinatorCore {
             None => self.scan_poll_timeout(),
         };
         let withdrawals = self.withdrawals.values().map(|w| w.pays_at).min();
-        [tasks, withdrawals, self.next_agent_loss()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            tasks,
+            withdrawals,
+            self.next_agent_loss(),
+            self.next_breaker_close(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn scan_poll_timeout(&self) -> Option<UnixMillis> {
@@ -53,6 +58,7 @@ impl CoordinatorCore {
     /// Applies every timeout due at `now`, in task order.
     pub(crate) fn expire(&mut self, now: UnixMillis) {
         self.pay_out_withdrawals(now);
+        self.close_due_breakers(now);
         self.expire_lost_agents(now);
         // Only tasks with something due (the index); a task that becomes due while others
         // are handled is taken in a further round, and none is handled twice.
@@ -154,6 +160,11 @@ impl CoordinatorCore {
         if was_proving {
             self.unassign(&agent, id);
         }
+        self.note_agent_failure(
+            now,
+            &agent,
+            &format!("missed its due time {} for {id}", placement.due_at),
+        );
         let task = self.task_mut(id);
         task.failed_on.insert(agent.clone());
         task.history.push(

@@ -4,7 +4,7 @@
 use crate::support::checks::{agent_is, assert_row};
 use crate::support::cluster::{Cluster, ClusterSpec};
 use crate::support::scripted::{ScriptOptions, ScriptedAgent};
-use crate::support::wait::TaskWatch;
+use crate::support::wait::{poll_until, TaskWatch};
 use crate::support::STEP_TIMEOUT;
 use proofrack_common::protocol::{CoordinatorToAgent, DeliveryOutcome, TaskState};
 
@@ -26,7 +26,18 @@ async fn a_reconnecting_agent_replaces_its_old_connection_and_delivers_its_task(
         })
         .await;
 
-    // The agent restarts while its old connection still looks alive: the newer one wins.
+    // The agent's process dies while its old connection still looks alive (QUIC keep-alives,
+    // no reports): once the coordinator has not heard from it for three telemetry intervals,
+    // the newer connection wins. (While it still reports, a newer one is held off: see the
+    // attack suite's `duplicates`.)
+    before.stop_telemetry();
+    poll_until(STEP_TIMEOUT, "the old connection to go quiet", || async {
+        client
+            .agent_row("op-a", "box-1")
+            .await
+            .filter(|r| r.telemetry_age_ms.is_some_and(|age| age >= 3 * 500))
+    })
+    .await;
     let mut after =
         ScriptedAgent::connect(&cluster, "op-a", "box-1", ScriptOptions::default()).await;
     let said = before.refusal().await;

@@ -107,6 +107,7 @@ async fn a_coordinator_killed_24_times_under_load_loses_nothing_it_acknowledged(
             let target = AgentTarget {
                 coordinator: coordinator.addr,
                 tls: material_from(&pki, &identity),
+                identity_files: None,
                 cache_dir: dir.path().join("agents"),
                 connection: quick_reconnect(),
             };
@@ -115,7 +116,8 @@ async fn a_coordinator_killed_24_times_under_load_loses_nothing_it_acknowledged(
         .collect();
 
     let load_id = Identity::client("crash-load").expect("client identity");
-    let check_id = Identity::client("crash-check").expect("client identity");
+    // Reads every task, whoever submitted it: a deployment admin.
+    let check_id = Identity::admin("crash-check").expect("admin identity");
     let connect = |id: &Identity| FollowingClient {
         addr: coordinator.addr,
         material: material_from(&pki, id),

@@ -31,6 +31,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const CLIENT: &str = "circom-user";
+/// The deployment admin who registers circuits.
+const ADMIN: &str = "admin/deploy";
 
 fn client_args(cluster: &Cluster) -> ClientArgs {
     cluster.material(&Identity::client(CLIENT).unwrap());
@@ -38,7 +40,19 @@ fn client_args(cluster: &Cluster) -> ClientArgs {
         coordinator: format!("{COORDINATOR_HOST}:{}", cluster.addr.port()),
         certs: cluster.dir.path().join("certs"),
         client: CLIENT.to_string(),
+        identity: None,
+        cert: None,
+        key: None,
         json: false,
+    }
+}
+
+/// The same coordinator, as the deployment admin (`--identity admin/deploy`).
+fn admin_args(cluster: &Cluster) -> ClientArgs {
+    cluster.material(&ADMIN.parse::<Identity>().unwrap());
+    ClientArgs {
+        identity: Some(ADMIN.to_string()),
+        ..client_args(cluster)
     }
 }
 
@@ -156,15 +170,22 @@ async fn circom_tasks_are_proved_by_agents_and_verify_in_snarkjs() {
     let cluster = circom_cluster("circom-network", ClusterSpec::default()).await;
     let client = cluster.client(CLIENT).await;
     let args = client_args(&cluster);
-    // register; a second registration of the same zkey is the same circuit
+    let admin = admin_args(&cluster);
+    // only a deployment admin registers; a second registration of the same zkey is the same
+    // circuit
     let register = poseidon_registration(poseidon);
-    let row = circom_cmds::register(&args, &register).await.unwrap();
+    let e = message(circom_cmds::register(&args, &register).await.unwrap_err());
+    assert_eq!(
+        e,
+        "client/circom-user may not register circuits: that needs a deployment admin (admin/NAME)"
+    );
+    let row = circom_cmds::register(&admin, &register).await.unwrap();
     assert_eq!(row.num_public_inputs, 2);
-    assert_eq!(circom_cmds::register(&args, &register).await.unwrap(), row);
+    assert_eq!(circom_cmds::register(&admin, &register).await.unwrap(), row);
     // another circuit's .r1cs, another zkey under a taken name, a built-in name: refused
     let e = message(
         circom_cmds::register(
-            &args,
+            &admin,
             &RegisterArgs {
                 name: "mixed".into(),
                 r1cs: merkle.r1cs.clone(),
@@ -177,7 +198,7 @@ async fn circom_tasks_are_proved_by_agents_and_verify_in_snarkjs() {
     assert!(e.contains("not the same circuit"), "{e}");
     let e = message(
         circom_cmds::register(
-            &args,
+            &admin,
             &RegisterArgs {
                 zkey: merkle.zkey.clone(),
                 r1cs: merkle.r1cs.clone(),
@@ -190,7 +211,7 @@ async fn circom_tasks_are_proved_by_agents_and_verify_in_snarkjs() {
     assert!(e.contains("registered already with another key"), "{e}");
     let e = message(
         circom_cmds::register(
-            &args,
+            &admin,
             &RegisterArgs {
                 name: "mimc-4".into(),
                 ..register.clone()
@@ -349,8 +370,7 @@ async fn a_restarted_agent_resumes_its_circom_task() {
     };
     let cluster = circom_cluster("circom-resume", spec).await;
     let client = cluster.client(CLIENT).await;
-    let args = client_args(&cluster);
-    circom_cmds::register(&args, &poseidon_registration(poseidon))
+    circom_cmds::register(&admin_args(&cluster), &poseidon_registration(poseidon))
         .await
         .unwrap();
 
@@ -393,7 +413,7 @@ async fn a_restarted_agent_resumes_its_circom_task() {
         watch.state_names()
     );
     let out = cluster.dir.path().join("proof-resumed");
-    wait_for_proof(&args, task, &out, STEP_TIMEOUT).await;
+    wait_for_proof(&client_args(&cluster), task, &out, STEP_TIMEOUT).await;
     assert!(
         snarkjs_accepts(poseidon, &out),
         "snarkjs rejects the resumed task's proof"

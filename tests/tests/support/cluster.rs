@@ -150,8 +150,14 @@ impl Cluster {
 
     /// A connected client with its own certificate.
     pub async fn client(&self, name: &str) -> Client {
-        let id = Identity::client(name).expect("client identity");
-        let material = self.material(&id);
+        self.connect_as(&Identity::client(name).expect("client identity"))
+            .await
+    }
+
+    /// A client connection acting as `id` (a requester, an operator admin or a deployment
+    /// admin), its certificate issued on first use.
+    pub async fn connect_as(&self, id: &Identity) -> Client {
+        let material = self.material(id);
         let inner = within(
             STEP_TIMEOUT,
             "client connects",

@@ -29,6 +29,8 @@ pub fn cpu_prover() -> Arc<Prover> {
 pub struct AgentTarget {
     pub coordinator: SocketAddr,
     pub tls: TlsMaterial,
+    /// Where `tls` came from, if the agent should re-read it before each attempt.
+    pub identity_files: Option<proofrack_agent::IdentityFiles>,
     /// Parent of the agent's key cache directory.
     pub cache_dir: PathBuf,
     pub connection: ConnectionSettings,
@@ -48,6 +50,7 @@ impl RealAgent {
         let target = AgentTarget {
             coordinator: cluster.addr,
             tls: cluster.material(&identity),
+            identity_files: None,
             cache_dir: cluster.dir.path().join("agents"),
             connection: ConnectionSettings::default(),
         };
@@ -69,6 +72,7 @@ impl RealAgent {
             coordinator: target.coordinator,
             server_name: COORDINATOR_HOST.to_string(),
             tls: target.tls,
+            identity_files: target.identity_files,
             prover,
             calibration: testkit::cpu_calibration(),
             key_cache,

@@ -146,6 +146,12 @@ impl ScriptedAgent {
             .to_string()
     }
 
+    /// Stops reporting telemetry while the connection stays up (QUIC keep-alives go on): an
+    /// agent process that hung or died with its connection still looking alive.
+    pub fn stop_telemetry(&self) {
+        self.ticker.abort();
+    }
+
     /// Reports `bytes` of free compute memory now and in every later report.
     pub async fn report_memory(&self, bytes: u64) {
         *self.memory.lock().expect("memory") = Some(bytes);

@@ -83,8 +83,13 @@ function render(v) {
       : a.gpus.map((g) => `GPU ${g.index} ${g.name}: ${fmtBytes(g.memory_free_bytes)} free of ${fmtBytes(g.memory_total_bytes)}, ${g.temperature_c} °C, ${(g.power_draw_mw / 1000).toFixed(0)} W`).join("; ");
     const age = a.telemetry_age_ms;
     const acc = accuracy.get(name);
+    // An open circuit breaker: no new offers until its cool-down ends.
+    const breaker = a.breaker
+      ? [el("div", { class: "stale", "data-field": "breaker" },
+        `breaker open for ${fmtMs(a.breaker.until - v.now_ms)}: ${a.breaker.why}`)]
+      : [];
     return el("tr", { "data-agent": name, class: a.connected ? "" : "gone" },
-      el("td", {}, name),
+      el("td", {}, name, ...breaker),
       el("td", { "data-field": "connected" }, a.connected ? "connected" : "gone"),
       el("td", {}, a.backend_name || "—"),
       el("td", {}, gpus),
