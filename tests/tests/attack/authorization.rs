@@ -410,7 +410,7 @@ async fn deployment_admins_register_and_unregister_circuits_authorized_before_an
     );
     // Once the task is over (its deadline passes unproven: no agents), it goes.
     let _ = r.alice.inner.watch(task, |_| {}).await;
-    let manifest = cluster.dir.path().join("keys/circom/attack-mimc.circuit");
+    let manifest = cluster.keys_dir().join("circom/attack-mimc.circuit");
     assert!(manifest.exists());
     poll_until(STEP_TIMEOUT, "the circuit to be unused", || async {
         admin(r.root.request(unregister("attack-mimc")).await)
