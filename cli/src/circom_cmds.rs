@@ -60,7 +60,10 @@ pub async fn register(c: &ClientArgs, a: &RegisterArgs) -> anyhow::Result<Circui
 pub async fn register_cmd(c: &ClientArgs, a: &RegisterArgs) -> anyhow::Result<()> {
     let row = register(c, a).await?;
     if c.json {
-        println!("{}", serde_json::to_string_pretty(&row)?);
+        println!(
+            "{}",
+            crate::json_out::to_text(&crate::json_out::CircuitJson::from(&row))?
+        );
     } else {
         println!(
             "registered {}: key {}, domain 2^{}, {} signals, {} public",

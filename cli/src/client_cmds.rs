@@ -4,7 +4,7 @@ use crate::tables;
 use anyhow::{bail, Context};
 use clap::Args;
 use proofrack_certs::CertsDir;
-use proofrack_common::client::CoordinatorClient;
+use proofrack_common::client::{ClientError, CoordinatorClient};
 use proofrack_common::identity::Identity;
 use proofrack_common::protocol::{ClientRequest, ClientResponse, SubmitRequest, TaskState};
 use proofrack_common::tls::TlsMaterial;
@@ -25,10 +25,24 @@ pub struct ClientArgs {
     /// The client certificate's name (client-NAME.pem in the certs directory).
     #[arg(long, env = "PROOFRACK_CLIENT", default_value = "cli")]
     pub client: String,
-    /// Print JSON instead of tables.
+    /// Print JSON instead of tables (schema: docs/json.md).
     #[arg(long)]
     pub json: bool,
+    /// How long to wait for the coordinator to answer the connection (agents wait longer,
+    /// a person at a prompt should not).
+    #[arg(
+        long,
+        env = "PROOFRACK_CONNECT_TIMEOUT",
+        default_value = DEFAULT_CONNECT_TIMEOUT,
+        value_parser = crate::duration::parse_duration
+    )]
+    pub connect_timeout: Duration,
 }
+
+/// A coordinator on a rack's control network answers a QUIC handshake in milliseconds; three
+/// seconds covers a loaded one and a lost first packet (QUIC resends after ~1 s), and is a
+/// quarter of the 12 s an agent's connection allows before it counts as dead.
+pub const DEFAULT_CONNECT_TIMEOUT: &str = "3s";
 
 impl ClientArgs {
     pub async fn connect(&self) -> anyhow::Result<CoordinatorClient> {
@@ -44,7 +58,20 @@ impl ClientArgs {
                     self.certs.display()
                 )
             })?;
-        Ok(CoordinatorClient::connect(addr, &host, &material).await?)
+        match CoordinatorClient::connect_within(addr, &host, &material, self.connect_timeout).await
+        {
+            Err(ClientError::NoAnswer { addr, waited }) => Err(anyhow::anyhow!(
+                "no answer from a coordinator at {addr} ({}) within {}. Likely causes: no \
+                 coordinator listens on UDP port {} there (is `proofrack coordinator` running? \
+                 check its `listen`), a firewall drops UDP to that port, or the address is \
+                 wrong (--coordinator or PROOFRACK_COORDINATOR). A slow network: raise \
+                 --connect-timeout",
+                self.coordinator,
+                proofrack_common::timefmt::span(waited),
+                addr.port()
+            )),
+            other => Ok(other?),
+        }
     }
 }
 
@@ -155,7 +182,10 @@ pub async fn submit(c: &ClientArgs, s: &SubmitArgs) -> anyhow::Result<()> {
             })
             .await?;
         if json {
-            println!("{}", serde_json::to_string(&last)?);
+            println!(
+                "{}",
+                crate::json_out::to_text(&crate::json_out::TaskJson::from(&last))?
+            );
         }
         client.close().await;
         if let TaskState::Failed { reason, .. } = &last.state {
@@ -200,7 +230,10 @@ pub async fn status(c: &ClientArgs, task: TaskId, a: &StatusArgs) -> anyhow::Res
         crate::circom_cmds::finish_out_dir(task, Some(dir), v)?;
     }
     match reply {
-        ClientResponse::Status(v) if c.json => println!("{}", serde_json::to_string_pretty(&v)?),
+        ClientResponse::Status(v) if c.json => println!(
+            "{}",
+            crate::json_out::to_text(&crate::json_out::TaskJson::from(&v))?
+        ),
         ClientResponse::Status(v) => print!("{}", tables::status(&v, SystemClock.now())),
         ClientResponse::Error(e) => bail!("{e}"),
         other => bail!("unexpected reply {other:?}"),
@@ -212,15 +245,55 @@ pub async fn table(c: &ClientArgs, req: ClientRequest) -> anyhow::Result<()> {
     let client = c.connect().await?;
     let reply = client.request(req).await?;
     client.close().await;
+    use crate::json_out::{to_text, AgentsJson, CircuitsJson, LedgerJson};
     match reply {
-        ClientResponse::Ledger(v) if c.json => println!("{}", serde_json::to_string_pretty(&v)?),
+        ClientResponse::Ledger(v) if c.json => println!("{}", to_text(&LedgerJson::from(&v))?),
         ClientResponse::Ledger(v) => print!("{}", tables::ledger(&v)),
-        ClientResponse::Agents(v) if c.json => println!("{}", serde_json::to_string_pretty(&v)?),
+        ClientResponse::Agents(v) if c.json => println!("{}", to_text(&AgentsJson::from(&v))?),
         ClientResponse::Agents(v) => print!("{}", tables::agents(&v)),
-        ClientResponse::Circuits(v) if c.json => println!("{}", serde_json::to_string_pretty(&v)?),
+        ClientResponse::Circuits(v) if c.json => {
+            println!("{}", to_text(&CircuitsJson::from(&v))?)
+        }
         ClientResponse::Circuits(v) => print!("{}", tables::circuits(&v)),
         ClientResponse::Error(e) => bail!("{e}"),
         other => bail!("unexpected reply {other:?}"),
     }
+    Ok(())
+}
+
+/// `proofrack circuits vk NAME`: the circuit's verifying key from the coordinator, written
+/// as snarkjs' `verification_key.json` (`-`: printed).
+pub async fn verification_key(
+    c: &ClientArgs,
+    name: &str,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    let client = c.connect().await?;
+    let reply = client
+        .request(ClientRequest::VerificationKey {
+            circuit: name.to_string(),
+        })
+        .await;
+    client.close().await;
+    let view = match reply? {
+        ClientResponse::VerificationKey(v) => v,
+        ClientResponse::Error(e) => bail!("{e}"),
+        other => bail!("unexpected reply {other:?}"),
+    };
+    let vk = proofrack_kernels::groth16::vk_from_bytes(&view.vk)
+        .with_context(|| format!("the coordinator's verifying key of {name}"))?;
+    let text = serde_json::to_string_pretty(&proofrack_snarkjs::json::vk_to_json(&vk))? + "\n";
+    if out.as_os_str() == "-" {
+        print!("{text}");
+        return Ok(());
+    }
+    std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
+    eprintln!(
+        "{}: the verification key of {} (proving key {}) written; check a proof with `snarkjs groth16 verify {} public.json proof.json`",
+        out.display(),
+        view.circuit,
+        view.key.short(),
+        out.display()
+    );
     Ok(())
 }

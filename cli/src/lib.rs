@@ -15,12 +15,16 @@
 //! - [`explain_cmd`]: `explain TASK`, the task's full record from the HTTP API.
 //! - [`fleet_load`]: a coordinator under a large fleet of protocol agents (benchmark, test).
 //! - [`echo_load`]: a bare quinn mutual-TLS echo, the reference of the coordinator benchmark.
+//! - [`command_line`]: every command and flag as clap parses them (the binary dispatches on
+//!   it; the documented-commands test parses the docs' command lines with it).
+//! - [`json_out`]: `--json` output, the schema of docs/json.md.
 //! - [`tables`]: human-readable tables and status lines.
 //! - [`duration`]: `30s`, `500ms`, `2m` as command-line durations.
 
 pub mod admin_cmds;
 pub mod circom_cmds;
 pub mod client_cmds;
+pub mod command_line;
 pub mod config_env;
 pub mod devnet;
 pub mod devnet_chain;
@@ -28,8 +32,12 @@ pub mod duration;
 pub mod echo_load;
 pub mod explain_cmd;
 pub mod fleet_load;
+pub mod json_out;
 pub mod load_coordinator;
 pub mod serve;
 pub mod signals;
 pub mod snarkjs_cmds;
 pub mod tables;
+
+#[cfg(test)]
+mod doc_commands;

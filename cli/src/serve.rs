@@ -9,7 +9,7 @@ use proofrack_agent::prover::{Prover, ProverBackendImpl};
 use proofrack_agent::TelemetryCollector;
 use proofrack_common::revocation::RevocationHandle;
 use proofrack_common::tls::TlsMaterial;
-use proofrack_common::SystemClock;
+use proofrack_common::{Clock, SystemClock};
 use proofrack_coordinator::registry::CircuitRegistry;
 use proofrack_coordinator::server::{self, ServerSettings};
 use proofrack_coordinator::CoordinatorConfig;
@@ -27,6 +27,42 @@ pub fn load_coordinator_config(path: &Path) -> anyhow::Result<CoordinatorConfig>
     )?;
     log_overrides(&applied);
     Ok(CoordinatorConfig::from_toml_str(&merged)?)
+}
+
+/// `proofrack coordinator --print-config`: the configuration in effect as TOML. With no file
+/// at `path`, the defaults (with any environment overrides), so that they can be seen
+/// before a file exists; stderr says which it is.
+pub fn print_coordinator_config(path: &Path) -> anyhow::Result<String> {
+    let c = if path.exists() {
+        load_coordinator_config(path)?
+    } else {
+        let (merged, applied) = crate::config_env::merge::<CoordinatorConfig>(
+            "",
+            crate::config_env::COORDINATOR_PREFIX,
+            std::env::vars(),
+        )?;
+        log_overrides(&applied);
+        eprintln!("{} does not exist: these are the defaults", path.display());
+        CoordinatorConfig::from_toml_str(&merged)?
+    };
+    toml::to_string(&c).context("printing the configuration")
+}
+
+/// `proofrack agent --print-config`, as [`print_coordinator_config`].
+pub fn print_agent_config(path: &Path) -> anyhow::Result<String> {
+    let c = if path.exists() {
+        load_agent_config(path)?
+    } else {
+        let (merged, applied) = crate::config_env::merge::<AgentConfig>(
+            "",
+            crate::config_env::AGENT_PREFIX,
+            std::env::vars(),
+        )?;
+        log_overrides(&applied);
+        eprintln!("{} does not exist: these are the defaults", path.display());
+        AgentConfig::from_toml_str(&merged)?
+    };
+    toml::to_string(&c).context("printing the configuration")
 }
 
 fn read_config(path: &Path) -> anyhow::Result<String> {
@@ -130,9 +166,12 @@ pub fn load_agent_config(path: &Path) -> anyhow::Result<AgentConfig> {
     Ok(AgentConfig::from_toml_str(&merged)?)
 }
 
-/// Picks the backend, calibrates it, and runs the agent until Ctrl-C or SIGTERM (then
-/// drains: no new offers, accepted tasks finish and are delivered).
+/// Checks the certificates, picks the backend, calibrates it, and runs the agent until
+/// Ctrl-C or SIGTERM (then drains: no new offers, accepted tasks finish and are delivered).
 pub async fn agent(config: AgentConfig) -> anyhow::Result<()> {
+    // Certificates first: a wrong path or an expired certificate should not wait for a
+    // calibration of several seconds to be reported.
+    check_agent_certificate(&config, SystemClock.now())?;
     let prover = prepare_prover(&config).await?;
     let settings = agent_settings(&config, prover.0, prover.1)?;
     let metrics = if config.metrics.enabled {
@@ -158,6 +197,39 @@ pub async fn agent(config: AgentConfig) -> anyhow::Result<()> {
         m.shutdown().await;
     }
     Ok(())
+}
+
+/// The agent's certificate, key and CA load, the certificate is an agent's, and it has not
+/// expired. (Whether it is revoked only the coordinator knows: it refuses the handshake.)
+pub fn check_agent_certificate(
+    config: &AgentConfig,
+    now: proofrack_common::UnixMillis,
+) -> anyhow::Result<proofrack_common::identity::PeerCertInfo> {
+    let tls = TlsMaterial::load(&config.tls.ca_cert, &config.tls.cert, &config.tls.key)
+        .context("the agent's certificates ([tls] in agent.toml)")?;
+    let me = tls
+        .own_identity()
+        .with_context(|| format!("reading {}", config.tls.cert.display()))?;
+    if !matches!(
+        me.identity,
+        proofrack_common::identity::Identity::Agent { .. }
+    ) {
+        anyhow::bail!(
+            "{} is the certificate of {}, not of an agent; issue one with `proofrack certs issue agent --operator OP --name NAME`",
+            config.tls.cert.display(),
+            me.identity
+        );
+    }
+    if me.not_after <= now {
+        anyhow::bail!(
+            "{} ({}) expired {}; renew it with `proofrack certs renew agent ...` on the CA host",
+            config.tls.cert.display(),
+            me.identity,
+            proofrack_common::timefmt::when(me.not_after, now)
+        );
+    }
+    tracing::info!(identity = %me.identity, serial = %me.serial_hex, expires = %proofrack_common::timefmt::when(me.not_after, now), "agent certificate");
+    Ok(me)
 }
 
 /// The chosen backend and its calibration.

@@ -17,6 +17,7 @@
 //! - [`metrics`]: Prometheus text exposition and a duration histogram.
 //! - [`http`]: a small GET-only HTTP/1.1 server for `/metrics` and the fleet page.
 //! - [`config_env`]: environment-variable overrides of a TOML configuration.
+//! - [`timefmt`]: times for people (relative and absolute) and for JSON (RFC 3339).
 
 pub mod amount;
 pub mod client;
@@ -30,6 +31,7 @@ pub mod protocol;
 pub mod revocation;
 pub mod telemetry;
 pub mod time;
+pub mod timefmt;
 pub mod tls;
 
 pub use amount::StakeUnits;

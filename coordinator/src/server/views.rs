@@ -4,9 +4,9 @@ use super::shared::Shared;
 use crate::tasks::{AgentRow, OperatorRow, TaskEvent, TaskStatus, TaskView};
 use proofrack_common::protocol::{
     self as wire, truncate_utf8, AgentsView, CircuitRow, CircuitsView, HistoryLine, LedgerView,
-    OperatorLedgerRow, SlashRecord, TaskStatusView, MAX_HARDWARE_SUMMARY_BYTES, MAX_HEALTH_ENTRIES,
-    MAX_HEALTH_ENTRY_BYTES, MAX_HISTORY_ENTRIES, MAX_IN_FLIGHT_PER_AGENT, MAX_TEXT_BYTES,
-    MAX_VIEW_ROWS,
+    OperatorLedgerRow, SlashRecord, TaskStatusView, VerificationKeyView,
+    MAX_HARDWARE_SUMMARY_BYTES, MAX_HEALTH_ENTRIES, MAX_HEALTH_ENTRY_BYTES, MAX_HISTORY_ENTRIES,
+    MAX_IN_FLIGHT_PER_AGENT, MAX_TEXT_BYTES, MAX_VIEW_ROWS,
 };
 use proofrack_common::{TaskId, UnixMillis};
 
@@ -53,6 +53,9 @@ pub(super) fn agents(rows: Vec<AgentRow>, now: UnixMillis) -> AgentsView {
                 wire::AgentRow {
                     agent: r.agent.clone(),
                     connected: r.connected,
+                    drained: r.drained,
+                    leaving: r.leaving,
+                    operator_standing: r.operator_standing,
                     backend: r.backend,
                     hardware,
                     telemetry_age_ms: r.telemetry_age_ms,
@@ -96,6 +99,15 @@ pub(super) fn circuit_row(c: &crate::registry::RegisteredCircuit) -> CircuitRow 
         shape: c.shape,
         num_public_inputs: c.num_public as u32,
         key_bytes: c.key_len,
+    }
+}
+
+/// The verifying key the coordinator checks `c`'s proofs with.
+pub(super) fn verification_key(c: &crate::registry::RegisteredCircuit) -> VerificationKeyView {
+    VerificationKeyView {
+        circuit: c.name.clone(),
+        key: c.key_id,
+        vk: proofrack_kernels::groth16::vk_to_bytes(&c.pvk.vk),
     }
 }
 
@@ -163,7 +175,7 @@ pub(super) async fn task_status(shared: &Shared, task: TaskId) -> Option<TaskSta
         .iter()
         .map(|h| HistoryLine {
             at: h.at,
-            what: text(h.event.to_string()),
+            what: text(h.to_string()),
         })
         .collect();
     if history.len() > MAX_HISTORY_ENTRIES {
