@@ -426,3 +426,37 @@ fn unit_exec_lines_are_commands() {
     );
     assert!(check(&bad[0]).is_err());
 }
+
+/// The units' `Documentation=` points at a file the guide's install steps put there.
+#[test]
+fn the_units_documentation_is_installed_by_the_guide() {
+    let root = repo_root();
+    let guide = std::fs::read_to_string(root.join("docs/deploy-rack.md")).expect("the guide");
+    for unit in ["proofrack-coordinator.service", "proofrack-agent.service"] {
+        let text = std::fs::read_to_string(root.join("deploy/systemd").join(unit)).unwrap();
+        let docs: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("Documentation="))
+            .flat_map(str::split_whitespace)
+            .collect();
+        assert!(!docs.is_empty(), "{unit} has no Documentation=");
+        for d in docs {
+            let path = d
+                .strip_prefix("file://")
+                .unwrap_or_else(|| panic!("{unit}: {d} is not a file:// path"));
+            let installed = guide
+                .lines()
+                .any(|l| l.contains("install ") && l.trim_end().ends_with(path));
+            assert!(
+                installed,
+                "{unit}: Documentation={d}, but no install step of docs/deploy-rack.md puts a file there"
+            );
+            let source = Path::new(path).file_name().unwrap();
+            assert!(
+                root.join("docs").join(source).exists(),
+                "{unit}: {d} is installed from docs/{}",
+                source.to_string_lossy()
+            );
+        }
+    }
+}

@@ -281,3 +281,28 @@ pub fn agent_settings(
         connection: Default::default(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn print_config_without_a_file_prints_the_defaults() {
+        let missing = Path::new("/nonexistent/proofrack/coordinator.toml");
+        let text = print_coordinator_config(missing).unwrap();
+        let c = CoordinatorConfig::from_toml_str(&text).unwrap();
+        assert_eq!(c, CoordinatorConfig::default());
+        let text = print_agent_config(Path::new("/nonexistent/proofrack/agent.toml")).unwrap();
+        assert_eq!(
+            AgentConfig::from_toml_str(&text).unwrap(),
+            AgentConfig::default()
+        );
+        // A file that exists but does not parse is still an error, not the defaults.
+        let dir = std::env::temp_dir().join(format!("proofrack-print-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bad = dir.join("coordinator.toml");
+        std::fs::write(&bad, "listen = 5\n").unwrap();
+        assert!(print_coordinator_config(&bad).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

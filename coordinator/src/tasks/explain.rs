@@ -100,7 +100,8 @@ pub struct TaskExplanation {
     #[serde(with = "rfc3339_serde")]
     pub deadline: UnixMillis,
     pub decisions: Vec<Decision>,
-    /// The last stake binding: (agent, collateral).
+    /// The last stake binding: (agent, collateral); in JSON `["op-a/gpu-01", "40"]`.
+    #[serde(with = "stake_bound_serde")]
     pub stake_bound: Option<(String, StakeUnits)>,
     /// Of the attempt that verified.
     pub predicted_proving_ms: Option<u64>,
@@ -109,6 +110,34 @@ pub struct TaskExplanation {
     /// Set when the task itself failed.
     pub failed: Option<Failure>,
     pub verified_by: Option<String>,
+}
+
+/// `stake_bound` with its amount as a decimal string, as every amount in JSON.
+mod stake_bound_serde {
+    use proofrack_common::StakeUnits;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        v: &Option<(String, StakeUnits)>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        v.as_ref()
+            .map(|(agent, amount)| (agent, amount.get().to_string()))
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<(String, StakeUnits)>, D::Error> {
+        Option::<(String, String)>::deserialize(d)?
+            .map(|(agent, amount)| {
+                amount
+                    .parse()
+                    .map(|a| (agent, a))
+                    .map_err(serde::de::Error::custom)
+            })
+            .transpose()
+    }
 }
 
 fn verdict_lines(

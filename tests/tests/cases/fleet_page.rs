@@ -45,7 +45,7 @@ fn browse(url: &str, token: Option<&str>, screenshot: &Path) -> serde_json::Valu
     let chromium = std::env::var("PROOFRACK_CHROMIUM").unwrap_or("/usr/bin/chromium".into());
     assert!(
         Path::new(&chromium).exists() && root.join("node_modules/playwright-core").exists(),
-        "this test needs Chromium at {chromium} and node_modules/playwright-core: run ./scripts/setup-tools.sh"
+        "this test needs Chromium at {chromium} and node_modules/playwright-core: run ./scripts/setup-tools.sh --node and ./scripts/setup-test-tools.sh"
     );
     let out = Command::new("node")
         .arg(root.join("tests/fleet-page/check.mjs"))
