@@ -61,12 +61,16 @@ impl ClientArgs {
         match CoordinatorClient::connect_within(addr, &host, &material, self.connect_timeout).await
         {
             Err(ClientError::NoAnswer { addr, waited }) => Err(anyhow::anyhow!(
-                "no answer from a coordinator at {addr} ({}) within {}. Likely causes: no \
+                "no answer from a coordinator at {}within {}. Likely causes: no \
                  coordinator listens on UDP port {} there (is `proofrack coordinator` running? \
                  check its `listen`), a firewall drops UDP to that port, or the address is \
                  wrong (--coordinator or PROOFRACK_COORDINATOR). A slow network: raise \
                  --connect-timeout",
-                self.coordinator,
+                if addr.to_string() == self.coordinator {
+                    format!("{addr} ")
+                } else {
+                    format!("{} ({addr}) ", self.coordinator)
+                },
                 proofrack_common::timefmt::span(waited),
                 addr.port()
             )),
@@ -167,9 +171,9 @@ pub async fn submit(c: &ClientArgs, s: &SubmitArgs) -> anyhow::Result<()> {
         other => bail!("unexpected reply {other:?}"),
     };
     if c.json && !s.wait {
-        println!("{}", serde_json::json!({ "task": task.to_string() }));
+        crate::stdout::line(serde_json::json!({ "task": task.to_string() }));
     } else if !c.json {
-        println!("submitted {task}");
+        crate::stdout::line(format!("submitted {task}"));
     }
     if s.wait {
         let clock = SystemClock;
@@ -177,15 +181,14 @@ pub async fn submit(c: &ClientArgs, s: &SubmitArgs) -> anyhow::Result<()> {
         let last = client
             .watch(task, |v| {
                 if !json {
-                    println!("{}", tables::status_line(v, clock.now()));
+                    crate::stdout::line(tables::status_line(v, clock.now()));
                 }
             })
             .await?;
         if json {
-            println!(
-                "{}",
-                crate::json_out::to_text(&crate::json_out::TaskJson::from(&last))?
-            );
+            crate::stdout::line(crate::json_out::to_text(&crate::json_out::TaskJson::from(
+                &last,
+            ))?);
         }
         client.close().await;
         if let TaskState::Failed { reason, .. } = &last.state {
@@ -217,7 +220,7 @@ pub async fn status(c: &ClientArgs, task: TaskId, a: &StatusArgs) -> anyhow::Res
         let last = client
             .watch(task, |v| {
                 if !json {
-                    println!("{}", tables::status_line(v, clock.now()));
+                    crate::stdout::line(tables::status_line(v, clock.now()));
                 }
             })
             .await?;
@@ -230,11 +233,10 @@ pub async fn status(c: &ClientArgs, task: TaskId, a: &StatusArgs) -> anyhow::Res
         crate::circom_cmds::finish_out_dir(task, Some(dir), v)?;
     }
     match reply {
-        ClientResponse::Status(v) if c.json => println!(
-            "{}",
-            crate::json_out::to_text(&crate::json_out::TaskJson::from(&v))?
-        ),
-        ClientResponse::Status(v) => print!("{}", tables::status(&v, SystemClock.now())),
+        ClientResponse::Status(v) if c.json => crate::stdout::line(crate::json_out::to_text(
+            &crate::json_out::TaskJson::from(&v),
+        )?),
+        ClientResponse::Status(v) => crate::stdout::print(tables::status(&v, SystemClock.now())),
         ClientResponse::Error(e) => bail!("{e}"),
         other => bail!("unexpected reply {other:?}"),
     }
@@ -247,14 +249,14 @@ pub async fn table(c: &ClientArgs, req: ClientRequest) -> anyhow::Result<()> {
     client.close().await;
     use crate::json_out::{to_text, AgentsJson, CircuitsJson, LedgerJson};
     match reply {
-        ClientResponse::Ledger(v) if c.json => println!("{}", to_text(&LedgerJson::from(&v))?),
-        ClientResponse::Ledger(v) => print!("{}", tables::ledger(&v)),
-        ClientResponse::Agents(v) if c.json => println!("{}", to_text(&AgentsJson::from(&v))?),
-        ClientResponse::Agents(v) => print!("{}", tables::agents(&v)),
+        ClientResponse::Ledger(v) if c.json => crate::stdout::line(to_text(&LedgerJson::from(&v))?),
+        ClientResponse::Ledger(v) => crate::stdout::print(tables::ledger(&v)),
+        ClientResponse::Agents(v) if c.json => crate::stdout::line(to_text(&AgentsJson::from(&v))?),
+        ClientResponse::Agents(v) => crate::stdout::print(tables::agents(&v)),
         ClientResponse::Circuits(v) if c.json => {
-            println!("{}", to_text(&CircuitsJson::from(&v))?)
+            crate::stdout::line(to_text(&CircuitsJson::from(&v))?)
         }
-        ClientResponse::Circuits(v) => print!("{}", tables::circuits(&v)),
+        ClientResponse::Circuits(v) => crate::stdout::print(tables::circuits(&v)),
         ClientResponse::Error(e) => bail!("{e}"),
         other => bail!("unexpected reply {other:?}"),
     }
@@ -284,7 +286,7 @@ pub async fn verification_key(
         .with_context(|| format!("the coordinator's verifying key of {name}"))?;
     let text = serde_json::to_string_pretty(&proofrack_snarkjs::json::vk_to_json(&vk))? + "\n";
     if out.as_os_str() == "-" {
-        print!("{text}");
+        crate::stdout::print(&text);
         return Ok(());
     }
     std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;

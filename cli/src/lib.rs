@@ -19,6 +19,7 @@
 //!   it; the documented-commands test parses the docs' command lines with it).
 //! - [`json_out`]: `--json` output, the schema of docs/json.md.
 //! - [`tables`]: human-readable tables and status lines.
+//! - [`stdout`]: output that ends quietly when its reader closes the pipe.
 //! - [`duration`]: `30s`, `500ms`, `2m` as command-line durations.
 
 pub mod admin_cmds;
@@ -37,6 +38,7 @@ pub mod load_coordinator;
 pub mod serve;
 pub mod signals;
 pub mod snarkjs_cmds;
+pub mod stdout;
 pub mod tables;
 
 #[cfg(test)]

@@ -7,12 +7,14 @@ use proofrack::devnet::{self, DevnetOptions};
 use proofrack_common::protocol::ClientRequest;
 use std::io::IsTerminal;
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        // The services log what they do; a one-shot command prints its result and logs only
+        // what went wrong (its info lines would repeat what it printed).
         let default = match cli.command {
-            Command::Devnet(_) => "warn",
-            _ => "info",
+            Command::Coordinator { .. } | Command::Agent { .. } => "info",
+            _ => "warn",
         };
         tracing_subscriber::EnvFilter::new(default)
     });
@@ -24,10 +26,22 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
-    rt.block_on(run(cli.command))
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    // One line (with its causes) a person can act on; the backtrace anyhow would add under
+    // RUST_BACKTRACE is for bugs, and errors here are the user's to fix.
+    if let Err(e) = rt.block_on(run(cli.command)) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {

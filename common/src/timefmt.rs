@@ -124,7 +124,12 @@ pub fn span(d: Duration) -> String {
     }
     if ms < 10_000 {
         // One decimal below ten seconds, where tenths still matter (due times, proofs).
-        return format!("{}.{} s", ms / 1_000, ms % 1_000 / 100);
+        let tenths = ms % 1_000 / 100;
+        return if tenths == 0 {
+            format!("{} s", ms / 1_000)
+        } else {
+            format!("{}.{tenths} s", ms / 1_000)
+        };
     }
     let s = ms / 1_000;
     if s < 60 {
@@ -299,6 +304,8 @@ mod tests {
         assert_eq!(span_ms(0), "0 ms");
         assert_eq!(span_ms(250), "250 ms");
         assert_eq!(span_ms(1_349), "1.3 s");
+        assert_eq!(span_ms(3_000), "3 s");
+        assert_eq!(span_ms(3_050), "3 s");
         assert_eq!(span_ms(30_000), "30 s");
         assert_eq!(span_ms(252_000), "4 m 12 s");
         assert_eq!(span_ms(600_000), "10 m");

@@ -256,6 +256,13 @@ async fn serve_connection(conn: quinn::Connection, shared: Arc<Shared>) {
             return;
         }
     };
+    // The handshake's verifier refuses revoked serials; this catches any way around it (a
+    // resumed session, a revocation between the handshake and here).
+    if shared.is_revoked(&peer.serial_hex) {
+        tracing::warn!(peer = %peer.identity, serial = %peer.serial_hex, "revoked certificate; closing its connection");
+        conn.close(shared::CLOSE_REVOKED.into(), b"certificate revoked");
+        return;
+    }
     let conn_id = shared.track_connection(&conn, &peer);
     tracing::debug!(peer = %peer.identity, serial = %peer.serial_hex, "connection open");
     loop {

@@ -91,6 +91,8 @@ pub struct Failure {
 /// The whole record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskExplanation {
+    /// `task-N` in JSON, as everywhere else.
+    #[serde(with = "task_id_serde")]
     pub task: TaskId,
     pub circuit: String,
     #[serde(with = "decimal_serde")]
@@ -110,6 +112,22 @@ pub struct TaskExplanation {
     /// Set when the task itself failed.
     pub failed: Option<Failure>,
     pub verified_by: Option<String>,
+}
+
+/// A task id as `task-N` in JSON.
+mod task_id_serde {
+    use proofrack_common::TaskId;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &TaskId, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(t)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TaskId, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// `stake_bound` with its amount as a decimal string, as every amount in JSON.

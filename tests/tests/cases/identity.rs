@@ -109,6 +109,14 @@ async fn agents_without_a_valid_agent_certificate_are_refused() {
 async fn a_revoked_agent_is_cut_off_without_a_restart() {
     let cluster = Cluster::start("revoked", ClusterSpec::default()).await;
     let client = cluster.client("alice").await;
+    // A client configuration that has completed a handshake holds a session ticket, as a
+    // real agent's does when it reconnects; a resumed session must not bring a revoked
+    // certificate back in.
+    let box_1 = Identity::agent("op-a", "box-1").unwrap();
+    let resuming = tls::client_config(&cluster.material(&box_1)).expect("config");
+    attempt_hello(cluster.addr, resuming.clone())
+        .await
+        .expect("a first connection before the revocation");
     let mut agent =
         ScriptedAgent::connect(&cluster, "op-a", "box-1", ScriptOptions::default()).await;
     client.wait_agent_ready("op-a", "box-1").await;
@@ -132,6 +140,14 @@ async fn a_revoked_agent_is_cut_off_without_a_restart() {
         .await
         .expect_err("revoked certificate refused");
     assert!(err.contains("Revoked"), "{err}");
+    let err = attempt_hello(cluster.addr, resuming)
+        .await
+        .expect_err("revoked certificate refused on a resumed session too");
+    assert!(err.to_lowercase().contains("revoked"), "{err}");
+    assert!(
+        client.agent_row("op-a", "box-1").await.is_none(),
+        "the revoked agent is not back"
+    );
     // Other agents are unaffected.
     let other = ScriptedAgent::connect(&cluster, "op-a", "box-2", ScriptOptions::default()).await;
     client.wait_agent_ready("op-a", "box-2").await;
