@@ -192,12 +192,10 @@ impl TaskEvent {
                 slashed,
                 released,
             } => {
-                let due = match at {
-                    Some(at) => timefmt::when(*due_at, at),
-                    None => timefmt::utc(*due_at),
-                };
+                // The line's own time says when; the due time itself is what was missed.
                 format!(
-                    "{agent} missed its due time ({due}): {slashed} slashed, {released} released"
+                    "{agent} missed its due time ({}): {slashed} slashed, {released} released",
+                    timefmt::utc(*due_at)
                 )
             }
             TaskEvent::Failed { cause } => format!("failed: {cause}"),

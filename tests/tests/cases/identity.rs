@@ -155,3 +155,40 @@ async fn a_revoked_agent_is_cut_off_without_a_restart() {
     other.close().await;
     cluster.shutdown().await;
 }
+
+/// An agent whose operator cannot back a task is let in, told why in its Welcome, and shown
+/// as such; an agent of a staked operator is told nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_of_an_unknown_or_stakeless_operator_is_told_so() {
+    let cluster = Cluster::start(
+        "standing",
+        ClusterSpec {
+            operators: vec![("op-a", 100), ("op-empty", 0)],
+            ..ClusterSpec::default()
+        },
+    )
+    .await;
+    let client = cluster.client("alice").await;
+    let staked = ScriptedAgent::connect(&cluster, "op-a", "box-1", ScriptOptions::default()).await;
+    assert!(staked.welcome.notices.is_empty(), "{:?}", staked.welcome);
+    let stranger =
+        ScriptedAgent::connect(&cluster, "op-nobody", "box-1", ScriptOptions::default()).await;
+    let notice = stranger.welcome.notices.join("\n");
+    assert!(
+        notice.contains("op-nobody is not in this coordinator's ledger")
+            && notice.contains("never be offered a task"),
+        "{notice}"
+    );
+    let stakeless =
+        ScriptedAgent::connect(&cluster, "op-empty", "box-1", ScriptOptions::default()).await;
+    let notice = stakeless.welcome.notices.join("\n");
+    assert!(notice.contains("op-empty has no stake"), "{notice}");
+    let row = client.wait_agent_ready("op-nobody", "box-1").await;
+    assert_eq!(row.state(), "up, unknown operator");
+    let row = client.wait_agent_ready("op-empty", "box-1").await;
+    assert_eq!(row.state(), "up, operator has no stake");
+    staked.close().await;
+    stranger.close().await;
+    stakeless.close().await;
+    cluster.shutdown().await;
+}
