@@ -299,3 +299,73 @@ pub async fn verification_key(
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A coordinator that never answers (a UDP socket that drops everything, as a firewall
+    /// does): the client gives up after its connect timeout and says where, how long and why.
+    #[tokio::test]
+    async fn a_connect_nobody_answers_names_the_address_the_wait_and_the_causes() {
+        use proofrack_certs::{CertsDir, InitOptions, IssueOptions};
+        use proofrack_common::identity::TrustDomain;
+        let dir = std::env::temp_dir().join(format!("proofrack-no-answer-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let certs = CertsDir::new(&dir);
+        let now = SystemClock.now();
+        certs
+            .init(
+                &InitOptions {
+                    trust_domain: TrustDomain::new("rack1.example").unwrap(),
+                    days: 30,
+                    force: false,
+                },
+                now,
+            )
+            .unwrap();
+        certs
+            .issue(
+                &Identity::client("cli").unwrap(),
+                &IssueOptions {
+                    days: 1,
+                    force: false,
+                },
+                now,
+            )
+            .unwrap();
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = silent.local_addr().unwrap();
+        let args = ClientArgs {
+            coordinator: addr.to_string(),
+            certs: dir.clone(),
+            client: "cli".into(),
+            json: false,
+            connect_timeout: Duration::from_millis(300),
+        };
+        let started = std::time::Instant::now();
+        let e = match args.connect().await {
+            Ok(_) => panic!("nothing answers there"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "gave up after {:?}",
+            started.elapsed()
+        );
+        assert!(
+            e.starts_with(&format!(
+                "no answer from a coordinator at {addr} within 300 ms."
+            )),
+            "{e}"
+        );
+        for cause in [
+            "is `proofrack coordinator` running?",
+            "firewall",
+            "--connect-timeout",
+        ] {
+            assert!(e.contains(cause), "{cause}: {e}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -305,4 +305,65 @@ mod tests {
         assert!(print_coordinator_config(&bad).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// The agent's certificate is checked before it calibrates: another identity's or an
+    /// expired one is refused at once, with what to do.
+    #[test]
+    fn the_agent_certificate_is_checked_first() {
+        use proofrack_certs::{CertsDir, InitOptions, IssueOptions};
+        use proofrack_common::identity::{Identity, TrustDomain};
+        use proofrack_common::UnixMillis;
+        let dir = std::env::temp_dir().join(format!("proofrack-agent-cert-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let certs = CertsDir::new(&dir);
+        let now = UnixMillis(1_796_292_845_337);
+        let day = 86_400_000;
+        certs
+            .init(
+                &InitOptions {
+                    trust_domain: TrustDomain::new("rack1.example").unwrap(),
+                    days: 365,
+                    force: false,
+                },
+                UnixMillis(now.0 - 10 * day),
+            )
+            .unwrap();
+        let issue = |identity: &Identity, at: UnixMillis| {
+            certs
+                .issue(
+                    identity,
+                    &IssueOptions {
+                        days: 1,
+                        force: true,
+                    },
+                    at,
+                )
+                .unwrap();
+        };
+        let config = |identity: &Identity| {
+            let mut c = AgentConfig::default();
+            c.tls.ca_cert = certs.ca_cert_path();
+            c.tls.cert = certs.cert_path(identity);
+            c.tls.key = certs.key_path(identity);
+            c
+        };
+        let agent = Identity::agent("op-a", "gpu-01").unwrap();
+        issue(&agent, now);
+        assert!(check_agent_certificate(&config(&agent), now).is_ok());
+        let client = Identity::client("cli").unwrap();
+        issue(&client, now);
+        let e = check_agent_certificate(&config(&client), now).unwrap_err();
+        assert!(e.to_string().contains("not of an agent"), "{e:#}");
+        issue(&agent, UnixMillis(now.0 - 5 * day));
+        let e = check_agent_certificate(&config(&agent), now).unwrap_err();
+        assert!(
+            e.to_string().contains("expired") && e.to_string().contains("certs renew agent"),
+            "{e:#}"
+        );
+        let mut missing = config(&agent);
+        missing.tls.cert = dir.join("nope.pem");
+        let e = check_agent_certificate(&missing, now).unwrap_err();
+        assert!(format!("{e:#}").contains("nope.pem"), "{e:#}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
