@@ -31,6 +31,7 @@ pub struct TaskJson {
     pub circuit: String,
     /// The proving key's SHA-256, hex.
     pub key: String,
+    /// The submitting client's name (its certificate's `client/NAME`).
     pub client: String,
     /// The submission's idempotency id, a decimal string (it is a random u64).
     pub request_id: String,
