@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Compiles contracts/*.sol with the pinned solc (npm `solc`, installed by setup-tools.sh) and
+# Compiles contracts/*.sol with the pinned solc (npm `solc`, installed by setup-tools.sh --node) and
 # writes one JSON per contract, {"abi": [...], "bytecode": "0x..."}, into an output folder
 # (default contracts/build/, which is checked in: the coordinator's `sol!` bindings and the
 # deployments read it). Usage: scripts/build-contracts.sh [OUT_DIR]

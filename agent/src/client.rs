@@ -312,6 +312,9 @@ async fn session(
         Err(e) => return SessionEnd::Lost(e.to_string()),
     };
     tracing::info!(agent = %ctx.identity, coordinator_build = %welcome.coordinator_build, "connected to the coordinator");
+    for notice in &welcome.notices {
+        tracing::warn!(agent = %ctx.identity, %notice, "the coordinator says");
+    }
     let interval_ms = welcome.telemetry_interval_ms.max(MIN_TELEMETRY_INTERVAL_MS);
     let mut tick = tokio::time::interval(Duration::from_millis(interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -11,7 +11,7 @@
 //! proofrack certs [--dir DIR] renew (coordinator --host H | agent --operator OP --name NAME | client --name NAME
 //!                                   | operator-admin --operator OP --name NAME | admin --name NAME) [--days N]
 //! proofrack certs [--dir DIR] revoke (coordinator … | agent … | client … | operator-admin … | admin … | serial HEX) [--reason TEXT]
-//! proofrack certs [--dir DIR] list
+//! proofrack certs [--dir DIR] list [--all]
 //! ```
 
 use crate::{
@@ -21,7 +21,7 @@ use crate::{
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use proofrack_common::identity::{Identity, TrustDomain, DEFAULT_TRUST_DOMAIN};
-use proofrack_common::{Clock, SystemClock, UnixMillis};
+use proofrack_common::{timefmt, Clock, SystemClock, UnixMillis};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -69,7 +69,12 @@ pub enum CertsCommand {
         target: RevokeSubject,
     },
     /// List issued certificates with serial, expiry and revocation.
-    List,
+    List {
+        /// Also list revoked certificates whose files are gone (replaced by `renew` or
+        /// reissued with --force): every serial in revoked.json.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Args, Clone, Debug)]
@@ -344,15 +349,31 @@ pub fn run_with(args: CertsArgs, now: UnixMillis, out: &mut dyn Write) -> anyhow
                 RenewSubject::Admin { who, flags } => (who.identity()?, flags),
             };
             let old = dir.read_cert(&identity)?;
+            let old_revoked = dir.revocation_list()?.get(&old.serial_hex).cloned();
             let issued = dir.renew(&identity, flags.days, now)?;
             print_issued(out, "renewed", &issued)?;
-            writeln!(
-                out,
-                "the previous certificate (serial {}) stays valid until {}; revoke it with `proofrack certs revoke serial {}` if its key may have leaked",
-                old.serial_hex,
-                format_utc(old.not_after),
-                old.serial_hex
-            )?;
+            match old_revoked {
+                Some(entry) => writeln!(
+                    out,
+                    "the previous certificate (serial {}) was revoked {} ({}); it stays refused",
+                    old.serial_hex,
+                    timefmt::when(entry.revoked_at, now),
+                    entry.reason
+                )?,
+                None if old.not_after <= now => writeln!(
+                    out,
+                    "the previous certificate (serial {}) had expired {}",
+                    old.serial_hex,
+                    timefmt::when(old.not_after, now)
+                )?,
+                None => writeln!(
+                    out,
+                    "the previous certificate (serial {}) is not revoked and stays valid until it expires {}; revoke it with `proofrack certs revoke serial {}` if its key may have leaked",
+                    old.serial_hex,
+                    timefmt::when(old.not_after, now),
+                    old.serial_hex
+                )?,
+            }
         }
         CertsCommand::Revoke { target } => {
             let (target, flags) = match target {
@@ -394,7 +415,7 @@ pub fn run_with(args: CertsArgs, now: UnixMillis, out: &mut dyn Write) -> anyhow
                 )?;
             }
         }
-        CertsCommand::List => {
+        CertsCommand::List { all } => {
             let rows = dir
                 .list()
                 .with_context(|| format!("listing {}", dir.root().display()))?;
@@ -403,7 +424,7 @@ pub fn run_with(args: CertsArgs, now: UnixMillis, out: &mut dyn Write) -> anyhow
                 "{:<40} {:<42} {:<22} STATUS",
                 "IDENTITY", "SERIAL", "EXPIRES"
             )?;
-            for r in rows {
+            for r in &rows {
                 let status = if r.revoked {
                     "revoked"
                 } else if r.not_after <= now {
@@ -417,6 +438,32 @@ pub fn run_with(args: CertsArgs, now: UnixMillis, out: &mut dyn Write) -> anyhow
                     r.identity.to_string(),
                     r.serial_hex,
                     format_utc(r.not_after)
+                )?;
+            }
+            // Revoked serials with no file left (renewed or reissued since): they are
+            // still refused, and an operator auditing the CA must see them.
+            let revoked = dir.revocation_list()?;
+            let gone: Vec<_> = revoked
+                .entries()
+                .filter(|e| !rows.iter().any(|r| r.serial_hex == e.serial_hex))
+                .collect();
+            if all {
+                for e in &gone {
+                    writeln!(
+                        out,
+                        "{:<40} {:<42} {:<22} revoked {} ({}); file replaced",
+                        e.identity.as_deref().unwrap_or("(identity not recorded)"),
+                        e.serial_hex,
+                        "-",
+                        timefmt::utc(e.revoked_at),
+                        e.reason
+                    )?;
+                }
+            } else if !gone.is_empty() {
+                writeln!(
+                    out,
+                    "{} more revoked certificate(s) whose files were replaced; `proofrack certs list --all` shows them",
+                    gone.len()
                 )?;
             }
         }

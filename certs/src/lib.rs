@@ -137,19 +137,14 @@ pub(crate) fn to_offset(t: UnixMillis) -> Result<time::OffsetDateTime, CertsErro
         .map_err(|e| CertsError::Usage(format!("time {t} cannot be put in a certificate: {e}")))
 }
 
-/// `2026-12-01 14:03 UTC`, for messages.
+/// `2026-12-01 14:03 UTC`, for certificate lifetimes in messages and listings (minutes are
+/// enough for a lifetime of days); the one time formatter, `common::timefmt`, underneath.
 pub fn format_utc(t: UnixMillis) -> String {
-    match to_offset(t) {
-        Ok(d) => format!(
-            "{}-{:02}-{:02} {:02}:{:02} UTC",
-            d.year(),
-            u8::from(d.month()),
-            d.day(),
-            d.hour(),
-            d.minute()
-        ),
-        Err(_) => t.to_string(),
-    }
+    let p = proofrack_common::timefmt::utc_parts(t);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        p.year, p.month, p.day, p.hour, p.minute
+    )
 }
 
 #[cfg(test)]

@@ -74,6 +74,11 @@ impl CertsDir {
         })
     }
 
+    /// The revocation list as it is on disk now (empty when there is no file yet).
+    pub fn revocation_list(&self) -> Result<RevocationList, CertsError> {
+        Ok(RevocationList::load(&self.revoked_path())?)
+    }
+
     /// The revocation list as a reloadable handle for the coordinator's TLS config.
     pub fn revocation_handle(&self) -> Result<RevocationHandle, CertsError> {
         Ok(RevocationHandle::load(self.revoked_path())?)

@@ -470,6 +470,37 @@ mod cli_tests {
                 .any(|l| l.starts_with("client/alice") && l.ends_with("valid")),
             "{out}"
         );
+        // Renewing a revoked certificate says so (it does not claim the old one "stays
+        // valid"), and the revoked serial stays visible once its file is replaced.
+        let out = run(
+            d,
+            &["renew", "agent", "--operator", "op-a", "--name", "gpu-1"],
+        )
+        .unwrap();
+        assert!(
+            out.contains("was revoked") && out.contains("lost box"),
+            "{out}"
+        );
+        assert!(!out.contains("stays valid"), "{out}");
+        let out = run(d, &["list"]).unwrap();
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("operator/op-a/agent/gpu-1") && l.ends_with("valid")),
+            "{out}"
+        );
+        assert!(
+            out.contains("1 more revoked certificate(s) whose files were replaced; `proofrack certs list --all` shows them"),
+            "{out}"
+        );
+        let out = run(d, &["list", "--all"]).unwrap();
+        assert!(
+            out.lines().any(
+                |l| l.starts_with("spiffe://lab.example/operator/op-a/agent/gpu-1")
+                    && l.contains("revoked")
+                    && l.contains("lost box")
+            ),
+            "{out}"
+        );
         let err = run(d, &["issue", "client", "--name", "Bad/Name"])
             .unwrap_err()
             .to_string();

@@ -105,6 +105,7 @@ fn spawn_server(
                                     coordinator_build: "test".into(),
                                     agent: peer.identity.to_spiffe_uri(&td()),
                                     telemetry_interval_ms: 1000,
+                                    notices: vec![],
                                 });
                                 write_message(&mut send, &welcome).await.unwrap();
                             }

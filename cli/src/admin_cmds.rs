@@ -26,10 +26,12 @@ pub async fn run(c: &ClientArgs, req: ClientRequest) -> anyhow::Result<()> {
         .await;
         match reply {
             Ok(ClientResponse::Admin { ok, message }) => {
+                // A refusal is the command's error, printed once (by main, to stderr); with
+                // --json it is also the document on stdout, so programs get it either way.
                 if c.json {
-                    println!("{}", serde_json::json!({ "ok": ok, "message": message }));
-                } else {
-                    println!("{message}");
+                    crate::stdout::line(serde_json::json!({ "ok": ok, "message": message }));
+                } else if ok {
+                    crate::stdout::line(&message);
                 }
                 if !ok {
                     bail!("refused: {message}");

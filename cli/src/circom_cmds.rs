@@ -60,16 +60,18 @@ pub async fn register(c: &ClientArgs, a: &RegisterArgs) -> anyhow::Result<Circui
 pub async fn register_cmd(c: &ClientArgs, a: &RegisterArgs) -> anyhow::Result<()> {
     let row = register(c, a).await?;
     if c.json {
-        println!("{}", serde_json::to_string_pretty(&row)?);
+        crate::stdout::line(crate::json_out::to_text(
+            &crate::json_out::CircuitJson::from(&row),
+        )?);
     } else {
-        println!(
+        crate::stdout::line(format!(
             "registered {}: key {}, domain 2^{}, {} signals, {} public",
             row.name,
             row.key.short(),
             row.shape.domain_size.trailing_zeros(),
             row.shape.num_variables,
             row.num_public_inputs
-        );
+        ));
     }
     Ok(())
 }
@@ -141,8 +143,9 @@ pub fn finish_out_dir(
     let Some(dir) = dir else { return Ok(()) };
     write_task_proof(dir, last)?;
     eprintln!(
-        "{task}: proof.json, public.json and proof.bin written to {} (check with `snarkjs groth16 verify verification_key.json {}/public.json {}/proof.json`)",
+        "{task}: proof.json, public.json and proof.bin written to {}; check them with the circuit's key from `proofrack circuits vk {}`: `snarkjs groth16 verify verification_key.json {}/public.json {}/proof.json`",
         dir.display(),
+        last.circuit,
         dir.display(),
         dir.display()
     );

@@ -4,7 +4,7 @@ use crate::tables;
 use anyhow::{bail, Context};
 use clap::Args;
 use proofrack_certs::CertsDir;
-use proofrack_common::client::CoordinatorClient;
+use proofrack_common::client::{ClientError, CoordinatorClient};
 use proofrack_common::identity::Identity;
 use proofrack_common::protocol::{ClientRequest, ClientResponse, SubmitRequest, TaskState};
 use proofrack_common::tls::TlsMaterial;
@@ -38,16 +38,47 @@ pub struct ClientArgs {
     /// The private key of --cert.
     #[arg(long, requires = "cert")]
     pub key: Option<PathBuf>,
-    /// Print JSON instead of tables.
+    /// Print JSON instead of tables (schema: docs/json.md).
     #[arg(long)]
     pub json: bool,
+    /// How long to wait for the coordinator to answer the connection (agents wait longer,
+    /// a person at a prompt should not).
+    #[arg(
+        long,
+        env = "PROOFRACK_CONNECT_TIMEOUT",
+        default_value = DEFAULT_CONNECT_TIMEOUT,
+        value_parser = crate::duration::parse_duration
+    )]
+    pub connect_timeout: Duration,
 }
+
+/// A coordinator on a rack's control network answers a QUIC handshake in milliseconds; three
+/// seconds covers a loaded one and a lost first packet (QUIC resends after ~1 s), and is a
+/// quarter of the 12 s an agent's connection allows before it counts as dead.
+pub const DEFAULT_CONNECT_TIMEOUT: &str = "3s";
 
 impl ClientArgs {
     pub async fn connect(&self) -> anyhow::Result<CoordinatorClient> {
         let (addr, host) = resolve(&self.coordinator)?;
         let material = self.material()?;
-        Ok(CoordinatorClient::connect(addr, &host, &material).await?)
+        match CoordinatorClient::connect_within(addr, &host, &material, self.connect_timeout).await
+        {
+            Err(ClientError::NoAnswer { addr, waited }) => Err(anyhow::anyhow!(
+                "no answer from a coordinator at {}within {}. Likely causes: no \
+                 coordinator listens on UDP port {} there (is `proofrack coordinator` running? \
+                 check its `listen`), a firewall drops UDP to that port, or the address is \
+                 wrong (--coordinator or PROOFRACK_COORDINATOR). A slow network: raise \
+                 --connect-timeout",
+                if addr.to_string() == self.coordinator {
+                    format!("{addr} ")
+                } else {
+                    format!("{} ({addr}) ", self.coordinator)
+                },
+                proofrack_common::timefmt::span(waited),
+                addr.port()
+            )),
+            other => Ok(other?),
+        }
     }
 
     /// The certificate and key to act with: --cert/--key, else --identity's, else
@@ -168,9 +199,9 @@ pub async fn submit(c: &ClientArgs, s: &SubmitArgs) -> anyhow::Result<()> {
         other => bail!("unexpected reply {other:?}"),
     };
     if c.json && !s.wait {
-        println!("{}", serde_json::json!({ "task": task.to_string() }));
+        crate::stdout::line(serde_json::json!({ "task": task.to_string() }));
     } else if !c.json {
-        println!("submitted {task}");
+        crate::stdout::line(format!("submitted {task}"));
     }
     if s.wait {
         let clock = SystemClock;
@@ -178,12 +209,14 @@ pub async fn submit(c: &ClientArgs, s: &SubmitArgs) -> anyhow::Result<()> {
         let last = client
             .watch(task, |v| {
                 if !json {
-                    println!("{}", tables::status_line(v, clock.now()));
+                    crate::stdout::line(tables::status_line(v, clock.now()));
                 }
             })
             .await?;
         if json {
-            println!("{}", serde_json::to_string(&last)?);
+            crate::stdout::line(crate::json_out::to_text(&crate::json_out::TaskJson::from(
+                &last,
+            ))?);
         }
         client.close().await;
         if let TaskState::Failed { reason, .. } = &last.state {
@@ -215,7 +248,7 @@ pub async fn status(c: &ClientArgs, task: TaskId, a: &StatusArgs) -> anyhow::Res
         let last = client
             .watch(task, |v| {
                 if !json {
-                    println!("{}", tables::status_line(v, clock.now()));
+                    crate::stdout::line(tables::status_line(v, clock.now()));
                 }
             })
             .await?;
@@ -228,8 +261,10 @@ pub async fn status(c: &ClientArgs, task: TaskId, a: &StatusArgs) -> anyhow::Res
         crate::circom_cmds::finish_out_dir(task, Some(dir), v)?;
     }
     match reply {
-        ClientResponse::Status(v) if c.json => println!("{}", serde_json::to_string_pretty(&v)?),
-        ClientResponse::Status(v) => print!("{}", tables::status(&v, SystemClock.now())),
+        ClientResponse::Status(v) if c.json => crate::stdout::line(crate::json_out::to_text(
+            &crate::json_out::TaskJson::from(&v),
+        )?),
+        ClientResponse::Status(v) => crate::stdout::print(tables::status(&v, SystemClock.now())),
         ClientResponse::Error(e) => bail!("{e}"),
         other => bail!("unexpected reply {other:?}"),
     }
@@ -240,15 +275,125 @@ pub async fn table(c: &ClientArgs, req: ClientRequest) -> anyhow::Result<()> {
     let client = c.connect().await?;
     let reply = client.request(req).await?;
     client.close().await;
+    use crate::json_out::{to_text, AgentsJson, CircuitsJson, LedgerJson};
     match reply {
-        ClientResponse::Ledger(v) if c.json => println!("{}", serde_json::to_string_pretty(&v)?),
-        ClientResponse::Ledger(v) => print!("{}", tables::ledger(&v)),
-        ClientResponse::Agents(v) if c.json => println!("{}", serde_json::to_string_pretty(&v)?),
-        ClientResponse::Agents(v) => print!("{}", tables::agents(&v)),
-        ClientResponse::Circuits(v) if c.json => println!("{}", serde_json::to_string_pretty(&v)?),
-        ClientResponse::Circuits(v) => print!("{}", tables::circuits(&v)),
+        ClientResponse::Ledger(v) if c.json => crate::stdout::line(to_text(&LedgerJson::from(&v))?),
+        ClientResponse::Ledger(v) => crate::stdout::print(tables::ledger(&v)),
+        ClientResponse::Agents(v) if c.json => crate::stdout::line(to_text(&AgentsJson::from(&v))?),
+        ClientResponse::Agents(v) => crate::stdout::print(tables::agents(&v)),
+        ClientResponse::Circuits(v) if c.json => {
+            crate::stdout::line(to_text(&CircuitsJson::from(&v))?)
+        }
+        ClientResponse::Circuits(v) => crate::stdout::print(tables::circuits(&v)),
         ClientResponse::Error(e) => bail!("{e}"),
         other => bail!("unexpected reply {other:?}"),
     }
     Ok(())
+}
+
+/// `proofrack circuits vk NAME`: the circuit's verifying key from the coordinator, written
+/// as snarkjs' `verification_key.json` (`-`: printed).
+pub async fn verification_key(
+    c: &ClientArgs,
+    name: &str,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    let client = c.connect().await?;
+    let reply = client
+        .request(ClientRequest::VerificationKey {
+            circuit: name.to_string(),
+        })
+        .await;
+    client.close().await;
+    let view = match reply? {
+        ClientResponse::VerificationKey(v) => v,
+        ClientResponse::Error(e) => bail!("{e}"),
+        other => bail!("unexpected reply {other:?}"),
+    };
+    let vk = proofrack_kernels::groth16::vk_from_bytes(&view.vk)
+        .with_context(|| format!("the coordinator's verifying key of {name}"))?;
+    let text = serde_json::to_string_pretty(&proofrack_snarkjs::json::vk_to_json(&vk))? + "\n";
+    if out.as_os_str() == "-" {
+        crate::stdout::print(&text);
+        return Ok(());
+    }
+    std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
+    eprintln!(
+        "{}: the verification key of {} (proving key {}) written; check a proof with `snarkjs groth16 verify {} public.json proof.json`",
+        out.display(),
+        view.circuit,
+        view.key.short(),
+        out.display()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A coordinator that never answers (a UDP socket that drops everything, as a firewall
+    /// does): the client gives up after its connect timeout and says where, how long and why.
+    #[tokio::test]
+    async fn a_connect_nobody_answers_names_the_address_the_wait_and_the_causes() {
+        use proofrack_certs::{CertsDir, InitOptions, IssueOptions};
+        use proofrack_common::identity::TrustDomain;
+        let dir = std::env::temp_dir().join(format!("proofrack-no-answer-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let certs = CertsDir::new(&dir);
+        let now = SystemClock.now();
+        certs
+            .init(
+                &InitOptions {
+                    trust_domain: TrustDomain::new("rack1.example").unwrap(),
+                    days: 30,
+                    force: false,
+                },
+                now,
+            )
+            .unwrap();
+        certs
+            .issue(
+                &Identity::client("cli").unwrap(),
+                &IssueOptions {
+                    days: 1,
+                    force: false,
+                },
+                now,
+            )
+            .unwrap();
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = silent.local_addr().unwrap();
+        let args = ClientArgs {
+            coordinator: addr.to_string(),
+            certs: dir.clone(),
+            client: "cli".into(),
+            json: false,
+            connect_timeout: Duration::from_millis(300),
+        };
+        let started = std::time::Instant::now();
+        let e = match args.connect().await {
+            Ok(_) => panic!("nothing answers there"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "gave up after {:?}",
+            started.elapsed()
+        );
+        assert!(
+            e.starts_with(&format!(
+                "no answer from a coordinator at {addr} within 300 ms."
+            )),
+            "{e}"
+        );
+        for cause in [
+            "is `proofrack coordinator` running?",
+            "firewall",
+            "--connect-timeout",
+        ] {
+            assert!(e.contains(cause), "{cause}: {e}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

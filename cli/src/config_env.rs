@@ -185,6 +185,126 @@ mod examples {
         );
     }
 
+    /// Each key of an example with whether its comment says "Not the default". A key right
+    /// after another with no comment of its own shares that one's comment (`cert` and `key`).
+    fn marked_keys(text: &str) -> Vec<(String, bool)> {
+        let mut out = Vec::new();
+        let mut section = String::new();
+        let mut comment = String::new();
+        let mut last_comment = String::new();
+        for line in text.lines().map(str::trim) {
+            if let Some(c) = line.strip_prefix('#') {
+                comment.push_str(c);
+                comment.push('\n');
+            } else if line.starts_with('[') {
+                section = line.trim_matches(['[', ']']).to_string();
+                comment.clear();
+                last_comment.clear();
+            } else if let Some((key, _)) = line.split_once('=') {
+                if comment.is_empty() {
+                    comment = last_comment.clone();
+                }
+                let path = if section.is_empty() {
+                    key.trim().to_string()
+                } else {
+                    format!("{section}.{}", key.trim())
+                };
+                out.push((path, comment.contains("Not the default")));
+                last_comment = std::mem::take(&mut comment);
+            } else if line.is_empty() {
+                comment.clear();
+            }
+        }
+        out
+    }
+
+    fn value_at<'a>(table: &'a toml::Table, path: &str) -> Option<&'a toml::Value> {
+        let (section, key) = match path.split_once('.') {
+            Some((s, k)) => (Some(s), k),
+            None => (None, path),
+        };
+        match section {
+            Some(s) => table.get(s)?.as_table()?.get(key),
+            None => table.get(key),
+        }
+    }
+
+    /// "Every setting is shown with its default unless its comment says Not the default":
+    /// the examples say so, so the defaults shown must be the defaults.
+    fn check_defaults_shown(text: &str, defaults: &toml::Table, file: &str) {
+        let shown: toml::Table = text.parse().expect("parses as TOML");
+        let mut wrong = Vec::new();
+        for (path, not_default) in marked_keys(text) {
+            if path.starts_with("operators") {
+                continue; // [[operators]] says it is not a default
+            }
+            let value = value_at(&shown, &path);
+            let default = value_at(defaults, &path);
+            let same = match (value, default) {
+                // Stake and big integers may be written as strings; compare as text.
+                (Some(v), Some(d)) => v == d || v.to_string().trim_matches('"') == d.to_string(),
+                _ => false,
+            };
+            if same == not_default {
+                wrong.push(format!(
+                    "{path} = {} (default {}){}",
+                    value.map_or("?".into(), ToString::to_string),
+                    default.map_or("none".into(), ToString::to_string),
+                    if not_default {
+                        ": marked \"Not the default\" but it is the default"
+                    } else {
+                        ": shown as the default but it is not; mark it \"Not the default\""
+                    }
+                ));
+            }
+        }
+        assert!(wrong.is_empty(), "{file}:\n{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn the_defaults_shown_are_the_defaults() {
+        let defaults = toml::Table::try_from(CoordinatorConfig::default()).unwrap();
+        check_defaults_shown(COORDINATOR_EXAMPLE, &defaults, "deploy/coordinator.toml");
+        let defaults = toml::Table::try_from(AgentConfig::default()).unwrap();
+        check_defaults_shown(AGENT_EXAMPLE, &defaults, "deploy/agent.toml");
+        // and the check can fail
+        let wrong = "data_dir = \"elsewhere\"\n";
+        let defaults = toml::Table::try_from(AgentConfig::default()).unwrap();
+        assert!(std::panic::catch_unwind(|| check_defaults_shown(wrong, &defaults, "x")).is_err());
+    }
+
+    /// The certificate files the examples name are the files `proofrack certs issue` writes
+    /// for the identities they stand for: the coordinator's for the host agents dial, an
+    /// agent's as `agent-NAME@OPERATOR`.
+    #[test]
+    fn the_examples_name_the_certificate_files_certs_issue_writes() {
+        use proofrack_certs::CertsDir;
+        use proofrack_common::identity::Identity;
+        let coordinator = CoordinatorConfig::from_toml_str(COORDINATOR_EXAMPLE).unwrap();
+        let agent = AgentConfig::from_toml_str(AGENT_EXAMPLE).unwrap();
+        let dir = CertsDir::new(coordinator.tls.cert.parent().unwrap());
+        let host = agent.coordinator_host().unwrap();
+        let issued = dir.cert_path(&Identity::coordinator(&host).unwrap());
+        assert_eq!(
+            coordinator.tls.cert, issued,
+            "the coordinator's certificate"
+        );
+        assert_eq!(
+            coordinator.tls.key,
+            dir.key_path(&Identity::coordinator(&host).unwrap()),
+            "the coordinator's key"
+        );
+        let file = agent.tls.cert.file_stem().unwrap().to_str().unwrap();
+        let (name, operator) = file
+            .strip_prefix("agent-")
+            .and_then(|f| f.split_once('@'))
+            .expect("agent-NAME@OPERATOR.pem");
+        let identity = Identity::agent(operator, name).unwrap();
+        assert_eq!(agent.tls.cert, dir.cert_path(&identity));
+        assert_eq!(agent.tls.key, dir.key_path(&identity));
+        assert_eq!(agent.tls.ca_cert, coordinator.tls.ca_cert);
+    }
+
     #[test]
     fn print_config_round_trips() {
         let c = CoordinatorConfig::from_toml_str(COORDINATOR_EXAMPLE).unwrap();

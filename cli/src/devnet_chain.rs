@@ -1,5 +1,5 @@
 //! `proofrack devnet --chain`: a local anvil (npm `@foundry-rs/anvil`, pinned in package.json
-//! and installed by `scripts/setup-tools.sh`), the contracts deployed from the checked-in
+//! and installed by `scripts/setup-tools.sh --node`), the contracts deployed from the checked-in
 //! build, the devnet's operators registered and their stake delegated on chain, and the
 //! `[chain]` section that points the coordinator at it. The chain tests use the same pieces.
 

@@ -62,9 +62,9 @@ pub fn explain(a: &ExplainArgs) -> anyhow::Result<()> {
     }
     let v: serde_json::Value = serde_json::from_str(body).context("the answer is not JSON")?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&v["explanation"])?);
+        crate::stdout::line(serde_json::to_string_pretty(&v["explanation"])?);
     } else {
-        print!("{}", v["text"].as_str().unwrap_or_default());
+        crate::stdout::print(v["text"].as_str().unwrap_or_default());
     }
     Ok(())
 }

@@ -16,7 +16,11 @@
 //! - [`audit_cmd`]: `audit`, the coordinator's log of administrators' actions.
 //! - [`snarkjs_cmds`]: `verify` and `prove` for circom/snarkjs files, no coordinator.
 //! - [`explain_cmd`]: `explain TASK`, the task's full record from the HTTP API.
+//! - [`command_line`]: every command and flag as clap parses them (the binary dispatches on
+//!   it; the documented-commands test parses the docs' command lines with it).
+//! - [`json_out`]: `--json` output, the schema of docs/json.md.
 //! - `tables`: human-readable tables and status lines.
+//! - [`stdout`]: output that ends quietly when its reader closes the pipe.
 //! - `duration`: `30s`, `500ms`, `2m` as command-line durations.
 //!
 //! Benchmarks and load generators are not here: they live in `proofrack-bench`.
@@ -25,12 +29,18 @@ pub mod admin_cmds;
 pub mod audit_cmd;
 pub mod circom_cmds;
 pub mod client_cmds;
+pub mod command_line;
 mod config_env;
 pub mod devnet;
 pub mod devnet_chain;
 mod duration;
 pub mod explain_cmd;
+pub mod json_out;
 pub mod serve;
 mod signals;
 pub mod snarkjs_cmds;
+pub mod stdout;
 mod tables;
+
+#[cfg(test)]
+mod doc_commands;

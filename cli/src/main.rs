@@ -1,212 +1,47 @@
 //! `proofrack`: the operator's and client's command line.
 
-use anyhow::Context;
-use clap::{Parser, Subcommand};
-use proofrack::client_cmds::{self, ClientArgs, SubmitArgs};
+use clap::Parser;
+use proofrack::client_cmds;
+use proofrack::command_line::{BreakerCommand, CircuitsCommand, Cli, Command, OperatorCommand};
 use proofrack::devnet::{self, DevnetOptions};
-use proofrack_agent::BackendChoice;
 use proofrack_common::protocol::ClientRequest;
-use proofrack_common::TaskId;
-use std::path::PathBuf;
+use std::io::IsTerminal;
 
-#[derive(Parser)]
-#[command(
-    name = "proofrack",
-    version,
-    about = "Operator side of a zero-knowledge prover network: coordinator, agents, clients"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Coordinator and agents of two operators on this machine, proving a stream of tasks.
-    Devnet(DevnetArgs),
-    /// Run the coordinator (stake ledger, admission, QUIC server).
-    Coordinator {
-        #[arg(long, default_value = "coordinator.toml")]
-        config: PathBuf,
-        /// Print the configuration in effect (defaults filled in) and exit.
-        #[arg(long)]
-        print_config: bool,
-    },
-    /// Run an agent on this box.
-    Agent {
-        #[arg(long, default_value = "agent.toml")]
-        config: PathBuf,
-        #[arg(long)]
-        print_config: bool,
-    },
-    /// Submit a proof task.
-    Submit {
-        #[command(flatten)]
-        client: ClientArgs,
-        #[command(flatten)]
-        submit: SubmitArgs,
-    },
-    /// A task's status and history.
-    Status {
-        #[command(flatten)]
-        client: ClientArgs,
-        task: TaskId,
-        #[command(flatten)]
-        options: client_cmds::StatusArgs,
-    },
-    /// Why a task went where it went: admission decisions with the agents rejected and why,
-    /// stake bound, predicted vs actual proving time, failures and their causes.
-    Explain(proofrack::explain_cmd::ExplainArgs),
-    /// Stake per operator: delegated, active, withdrawing, free, slashed.
-    Ledger {
-        #[command(flatten)]
-        client: ClientArgs,
-    },
-    /// Agents: operator, hardware, telemetry age, tasks, calibrated throughput.
-    Agents {
-        #[command(flatten)]
-        client: ClientArgs,
-    },
-    /// Registered circuits and their proving keys; `circuits register` adds a circom circuit.
-    Circuits {
-        #[command(flatten)]
-        client: ClientArgs,
-        #[command(subcommand)]
-        command: Option<CircuitsCommand>,
-    },
-    /// Check a Groth16 proof (snarkjs proof.json or proofrack binary) against a
-    /// verification_key.json and public.json.
-    Verify(proofrack::snarkjs_cmds::VerifyArgs),
-    /// Prove a circom circuit on this machine with proofrack's prover: zkey + wtns in,
-    /// snarkjs proof.json/public.json out.
-    Prove(proofrack::snarkjs_cmds::ProveArgs),
-    /// Certificates: CA, coordinator, agents, clients; renew and revoke.
-    Certs(proofrack_certs::cli::CertsArgs),
-    /// Stop giving an agent new tasks (it finishes what it holds); --undo lets it take tasks
-    /// again. Survives coordinator restarts.
-    Drain {
-        #[command(flatten)]
-        client: ClientArgs,
-        /// The agent, OPERATOR/NAME (e.g. op-a/gpu-01).
-        agent: String,
-        #[arg(long)]
-        undo: bool,
-        /// Idempotency id; a retry with the same id changes nothing twice.
-        #[arg(long)]
-        request_id: Option<u64>,
-    },
-    /// An operator's stake.
-    Operator {
-        #[command(subcommand)]
-        command: OperatorCommand,
-    },
-    /// Agents' circuit breakers (an agent that keeps failing gets no new offers for a
-    /// cool-down).
-    Breaker {
-        #[command(subcommand)]
-        command: BreakerCommand,
-    },
-    /// The audit log of administrators' actions, allowed and refused (deployment admins read
-    /// every line, operator admins their operator's).
-    Audit(proofrack::audit_cmd::AuditArgs),
-}
-
-#[derive(Subcommand)]
-enum BreakerCommand {
-    /// Close an agent's circuit breaker so it is offered tasks again (its operator's admins
-    /// only).
-    Reset {
-        #[command(flatten)]
-        client: ClientArgs,
-        /// The agent, OPERATOR/NAME (e.g. op-a/gpu-01).
-        agent: String,
-        /// Idempotency id; a retry with the same id changes nothing twice.
-        #[arg(long)]
-        request_id: Option<u64>,
-    },
-}
-
-#[derive(Subcommand)]
-enum CircuitsCommand {
-    /// Register a circom circuit from its zkey and .r1cs; tasks then name it with
-    /// `proofrack submit --circuit NAME --wtns W.wtns` (or --input with --wasm).
-    Register {
-        #[command(flatten)]
-        client: ClientArgs,
-        #[command(flatten)]
-        register: proofrack::circom_cmds::RegisterArgs,
-    },
-    /// Remove a circom circuit (deployment admins only; refused while an unfinished task
-    /// uses it).
-    Unregister {
-        #[command(flatten)]
-        client: ClientArgs,
-        /// The circuit's name.
-        name: String,
-    },
-}
-
-#[derive(clap::Subcommand)]
-enum OperatorCommand {
-    /// Withdraw free stake: it stops backing new tasks now and is paid out after the
-    /// coordinator's withdrawal delay (longer than any task's deadline).
-    Withdraw {
-        #[command(flatten)]
-        client: ClientArgs,
-        #[arg(long)]
-        operator: String,
-        /// Base units.
-        #[arg(long)]
-        amount: String,
-        /// Idempotency id; a retry with the same id changes nothing twice.
-        #[arg(long)]
-        request_id: Option<u64>,
-    },
-}
-
-#[derive(clap::Args)]
-struct DevnetArgs {
-    /// Where certificates, keys and caches go (reused by later runs).
-    #[arg(long, default_value = "devnet-data")]
-    data_dir: PathBuf,
-    /// Stop after this many tasks (0: run until Ctrl-C).
-    #[arg(long, default_value_t = 24)]
-    tasks: usize,
-    /// Circuits to draw tasks from.
-    #[arg(long, value_delimiter = ',', default_value = "mimc-10,mimc-12,mimc-14")]
-    circuits: Vec<String>,
-    #[arg(long, default_value_t = 2)]
-    agents_per_operator: usize,
-    /// Tasks outstanding at once.
-    #[arg(long, default_value_t = 6)]
-    in_flight: usize,
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// auto (CUDA if present), cpu or cuda.
-    #[arg(long, default_value = "auto")]
-    backend: BackendChoice,
-    /// Stake on a local anvil chain (StakeRegistry contract) instead of the config file.
-    #[arg(long)]
-    chain: bool,
-}
-
-fn main() -> anyhow::Result<()> {
+fn main() {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        // The services log what they do; a one-shot command prints its result and logs only
+        // what went wrong (its info lines would repeat what it printed).
         let default = match cli.command {
-            Command::Devnet(_) => "warn",
-            _ => "info",
+            Command::Coordinator { .. } | Command::Agent { .. } => "info",
+            _ => "warn",
         };
         tracing_subscriber::EnvFilter::new(default)
     });
+    // Logs go to stderr (stdout carries tables and --json), coloured only for a person at a
+    // terminal: a file or the journal gets plain text.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
-    rt.block_on(run(cli.command))
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    // One line (with its causes) a person can act on; the backtrace anyhow would add under
+    // RUST_BACKTRACE is for bugs, and errors here are the user's to fix.
+    if let Err(e) = rt.block_on(run(cli.command)) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
@@ -239,30 +74,24 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Coordinator {
             config,
-            print_config,
+            print_config: true,
         } => {
+            print!("{}", proofrack::serve::print_coordinator_config(&config)?);
+            Ok(())
+        }
+        Command::Coordinator { config, .. } => {
             let c = proofrack::serve::load_coordinator_config(&config)?;
-            if print_config {
-                print!(
-                    "{}",
-                    toml::to_string(&c).context("printing the configuration")?
-                );
-                return Ok(());
-            }
             proofrack::serve::coordinator(c).await
         }
         Command::Agent {
             config,
-            print_config,
+            print_config: true,
         } => {
+            print!("{}", proofrack::serve::print_agent_config(&config)?);
+            Ok(())
+        }
+        Command::Agent { config, .. } => {
             let c = proofrack::serve::load_agent_config(&config)?;
-            if print_config {
-                print!(
-                    "{}",
-                    toml::to_string(&c).context("printing the configuration")?
-                );
-                return Ok(());
-            }
             proofrack::serve::agent(c).await
         }
         Command::Submit { client, submit } => client_cmds::submit(&client, &submit).await,
@@ -272,6 +101,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             options,
         } => client_cmds::status(&client, task, &options).await,
         Command::Ledger { client } => client_cmds::table(&client, ClientRequest::Ledger).await,
+        Command::Circuits {
+            command: Some(CircuitsCommand::Vk { client, name, out }),
+            ..
+        } => client_cmds::verification_key(&client, &name, &out).await,
         Command::Agents { client } => client_cmds::table(&client, ClientRequest::Agents).await,
         Command::Explain(a) => {
             tokio::task::spawn_blocking(move || proofrack::explain_cmd::explain(&a)).await?

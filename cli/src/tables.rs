@@ -1,7 +1,9 @@
 //! Human-readable output: aligned tables and one-line task statuses.
 
-use proofrack_common::protocol::{AgentsView, CircuitsView, LedgerView, TaskState, TaskStatusView};
-use proofrack_common::UnixMillis;
+use proofrack_common::protocol::{
+    AgentsView, CircuitsView, LedgerView, OperatorStanding, TaskState, TaskStatusView,
+};
+use proofrack_common::{timefmt, UnixMillis};
 
 /// Left-aligned columns separated by two spaces.
 pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -95,14 +97,9 @@ pub fn agents(v: &AgentsView) -> String {
             vec![
                 a.agent.name.to_string(),
                 a.agent.operator.to_string(),
-                if a.connected {
-                    "up".into()
-                } else {
-                    "down".into()
-                },
+                a.state(),
                 a.backend.map_or("-".into(), |b| b.to_string()),
-                a.telemetry_age_ms
-                    .map_or("-".into(), |ms| format!("{:.1}s", ms as f64 / 1000.0)),
+                a.telemetry_age_ms.map_or("-".into(), timefmt::span_ms),
                 format!("{}/{}", a.in_flight.len(), a.max_concurrent_tasks),
                 a.msm_g1_points_per_sec.map_or("-".into(), rate),
                 a.ntt_elements_per_sec.map_or("-".into(), rate),
@@ -120,7 +117,7 @@ pub fn agents(v: &AgentsView) -> String {
         &[
             "AGENT",
             "OPERATOR",
-            "LINK",
+            "STATE",
             "BACKEND",
             "TELEMETRY AGE",
             "TASKS",
@@ -132,6 +129,24 @@ pub fn agents(v: &AgentsView) -> String {
         ],
         &rows,
     );
+    // A state that keeps an agent from every task is explained once under the table.
+    let notes: Vec<String> = v
+        .rows
+        .iter()
+        .filter_map(|a| {
+            let why = match a.operator_standing {
+                OperatorStanding::Unknown => "its operator is not in the coordinator's ledger; add it ([[operators]] in coordinator.toml, or register it on the chain)",
+                OperatorStanding::NoStake => "its operator has no stake delegated; no task can bind collateral for it",
+                OperatorStanding::Staked if a.drained => "drained by its operator (`proofrack drain --undo` lets it take tasks again)",
+                OperatorStanding::Staked if a.leaving => "shutting down: finishing the tasks it holds",
+                OperatorStanding::Staked => return None,
+            };
+            Some(format!("{}: gets no new tasks: {why}\n", a.agent))
+        })
+        .collect();
+    for n in notes {
+        table.push_str(&n);
+    }
     let known = v.agents_known.max(v.rows.len() as u64);
     if known > v.rows.len() as u64 {
         // A response lists at most MAX_VIEW_ROWS agents; say so rather than look complete.
@@ -172,15 +187,15 @@ pub fn circuits(v: &CircuitsView) -> String {
     )
 }
 
-/// One line: `task-3 proving on op-a/box-1 (due in 4.2 s)`.
+/// One line: `task-3 [mimc-12 collateral 40] proving on op-a/box-1 (due in 4.2 s)`.
 pub fn status_line(v: &TaskStatusView, now: UnixMillis) -> String {
     let state = match &v.state {
         TaskState::Queued { reason } => format!("queued: {reason}"),
         TaskState::Offered { agent, .. } => format!("offered to {agent}"),
         TaskState::Proving { agent, due_at, .. } => {
             format!(
-                "proving on {agent} (due in {:.1} s)",
-                due_at.saturating_since(now).as_secs_f64()
+                "proving on {agent} (due {})",
+                timefmt::relative(*due_at, now)
             )
         }
         TaskState::Verifying { agent } => format!("verifying the proof from {agent}"),
@@ -189,13 +204,16 @@ pub fn status_line(v: &TaskStatusView, now: UnixMillis) -> String {
             due_at,
             reason,
         } => format!(
-            "reassigning from {lost_agent} (stake stays bound; due in {:.1} s): {reason}",
-            due_at.saturating_since(now).as_secs_f64()
+            "reassigning from {lost_agent} (stake stays bound; due {}): {reason}",
+            timefmt::relative(*due_at, now)
         ),
         TaskState::Verified {
             agent, proving_ms, ..
         } => {
-            format!("verified: proven by {agent} in {proving_ms} ms")
+            format!(
+                "verified: proven by {agent} in {}",
+                timefmt::span_ms(*proving_ms)
+            )
         }
         TaskState::Failed { reason, slashed } => match slashed {
             Some(s) => format!(
@@ -211,10 +229,36 @@ pub fn status_line(v: &TaskStatusView, now: UnixMillis) -> String {
     )
 }
 
-/// The full record for `proofrack status`.
+/// The full record for `proofrack status`: the state, the task's times (the due time the
+/// proving agent committed to beside the client's deadline, and what each means), the proof
+/// once verified, and the history.
 pub fn status(v: &TaskStatusView, now: UnixMillis) -> String {
     let mut out = status_line(v, now);
     out.push('\n');
+    let due = match &v.state {
+        TaskState::Proving { due_at, .. } | TaskState::Reassigning { due_at, .. } => Some(*due_at),
+        _ => None,
+    };
+    if let Some(due_at) = due {
+        out.push_str(&format!(
+            "  due       {}\n            the time the proving agent committed to: its predicted proving time plus\n            the safety margin, never after the deadline. Missing it slashes part of\n            the collateral and the task goes to another agent while the deadline allows.\n",
+            timefmt::when(due_at, now)
+        ));
+    }
+    out.push_str(&format!(
+        "  deadline  {}{}\n",
+        timefmt::when(v.deadline, now),
+        if due.is_some() {
+            "\n            the client's limit for a verified proof; the time between the due time and\n            the deadline is kept for a second attempt."
+        } else {
+            ""
+        }
+    ));
+    out.push_str(&format!(
+        "  submitted {} by {}\n",
+        timefmt::when(v.submitted, now),
+        v.client
+    ));
     if let TaskState::Verified {
         proof,
         public_outputs,
@@ -223,16 +267,19 @@ pub fn status(v: &TaskStatusView, now: UnixMillis) -> String {
     {
         out.push_str(&format!("proof: {}\n", hex::encode(proof)));
         for (i, p) in public_outputs.iter().enumerate() {
-            let value = proofrack_kernels::field_bytes::fr_from_le_bytes(p)
-                .map(|f| proofrack_kernels::circuits::fr_to_decimal(&f))
-                .unwrap_or_else(|| format!("0x{} (not a field element)", hex::encode(p)));
-            out.push_str(&format!("public[{i}]: {value}\n"));
+            out.push_str(&format!(
+                "public[{i}]: {}\n",
+                crate::json_out::field_decimal(p)
+            ));
         }
     }
     out.push_str("history:\n");
     for h in &v.history {
-        let ago = now.saturating_since(h.at).as_secs_f64();
-        out.push_str(&format!("  -{ago:>7.1}s  {}\n", h.what));
+        out.push_str(&format!(
+            "  {:>12}  {}\n",
+            timefmt::relative(h.at, now),
+            h.what
+        ));
     }
     out
 }
@@ -254,6 +301,56 @@ mod tests {
         assert_eq!(lines[0], "A           BB");
         assert_eq!(lines[1], "long value  x");
         assert_eq!(lines[2], "y           z");
+    }
+
+    #[test]
+    fn status_explains_the_due_time_beside_the_deadline() {
+        use proofrack_common::protocol::HistoryLine;
+        use proofrack_common::{KeyId, StakeUnits, TaskId};
+        let now = UnixMillis(1_796_292_815_337);
+        let v = TaskStatusView {
+            task: TaskId(3),
+            client: "client/cli".into(),
+            request_id: 1,
+            circuit: "mimc-12".into(),
+            key: KeyId([1; 32]),
+            state: TaskState::Proving {
+                agent: "op-a/box-1".parse().unwrap(),
+                predicted_done_at: UnixMillis(now.0 + 300),
+                due_at: UnixMillis(now.0 + 1_300),
+            },
+            collateral: StakeUnits(40),
+            deadline: UnixMillis(now.0 + 30_000),
+            submitted: UnixMillis(now.0 - 200),
+            history: vec![HistoryLine {
+                at: UnixMillis(now.0 - 200),
+                what: "submitted".into(),
+            }],
+        };
+        let text = status(&v, now);
+        assert!(
+            text.starts_with(
+                "task-3 [mimc-12 collateral 40] proving on op-a/box-1 (due in 1.3 s)\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("  due       in 1.3 s, at 2026-12-03 10:13:36 UTC\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("the time the proving agent committed to"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  deadline  in 30 s, at 2026-12-03 10:14:05 UTC\n"),
+            "{text}"
+        );
+        assert!(text.contains("200 ms ago  submitted"), "{text}");
+        assert!(
+            !text.contains("1796292"),
+            "no raw epoch milliseconds: {text}"
+        );
     }
 
     #[test]

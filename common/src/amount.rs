@@ -57,6 +57,50 @@ impl std::str::FromStr for StakeUnits {
     }
 }
 
+/// `#[serde(with = "proofrack_common::amount::decimal_serde")]` on a [`StakeUnits`] field of a
+/// JSON output type: a decimal string (JSON numbers lose precision above 2^53 in most
+/// readers); read from a string or a number.
+pub mod decimal_serde {
+    use super::StakeUnits;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &StakeUnits, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.0.to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<StakeUnits, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Number(u64),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
+            Raw::Number(n) => Ok(StakeUnits(u128::from(n))),
+        }
+    }
+}
+
+/// [`decimal_serde`] for `Option<StakeUnits>`.
+pub mod decimal_option_serde {
+    use super::StakeUnits;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<StakeUnits>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_some(&v.0.to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<StakeUnits>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| s.parse().map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,13 @@ pub enum ClientError {
     Socket(std::io::Error),
     #[error("cannot reach the coordinator at {addr}: {detail}")]
     Connect { addr: SocketAddr, detail: String },
+    /// Nothing answered the handshake in time: nobody listens there, or a firewall drops
+    /// the packets (QUIC gets no refusal it could report).
+    #[error("no answer from a coordinator at {addr} within {}", crate::timefmt::span(*waited))]
+    NoAnswer {
+        addr: SocketAddr,
+        waited: std::time::Duration,
+    },
     #[error("the coordinator closed the request: {0}")]
     Stream(String),
     #[error("unexpected reply: {0}")]
@@ -30,6 +37,20 @@ pub struct CoordinatorClient {
 }
 
 impl CoordinatorClient {
+    /// Connects to `addr`, whose certificate must name `server_name`, giving up with
+    /// [`ClientError::NoAnswer`] after `wait` (a handshake nobody answers would otherwise
+    /// take the whole idle timeout).
+    pub async fn connect_within(
+        addr: SocketAddr,
+        server_name: &str,
+        material: &TlsMaterial,
+        wait: std::time::Duration,
+    ) -> Result<Self, ClientError> {
+        tokio::time::timeout(wait, Self::connect(addr, server_name, material))
+            .await
+            .unwrap_or(Err(ClientError::NoAnswer { addr, waited: wait }))
+    }
+
     /// Connects to `addr`, whose certificate must name `server_name`.
     pub async fn connect(
         addr: SocketAddr,

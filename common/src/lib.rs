@@ -21,6 +21,7 @@
 //! - [`config_env`]: environment-variable overrides of a TOML configuration.
 //! - `testkit` (feature `testkit`, for tests, benchmarks and simulations only): an agent's
 //!   hello, telemetry and calibration as scripted agents send them.
+//! - [`timefmt`]: times for people (relative and absolute) and for JSON (RFC 3339).
 
 mod amount;
 pub mod client;
@@ -35,7 +36,8 @@ pub mod revocation;
 pub mod telemetry;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
-mod time;
+pub mod time;
+pub mod timefmt;
 pub mod tls;
 
 pub use amount::StakeUnits;

@@ -45,7 +45,9 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// The protocol this build speaks. Bump on any incompatible message change.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version 2: `Welcome.notices`; agents' rows carry drained, leaving and the operator's
+/// standing; `ClientRequest::VerificationKey`.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Task inputs travel inside one frame (an offer or a submission); half a frame leaves room
 /// for the rest of the message. Bigger witnesses belong in a payload, not an offer.

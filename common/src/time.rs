@@ -25,9 +25,11 @@ impl UnixMillis {
     }
 }
 
+/// `2026-12-03 10:14:05 UTC`: never a raw count of milliseconds in front of a person. Where
+/// the reader also wants how far away it is, use [`crate::timefmt::when`].
 impl fmt::Display for UnixMillis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}ms", self.0)
+        f.write_str(&crate::timefmt::utc(*self))
     }
 }
 

@@ -280,6 +280,9 @@ pub fn server_config(
         .with_client_cert_verifier(Arc::new(verifier))
         .with_single_cert(material.chain.clone(), material.key.clone_key())?;
     tls.alpn_protocols = vec![ALPN_PROOFRACK.to_vec()];
+    // No session resumption: a resumed handshake skips the client verifier, so a certificate
+    // revoked after its first connection would get back in on its ticket. A full handshake
+    // per connection costs a rack of long-lived connections nothing.
     tls.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     tls.send_tls13_tickets = 0;
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)

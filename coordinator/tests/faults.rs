@@ -294,6 +294,56 @@ fn withdrawals_pay_out_after_the_delay_and_drained_agents_get_no_new_tasks() {
 }
 
 #[test]
+fn every_state_that_keeps_an_agent_from_tasks_is_visible() {
+    use proofrack_common::protocol::OperatorStanding;
+    let mut sim = Sim::new(policy(), &[("op-a", 100), ("op-empty", 0)]);
+    let leaving = sim.gpu_agent("op-a", "gpu-1", FAST);
+    let drained = sim.gpu_agent("op-a", "gpu-2", FAST);
+    let stakeless = sim.gpu_agent("op-empty", "gpu-1", FAST);
+    let stranger = sim.gpu_agent("op-unknown", "gpu-1", FAST);
+    sim.core.handle_drain(sim.now, "ops", 1, &drained, true);
+    sim.core.handle_agent_leaving(sim.now, &leaving);
+    sim.collect();
+    let rows = sim.core.agent_rows(sim.now);
+    let row = |id: &proofrack_coordinator::admission::AgentId| {
+        rows.iter()
+            .find(|r| &r.agent == id)
+            .expect("listed")
+            .clone()
+    };
+    assert!(row(&leaving).leaving && !row(&leaving).drained);
+    assert!(row(&drained).drained && !row(&drained).leaving);
+    assert_eq!(row(&stakeless).operator_standing, OperatorStanding::NoStake);
+    assert_eq!(row(&stranger).operator_standing, OperatorStanding::Unknown);
+    assert_eq!(row(&leaving).operator_standing, OperatorStanding::Staked);
+    // The fleet page's rows say the same in words.
+    let page = sim.core.fleet_agents(sim.now);
+    let words = |id: &proofrack_coordinator::admission::AgentId| {
+        page.iter().find(|a| &a.agent == id).unwrap().state.clone()
+    };
+    assert_eq!(words(&leaving), "up, withdrawing");
+    assert_eq!(words(&drained), "up, drained");
+    assert_eq!(words(&stakeless), "up, operator has no stake");
+    assert_eq!(words(&stranger), "up, unknown operator");
+    // None of them is offered a task; a withdrawing agent that connects again takes tasks.
+    let t = sim.submit(30, MINUTE_MS).unwrap();
+    assert!(sim.take_offers().is_empty(), "nobody may take it");
+    assert!(matches!(sim.status(t), TaskStatus::Queued { .. }));
+    sim.disconnect(&leaving);
+    sim.core
+        .handle_agent_connected(sim.now, leaving.clone(), 4)
+        .unwrap();
+    sim.report(
+        &leaving,
+        proofrack_coordinator::testkit::cuda_telemetry(1, 8 * GIB, FAST, 1_000_000_000),
+    );
+    sim.advance(1_000);
+    let offers = sim.take_offers();
+    assert_eq!(offers.len(), 1, "{offers:?}");
+    assert_eq!((offers[0].task, &offers[0].agent), (t, &leaving));
+}
+
+#[test]
 fn a_deadline_beyond_the_policy_is_refused() {
     let mut sim = Sim::new(policy(), &[("op-a", 100)]);
     sim.gpu_agent("op-a", "gpu-1", FAST);

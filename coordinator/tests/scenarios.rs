@@ -721,11 +721,23 @@ fn queries_show_stake_agents_and_history() {
         (view.client.as_str(), view.collateral),
         ("client-1", StakeUnits(40))
     );
-    let kinds: Vec<String> = view.history.iter().map(|h| h.event.to_string()).collect();
-    assert!(kinds[0].starts_with("submitted by client-1"), "{kinds:?}");
+    // History lines show their times from the moment of the event, relative and absolute.
+    let kinds: Vec<String> = view.history.iter().map(|h| h.to_string()).collect();
     assert!(
-        kinds[1].starts_with("offered to op-a/gpu-1 (predicted 45 ms"),
+        kinds[0].starts_with(
+            "submitted by client-1: circuit square, collateral 40, deadline in 1 m, at "
+        ),
         "{kinds:?}"
+    );
+    assert!(
+        kinds[1].starts_with("offered to op-a/gpu-1 (predicted proving time 45 ms; due in "),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds
+            .iter()
+            .all(|k| !k.contains(&sim.now.0.to_string()[..6])),
+        "no raw epoch milliseconds: {kinds:?}"
     );
     assert!(
         kinds[2].starts_with("accepted by op-a/gpu-1; 40 of op-a's stake bound"),

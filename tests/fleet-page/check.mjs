@@ -5,8 +5,9 @@
 //   node tests/fleet-page/check.mjs <page url> <token or "-"> <screenshot path> [expect-operators]
 //
 // With a token: waits until the page shows data (and, when given, that many operators),
-// screenshots it and prints {state, operators: {op: {delegated, active, free, slashed}},
-// agents: [...], slashes: [{task, agent, slashed, reason}]}. Without ("-"): waits until the
+// screenshots it and prints {state, operators: {op: {delegated, active, withdrawing, free,
+// slashed}}, agents: [{agent, state, telemetry_age}], slashes: [{task, slashed, reason,
+// when}], status}. Without ("-"): waits until the
 // page shows it was refused and prints {state, numbers_shown}.
 import { chromium } from "playwright-core";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -54,21 +55,24 @@ try {
       for (const tr of document.querySelectorAll("#operators tbody tr")) {
         const f = (name) => tr.querySelector(`[data-field=${name}]`).textContent;
         operators[tr.dataset.operator] = {
-          delegated: f("delegated"), active: f("active"), free: f("free"), slashed: f("slashed"),
+          delegated: f("delegated"), active: f("active"), withdrawing: f("withdrawing"),
+          free: f("free"), slashed: f("slashed"),
         };
       }
       const agents = [...document.querySelectorAll("#agents tbody tr")].map((tr) => ({
         agent: tr.dataset.agent,
-        connected: tr.querySelector("[data-field=connected]").textContent,
+        state: tr.querySelector("[data-field=state]").textContent,
         telemetry_age: tr.querySelector("[data-field=telemetry_age_ms]").textContent,
       }));
       const slashes = [...document.querySelectorAll("#slashes tbody tr")].map((tr) => ({
         task: tr.dataset.slashTask,
         slashed: tr.querySelector("[data-field=slashed]").textContent,
         reason: tr.querySelector("[data-field=reason]").textContent,
+        when: tr.querySelector("[data-field=when]").textContent,
       }));
       return {
         state: document.body.dataset.state, operators, agents, slashes,
+        status: document.getElementById("status").textContent,
         url_after: location.href, token_in_url: location.hash.includes("token"),
       };
     });

@@ -1,5 +1,5 @@
 //! The chain as the stake source, against a real anvil started per test (npm
-//! `@foundry-rs/anvil`, installed by `scripts/setup-tools.sh`): delegations and unbonding,
+//! `@foundry-rs/anvil`, installed by `scripts/setup-tools.sh --node`): delegations and unbonding,
 //! slashes sent once, catching up after a restart, reorgs, a stale chain, the contract build
 //! matching its source, and `devnet --chain`.
 //!

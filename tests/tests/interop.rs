@@ -1,5 +1,5 @@
 //! circom/snarkjs interop with the real tools (npm circom2, snarkjs, circomlib, pinned in
-//! package.json and installed by scripts/setup-tools.sh): circuits from circomlib parts are
+//! package.json and installed by scripts/setup-tools.sh --node): circuits from circomlib parts are
 //! compiled by circom2 and set up by snarkjs (a small powers of tau made once per run, a
 //! contributed zkey so δ ≠ 1); proofs from our prover pass `snarkjs groth16 verify`, snarkjs'
 //! proofs pass ours, and bad files and inputs get clear errors.

@@ -45,7 +45,13 @@ pub struct Welcome {
     /// How often the agent should send `Telemetry`. Offers go to agents whose telemetry is
     /// recent, so a silent agent stops getting work.
     pub telemetry_interval_ms: u64,
+    /// What the agent should know and log (at most [`MAX_WELCOME_NOTICES`]), e.g. that its
+    /// operator is unknown to the ledger or has no stake, so it will not be offered tasks.
+    pub notices: Vec<String>,
 }
+
+/// Notices in one [`Welcome`]: one per condition the coordinator checks at connect.
+pub const MAX_WELCOME_NOTICES: usize = 4;
 
 /// A task offered to an agent. The agent answers with `OfferReply` before `offer_expires`;
 /// accepting binds `collateral` of its operator's stake until the proof is verified or
@@ -198,7 +204,11 @@ impl Bounded for CoordinatorToAgent {
         match self {
             CoordinatorToAgent::Welcome(w) => {
                 check_text("welcome.coordinator_build", &w.coordinator_build)?;
-                check_text("welcome.agent", &w.agent)
+                check_text("welcome.agent", &w.agent)?;
+                check_len("welcome.notices", w.notices.len(), MAX_WELCOME_NOTICES)?;
+                w.notices
+                    .iter()
+                    .try_for_each(|n| check_text("welcome.notice", n))
             }
             CoordinatorToAgent::Offer(o) | CoordinatorToAgent::Resume(o) => o.check_bounds(),
             CoordinatorToAgent::Cancelled { reason, .. } => check_text("cancelled.reason", reason),

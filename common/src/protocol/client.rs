@@ -84,6 +84,13 @@ pub enum ClientRequest {
         operator: Option<OperatorId>,
         limit: u32,
     },
+    /// A circuit's Groth16 verifying key (built-in or registered), answered with
+    /// [`ClientResponse::VerificationKey`]: anyone can check the proofs of that circuit
+    /// without trusting the coordinator (`proofrack circuits vk NAME` writes snarkjs'
+    /// `verification_key.json`).
+    VerificationKey {
+        circuit: String,
+    },
 }
 
 /// Most submissions in one [`ClientRequest::SubmitBatch`]: enough that a busy client's
@@ -120,7 +127,22 @@ pub enum ClientResponse {
     /// (`Submitted`, `Rejected` or `Error`).
     Batch(Vec<ClientResponse>),
     Audit(super::AuditView),
+    VerificationKey(VerificationKeyView),
 }
+
+/// A circuit's verifying key as the coordinator verifies its proofs with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerificationKeyView {
+    pub circuit: String,
+    /// The proving key it belongs to (the SHA-256 of the key agents prove with).
+    pub key: KeyId,
+    /// arkworks' compressed `VerifyingKey<Bn254>` (at most [`MAX_VERIFYING_KEY_BYTES`]).
+    pub vk: Vec<u8>,
+}
+
+/// A compressed BN254 verifying key: α (32), β, γ, δ (64 each) and one G1 point (32) per
+/// public input plus one, with an 8-byte length; bounded by [`MAX_PUBLIC_INPUTS`].
+pub const MAX_VERIFYING_KEY_BYTES: usize = 32 + 3 * 64 + 8 + (MAX_PUBLIC_INPUTS + 1) * 32;
 
 /// An agent on the wire: the same type as the coordinator core's agent identity.
 pub use crate::ids::AgentId as AgentRef;
@@ -253,11 +275,49 @@ pub struct LedgerView {
     pub operators: Vec<OperatorLedgerRow>,
 }
 
+/// Whether an agent's operator can back tasks, as the coordinator's ledger says. Only an
+/// agent of a `Staked` operator can ever be offered a task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatorStanding {
+    /// In the ledger with stake delegated (some of it may be bound or withdrawing).
+    Staked,
+    /// In the ledger with nothing delegated (registered with 0, or everything withdrawn or
+    /// slashed): no task can be offered until stake is delegated.
+    NoStake,
+    /// Not in the ledger: its agents can never be offered a task until the operator is added
+    /// (`[[operators]]` in coordinator.toml, or registered on the chain).
+    Unknown,
+}
+
+impl OperatorStanding {
+    /// What an agent of an operator in this standing is told when it connects (and logs),
+    /// `None` when nothing is wrong.
+    pub fn notice(self, operator: &OperatorId) -> Option<String> {
+        match self {
+            OperatorStanding::Staked => None,
+            OperatorStanding::NoStake => Some(format!(
+                "operator {operator} has no stake delegated on this coordinator: this agent gets no task until stake is delegated to {operator}"
+            )),
+            OperatorStanding::Unknown => Some(format!(
+                "operator {operator} is not in this coordinator's ledger: this agent can never be offered a task until {operator} is added ([[operators]] in coordinator.toml, or registered on the chain)"
+            )),
+        }
+    }
+}
+
 /// One agent (the core's `AgentRow`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentRow {
     pub agent: AgentRef,
     pub connected: bool,
+    /// Drained by its operator (`proofrack drain`): no new tasks; it finishes what it holds.
+    pub drained: bool,
+    /// The agent said it is shutting down (withdrawing from the fleet): no new tasks; it
+    /// finishes and delivers what it holds, then leaves.
+    pub leaving: bool,
+    /// Whether its operator can back tasks at all.
+    pub operator_standing: OperatorStanding,
     /// `None` until the agent's hello.
     pub backend: Option<ProverBackend>,
     /// e.g. `cuda: NVIDIA H100 (sm_90); GPU 0 NVIDIA H100 78.1 GiB free of 79.6 GiB, 41 °C`
@@ -276,6 +336,42 @@ pub struct AgentRow {
     pub compute_memory_free_bytes: Option<u64>,
     /// Memory set aside for its in-flight tasks.
     pub reserved_memory_bytes: u64,
+}
+
+impl AgentRow {
+    /// Its state in words; see [`agent_state_words`].
+    pub fn state(&self) -> String {
+        agent_state_words(
+            self.connected,
+            self.drained,
+            self.leaving,
+            self.operator_standing,
+        )
+    }
+}
+
+/// An agent's state in words, every condition that matters: `up` or `down`, then any of
+/// `drained`, `withdrawing`, `unknown operator`, `operator has no stake`. The agents table,
+/// its JSON and the fleet page all say it this way.
+pub fn agent_state_words(
+    connected: bool,
+    drained: bool,
+    leaving: bool,
+    standing: OperatorStanding,
+) -> String {
+    let mut words = vec![if connected { "up" } else { "down" }];
+    if drained {
+        words.push("drained");
+    }
+    if leaving {
+        words.push("withdrawing");
+    }
+    match standing {
+        OperatorStanding::Staked => {}
+        OperatorStanding::NoStake => words.push("operator has no stake"),
+        OperatorStanding::Unknown => words.push("unknown operator"),
+    }
+    words.join(", ")
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -329,6 +425,7 @@ impl Bounded for ClientRequest {
             | ClientRequest::ResetBreaker { .. }
             | ClientRequest::Audit { .. } => Ok(()),
             ClientRequest::UnregisterCircuit { name } => check_circuit_name(name),
+            ClientRequest::VerificationKey { circuit } => check_circuit_name(circuit),
             ClientRequest::RegisterCircuit(r) => r.check_bounds(),
             ClientRequest::SubmitWitness(s) => s.check_bounds(),
         }
@@ -417,6 +514,10 @@ impl Bounded for ClientResponse {
             ClientResponse::Admin { message, .. } => check_text("admin.message", message),
             ClientResponse::Registered(row) => check_circuit_name(&row.name),
             ClientResponse::Audit(v) => v.check_bounds(),
+            ClientResponse::VerificationKey(v) => {
+                check_circuit_name(&v.circuit)?;
+                check_len("verification_key.vk", v.vk.len(), MAX_VERIFYING_KEY_BYTES)
+            }
         }
     }
 }

@@ -105,8 +105,10 @@ fn stream_opens_round_trip() {
 #[test]
 fn other_version_gets_a_mismatch_naming_both_versions() {
     rt().block_on(async {
-        // A future agent whose open frame we cannot otherwise decode: version 2, then junk.
-        let mut body = postcard::to_stdvec(&2u32).unwrap();
+        // A future agent whose open frame we cannot otherwise decode: the next version, then
+        // junk.
+        let future = PROTOCOL_VERSION + 1;
+        let mut body = postcard::to_stdvec(&future).unwrap();
         body.extend_from_slice(&[0xff; 40]);
         let (mut a, mut b) = duplex(1 << 12);
         framing::write_frame_bytes(&mut a, &body).await.unwrap();
@@ -114,10 +116,10 @@ fn other_version_gets_a_mismatch_naming_both_versions() {
             Err(OpenError::Refused(e)) => e,
             other => panic!("expected a refusal, got {other:?}"),
         };
-        assert_eq!(err, ProtocolError::VersionMismatch { coordinator: 1, peer: 2, peer_kind: IdentityKind::Agent });
+        assert_eq!(err, ProtocolError::VersionMismatch { coordinator: PROTOCOL_VERSION, peer: future, peer_kind: IdentityKind::Agent });
         assert_eq!(
             err.to_string(),
-            "protocol version mismatch: coordinator speaks 1, agent speaks 2; upgrade the coordinator"
+            format!("protocol version mismatch: coordinator speaks {PROTOCOL_VERSION}, agent speaks {future}; upgrade the coordinator")
         );
         let old = ProtocolError::VersionMismatch { coordinator: 3, peer: 1, peer_kind: IdentityKind::Client };
         assert!(old.to_string().ends_with("client speaks 1; upgrade the client"), "{old}");
@@ -425,6 +427,9 @@ fn client_response() -> impl Strategy<Value = ClientResponse> {
                             backend: connected.then_some(ProverBackend::Cuda),
                             hardware,
                             connected,
+                            drained: !connected,
+                            leaving: false,
+                            operator_standing: OperatorStanding::Staked,
                             telemetry_age_ms: age,
                             health,
                             in_flight: tasks.into_iter().map(TaskId).collect(),
@@ -513,6 +518,9 @@ fn a_full_agents_table_at_every_bound_fits_one_frame() {
             name: AgentName::new("n".repeat(crate::ids::MAX_NAME_LEN)).unwrap(),
         },
         connected: true,
+        drained: true,
+        leaving: true,
+        operator_standing: OperatorStanding::NoStake,
         backend: Some(ProverBackend::Cuda),
         hardware: "h".repeat(MAX_HARDWARE_SUMMARY_BYTES),
         telemetry_age_ms: Some(u64::MAX),

@@ -17,15 +17,10 @@ pub fn bytes(n: u64) -> String {
     format!("{n} B")
 }
 
-/// A duration: `350 ms` below a second, `2.5 s` below ten seconds, whole seconds above.
+/// A duration as every message says one (`350 ms`, `2.5 s`, `41 s`, `4 m 12 s`): the common
+/// helper, so admission's reasons read like the rest.
 pub fn millis(ms: u64) -> String {
-    if ms < 1_000 {
-        format!("{ms} ms")
-    } else if ms < 10_000 {
-        format!("{}.{} s", ms / 1_000, ms % 1_000 / 100)
-    } else {
-        format!("{} s", ms / 1_000)
-    }
+    proofrack_common::timefmt::span_ms(ms)
 }
 
 #[cfg(test)]
@@ -41,5 +36,6 @@ mod tests {
         assert_eq!(millis(350), "350 ms");
         assert_eq!(millis(2_549), "2.5 s");
         assert_eq!(millis(41_900), "41 s");
+        assert_eq!(millis(252_000), "4 m 12 s");
     }
 }

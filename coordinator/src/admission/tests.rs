@@ -258,7 +258,7 @@ fn too_slow_for_the_deadline_names_the_fastest_agent() {
     let reason = case.no_fit();
     assert!(
         reason.starts_with(
-            "would finish in 3.6 s, deadline in 5.0 s (fastest: op-b/box-2; safety margin 1.7 s)"
+            "would finish in 3.6 s, deadline in 5 s (fastest: op-b/box-2; safety margin 1.7 s)"
         ),
         "{reason}"
     );

@@ -365,9 +365,10 @@ impl Inner {
         tracing::warn!(error = %error, "chain poll failed; serving from the last known chain state");
         if let Some(since_ms) = since_ms {
             let reason = format!(
-                "chain node {} unreachable for {since_ms} ms (last error: {error}); the ledger may \
+                "chain node {} unreachable for {} (last error: {error}); the ledger may \
                  miss withdrawals or slashes: restore the node or chain.rpc_url",
-                self.settings.rpc_url
+                self.settings.rpc_url,
+                proofrack_common::timefmt::span_ms(since_ms)
             );
             self.shared
                 .apply(|core, now| core.handle_stake_frozen(now, Some(reason)))

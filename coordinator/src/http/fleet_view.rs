@@ -1,8 +1,12 @@
 //! The fleet page's data (`/api/fleet`): one consistent read of the core. Stake amounts are
-//! decimal strings (JSON numbers lose precision above 2^53 in a browser).
+//! decimal strings (JSON numbers lose precision above 2^53 in a browser), instants RFC 3339
+//! beside their millisecond counts (the page computes "12 s ago" from those), as
+//! docs/json.md describes.
 
 use crate::server::Shared;
 use crate::tasks::{AgentAccuracy, FleetAgent, MovingTask, SlashRecord};
+use proofrack_common::timefmt::rfc3339_serde;
+use proofrack_common::UnixMillis;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -14,6 +18,8 @@ pub const MAX_SLASHES_SHOWN: usize = 20;
 #[derive(Serialize)]
 pub struct FleetView {
     pub now_ms: u64,
+    #[serde(with = "rfc3339_serde")]
+    pub now: UnixMillis,
     pub coordinator_build: String,
     pub operators: Vec<OperatorStake>,
     pub agents: Vec<FleetAgent>,
@@ -39,6 +45,8 @@ pub struct OperatorStake {
 #[derive(Serialize)]
 pub struct SlashJson {
     pub at_ms: u64,
+    #[serde(with = "rfc3339_serde")]
+    pub at: UnixMillis,
     pub task: String,
     pub agent: String,
     pub operator: String,
@@ -50,6 +58,7 @@ impl From<SlashRecord> for SlashJson {
     fn from(s: SlashRecord) -> Self {
         SlashJson {
             at_ms: s.at.0,
+            at: s.at,
             task: s.task.to_string(),
             agent: s.agent.to_string(),
             operator: s.operator.to_string(),
@@ -62,6 +71,7 @@ impl From<SlashRecord> for SlashJson {
 pub fn fleet_view(shared: &Shared) -> FleetView {
     let mut view = shared.read(|core, now| FleetView {
         now_ms: now.0,
+        now,
         coordinator_build: format!("proofrack-coordinator {}", env!("CARGO_PKG_VERSION")),
         operators: core
             .ledger_rows()

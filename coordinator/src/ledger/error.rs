@@ -27,14 +27,16 @@ pub enum WithdrawalRejected {
     UnknownOperator { operator: OperatorId },
     #[error("withdrawal of 0 units from {operator}: withdraw a positive amount")]
     ZeroAmount { operator: OperatorId },
-    #[error(
-        "operator {operator} has {free} free stake, cannot withdraw {requested}: only stake not \
-         bound to tasks can be withdrawn; wait for tasks to finish"
-    )]
+    #[error("{}", insufficient_for_withdrawal(operator, *requested, *free, *delegated, *active, *withdrawing))]
     InsufficientFreeStake {
         operator: OperatorId,
         free: StakeUnits,
         requested: StakeUnits,
+        /// The figures free stake comes from (free = delegated - active - withdrawing), so the
+        /// refusal can say which of them is in the way.
+        delegated: StakeUnits,
+        active: StakeUnits,
+        withdrawing: StakeUnits,
     },
     #[error(
         "operator {operator} has {withdrawing} pending withdrawal, cannot complete {requested}: \
@@ -45,6 +47,34 @@ pub enum WithdrawalRejected {
         withdrawing: StakeUnits,
         requested: StakeUnits,
     },
+}
+
+/// The refusal of a withdrawal above free stake, with the figures and what is in the way:
+/// stake bound to tasks (wait for them) or stake that is not there at all.
+fn insufficient_for_withdrawal(
+    operator: &OperatorId,
+    requested: StakeUnits,
+    free: StakeUnits,
+    delegated: StakeUnits,
+    active: StakeUnits,
+    withdrawing: StakeUnits,
+) -> String {
+    let figures = format!(
+        "{delegated} delegated, {active} bound to tasks, {withdrawing} already withdrawing"
+    );
+    let without_tasks = delegated.saturating_sub(withdrawing);
+    if requested > without_tasks {
+        format!(
+            "operator {operator} cannot withdraw {requested}: it has {free} free stake ({figures}), \
+             so even with no task running at most {without_tasks} can be withdrawn; withdraw at most {free} now"
+        )
+    } else {
+        format!(
+            "operator {operator} cannot withdraw {requested} now: it has {free} free stake ({figures}); \
+             {} more becomes free as its tasks finish. Withdraw at most {free} now, or wait for its tasks to end",
+            requested.saturating_sub(free)
+        )
+    }
 }
 
 /// Why stake could not be bound to a task.

@@ -211,6 +211,9 @@ impl Ledger {
                 operator: operator.clone(),
                 free,
                 requested: amount,
+                delegated: account.delegated(),
+                active: account.active(),
+                withdrawing: account.withdrawing(),
             });
         }
         account.withdrawing = add(account.withdrawing, amount, "withdrawing");
@@ -554,6 +557,27 @@ mod tests {
             l.request_withdrawal(&op("op-a"), StakeUnits(31)),
             Err(WithdrawalRejected::InsufficientFreeStake { .. })
         ));
+        // The refusal names what is in the way, with the figures.
+        let bound = l
+            .request_withdrawal(&op("op-a"), StakeUnits(50))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            bound,
+            "operator op-a cannot withdraw 50 now: it has 30 free stake (100 delegated, 70 bound \
+             to tasks, 0 already withdrawing); 20 more becomes free as its tasks finish. Withdraw \
+             at most 30 now, or wait for its tasks to end"
+        );
+        let absent = l
+            .request_withdrawal(&op("op-a"), StakeUnits(150))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            absent,
+            "operator op-a cannot withdraw 150: it has 30 free stake (100 delegated, 70 bound to \
+             tasks, 0 already withdrawing), so even with no task running at most 100 can be \
+             withdrawn; withdraw at most 30 now"
+        );
         l.request_withdrawal(&op("op-a"), StakeUnits(30)).unwrap();
         assert_eq!(l.free(&op("op-a")), Some(StakeUnits(0)));
         assert!(matches!(

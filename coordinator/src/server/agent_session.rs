@@ -62,11 +62,19 @@ pub(super) async fn run(
         msm_points_per_s = hello.calibration.msm_g1_points_per_sec,
         "agent connected"
     );
+    // An agent whose operator cannot back a task is let in (stake may be delegated later)
+    // but told so, and the coordinator's log says it too.
+    let standing = shared.read(|core, _| core.operator_standing(operator));
+    let notices: Vec<String> = standing.notice(operator).into_iter().collect();
+    for notice in &notices {
+        tracing::warn!(%agent, %notice, "agent connected but cannot be offered tasks");
+    }
     let welcome = CoordinatorToAgent::Welcome(Welcome {
         protocol_version: PROTOCOL_VERSION,
         coordinator_build: env!("CARGO_PKG_VERSION").to_string(),
         agent: peer.identity.to_spiffe_uri(shared.trust_domain()),
         telemetry_interval_ms: shared.telemetry_interval_ms(),
+        notices,
     });
     if write_message(&mut send, &welcome).await.is_err() {
         finish(&shared, &agent, conn_id).await;
@@ -209,6 +217,9 @@ async fn handle(shared: &Shared, agent: &AgentId, msg: AgentToCoordinator) {
         }
         AgentToCoordinator::Draining { reason } => {
             tracing::info!(%agent, %reason, "agent draining");
+            shared
+                .apply(|core, now| core.handle_agent_leaving(now, agent))
+                .await;
         }
     }
 }

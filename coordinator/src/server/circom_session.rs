@@ -128,7 +128,7 @@ pub(super) async fn submit(
             circuit.name
         ));
     }
-    if let Some(refusal) = deadline_refusal(s.deadline_ms) {
+    if let Some(refusal) = deadline_refusal(shared, s.deadline_ms) {
         return refusal;
     }
     let wtns = match recv_payload(recv, MAX_WITNESS_BYTES).await {

@@ -12,13 +12,10 @@ use proofrack_common::protocol::{
     write_message, AuditOutcome, ClientRequest, ClientResponse, ProtocolError, SubmitRequest,
     MAX_AUDIT_VIEW_ROWS,
 };
+use proofrack_common::timefmt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
-
-/// Longest relative deadline a client may ask for; longer ones are almost certainly a unit
-/// mistake (seconds given as milliseconds ×1000), and would hold stake for days.
-pub const MAX_DEADLINE_MS: u64 = 24 * 3600 * 1000;
 
 pub(super) async fn serve(
     shared: Arc<Shared>,
@@ -108,6 +105,13 @@ pub(super) async fn serve(
             })
             .await;
             write_message(&mut send, &admin(reply)).await
+        }
+        ClientRequest::VerificationKey { circuit } => {
+            let reply = match shared.registry().by_name(&circuit) {
+                Some(c) => ClientResponse::VerificationKey(views::verification_key(&c)),
+                None => ClientResponse::Error(ProtocolError::UnknownCircuit { circuit }),
+            };
+            write_message(&mut send, &reply).await
         }
         ClientRequest::RegisterCircuit(r) => {
             let what = authz_gate::audit_subject(&ClientRequest::RegisterCircuit(r.clone()));
@@ -275,17 +279,33 @@ fn check(
             reason: format!("inputs for {}: {reason}", circuit.name),
         }));
     }
-    if let Some(refusal) = deadline_refusal(s.deadline_ms) {
+    if let Some(refusal) = deadline_refusal(shared, s.deadline_ms) {
         return Err(Box::new(refusal));
     }
     Ok((circuit.name.clone(), s))
 }
 
-/// A relative deadline outside 1 ms ..= [`MAX_DEADLINE_MS`], refused.
-pub(super) fn deadline_refusal(deadline_ms: u64) -> Option<ClientResponse> {
-    (deadline_ms == 0 || deadline_ms > MAX_DEADLINE_MS).then(|| ClientResponse::Rejected {
-        reason: format!("deadline of {deadline_ms} ms is outside 1 ms ..= {MAX_DEADLINE_MS} ms"),
-    })
+/// A relative deadline of zero or beyond the policy's `max_deadline_ms`, refused before any
+/// upload is read. The core applies the same bound (and the one below: the fastest possible
+/// proof) at submission; this check is the same question asked early, with the same bound.
+pub(super) fn deadline_refusal(shared: &Shared, deadline_ms: u64) -> Option<ClientResponse> {
+    let max_ms = shared.read(|core, _| core.policy().max_deadline_ms);
+    let reason = if deadline_ms == 0 {
+        format!(
+            "a deadline of 0 leaves no time to prove; ask for up to {} (policy.max_deadline_ms = {max_ms}), e.g. --deadline 30s",
+            timefmt::span_ms(max_ms)
+        )
+    } else if deadline_ms > max_ms {
+        format!(
+            "a deadline of {} is beyond the longest this coordinator takes, {} (policy.max_deadline_ms = {max_ms}); ask for at most {}",
+            timefmt::span_ms(deadline_ms),
+            timefmt::span_ms(max_ms),
+            timefmt::span_ms(max_ms)
+        )
+    } else {
+        return None;
+    };
+    Some(ClientResponse::Rejected { reason })
 }
 
 /// Hands a checked submission to the core.

@@ -267,6 +267,13 @@ async fn serve_connection(conn: quinn::Connection, shared: Arc<Shared>) {
             return;
         }
     };
+    // The handshake's verifier refuses revoked serials; this catches any way around it (a
+    // resumed session, a revocation between the handshake and here).
+    if shared.is_revoked(&peer.serial_hex) {
+        tracing::warn!(peer = %peer.identity, serial = %peer.serial_hex, "revoked certificate; closing its connection");
+        conn.close(shared::CLOSE_REVOKED.into(), b"certificate revoked");
+        return;
+    }
     let conn_id = shared.track_connection(&conn, &peer);
     // The revocation list as it is now, checked after the connection is tracked (a reload
     // from here on closes it too), before any stream is served. The handshake checked it

@@ -9,7 +9,7 @@ use crate::tasks::{
 use proofrack_common::identity::Identity;
 use proofrack_common::protocol::{
     self as wire, truncate_utf8, AgentsView, AuditLine, AuditView, CircuitRow, CircuitsView,
-    HistoryLine, LedgerView, OperatorLedgerRow, SlashRecord, TaskStatusView,
+    HistoryLine, LedgerView, OperatorLedgerRow, SlashRecord, TaskStatusView, VerificationKeyView,
     MAX_HARDWARE_SUMMARY_BYTES, MAX_HEALTH_ENTRIES, MAX_HEALTH_ENTRY_BYTES, MAX_HISTORY_ENTRIES,
     MAX_IN_FLIGHT_PER_AGENT, MAX_TEXT_BYTES, MAX_VIEW_ROWS,
 };
@@ -102,6 +102,9 @@ fn wire_agent_row(r: AgentRow, in_flight: Vec<TaskId>) -> wire::AgentRow {
     wire::AgentRow {
         agent: r.agent.clone(),
         connected: r.connected,
+        drained: r.drained,
+        leaving: r.leaving,
+        operator_standing: r.operator_standing,
         backend: r.backend,
         hardware,
         telemetry_age_ms: r.telemetry_age_ms,
@@ -194,6 +197,15 @@ pub(super) fn circuit_row(c: &crate::registry::RegisteredCircuit) -> CircuitRow 
     }
 }
 
+/// The verifying key the coordinator checks `c`'s proofs with.
+pub(super) fn verification_key(c: &crate::registry::RegisteredCircuit) -> VerificationKeyView {
+    VerificationKeyView {
+        circuit: c.name.clone(),
+        key: c.key_id,
+        vk: proofrack_kernels::groth16::vk_to_bytes(&c.pvk.vk),
+    }
+}
+
 /// A task's wire status; the proof comes from the shell's results.
 pub(super) async fn task_status(shared: &Shared, task: TaskId) -> Option<TaskStatusView> {
     let view: TaskView = shared.read_acknowledged(|core, _| core.task(task)).await?;
@@ -258,7 +270,7 @@ pub(super) async fn task_status(shared: &Shared, task: TaskId) -> Option<TaskSta
         .iter()
         .map(|h| HistoryLine {
             at: h.at,
-            what: text(h.event.to_string()),
+            what: text(h.to_string()),
         })
         .collect();
     if history.len() > MAX_HISTORY_ENTRIES {

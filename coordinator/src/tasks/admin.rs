@@ -5,7 +5,7 @@
 use super::error::AdminRejected;
 use super::CoordinatorCore;
 use crate::admission::AgentId;
-use proofrack_common::{OperatorId, StakeUnits, UnixMillis};
+use proofrack_common::{timefmt, OperatorId, StakeUnits, UnixMillis};
 use serde::{Deserialize, Serialize};
 
 /// Operator-command replies remembered for retries; the oldest are forgotten past this. A
@@ -114,8 +114,8 @@ impl CoordinatorCore {
                         AdminReply {
                             ok: true,
                             message: format!(
-                                "withdrawal of {amount} from {operator} requested; it stops backing new tasks now and is paid out at {pays_at} (after {} ms)",
-                                self.policy.withdrawal_delay_ms
+                                "withdrawal of {amount} from {operator} requested; it stops backing new tasks now and is paid out {} (policy.withdrawal_delay_ms, longer than any task's deadline)",
+                                timefmt::when(pays_at, now)
                             ),
                         }
                     }

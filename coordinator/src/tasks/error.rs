@@ -3,7 +3,7 @@
 
 use crate::admission::AgentId;
 use crate::ledger::{BindRejected, DelegateRejected, WithdrawalRejected};
-use proofrack_common::{StakeUnits, TaskId, UnixMillis};
+use proofrack_common::{timefmt, StakeUnits, TaskId, UnixMillis};
 use thiserror::Error;
 
 /// Why a submission was refused.
@@ -19,8 +19,10 @@ pub enum SubmitRejected {
         now: UnixMillis,
     },
     #[error(
-        "deadline is {available_ms} ms away but the fastest possible proof needs {needed_ms} ms \
-         including the safety margin{}; submit a later deadline",
+        "deadline is {} away but the fastest possible proof needs {} including the safety \
+         margin{}; submit a later deadline",
+        timefmt::span_ms(*available_ms),
+        timefmt::span_ms(*needed_ms),
         fastest.as_ref().map(|a| format!(" (fastest agent: {a})")).unwrap_or_default()
     )]
     DeadlineTooShort {
@@ -37,8 +39,11 @@ pub enum SubmitRejected {
         largest_delegated: StakeUnits,
     },
     #[error(
-        "deadline is {available_ms} ms away, beyond the longest this coordinator takes \
-         ({max_ms} ms, policy.max_deadline_ms); submit an earlier deadline"
+        "deadline is {} away, beyond the longest this coordinator takes ({}, \
+         policy.max_deadline_ms = {max_ms}); submit a deadline of at most {}",
+        timefmt::span_ms(*available_ms),
+        timefmt::span_ms(*max_ms),
+        timefmt::span_ms(*max_ms)
     )]
     DeadlineTooFar { available_ms: u64, max_ms: u64 },
     #[error("queue full: {capacity} tasks are unfinished; retry when some finish")]

@@ -3,11 +3,15 @@
 //! agent rejected and why), the stake bound, predicted against actual proving time, and each
 //! failure with its cause (deadline, invalid proof, agent lost, out of memory).
 //!
-//! Pure: a function of a [`TaskView`]; `proofrack explain TASK` prints it.
+//! Pure: a function of a [`TaskView`]; `proofrack explain TASK` prints it. Its JSON (the
+//! HTTP API's and `explain --json`) follows docs/json.md: RFC 3339 times, amounts as decimal
+//! strings.
 
 use super::history::TaskEvent;
 use super::queries::TaskView;
 use crate::admission::AgentVerdict;
+use proofrack_common::amount::{decimal_option_serde, decimal_serde};
+use proofrack_common::timefmt::{self, rfc3339_option_serde, rfc3339_serde};
 use proofrack_common::{StakeUnits, TaskId, UnixMillis};
 use serde::{Deserialize, Serialize};
 use std::fmt::{self, Write as _};
@@ -57,10 +61,12 @@ impl fmt::Display for FailureCause {
 /// One admission decision.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
+    #[serde(with = "rfc3339_serde")]
     pub at: UnixMillis,
     /// The agent offered the task (`None`: no agent fit).
     pub chosen: Option<String>,
     pub predicted_proving_ms: Option<u64>,
+    #[serde(with = "rfc3339_option_serde")]
     pub due_at: Option<UnixMillis>,
     /// The aggregated reason, when no agent fit.
     pub no_fit: Option<String>,
@@ -73,23 +79,31 @@ pub struct Decision {
 /// One failure on the way.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
+    #[serde(with = "rfc3339_serde")]
     pub at: UnixMillis,
     pub agent: Option<String>,
     pub cause: FailureCause,
     pub detail: String,
+    #[serde(with = "decimal_option_serde")]
     pub slashed: Option<StakeUnits>,
 }
 
 /// The whole record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskExplanation {
+    /// `task-N` in JSON, as everywhere else.
+    #[serde(with = "task_id_serde")]
     pub task: TaskId,
     pub circuit: String,
+    #[serde(with = "decimal_serde")]
     pub collateral: StakeUnits,
+    #[serde(with = "rfc3339_serde")]
     pub submitted_at: UnixMillis,
+    #[serde(with = "rfc3339_serde")]
     pub deadline: UnixMillis,
     pub decisions: Vec<Decision>,
-    /// The last stake binding: (agent, collateral).
+    /// The last stake binding: (agent, collateral); in JSON `["op-a/gpu-01", "40"]`.
+    #[serde(with = "stake_bound_serde")]
     pub stake_bound: Option<(String, StakeUnits)>,
     /// Of the attempt that verified.
     pub predicted_proving_ms: Option<u64>,
@@ -98,6 +112,50 @@ pub struct TaskExplanation {
     /// Set when the task itself failed.
     pub failed: Option<Failure>,
     pub verified_by: Option<String>,
+}
+
+/// A task id as `task-N` in JSON.
+mod task_id_serde {
+    use proofrack_common::TaskId;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &TaskId, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(t)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TaskId, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// `stake_bound` with its amount as a decimal string, as every amount in JSON.
+mod stake_bound_serde {
+    use proofrack_common::StakeUnits;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        v: &Option<(String, StakeUnits)>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        v.as_ref()
+            .map(|(agent, amount)| (agent, amount.get().to_string()))
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<(String, StakeUnits)>, D::Error> {
+        Option::<(String, String)>::deserialize(d)?
+            .map(|(agent, amount)| {
+                amount
+                    .parse()
+                    .map(|a| (agent, a))
+                    .map_err(serde::de::Error::custom)
+            })
+            .transpose()
+    }
 }
 
 fn verdict_lines(
@@ -182,14 +240,14 @@ pub fn explain(view: &TaskView) -> TaskExplanation {
                 at: h.at,
                 agent: Some(agent.to_string()),
                 cause: FailureCause::InvalidProof,
-                detail: h.event.to_string(),
+                detail: h.to_string(),
                 slashed: Some(*slashed),
             }),
             TaskEvent::DueTimeMissed { agent, slashed, .. } => e.failures.push(Failure {
                 at: h.at,
                 agent: Some(agent.to_string()),
                 cause: FailureCause::Deadline,
-                detail: h.event.to_string(),
+                detail: h.to_string(),
                 slashed: Some(*slashed),
             }),
             TaskEvent::OfferWithdrawn { agent, reason } => e.failures.push(Failure {
@@ -235,14 +293,23 @@ pub fn explain(view: &TaskView) -> TaskExplanation {
 
 impl fmt::Display for TaskExplanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rel = |t: UnixMillis| format!("+{} ms", t.0.saturating_sub(self.submitted_at.0));
+        // Times from the submission: the record reads the same whenever it is read.
+        let rel = |t: UnixMillis| {
+            if t >= self.submitted_at {
+                format!("+{}", timefmt::span(t.saturating_since(self.submitted_at)))
+            } else {
+                format!("-{}", timefmt::span(self.submitted_at.saturating_since(t)))
+            }
+        };
         writeln!(
             f,
-            "{}: circuit {}, collateral {}, deadline {}",
+            "{}: circuit {}, collateral {}, submitted {}, deadline {} ({} after submission)",
             self.task,
             self.circuit,
             self.collateral,
-            rel(self.deadline)
+            timefmt::utc(self.submitted_at),
+            timefmt::utc(self.deadline),
+            timefmt::span(self.deadline.saturating_since(self.submitted_at))
         )?;
         match (&self.verified_by, &self.failed) {
             (Some(agent), _) => writeln!(f, "outcome: verified, proven by {agent}")?,
@@ -250,20 +317,25 @@ impl fmt::Display for TaskExplanation {
             (None, None) => writeln!(f, "outcome: not finished yet")?,
         }
         if let (Some(p), Some(a)) = (self.predicted_proving_ms, self.actual_proving_ms) {
-            writeln!(f, "proving time: predicted {p} ms, actual {a} ms")?;
+            writeln!(
+                f,
+                "proving time: predicted {}, actual {}",
+                timefmt::span_ms(p),
+                timefmt::span_ms(a)
+            )?;
         }
         if let Some((agent, c)) = &self.stake_bound {
             writeln!(f, "stake bound: {c} of {agent}'s operator")?;
         }
-        writeln!(f, "admission decisions:")?;
+        writeln!(f, "admission decisions (times from the submission):")?;
         for d in &self.decisions {
             let mut line = format!("  {} ", rel(d.at));
             match (&d.chosen, &d.no_fit) {
                 (Some(agent), _) => {
                     let _ = write!(
                         line,
-                        "offered to {agent} (predicted {} ms, due {})",
-                        d.predicted_proving_ms.unwrap_or(0),
+                        "offered to {agent} (predicted proving time {}, due {})",
+                        timefmt::span_ms(d.predicted_proving_ms.unwrap_or(0)),
                         d.due_at.map_or("-".into(), rel)
                     );
                 }

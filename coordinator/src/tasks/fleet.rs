@@ -6,8 +6,9 @@ use super::model::TaskState;
 use super::{CoordinatorCore, PassScope, MAX_AGENTS};
 use crate::admission::{AgentId, AgentSnapshot, AgentTelemetry, Assignment};
 use crate::config::MAX_TASKS_PER_AGENT;
+use proofrack_common::protocol::OperatorStanding;
 use proofrack_common::telemetry::Telemetry;
-use proofrack_common::{TaskId, UnixMillis};
+use proofrack_common::{OperatorId, StakeUnits, TaskId, UnixMillis};
 
 /// One agent as the core tracks it.
 #[derive(Clone, Debug)]
@@ -20,6 +21,9 @@ pub(crate) struct AgentRecord {
     pub(crate) last_heard_at: UnixMillis,
     /// Drained by its operator: no new offers.
     pub(crate) draining: bool,
+    /// The agent said it is shutting down (`Draining` on its control stream): no new
+    /// offers; it finishes what it holds. Cleared when it connects again.
+    pub(crate) leaving: bool,
     /// Tasks it proves at once, as it declared when connecting (at least 1).
     pub(crate) max_concurrent_tasks: u32,
     /// Latest report of the current connection; `None` until the first one.
@@ -44,6 +48,7 @@ impl AgentRecord {
             disconnected_at: Some(now),
             last_heard_at: now,
             draining: false,
+            leaving: false,
             max_concurrent_tasks: 1,
             telemetry: None,
             assignments: Vec::new(),
@@ -57,7 +62,7 @@ impl AgentRecord {
         AgentSnapshot {
             id: &self.id,
             connected: self.connected,
-            draining: self.draining,
+            draining: self.draining || self.leaving,
             telemetry: self.telemetry.as_ref(),
             max_concurrent_tasks: self.max_concurrent_tasks,
             assignments: &self.assignments,
@@ -138,6 +143,7 @@ impl CoordinatorCore {
                 record.disconnected_at = None;
                 record.last_heard_at = now;
                 record.draining = draining;
+                record.leaving = false;
                 record.telemetry = None;
                 record.max_concurrent_tasks = slots;
                 record.breaker_open_until = breaker_open_until;
@@ -162,6 +168,7 @@ impl CoordinatorCore {
                     disconnected_at: None,
                     last_heard_at: now,
                     draining,
+                    leaving: false,
                     max_concurrent_tasks: slots,
                     telemetry: None,
                     assignments: Vec::new(),
@@ -207,6 +214,31 @@ impl CoordinatorCore {
         }
         // Withdrawn offers ask for a full pass themselves; otherwise nothing was freed.
         self.settle_scoped(now, PassScope::OnlyIfNeeded);
+    }
+
+    /// A connected agent says it is shutting down: it takes no new offers and finishes what
+    /// it holds (its bound tasks stay bound; if it leaves before delivering them, the usual
+    /// grace and handover apply).
+    pub fn handle_agent_leaving(&mut self, now: UnixMillis, agent: &AgentId) {
+        self.expire(now);
+        if let Some(record) = self.fleet.get_mut(agent).filter(|r| r.connected) {
+            if !record.leaving {
+                tracing::info!(%agent, holds = record.assignments.len(), "agent withdrawing: no new offers");
+                record.leaving = true;
+                self.needs_full_pass = true;
+            }
+        }
+        self.settle(now);
+    }
+
+    /// Whether `operator`'s agents can be offered tasks at all: known to the ledger, with
+    /// stake delegated.
+    pub fn operator_standing(&self, operator: &OperatorId) -> OperatorStanding {
+        match self.ledger.account(operator) {
+            None => OperatorStanding::Unknown,
+            Some(a) if a.delegated() == StakeUnits::ZERO => OperatorStanding::NoStake,
+            Some(_) => OperatorStanding::Staked,
+        }
     }
 
     /// A telemetry report from a connected agent.

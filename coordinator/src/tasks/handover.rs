@@ -13,7 +13,7 @@ use super::CoordinatorCore;
 use crate::admission::{
     admit, health_problems, AgentId, AgentSnapshot, Assignment, Outcome, TaskDemand,
 };
-use proofrack_common::{OperatorId, StakeUnits, TaskId, UnixMillis};
+use proofrack_common::{timefmt, OperatorId, StakeUnits, TaskId, UnixMillis};
 use std::collections::BTreeMap;
 
 impl CoordinatorCore {
@@ -93,14 +93,15 @@ impl CoordinatorCore {
             .map(|r| {
                 let why = match r.disconnected_at {
                     Some(at) => format!(
-                        "disconnected at {at} and not back within the {} ms grace period",
-                        self.policy.agent_grace_ms
+                        "disconnected at {} and not back within the {} grace period",
+                        timefmt::utc(at),
+                        timefmt::span_ms(self.policy.agent_grace_ms)
                     ),
                     None => format!(
-                        "no telemetry since {} (limit {} ms plus {} ms grace)",
-                        r.last_heard_at,
-                        self.policy.telemetry_max_age_ms,
-                        self.policy.agent_grace_ms
+                        "no telemetry since {} (limit {} plus {} grace)",
+                        timefmt::utc(r.last_heard_at),
+                        timefmt::span_ms(self.policy.telemetry_max_age_ms),
+                        timefmt::span_ms(self.policy.agent_grace_ms)
                     ),
                 };
                 (r.id.clone(), why)

@@ -3,7 +3,7 @@
 //! stake bound and failure causes.
 
 use crate::admission::{AgentId, AgentVerdict, NoFit, Placement};
-use proofrack_common::{OperatorId, StakeUnits, UnixMillis};
+use proofrack_common::{timefmt, OperatorId, StakeUnits, UnixMillis};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -109,53 +109,118 @@ pub enum TaskEvent {
     },
 }
 
-impl fmt::Display for TaskEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl TaskEvent {
+    /// The event as a history line. Times in it are shown from `at`, the moment it happened
+    /// ("deadline in 30 s, at 2026-12-03 10:14:05 UTC"), so the line reads the same whenever
+    /// it is read; without `at` they are absolute only.
+    pub fn describe(&self, at: Option<UnixMillis>) -> String {
+        let t = |time: UnixMillis| match at {
+            Some(at) => timefmt::when(time, at),
+            None => timefmt::utc(time),
+        };
         match self {
-            TaskEvent::Submitted { client, circuit, collateral, deadline } => {
-                write!(f, "submitted by {client}: circuit {circuit}, collateral {collateral}, deadline {deadline}")
+            TaskEvent::Submitted {
+                client,
+                circuit,
+                collateral,
+                deadline,
+            } => {
+                format!("submitted by {client}: circuit {circuit}, collateral {collateral}, deadline {}", t(*deadline))
             }
-            TaskEvent::NoFit { reason, .. } => write!(f, "no agent fits: {reason}"),
-            TaskEvent::Offered { placement, expires_at, agents_considered, agents_rejected, .. } => {
+            TaskEvent::NoFit { reason, .. } => format!("no agent fits: {reason}"),
+            TaskEvent::Offered {
+                placement,
+                expires_at,
+                agents_considered,
+                agents_rejected,
+                ..
+            } => {
                 let (rejected, considered) = (agents_rejected, agents_considered);
-                write!(
-                    f,
-                    "offered to {} (predicted {} ms, start {}, done {}, due {}; offer expires {expires_at}; \
-                     {rejected} of {} agents did not fit)",
+                let expires = match at {
+                    Some(at) => timefmt::relative(*expires_at, at),
+                    None => timefmt::utc(*expires_at),
+                };
+                let start = match at {
+                    Some(at) if placement.start_at > at => {
+                        format!(", starting {}", timefmt::relative(placement.start_at, at))
+                    }
+                    _ => String::new(),
+                };
+                format!(
+                    "offered to {} (predicted proving time {}{start}; due {}; offer expires {expires}; \
+                     {rejected} of {considered} agents did not fit)",
                     placement.agent,
-                    placement.predicted_proving_ms,
-                    placement.start_at,
-                    placement.predicted_done_at,
-                    placement.due_at,
-                    considered
+                    timefmt::span_ms(placement.predicted_proving_ms),
+                    t(placement.due_at),
                 )
             }
-            TaskEvent::Declined { agent, reason } => write!(f, "declined by {agent}: {reason}"),
-            TaskEvent::OfferExpired { agent } => write!(f, "offer to {agent} expired unanswered"),
-            TaskEvent::OfferWithdrawn { agent, reason } => write!(f, "offer to {agent} withdrawn: {reason}"),
-            TaskEvent::StakeBound { agent, operator, collateral } => {
-                write!(f, "accepted by {agent}; {collateral} of {operator}'s stake bound")
+            TaskEvent::Declined { agent, reason } => format!("declined by {agent}: {reason}"),
+            TaskEvent::OfferExpired { agent } => format!("offer to {agent} expired unanswered"),
+            TaskEvent::OfferWithdrawn { agent, reason } => {
+                format!("offer to {agent} withdrawn: {reason}")
             }
-            TaskEvent::BindFailed { agent, reason } => write!(f, "accepted by {agent} but stake not bound: {reason}"),
-            TaskEvent::Delivered { agent } => write!(f, "proof delivered by {agent}; verifying"),
-            TaskEvent::Verified { agent, predicted_proving_ms, actual_proving_ms } => write!(
-                f,
-                "proof from {agent} verified (proving took {actual_proving_ms} ms, predicted {predicted_proving_ms} ms); stake released"
+            TaskEvent::StakeBound {
+                agent,
+                operator,
+                collateral,
+            } => {
+                format!("accepted by {agent}; {collateral} of {operator}'s stake bound")
+            }
+            TaskEvent::BindFailed { agent, reason } => {
+                format!("accepted by {agent} but stake not bound: {reason}")
+            }
+            TaskEvent::Delivered { agent } => format!("proof delivered by {agent}; verifying"),
+            TaskEvent::Verified {
+                agent,
+                predicted_proving_ms,
+                actual_proving_ms,
+            } => format!(
+                "proof from {agent} verified (proving took {}, predicted {}); stake released",
+                timefmt::span_ms(*actual_proving_ms),
+                timefmt::span_ms(*predicted_proving_ms)
             ),
-            TaskEvent::InvalidProof { agent, slashed, released } => {
-                write!(f, "proof from {agent} is invalid: {slashed} slashed, {released} released")
+            TaskEvent::InvalidProof {
+                agent,
+                slashed,
+                released,
+            } => {
+                format!("proof from {agent} is invalid: {slashed} slashed, {released} released")
             }
-            TaskEvent::DueTimeMissed { agent, due_at, slashed, released } => {
-                write!(f, "{agent} missed its due time {due_at}: {slashed} slashed, {released} released")
+            TaskEvent::DueTimeMissed {
+                agent,
+                due_at,
+                slashed,
+                released,
+            } => {
+                // The line's own time says when; the due time itself is what was missed.
+                format!(
+                    "{agent} missed its due time ({}): {slashed} slashed, {released} released",
+                    timefmt::utc(*due_at)
+                )
             }
-            TaskEvent::Failed { cause } => write!(f, "failed: {cause}"),
+            TaskEvent::Failed { cause } => format!("failed: {cause}"),
             TaskEvent::AgentLost { agent, why } => {
-                write!(f, "{agent} lost ({why}); stake stays bound, handing the task to another agent of its operator")
+                format!("{agent} lost ({why}); stake stays bound, handing the task to another agent of its operator")
             }
-            TaskEvent::HandedOver { from, to } => write!(f, "handed over from {from} to {to}; stake stayed bound"),
-            TaskEvent::GivenBack { agent } => write!(f, "{agent} came back and has the task again"),
-            TaskEvent::Restarted { note } => write!(f, "coordinator restarted: {note}"),
+            TaskEvent::HandedOver { from, to } => {
+                format!("handed over from {from} to {to}; stake stayed bound")
+            }
+            TaskEvent::GivenBack { agent } => format!("{agent} came back and has the task again"),
+            TaskEvent::Restarted { note } => format!("coordinator restarted: {note}"),
         }
+    }
+}
+
+impl fmt::Display for TaskEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe(None))
+    }
+}
+
+/// The history line: the event with its times shown from the moment it happened.
+impl fmt::Display for HistoryEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.event.describe(Some(self.at)))
     }
 }
 

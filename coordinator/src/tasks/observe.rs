@@ -10,8 +10,9 @@ use super::model::TaskState;
 use super::CoordinatorCore;
 use crate::admission::{AgentId, FleetReason, NoFit};
 use proofrack_common::metrics::DurationHistogram;
+use proofrack_common::protocol::OperatorStanding;
 use proofrack_common::telemetry::{GpuTelemetry, ProverBackend};
-use proofrack_common::{OperatorId, StakeUnits, TaskId, UnixMillis};
+use proofrack_common::{timefmt, OperatorId, StakeUnits, TaskId, UnixMillis};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -114,6 +115,12 @@ pub struct AgentAccuracy {
 pub struct FleetAgent {
     pub agent: AgentId,
     pub connected: bool,
+    pub drained: bool,
+    /// Shutting down (withdrawing from the fleet): finishes what it holds.
+    pub leaving: bool,
+    pub operator_standing: OperatorStanding,
+    /// The same conditions in words (`up, drained`), as `proofrack agents` shows them.
+    pub state: String,
     pub backend: Option<ProverBackend>,
     pub backend_name: Option<String>,
     pub telemetry_age_ms: Option<u64>,
@@ -197,7 +204,14 @@ impl CoordinatorCore {
                             slashed,
                             due_at,
                             ..
-                        } => (agent, *slashed, format!("missed its due time {due_at}")),
+                        } => (
+                            agent,
+                            *slashed,
+                            format!(
+                                "missed its due time ({})",
+                                timefmt::after(*due_at, t.submitted_at, "submission")
+                            ),
+                        ),
                         _ => return None,
                     };
                     Some(SlashRecord {
@@ -250,9 +264,20 @@ impl CoordinatorCore {
             .values()
             .map(|r| {
                 let t = r.telemetry.as_ref();
+                let operator_standing = self.operator_standing(&r.id.operator);
+                let state = proofrack_common::protocol::agent_state_words(
+                    r.connected,
+                    r.draining,
+                    r.leaving,
+                    operator_standing,
+                );
                 FleetAgent {
                     agent: r.id.clone(),
                     connected: r.connected,
+                    drained: r.draining,
+                    leaving: r.leaving,
+                    operator_standing,
+                    state,
                     backend: t.map(|t| t.report.calibration.backend),
                     backend_name: t.map(|t| t.report.calibration.backend_name.clone()),
                     telemetry_age_ms: t.map(|t| t.age_ms(now)),

@@ -6,7 +6,7 @@ use super::history::TaskEvent;
 use super::model::TaskState;
 use super::CoordinatorCore;
 use crate::admission::{AgentId, Placement};
-use proofrack_common::{TaskId, UnixMillis};
+use proofrack_common::{timefmt, TaskId, UnixMillis};
 
 /// Where a bound task is when its proof arrives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,7 +118,8 @@ impl CoordinatorCore {
                     slashed,
                     ..
                 } if a == agent => Some(format!(
-                    "its due time {due_at} passed and {slashed} of {}'s stake was slashed",
+                    "its due time ({}) passed and {slashed} of {}'s stake was slashed",
+                    timefmt::after(*due_at, task.submitted_at, "submission"),
                     agent.operator
                 )),
                 TaskEvent::InvalidProof {

@@ -4,6 +4,7 @@ use super::history::{HistoryEntry, TaskEvent};
 use super::model::{TaskState, TaskStatus};
 use super::CoordinatorCore;
 use crate::admission::{format, health_problems, AgentId};
+use proofrack_common::protocol::OperatorStanding;
 use proofrack_common::telemetry::ProverBackend;
 use proofrack_common::{KeyId, OperatorId, StakeUnits, TaskId, UnixMillis};
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,11 @@ pub struct OperatorRow {
 pub struct AgentRow {
     pub agent: AgentId,
     pub connected: bool,
+    /// Drained by its operator.
+    pub drained: bool,
+    /// Shutting down: finishes what it holds, takes nothing new.
+    pub leaving: bool,
+    pub operator_standing: OperatorStanding,
     pub backend: Option<ProverBackend>,
     /// e.g. `cuda: NVIDIA H100 (sm_90); GPU 0 NVIDIA H100 78.1 GiB free of 79.6 GiB, 41 °C`.
     pub hardware: String,
@@ -111,6 +117,9 @@ impl CoordinatorCore {
                 AgentRow {
                     agent: r.id.clone(),
                     connected: r.connected,
+                    drained: r.draining,
+                    leaving: r.leaving,
+                    operator_standing: self.operator_standing(&r.id.operator),
                     backend: t.map(|t| t.report.calibration.backend),
                     hardware: t.map_or_else(|| "no telemetry yet".to_string(), hardware_summary),
                     telemetry_age_ms: t.map(|t| t.age_ms(now)),

@@ -6,7 +6,7 @@ use super::effect::Effect;
 use super::history::TaskEvent;
 use super::model::TaskState;
 use super::CoordinatorCore;
-use proofrack_common::{TaskId, UnixMillis};
+use proofrack_common::{timefmt, TaskId, UnixMillis};
 
 impl CoordinatorCore {
     /// Applies everything due at `now`, then offers waiting tasks.
@@ -118,7 +118,10 @@ impl CoordinatorCore {
                     self.emit(Effect::CancelTask {
                         agent,
                         task: id,
-                        reason: format!("offer for {id} expired at {expires_at}"),
+                        reason: format!(
+                            "offer for {id} expired at {} without an answer",
+                            timefmt::utc(expires_at)
+                        ),
                     });
                 }
                 TaskState::Proving { placement, .. } | TaskState::Orphaned { placement, .. }
@@ -133,8 +136,9 @@ impl CoordinatorCore {
             let task = &self.tasks[&id];
             if task.state == TaskState::Queued && now >= task.spec.deadline {
                 let cause = format!(
-                    "deadline {} passed while waiting: {}",
-                    task.spec.deadline, task.waiting_reason
+                    "deadline ({}) passed while waiting: {}",
+                    timefmt::after(task.spec.deadline, task.submitted_at, "submission"),
+                    task.waiting_reason
                 );
                 self.fail(now, id, cause);
             }
@@ -149,6 +153,7 @@ impl CoordinatorCore {
         placement: crate::admission::Placement,
     ) {
         let agent = placement.agent;
+        let due = timefmt::after(placement.due_at, self.tasks[&id].submitted_at, "submission");
         let was_proving = matches!(self.tasks[&id].state, TaskState::Proving { .. });
         let bps = self.policy.deadline_miss_slash_bps;
         let outcome = self
@@ -180,14 +185,10 @@ impl CoordinatorCore {
             agent: agent.clone(),
             task: id,
             reason: format!(
-                "due time {} passed; {} of the collateral slashed",
-                placement.due_at, outcome.slashed
+                "due time ({due}) passed; {} of the collateral slashed",
+                outcome.slashed
             ),
         });
-        self.requeue_or_fail(
-            now,
-            id,
-            format!("{agent} missed its due time {}", placement.due_at),
-        );
+        self.requeue_or_fail(now, id, format!("{agent} missed its due time ({due})"));
     }
 }

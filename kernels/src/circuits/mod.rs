@@ -26,7 +26,7 @@ pub const MAX_LOG2: u32 = 20;
 pub enum CircuitError {
     #[error("unknown circuit {name:?}; built-in circuits are mimc-{MIN_LOG2} .. mimc-{MAX_LOG2}")]
     UnknownCircuit { name: String },
-    #[error("circuit input is not valid JSON of the form {{\"x\": \"<decimal>\", \"key\": \"<decimal>\"}} (key optional): {0}")]
+    #[error("circuit input is not valid JSON of the form {{\"x\": \"<decimal>\", \"key\": \"<decimal>\"}} (key optional; exact integers may be JSON numbers): {0}")]
     InputJson(String),
     #[error("input {field:?}: {reason}")]
     BadValue { field: &'static str, reason: String },
@@ -71,9 +71,37 @@ pub fn circuit_names() -> Vec<String> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct InputJson {
-    x: String,
+    x: InputValue,
     #[serde(default)]
-    key: Option<String>,
+    key: Option<InputValue>,
+}
+
+/// A field element in the input JSON: a decimal string (snarkjs' convention), or a JSON
+/// number where that is exact (a non-negative integer: `{"x": 7}`, as circom users write
+/// small inputs).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum InputValue {
+    Text(String),
+    Number(serde_json::Number),
+}
+
+impl InputValue {
+    fn to_fr(&self) -> Result<Fr, String> {
+        match self {
+            InputValue::Text(s) => fr_from_decimal(s),
+            InputValue::Number(n) => match n.as_u64() {
+                Some(v) => Ok(Fr::from(v)),
+                None if n.as_i64().is_some() => Err(format!(
+                    "{n} is negative; a field element is written as a non-negative decimal"
+                )),
+                None => Err(format!(
+                    "the JSON number {n} is not an exact integer (a JSON number with a fraction \
+                     or above 2^64 loses digits); write it as a decimal string, e.g. \"123\""
+                )),
+            },
+        }
+    }
 }
 
 impl Circuit {
@@ -120,15 +148,18 @@ impl Circuit {
         self.chain.r1cs()
     }
 
-    /// Parses `{"x": "<decimal>", "key": "<decimal>"}` (key optional, default 0).
+    /// Parses `{"x": "<decimal>", "key": "<decimal>"}` (key optional, default 0; each a
+    /// decimal string or an exact JSON integer).
     pub fn parse_inputs(&self, json: &str) -> Result<MimcInputs, CircuitError> {
         let raw: InputJson =
             serde_json::from_str(json).map_err(|e| CircuitError::InputJson(e.to_string()))?;
-        let x = fr_from_decimal(&raw.x)
+        let x = raw
+            .x
+            .to_fr()
             .map_err(|reason| CircuitError::BadValue { field: "x", reason })?;
         let key = match raw.key {
             None => Fr::from(0u64),
-            Some(k) => fr_from_decimal(&k).map_err(|reason| CircuitError::BadValue {
+            Some(k) => k.to_fr().map_err(|reason| CircuitError::BadValue {
                 field: "key",
                 reason,
             })?,
@@ -211,8 +242,32 @@ mod tests {
             c.parse_inputs("{}"),
             Err(CircuitError::InputJson(_))
         ));
+        // JSON numbers where they are exact, refused with the reason where they are not.
+        assert_eq!(
+            c.parse_inputs(r#"{"x": 5, "key": 9}"#).unwrap().x,
+            Fr::from(5u64)
+        );
+        assert_eq!(
+            c.parse_inputs(r#"{"x": 18446744073709551615}"#).unwrap().x,
+            Fr::from(u64::MAX)
+        );
+        for (bad, says) in [
+            (r#"{"x": 1.5}"#, "not an exact integer"),
+            (
+                r#"{"x": 123456789012345678901234567890}"#,
+                "write it as a decimal string",
+            ),
+            (r#"{"x": -3}"#, "negative"),
+        ] {
+            match c.parse_inputs(bad) {
+                Err(e @ CircuitError::BadValue { field: "x", .. }) => {
+                    assert!(e.to_string().contains(says), "{bad}: {e}")
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
         assert!(matches!(
-            c.parse_inputs(r#"{"x": 5}"#),
+            c.parse_inputs(r#"{"x": [5]}"#),
             Err(CircuitError::InputJson(_))
         ));
         assert!(matches!(

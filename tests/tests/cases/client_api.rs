@@ -64,7 +64,7 @@ async fn clients_get_clear_errors_for_bad_submissions() {
     );
     expect_error(
         client.submit_raw("mimc-6", json, 10, 0).await,
-        "deadline of 0 ms is outside",
+        "a deadline of 0 leaves no time to prove; ask for up to 10 m (policy.max_deadline_ms = 600000)",
     );
     expect_error(
         client

@@ -45,7 +45,7 @@ fn browse(url: &str, token: Option<&str>, screenshot: &Path) -> serde_json::Valu
     let chromium = std::env::var("PROOFRACK_CHROMIUM").unwrap_or("/usr/bin/chromium".into());
     assert!(
         Path::new(&chromium).exists() && root.join("node_modules/playwright-core").exists(),
-        "this test needs Chromium at {chromium} and node_modules/playwright-core: run ./scripts/setup-tools.sh"
+        "this test needs Chromium at {chromium} and node_modules/playwright-core: run ./scripts/setup-tools.sh --node and ./scripts/setup-test-tools.sh"
     );
     let out = Command::new("node")
         .arg(root.join("tests/fleet-page/check.mjs"))
@@ -144,6 +144,36 @@ async fn the_fleet_page_shows_the_ledger_and_is_never_open() {
         DeliveryOutcome::Rejected { .. }
     ));
 
+    // Stake on its way out and a drained agent: the page shows both as such.
+    let withdrawn = client
+        .request(proofrack_common::protocol::ClientRequest::Withdraw {
+            request_id: 1,
+            operator: "op-a".parse().unwrap(),
+            amount: proofrack_common::StakeUnits(10),
+        })
+        .await;
+    assert!(
+        matches!(
+            withdrawn,
+            proofrack_common::protocol::ClientResponse::Admin { ok: true, .. }
+        ),
+        "{withdrawn:?}"
+    );
+    let drained = client
+        .request(proofrack_common::protocol::ClientRequest::Drain {
+            request_id: 2,
+            agent: "op-b/liar".parse().unwrap(),
+            drain: true,
+        })
+        .await;
+    assert!(
+        matches!(
+            drained,
+            proofrack_common::protocol::ClientResponse::Admin { ok: true, .. }
+        ),
+        "{drained:?}"
+    );
+
     // Without the token, or with a wrong one, the API refuses; /metrics is served.
     let (status, _) = get(addr, "/api/fleet", None);
     assert_eq!(status, 401);
@@ -197,6 +227,7 @@ async fn the_fleet_page_shows_the_ledger_and_is_never_open() {
         for (field, value) in [
             ("delegated", row.delegated),
             ("active", row.active),
+            ("withdrawing", row.withdrawing),
             ("free", row.free),
             ("slashed", row.slashed),
         ] {
@@ -220,18 +251,31 @@ async fn the_fleet_page_shows_the_ledger_and_is_never_open() {
     }
     // The state the test built, so the comparison above cannot pass on an empty ledger.
     assert_eq!(seen["operators"]["op-a"]["active"], "40");
+    assert_eq!(seen["operators"]["op-a"]["withdrawing"], "10");
     assert_eq!(seen["operators"]["op-b"]["slashed"], "35");
     let agents = seen["agents"].as_array().expect("agents");
     assert_eq!(agents.len(), 2, "{seen}");
-    assert!(
-        agents.iter().all(|a| a["connected"] == "connected"),
-        "{seen}"
-    );
+    let state_of = |name: &str| {
+        agents
+            .iter()
+            .find(|a| a["agent"] == name)
+            .map(|a| a["state"].clone())
+    };
+    assert_eq!(state_of("op-a/holder"), Some("up".into()), "{seen}");
+    assert_eq!(state_of("op-b/liar"), Some("up, drained".into()), "{seen}");
+    // Times as people read them, never epoch milliseconds.
+    let status = seen["status"].as_str().expect("status line");
+    assert!(status.contains(" UTC"), "{status}");
     let slashes = seen["slashes"].as_array().expect("slashes");
     assert_eq!(slashes.len(), 1, "{seen}");
     assert_eq!(slashes[0]["task"], lied.to_string());
     assert_eq!(slashes[0]["slashed"], "35");
     assert_eq!(slashes[0]["reason"], "invalid proof");
+    let when = slashes[0]["when"].as_str().expect("when");
+    assert!(
+        when.contains(" ago, at ") && when.ends_with(" UTC"),
+        "{when}"
+    );
     for line in [
         "proofrack_agents_connected 2",
         "proofrack_proof_verification_seconds_count 1",

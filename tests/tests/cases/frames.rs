@@ -12,6 +12,13 @@ use proofrack_common::identity::Identity;
 use proofrack_common::tls;
 use proofrack_common::KeyId;
 
+/// This build's protocol version as the one-byte varint a stream opening starts with.
+const VERSION: u8 = proofrack_common::protocol::PROTOCOL_VERSION as u8;
+const _: () = assert!(
+    proofrack_common::protocol::PROTOCOL_VERSION < 127,
+    "one varint byte"
+);
+
 /// A frame header announcing `len` body bytes, then `body`.
 fn frame(len: u32, body: &[u8]) -> Vec<u8> {
     let mut out = len.to_le_bytes().to_vec();
@@ -58,7 +65,7 @@ async fn bad_frames_get_a_clear_error_and_other_agents_are_still_served() {
     // A new stream whose first frame is not a stream opening.
     let mut opener = ScriptedAgent::connect(&cluster, "op-b", "opener", quiet()).await;
     opener
-        .open_raw_stream(&frame(6, &[0x01, 0xff, 0xff, 0xff, 0xff, 0x0f]))
+        .open_raw_stream(&frame(6, &[VERSION, 0xff, 0xff, 0xff, 0xff, 0x0f]))
         .await;
     let said = opener.refusal().await;
     eprintln!("{}: {said}", opener.identity);
@@ -69,11 +76,13 @@ async fn bad_frames_get_a_clear_error_and_other_agents_are_still_served() {
 
     // A stream opened with a protocol version this coordinator does not speak.
     let mut future = ScriptedAgent::connect(&cluster, "op-b", "future", quiet()).await;
-    future.open_raw_stream(&frame(2, &[0x02, 0x00])).await;
+    future
+        .open_raw_stream(&frame(2, &[VERSION + 1, 0x00]))
+        .await;
     let said = future.refusal().await;
     eprintln!("{}: {said}", future.identity);
     assert!(
-        said.contains("protocol version mismatch: coordinator speaks 1, agent speaks 2; upgrade the coordinator"),
+        said.contains(&format!("protocol version mismatch: coordinator speaks {VERSION}, agent speaks {}; upgrade the coordinator", VERSION + 1)),
         "version mismatch: {said}"
     );
 
@@ -125,9 +134,17 @@ async fn a_client_speaking_another_protocol_version_is_told_to_upgrade() {
     // The reason must reach the client every time, not only when the close wins a race with
     // the stream's end.
     for _ in 0..REFUSAL_ATTEMPTS {
-        let said = attempt_raw_stream(cluster.addr, config.clone(), &frame(2, &[0x02, 0x00])).await;
+        let said = attempt_raw_stream(
+            cluster.addr,
+            config.clone(),
+            &frame(2, &[VERSION + 1, 0x00]),
+        )
+        .await;
         assert!(
-            said.contains("protocol version mismatch: coordinator speaks 1, client speaks 2"),
+            said.contains(&format!(
+                "protocol version mismatch: coordinator speaks {VERSION}, client speaks {}",
+                VERSION + 1
+            )),
             "version mismatch: {said}"
         );
     }

@@ -109,6 +109,14 @@ async fn agents_without_a_valid_agent_certificate_are_refused() {
 async fn a_revoked_agent_is_cut_off_without_a_restart() {
     let cluster = Cluster::start("revoked", ClusterSpec::default()).await;
     let client = cluster.client("alice").await;
+    // A client configuration that has completed a handshake holds a session ticket, as a
+    // real agent's does when it reconnects; a resumed session must not bring a revoked
+    // certificate back in.
+    let box_1 = Identity::agent("op-a", "box-1").unwrap();
+    let resuming = tls::client_config(&cluster.material(&box_1)).expect("config");
+    attempt_hello(cluster.addr, resuming.clone())
+        .await
+        .expect("a first connection before the revocation");
     let mut agent =
         ScriptedAgent::connect(&cluster, "op-a", "box-1", ScriptOptions::default()).await;
     client.wait_agent_ready("op-a", "box-1").await;
@@ -132,10 +140,55 @@ async fn a_revoked_agent_is_cut_off_without_a_restart() {
         .await
         .expect_err("revoked certificate refused");
     assert!(err.contains("Revoked"), "{err}");
+    let err = attempt_hello(cluster.addr, resuming)
+        .await
+        .expect_err("revoked certificate refused on a resumed session too");
+    assert!(err.to_lowercase().contains("revoked"), "{err}");
+    assert!(
+        client.agent_row("op-a", "box-1").await.is_none(),
+        "the revoked agent is not back"
+    );
     // Other agents are unaffected.
     let other = ScriptedAgent::connect(&cluster, "op-a", "box-2", ScriptOptions::default()).await;
     client.wait_agent_ready("op-a", "box-2").await;
     agent.close().await;
     other.close().await;
+    cluster.shutdown().await;
+}
+
+/// An agent whose operator cannot back a task is let in, told why in its Welcome, and shown
+/// as such; an agent of a staked operator is told nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_of_an_unknown_or_stakeless_operator_is_told_so() {
+    let cluster = Cluster::start(
+        "standing",
+        ClusterSpec {
+            operators: vec![("op-a", 100), ("op-empty", 0)],
+            ..ClusterSpec::default()
+        },
+    )
+    .await;
+    let client = cluster.client("alice").await;
+    let staked = ScriptedAgent::connect(&cluster, "op-a", "box-1", ScriptOptions::default()).await;
+    assert!(staked.welcome.notices.is_empty(), "{:?}", staked.welcome);
+    let stranger =
+        ScriptedAgent::connect(&cluster, "op-nobody", "box-1", ScriptOptions::default()).await;
+    let notice = stranger.welcome.notices.join("\n");
+    assert!(
+        notice.contains("op-nobody is not in this coordinator's ledger")
+            && notice.contains("never be offered a task"),
+        "{notice}"
+    );
+    let stakeless =
+        ScriptedAgent::connect(&cluster, "op-empty", "box-1", ScriptOptions::default()).await;
+    let notice = stakeless.welcome.notices.join("\n");
+    assert!(notice.contains("op-empty has no stake"), "{notice}");
+    let row = client.wait_agent_ready("op-nobody", "box-1").await;
+    assert_eq!(row.state(), "up, unknown operator");
+    let row = client.wait_agent_ready("op-empty", "box-1").await;
+    assert_eq!(row.state(), "up, operator has no stake");
+    staked.close().await;
+    stranger.close().await;
+    stakeless.close().await;
     cluster.shutdown().await;
 }

@@ -352,7 +352,7 @@ fn the_checked_in_contract_build_matches_the_source() {
     let status = std::process::Command::new(root.join("scripts/build-contracts.sh"))
         .arg(out.path())
         .status()
-        .expect("run scripts/build-contracts.sh (needs node and scripts/setup-tools.sh)");
+        .expect("run scripts/build-contracts.sh (needs node and scripts/setup-tools.sh --node)");
     assert!(status.success(), "build-contracts.sh failed");
     for name in ["StakeRegistry.json", "StakeToken.json"] {
         let built = std::fs::read_to_string(out.path().join(name)).unwrap();

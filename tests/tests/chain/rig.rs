@@ -36,7 +36,7 @@ impl Rig {
     /// anvil, the contracts, `operators` registered with their stake delegated.
     pub async fn start(operators: &[(&str, u128)], confirmations: u64) -> Rig {
         crate::support::init_logging();
-        let anvil = Anvil::start(None).expect("anvil starts (run scripts/setup-tools.sh)");
+        let anvil = Anvil::start(None).expect("anvil starts (run scripts/setup-tools.sh --node)");
         let (deployment, addresses) = deploy_with_stake(&anvil, UNBONDING_DELAY_S, operators)
             .await
             .expect("contracts deployed and stake delegated");

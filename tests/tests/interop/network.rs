@@ -44,6 +44,7 @@ fn client_args(cluster: &Cluster) -> ClientArgs {
         cert: None,
         key: None,
         json: false,
+        connect_timeout: Duration::from_secs(3),
     }
 }
 
@@ -287,6 +288,17 @@ async fn circom_tasks_are_proved_by_agents_and_verify_in_snarkjs() {
         serde_json::from_str(&std::fs::read_to_string(out.join("public.json")).unwrap()).unwrap();
     assert_eq!(public[1], "6", "the public input b");
 
+    // `proofrack circuits vk`: the coordinator's verification key, as snarkjs reads it,
+    // checks the network's proof of a registered circuit (built-in ones: the next test)
+    let vk = cluster.dir.path().join("poseidon-vk.json");
+    client_cmds::verification_key(&args, "poseidon", &vk)
+        .await
+        .unwrap();
+    assert!(
+        snarkjs_verifies(&vk, &out.join("public.json"), &out.join("proof.json")),
+        "snarkjs rejects the poseidon proof with `circuits vk`'s key"
+    );
+
     // refused before any stake is bound: another circuit's witness (wrong length), a witness
     // that breaks a constraint, inputs the circuit's own generator refuses
     let mut s = submit_args("poseidon", None);
@@ -418,6 +430,63 @@ async fn a_restarted_agent_resumes_its_circom_task() {
         snarkjs_accepts(poseidon, &out),
         "snarkjs rejects the resumed task's proof"
     );
+}
+
+/// `proofrack circuits vk` for a built-in circuit, whose key only the coordinator has (it
+/// generated it at its first start): snarkjs verifies a proof an agent made on the network
+/// with the verification key the command writes. The task's input is a JSON number, as
+/// snarkjs users write inputs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builtin_circuit_proofs_verify_in_snarkjs_with_the_key_circuits_vk_writes() {
+    let cluster = Cluster::start(
+        "builtin-vk",
+        ClusterSpec {
+            circuits: vec!["mimc-4"],
+            ..ClusterSpec::default()
+        },
+    )
+    .await;
+    let args = client_args(&cluster);
+    let agent = RealAgent::start(&cluster, "op-a", "gpu-1", cpu_prover());
+    let builtin_input = cluster.dir.path().join("mimc-input.json");
+    // a JSON number, as snarkjs users write inputs
+    std::fs::write(&builtin_input, r#"{"x": 7, "key": "11"}"#).unwrap();
+    let builtin_out = cluster.dir.path().join("proof-mimc");
+    let mut s = submit_args("mimc-4", Some(builtin_out.clone()));
+    s.input = Some(builtin_input);
+    within(
+        TASK_TIMEOUT,
+        "the built-in task",
+        client_cmds::submit(&args, &s),
+    )
+    .await
+    .unwrap();
+    let mimc_vk = cluster.dir.path().join("mimc-4-vk.json");
+    client_cmds::verification_key(&args, "mimc-4", &mimc_vk)
+        .await
+        .unwrap();
+    assert!(
+        snarkjs_verifies(
+            &mimc_vk,
+            &builtin_out.join("public.json"),
+            &builtin_out.join("proof.json")
+        ),
+        "snarkjs rejects the built-in circuit's network proof with `circuits vk`'s key"
+    );
+    let public: Vec<String> =
+        serde_json::from_str(&std::fs::read_to_string(builtin_out.join("public.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        public[1..],
+        ["7".to_string(), "11".to_string()],
+        "x and key"
+    );
+    let e = message(
+        client_cmds::verification_key(&args, "nope", &cluster.dir.path().join("x.json"))
+            .await
+            .unwrap_err(),
+    );
+    assert!(e.contains("unknown circuit \"nope\""), "{e}");
     agent.stop().await;
     cluster.shutdown().await;
 }

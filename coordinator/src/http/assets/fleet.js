@@ -39,9 +39,31 @@ function fmtBytes(n) {
   return gib >= 1 ? gib.toFixed(1) + " GiB" : (n / 2 ** 20).toFixed(0) + " MiB";
 }
 
+// A span as proofrack says it everywhere (common/src/timefmt.rs): 250 ms, 1.3 s, 4 m 12 s.
 function fmtMs(ms) {
   if (ms === null || ms === undefined) return "—";
-  return ms < 1000 ? ms + " ms" : (ms / 1000).toFixed(1) + " s";
+  if (ms < 1000) return ms + " ms";
+  if (ms < 10000) return (Math.floor(ms / 100) / 10).toFixed(1) + " s";
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return s + " s";
+  const m = Math.floor(s / 60), rs = s % 60;
+  if (m < 60) return rs ? `${m} m ${rs} s` : `${m} m`;
+  const h = Math.floor(m / 60), rm = m % 60;
+  if (h < 24) return rm ? `${h} h ${rm} m` : `${h} h`;
+  const d = Math.floor(h / 24), rh = h % 24;
+  return rh ? `${d} d ${rh} h` : `${d} d`;
+}
+
+// "2026-12-03T10:14:05.337Z" -> "2026-12-03 10:14:05 UTC"
+function fmtUtc(iso) {
+  return iso ? iso.slice(0, 10) + " " + iso.slice(11, 19) + " UTC" : "—";
+}
+
+// Both forms, as the command line shows a time: "12 s ago, at 2026-12-03 10:14:05 UTC".
+function fmtWhen(atMs, nowMs, iso) {
+  const d = nowMs - atMs;
+  const rel = d === 0 ? "now" : d > 0 ? fmtMs(d) + " ago" : "in " + fmtMs(-d);
+  return rel + ", at " + fmtUtc(iso);
 }
 
 function share(part, whole) {
@@ -57,16 +79,19 @@ function agentName(a) {
 function render(v) {
   fill("operators", v.operators.map((o) => {
     // "free" includes stake promised to outstanding offers; draw that part separately.
+    // Withdrawing stake is neither free nor bound: it leaves after the withdrawal delay.
     const promised = BigInt(o.promised) <= BigInt(o.free) ? o.promised : o.free;
     const freeOnly = (BigInt(o.free) - BigInt(promised)).toString();
-    const bar = el("div", { class: "bar", title: `active ${o.active}, promised ${promised}, free ${o.free} of ${o.delegated}` },
+    const bar = el("div", { class: "bar", title: `active ${o.active}, promised ${promised}, withdrawing ${o.withdrawing}, free ${o.free} of ${o.delegated}` },
       el("span", { class: "active", style: `width:${share(o.active, o.delegated)}%` }),
       el("span", { class: "promised", style: `width:${share(promised, o.delegated)}%` }),
+      el("span", { class: "withdrawing", style: `width:${share(o.withdrawing, o.delegated)}%` }),
       el("span", { class: "free", style: `width:${share(freeOnly, o.delegated)}%` }));
     return el("tr", { "data-operator": o.operator },
       el("td", {}, o.operator),
       el("td", { class: "num", "data-field": "delegated" }, o.delegated),
       el("td", { class: "num", "data-field": "active" }, o.active),
+      el("td", { class: "num", "data-field": "withdrawing" }, o.withdrawing),
       el("td", { class: "num", "data-field": "free" }, o.free),
       el("td", { class: "num", "data-field": "slashed" }, o.slashed),
       el("td", { class: "num", "data-field": "bound_tasks" }, o.bound_tasks),
@@ -88,9 +113,11 @@ function render(v) {
       ? [el("div", { class: "stale", "data-field": "breaker" },
         `breaker open for ${fmtMs(a.breaker.until - v.now_ms)}: ${a.breaker.why}`)]
       : [];
+    // Everything that keeps an agent from new tasks is said, not only its link.
+    const held = a.drained || a.leaving || a.operator_standing !== "staked" || !!a.breaker;
     return el("tr", { "data-agent": name, class: a.connected ? "" : "gone" },
       el("td", {}, name, ...breaker),
-      el("td", { "data-field": "connected" }, a.connected ? "connected" : "gone"),
+      el("td", { "data-field": "state", class: held ? "held" : "" }, a.state),
       el("td", {}, a.backend_name || "—"),
       el("td", {}, gpus),
       el("td", { class: age !== null && age > STALE_TELEMETRY_MS ? "num stale" : "num", "data-field": "telemetry_age_ms" }, fmtMs(age)),
@@ -109,7 +136,7 @@ function render(v) {
     el("td", { class: "num" }, fmtMs(t.age_ms)))));
 
   fill("slashes", v.slashes.map((s) => el("tr", { "data-slash-task": s.task },
-    el("td", {}, fmtMs(v.now_ms - s.at_ms) + " ago"), el("td", {}, s.task), el("td", {}, s.agent),
+    el("td", { "data-field": "when" }, fmtWhen(s.at_ms, v.now_ms, s.at)), el("td", {}, s.task), el("td", {}, s.agent),
     el("td", { class: "num", "data-field": "slashed" }, s.slashed), el("td", { "data-field": "reason" }, s.reason))));
 }
 
@@ -145,7 +172,7 @@ async function poll() {
     document.getElementById("fleet").hidden = false;
     document.body.dataset.state = "ready";
     document.body.dataset.updatedMs = String(v.now_ms);
-    setStatus("updated " + new Date(v.now_ms).toLocaleTimeString() + " · " + v.coordinator_build, false);
+    setStatus("updated " + fmtUtc(v.now) + " · " + v.coordinator_build, false);
   } catch (e) {
     setStatus("cannot reach the coordinator: " + e.message + " (retrying)", true);
   }
