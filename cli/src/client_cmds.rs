@@ -368,6 +368,9 @@ mod tests {
             coordinator: addr.to_string(),
             certs: dir.clone(),
             client: "cli".into(),
+            identity: None,
+            cert: None,
+            key: None,
             json: false,
             connect_timeout: Duration::from_millis(300),
         };

@@ -8,7 +8,6 @@ use proofrack_agent::{
 };
 use proofrack_common::tls::TlsMaterial;
 use proofrack_common::{Clock, SystemClock};
-use proofrack_coordinator::registry::CircuitRegistry;
 use proofrack_coordinator::server::{self, ServerSettings};
 use proofrack_coordinator::CoordinatorConfig;
 use std::path::Path;

@@ -57,7 +57,7 @@ impl std::str::FromStr for StakeUnits {
     }
 }
 
-/// `#[serde(with = "proofrack_common::amount::decimal_serde")]` on a [`StakeUnits`] field of a
+/// `#[serde(with = "proofrack_common::decimal_serde")]` on a [`StakeUnits`] field of a
 /// JSON output type: a decimal string (JSON numbers lose precision above 2^53 in most
 /// readers); read from a string or a number.
 pub mod decimal_serde {

@@ -40,6 +40,6 @@ pub mod time;
 pub mod timefmt;
 pub mod tls;
 
-pub use amount::StakeUnits;
+pub use amount::{decimal_option_serde, decimal_serde, StakeUnits};
 pub use ids::{AgentId, AgentName, KeyId, OperatorId, TaskId};
 pub use time::{Clock, SystemClock, UnixMillis};

@@ -66,7 +66,11 @@ fn asked(who: &Identity, req: &ClientRequest) -> Asked {
         ClientRequest::Status { task } | ClientRequest::Watch { task } => Asked::TaskRead(*task),
         ClientRequest::Ledger => plain(Action::ReadLedger, Nobody),
         ClientRequest::Agents => plain(Action::ListAgents, Nobody),
-        ClientRequest::Circuits => plain(Action::ListCircuits, Nobody),
+        // A verification key is as public as the circuit list: anyone who may see a proof
+        // may check it without trusting the coordinator.
+        ClientRequest::Circuits | ClientRequest::VerificationKey { .. } => {
+            plain(Action::ListCircuits, Nobody)
+        }
         ClientRequest::Drain { agent, drain, .. } => plain(
             if *drain {
                 Action::Drain

@@ -10,8 +10,8 @@
 use super::history::TaskEvent;
 use super::queries::TaskView;
 use crate::admission::AgentVerdict;
-use proofrack_common::amount::{decimal_option_serde, decimal_serde};
 use proofrack_common::timefmt::{self, rfc3339_option_serde, rfc3339_serde};
+use proofrack_common::{decimal_option_serde, decimal_serde};
 use proofrack_common::{StakeUnits, TaskId, UnixMillis};
 use serde::{Deserialize, Serialize};
 use std::fmt::{self, Write as _};

@@ -430,6 +430,8 @@ async fn a_restarted_agent_resumes_its_circom_task() {
         snarkjs_accepts(poseidon, &out),
         "snarkjs rejects the resumed task's proof"
     );
+    agent.stop().await;
+    cluster.shutdown().await;
 }
 
 /// `proofrack circuits vk` for a built-in circuit, whose key only the coordinator has (it
