@@ -83,7 +83,7 @@ async fn requesters_submit_and_see_only_their_own_tasks() {
         let watched = r.bob.inner.watch(t, |_| {}).await.unwrap_err().to_string();
         assert_eq!(
             watched,
-            format!("the coordinator closed the request: unknown task {t}; check the id with `proofrack status`")
+            format!("the coordinator closed the request: unknown task {t}: the coordinator holds no such task; check the id `proofrack submit` printed (a finished task is forgotten once thousands of newer ones have finished)")
         );
     }
     assert_eq!(

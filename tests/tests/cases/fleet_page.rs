@@ -144,8 +144,15 @@ async fn the_fleet_page_shows_the_ledger_and_is_never_open() {
         DeliveryOutcome::Rejected { .. }
     ));
 
-    // Stake on its way out and a drained agent: the page shows both as such.
-    let withdrawn = client
+    // Stake on its way out and a drained agent (each by its operator's admin): the page shows
+    // both as such.
+    let ops_a = cluster
+        .connect_as(&"operator/op-a/admin/ops".parse().expect("identity"))
+        .await;
+    let ops_b = cluster
+        .connect_as(&"operator/op-b/admin/ops".parse().expect("identity"))
+        .await;
+    let withdrawn = ops_a
         .request(proofrack_common::protocol::ClientRequest::Withdraw {
             request_id: 1,
             operator: "op-a".parse().unwrap(),
@@ -159,7 +166,7 @@ async fn the_fleet_page_shows_the_ledger_and_is_never_open() {
         ),
         "{withdrawn:?}"
     );
-    let drained = client
+    let drained = ops_b
         .request(proofrack_common::protocol::ClientRequest::Drain {
             request_id: 2,
             agent: "op-b/liar".parse().unwrap(),
