@@ -241,6 +241,8 @@ pub async fn run(mut opts: FleetLoad) -> anyhow::Result<FleetReport> {
         circuits: vec!["mimc-4".to_string()],
         policy: Policy {
             queue_capacity: opts.tasks.max(1),
+            // One client submits every task: its share is the whole queue.
+            max_unfinished_per_client: opts.tasks.max(1),
             max_tasks_per_agent: slots,
             deadline_margin_ms: MARGIN_MS,
             max_deadline_ms: TASK_DEADLINE_MS,

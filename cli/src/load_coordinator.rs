@@ -81,6 +81,7 @@ impl CoordinatorUnderLoad {
                     clock: std::sync::Arc::new(SystemClock),
                     telemetry_interval_ms: config.telemetry_interval_ms,
                     state: server::StateLocation::Dir(data_dir),
+                    limits: config.limits.clone(),
                 };
                 let server = runtime
                     .spawn(server::start(settings))

@@ -93,6 +93,7 @@ pub async fn start_coordinator(
         clock: Arc::new(SystemClock),
         telemetry_interval_ms: config.telemetry_interval_ms,
         state: server::StateLocation::Dir(data_dir.to_path_buf()),
+        limits: config.limits.clone(),
     })
     .await?;
     if let Some(chain) = &config.chain {

@@ -53,6 +53,11 @@ pub const MIN_OFFER_TIMEOUT_MS: u64 = 100;
 pub const MIN_TELEMETRY_MAX_AGE_MS: u64 = 100;
 /// Largest relative safety margin: 10× the predicted proving time.
 pub const MAX_DEADLINE_MARGIN_PCT: u32 = 1_000;
+/// Shortest retention of request ids: a client retries a lost reply within seconds.
+pub const MIN_REQUEST_RETENTION_MS: u64 = 60_000;
+/// Longest retention of request ids (30 days).
+pub const MAX_REQUEST_RETENTION_MS: u64 = 30 * 86_400_000;
+
 /// Sensible range for a temperature limit in °C: below 30 nothing runs, above 120 a GPU is
 /// already shutting down.
 pub const TEMPERATURE_LIMIT_RANGE_C: std::ops::RangeInclusive<u32> = 30..=120;
@@ -90,6 +95,9 @@ pub struct CoordinatorConfig {
     /// `/metrics` and the fleet page.
     #[serde(default)]
     pub http: crate::http::HttpConfig,
+    /// What peers may make the coordinator hold (connections, partial frames, uploads).
+    #[serde(default)]
+    pub limits: crate::limits::Limits,
 }
 
 /// Shortest telemetry interval: more often only loads the coordinator for no better data.
@@ -123,6 +131,7 @@ impl Default for CoordinatorConfig {
             telemetry_interval_ms: default_telemetry_interval_ms(),
             chain: None,
             http: crate::http::HttpConfig::default(),
+            limits: crate::limits::Limits::default(),
         }
     }
 }
@@ -220,6 +229,18 @@ pub struct Policy {
     /// delay. Must exceed `max_deadline_ms`, so stake that backs a task never leaves before
     /// the task ends.
     pub withdrawal_delay_ms: u64,
+    /// Most unfinished tasks (waiting, offered, proving or being verified) one client may
+    /// hold at once: one client cannot take more than this share of `queue_capacity`. A
+    /// submission beyond it is refused with the client's count and this limit.
+    pub max_unfinished_per_client: usize,
+    /// Per-client exceptions to `max_unfinished_per_client`, by the name in the client's
+    /// certificate (`client/NAME`), e.g. a batch service trusted with more of the queue.
+    pub client_unfinished_caps: BTreeMap<String, usize>,
+    /// How long the coordinator remembers a request id, so that a retried submission or
+    /// operator command gets its first answer instead of acting twice: replies to operator
+    /// commands, and finished tasks (with their results and request ids), are forgotten this
+    /// long after they were answered or finished (or earlier, past their count limits).
+    pub request_retention_ms: u64,
 }
 
 impl Default for Policy {
@@ -238,6 +259,9 @@ impl Default for Policy {
             agent_grace_ms: 15_000,
             max_deadline_ms: 600_000,
             withdrawal_delay_ms: 900_000,
+            max_unfinished_per_client: 256,
+            client_unfinished_caps: BTreeMap::new(),
+            request_retention_ms: 86_400_000,
         }
     }
 }
@@ -330,11 +354,46 @@ impl Policy {
             self.max_deadline_ms.saturating_add(1),
             MAX_WITHDRAWAL_DELAY_MS.max(self.max_deadline_ms.saturating_add(1)),
         )?;
+        check_range(
+            "policy.max_unfinished_per_client",
+            self.max_unfinished_per_client as u64,
+            1,
+            MAX_QUEUE_CAPACITY as u64,
+        )?;
+        for (client, cap) in &self.client_unfinished_caps {
+            if let Err(e) = proofrack_common::ids::validate_name("client", client) {
+                return Err(ConfigError::Invalid {
+                    key: format!("policy.client_unfinished_caps.{client:?}"),
+                    value: cap.to_string(),
+                    allowed: e,
+                });
+            }
+            check_range(
+                &format!("policy.client_unfinished_caps.{client}"),
+                *cap as u64,
+                1,
+                MAX_QUEUE_CAPACITY as u64,
+            )?;
+        }
+        check_range(
+            "policy.request_retention_ms",
+            self.request_retention_ms,
+            MIN_REQUEST_RETENTION_MS,
+            MAX_REQUEST_RETENTION_MS,
+        )?;
         Ok(())
+    }
+
+    /// Most unfinished tasks `client` may hold (its exception, or the default share).
+    pub fn unfinished_cap_of(&self, client: &str) -> usize {
+        self.client_unfinished_caps
+            .get(client)
+            .copied()
+            .unwrap_or(self.max_unfinished_per_client)
     }
 }
 
-fn check_range(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+pub(crate) fn check_range(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
     if (min..=max).contains(&value) {
         Ok(())
     } else {
@@ -368,9 +427,10 @@ impl CoordinatorConfig {
         Ok(config)
     }
 
-    /// Checks the policy and that each operator appears once.
+    /// Checks the policy, the limits and that each operator appears once.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.policy.validate()?;
+        self.limits.validate()?;
         check_range(
             "telemetry_interval_ms",
             self.telemetry_interval_ms,

@@ -326,6 +326,10 @@ pub struct StoreModel {
     tasks: std::collections::BTreeMap<u64, Vec<u8>>,
     ledger: Option<proofrack_coordinator::ledger::LedgerState>,
     meta: Option<proofrack_coordinator::tasks::MetaState>,
+    commands: std::collections::BTreeMap<
+        proofrack_coordinator::tasks::CommandKey,
+        proofrack_coordinator::tasks::StoredCommand,
+    >,
 }
 
 impl StoreModel {
@@ -346,6 +350,16 @@ impl StoreModel {
         if c.meta.is_some() {
             self.meta = c.meta;
         }
+        for (key, row) in c.commands {
+            match row {
+                Some(r) => {
+                    self.commands.insert(key, r);
+                }
+                None => {
+                    self.commands.remove(&key);
+                }
+            }
+        }
     }
 
     pub fn state(&self) -> proofrack_coordinator::tasks::DurableState {
@@ -357,6 +371,11 @@ impl StoreModel {
                 .collect(),
             ledger: self.ledger.clone().expect("ledger written"),
             meta: self.meta.clone().expect("meta written"),
+            commands: self
+                .commands
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         }
     }
 }

@@ -133,6 +133,7 @@ pub fn render(shared: &Shared) -> String {
         Kind::Gauge,
         agents_known,
     );
+    super::limit_metrics::limit_families(&mut e, shared, &stats.refusals);
     e.finish()
 }
 

@@ -17,9 +17,12 @@ mod client_session;
 mod delivery;
 mod input_stream;
 mod key_stream;
+mod limits;
 mod shared;
+mod upload;
 mod views;
 
+pub use limits::{Limit, ServerLimits, CLOSE_LIMIT};
 pub use shared::{Shared, StakeHook};
 
 use crate::config::Policy;
@@ -29,7 +32,7 @@ use crate::registry::CircuitRegistry;
 use crate::store::{Store, STORE_FILE};
 use crate::tasks::CoordinatorCore;
 use proofrack_common::identity::{identity_from_connection, IdentityKind};
-use proofrack_common::protocol::{read_stream_open, OpenError, StreamOpen};
+use proofrack_common::protocol::{read_stream_open_with, OpenError, ProtocolError, StreamOpen};
 use proofrack_common::revocation::RevocationHandle;
 use proofrack_common::tls::{self, TlsMaterial};
 use proofrack_common::{Clock, OperatorId, StakeUnits};
@@ -42,6 +45,11 @@ use tokio::sync::watch;
 pub const REVOCATION_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
 /// Longest a graceful shutdown waits for connections to close.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Bytes quinn buffers for one connection attempt before it is accepted (a client's first
+/// flight is a few KiB; quinn's default is 10 MiB).
+pub const INCOMING_BUFFER_BYTES: u64 = 64 << 10;
+/// The same, all attempts together (quinn's default is 100 MiB).
+pub const INCOMING_BUFFER_TOTAL_BYTES: u64 = 16 << 20;
 
 /// Everything the server needs; the binary builds it from `coordinator.toml`.
 pub struct ServerSettings {
@@ -56,6 +64,8 @@ pub struct ServerSettings {
     pub telemetry_interval_ms: u64,
     /// Where the coordinator's state lives.
     pub state: StateLocation,
+    /// What peers may make the coordinator hold (`[limits]`).
+    pub limits: crate::limits::Limits,
 }
 
 /// Where the durable state is kept.
@@ -149,6 +159,7 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, ServerErro
     }
     store.commit_now(core.full_changes())?;
     circom_session::sweep_witnesses(&core, &settings.registry.circom_dir());
+    upload::sweep(&settings.registry.circom_dir());
     let to_reverify: Vec<_> = core
         .verifying_tasks()
         .into_iter()
@@ -161,7 +172,14 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, ServerErro
         })
         .collect();
     while core.poll_effect().is_some() {}
-    let server_config = tls::server_config(&settings.tls, settings.revocation.clone())?;
+    settings.limits.validate()?;
+    let mut server_config = tls::server_config(&settings.tls, settings.revocation.clone())?;
+    // Connection attempts quinn holds before the accept loop decides on them, and the bytes
+    // it buffers for them: a handshake flood costs at most these.
+    server_config
+        .max_incoming(settings.limits.max_connections)
+        .incoming_buffer_size(INCOMING_BUFFER_BYTES)
+        .incoming_buffer_size_total(INCOMING_BUFFER_TOTAL_BYTES);
     let bind_error = |source| ServerError::Bind {
         addr: settings.listen,
         source,
@@ -187,6 +205,7 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, ServerErro
         settings.tls.trust_domain.clone(),
         settings.revocation.clone(),
         settings.telemetry_interval_ms,
+        ServerLimits::new(settings.limits.clone()),
     ));
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -235,8 +254,14 @@ async fn accept_loop(
             i = endpoint.accept() => match i { Some(i) => i, None => return },
             _ = stop.changed() => return,
         };
+        // Past `max_connections` an attempt is refused before any TLS work is spent on it.
+        let Some(slot) = shared.limits().admit_connection() else {
+            incoming.refuse();
+            continue;
+        };
         let shared = shared.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let remote = incoming.remote_address();
             match incoming.await {
                 Ok(conn) => serve_connection(conn, shared).await,
@@ -257,7 +282,15 @@ async fn serve_connection(conn: quinn::Connection, shared: Arc<Shared>) {
         }
     };
     let conn_id = shared.track_connection(&conn, &peer);
+    if let Err(reason) = shared.limits().admit_identity(conn_id, &conn, &peer) {
+        tracing::info!(peer = %peer.identity, %reason, "connection refused");
+        conn.close(CLOSE_LIMIT.into(), reason.as_bytes());
+        shared.untrack_connection(conn_id);
+        return;
+    }
     tracing::debug!(peer = %peer.identity, serial = %peer.serial_hex, "connection open");
+    let budget = shared.limits().frame_budget();
+    let request_timeout = shared.limits().settings().request_timeout();
     loop {
         let (send, mut recv) = match conn.accept_bi().await {
             Ok(s) => s,
@@ -269,9 +302,30 @@ async fn serve_connection(conn: quinn::Connection, shared: Arc<Shared>) {
         let shared = shared.clone();
         let conn = conn.clone();
         let peer = peer.clone();
+        let mut reader = shared.limits().frame_reader(&budget);
         tokio::spawn(async move {
-            match read_stream_open(&mut recv, peer.identity.kind()).await {
-                Ok(open) => dispatch_stream(open, conn, conn_id, peer, send, recv, shared).await,
+            // The request must arrive whole within the timeout of the stream's opening: a
+            // stream that sends nothing, or trickles, is cut off with the reason.
+            let open = tokio::time::timeout(
+                request_timeout,
+                read_stream_open_with(&mut reader, &mut recv, peer.identity.kind()),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                shared
+                    .limits()
+                    .hit(Limit::RequestTimeout, &peer.identity.to_string());
+                Err(OpenError::Refused(ProtocolError::Malformed {
+                    detail: format!(
+                        "no request arrived whole within {} ms of opening the stream (limits.request_timeout_ms); send each request at once",
+                        request_timeout.as_millis()
+                    ),
+                }))
+            });
+            match open {
+                Ok(open) => {
+                    dispatch_stream(open, conn, conn_id, peer, send, recv, reader, shared).await
+                }
                 Err(OpenError::Refused(err)) => {
                     tracing::info!(peer = %peer.identity, error = %err, "stream refused");
                     // Close before the stream ends: a stream end that reaches the peer first
@@ -285,9 +339,11 @@ async fn serve_connection(conn: quinn::Connection, shared: Arc<Shared>) {
             }
         });
     }
+    shared.limits().release_identity(conn_id, &peer);
     shared.untrack_connection(conn_id);
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn dispatch_stream(
     open: StreamOpen,
     conn: quinn::Connection,
@@ -295,11 +351,12 @@ async fn dispatch_stream(
     peer: proofrack_common::identity::PeerCertInfo,
     send: quinn::SendStream,
     recv: quinn::RecvStream,
+    reader: proofrack_common::framing::FrameReader,
     shared: Arc<Shared>,
 ) {
     match (open, peer.identity.kind()) {
         (StreamOpen::Control(hello), IdentityKind::Agent) => {
-            agent_session::run(shared, conn, conn_id, peer, hello, send, recv).await
+            agent_session::run(shared, conn, conn_id, peer, hello, send, recv, reader).await
         }
         (StreamOpen::FetchKey(req), IdentityKind::Agent) => {
             key_stream::serve(shared, peer, req, send).await
@@ -318,7 +375,7 @@ async fn dispatch_stream(
             // used as an agent, say). Close before the stream ends, as above.
             shared::refuse(
                 &conn,
-                &proofrack_common::protocol::ProtocolError::NotAllowed {
+                &ProtocolError::NotAllowed {
                     identity: peer.identity.to_string(),
                     action: open.describe().to_string(),
                 },

@@ -63,6 +63,8 @@ pub struct Shared {
     stake_hook: std::sync::OnceLock<StakeHook>,
     /// How long proof verification took, for the metrics endpoint.
     verification_time: Mutex<DurationHistogram>,
+    /// The `[limits]` in force and what they count.
+    limits: super::limits::ServerLimits,
 }
 
 /// A function the server calls with every effect, under the core's lock; it must not block
@@ -80,6 +82,7 @@ impl Shared {
         trust_domain: TrustDomain,
         revocation: RevocationHandle,
         telemetry_interval_ms: u64,
+        limits: super::limits::ServerLimits,
     ) -> Shared {
         Shared {
             core: Mutex::new(core),
@@ -97,7 +100,13 @@ impl Shared {
             timer_wake: Notify::new(),
             stake_hook: std::sync::OnceLock::new(),
             verification_time: Mutex::new(DurationHistogram::default()),
+            limits,
         }
+    }
+
+    /// The `[limits]` in force, their counters and gates.
+    pub fn limits(&self) -> &super::limits::ServerLimits {
+        &self.limits
     }
 
     pub fn now(&self) -> UnixMillis {
@@ -139,8 +148,10 @@ impl Shared {
             if let Some(hook) = self.stake_hook.get() {
                 effects.iter().for_each(hook);
             }
+            let changes = core.take_changes();
+            self.forget_results(&changes);
             // Submitted under the core's lock, so commits follow the order of events.
-            let seq = self.store.submit(core.take_changes(), extra);
+            let seq = self.store.submit(changes, extra);
             (out, effects, seq)
         };
         self.wait_durable(seq).await;
@@ -363,6 +374,17 @@ impl Shared {
             .lock()
             .expect("results poisoned")
             .insert(task, result);
+    }
+
+    /// Drops the results of tasks the core forgot (past retention), as the store does.
+    fn forget_results(&self, changes: &crate::tasks::Changes) {
+        let forgotten = changes.tasks.iter().filter(|(_, row)| row.is_none());
+        let mut results = None;
+        for (task, _) in forgotten {
+            results
+                .get_or_insert_with(|| self.results.lock().expect("results poisoned"))
+                .remove(task);
+        }
     }
 
     pub fn result(&self, task: TaskId) -> Option<ProofResult> {

@@ -1,7 +1,7 @@
 //! Table layout. Keys are task ids or fixed names; values are postcard.
 
 use super::{ExtraWrite, LoadedState, StoreError};
-use crate::tasks::{Changes, DurableState, MetaState, TaskRow};
+use crate::tasks::{Changes, CommandKey, DurableState, MetaState, StoredCommand, TaskRow};
 use proofrack_common::protocol::FieldBytes;
 use proofrack_common::TaskId;
 use redb::{Database, ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
@@ -11,6 +11,9 @@ const TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("tasks");
 const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
 const PROOFS: TableDefinition<u64, &[u8]> = TableDefinition::new("proofs");
 const DELIVERIES: TableDefinition<u64, &[u8]> = TableDefinition::new("deliveries");
+/// Remembered operator-command replies: postcard of (client, request id) → postcard of the
+/// reply and when it was given. One row each, so remembering one writes one row.
+const COMMANDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("commands");
 
 const KEY_LEDGER: &str = "ledger";
 const KEY_META: &str = "meta";
@@ -47,6 +50,7 @@ pub(super) fn create(db: &Database) -> Result<(), StoreError> {
         txn.open_table(TASKS).map_err(w)?;
         txn.open_table(PROOFS).map_err(w)?;
         txn.open_table(DELIVERIES).map_err(w)?;
+        txn.open_table(COMMANDS).map_err(w)?;
         let mut state = txn.open_table(STATE).map_err(w)?;
         let stored = state
             .get(KEY_FORMAT)
@@ -86,10 +90,21 @@ pub(super) fn load(txn: &ReadTransaction) -> Result<LoadedState, StoreError> {
             let (_, v) = row.map_err(c)?;
             tasks.push(TaskRow(v.value().to_vec()));
         }
+        let commands_table = txn.open_table(COMMANDS).map_err(c)?;
+        let mut commands = Vec::new();
+        for row in commands_table.iter().map_err(c)? {
+            let (k, v) = row.map_err(c)?;
+            let key: CommandKey = postcard::from_bytes(k.value())
+                .map_err(|e| StoreError::Corrupt(format!("command row key: {e}")))?;
+            let stored: StoredCommand = postcard::from_bytes(v.value())
+                .map_err(|e| StoreError::Corrupt(format!("command row of {key:?}: {e}")))?;
+            commands.push((key, stored));
+        }
         out.core = Some(DurableState {
             tasks,
             ledger,
             meta,
+            commands,
         });
     }
     let proofs = txn.open_table(PROOFS).map_err(c)?;
@@ -152,6 +167,23 @@ pub(super) fn apply(
     if let Some(meta) = &changes.meta {
         let bytes = postcard::to_allocvec(meta).map_err(w)?;
         state.insert(KEY_META, bytes.as_slice()).map_err(w)?;
+    }
+    if !changes.commands.is_empty() {
+        let mut commands = txn.open_table(COMMANDS).map_err(w)?;
+        for (key, row) in &changes.commands {
+            let key = postcard::to_allocvec(key).map_err(w)?;
+            match row {
+                Some(stored) => {
+                    let bytes = postcard::to_allocvec(stored).map_err(w)?;
+                    commands
+                        .insert(key.as_slice(), bytes.as_slice())
+                        .map_err(w)?;
+                }
+                None => {
+                    commands.remove(key.as_slice()).map_err(w)?;
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -3,13 +3,14 @@
 //! The core marks what each event changed ([`Dirty`]); the shell takes those rows with
 //! [`CoordinatorCore::take_changes`] and commits them before it tells anyone what happened.
 //! Stored: every task (state, placement, history), the ledger's accounts and counters, and a
-//! small meta row (task counter, pending withdrawals, drained agents, operator-command
-//! replies). Not stored, because it is rebuilt: stake bindings (the bound tasks' collateral),
+//! small meta row (task counter, pending withdrawals, drained agents), and one row per
+//! remembered operator-command reply (`commands.rs`). Not stored, because it is rebuilt: stake bindings (the bound tasks' collateral),
 //! the fleet (agents reconnect; agents holding bound tasks come back as disconnected, with the
 //! grace period starting at the restart), and offers (an offer outstanding at a crash lapses:
 //! nothing was bound for it).
 
 use super::admin::{AdminReply, PendingWithdrawal};
+use super::commands::{CommandKey, StoredCommand};
 use super::fleet::AgentRecord;
 use super::history::TaskEvent;
 use super::model::{Task, TaskState};
@@ -19,7 +20,7 @@ use crate::config::{ConfigError, Policy};
 use crate::ledger::{Binding, Ledger, LedgerState};
 use proofrack_common::{TaskId, UnixMillis};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use thiserror::Error;
 
 /// Rows changed since the last [`CoordinatorCore::take_changes`].
@@ -29,6 +30,8 @@ pub(crate) struct Dirty {
     pub(crate) forgotten: BTreeSet<TaskId>,
     pub(crate) ledger: bool,
     pub(crate) meta: bool,
+    /// Command replies remembered or forgotten.
+    pub(crate) commands: BTreeSet<CommandKey>,
 }
 
 /// One task as stored (postcard of the core's task record).
@@ -42,7 +45,8 @@ pub struct MetaState {
     pub next_withdrawal: u64,
     pub withdrawals: Vec<(u64, PendingWithdrawal)>,
     pub drained: Vec<AgentId>,
-    /// Oldest first.
+    /// Where stores written before command replies had their own rows kept them (oldest
+    /// first). Read once and moved to the rows (answered "at the restart"); written empty.
     pub admin_requests: Vec<((String, u64), AdminReply)>,
 }
 
@@ -53,11 +57,16 @@ pub struct Changes {
     pub tasks: Vec<(TaskId, Option<TaskRow>)>,
     pub ledger: Option<LedgerState>,
     pub meta: Option<MetaState>,
+    /// `None`: the reply was forgotten.
+    pub commands: Vec<(CommandKey, Option<StoredCommand>)>,
 }
 
 impl Changes {
     pub fn is_empty(&self) -> bool {
-        self.tasks.is_empty() && self.ledger.is_none() && self.meta.is_none()
+        self.tasks.is_empty()
+            && self.ledger.is_none()
+            && self.meta.is_none()
+            && self.commands.is_empty()
     }
 
     /// Folds a later change set into this one (later rows win), for group commits.
@@ -71,6 +80,12 @@ impl Changes {
         if later.meta.is_some() {
             self.meta = later.meta;
         }
+        if !later.commands.is_empty() {
+            let mut rows: BTreeMap<CommandKey, Option<StoredCommand>> =
+                self.commands.drain(..).collect();
+            rows.extend(later.commands);
+            self.commands = rows.into_iter().collect();
+        }
     }
 }
 
@@ -80,6 +95,8 @@ pub struct DurableState {
     pub tasks: Vec<TaskRow>,
     pub ledger: LedgerState,
     pub meta: MetaState,
+    /// Remembered operator-command replies.
+    pub commands: Vec<(CommandKey, StoredCommand)>,
 }
 
 /// Why a store could not be loaded. The coordinator refuses to start on any of these: serving
@@ -116,10 +133,19 @@ impl CoordinatorCore {
             .filter_map(|id| self.tasks.get(id).map(|t| (*id, Some(encode_task(t)))))
             .collect();
         tasks.extend(dirty.forgotten.iter().map(|id| (*id, None)));
+        let commands = dirty
+            .commands
+            .into_iter()
+            .map(|k| {
+                let row = self.commands.stored(&k).cloned();
+                (k, row)
+            })
+            .collect();
         Changes {
             tasks,
             ledger: dirty.ledger.then(|| self.ledger.state()),
             meta: dirty.meta.then(|| self.meta_state()),
+            commands,
         }
     }
 
@@ -134,7 +160,15 @@ impl CoordinatorCore {
                 .collect(),
             ledger: Some(self.ledger.state()),
             meta: Some(self.meta_state()),
+            commands: self.command_rows(),
         }
+    }
+
+    fn command_rows<T: From<StoredCommand>>(&self) -> Vec<(CommandKey, T)> {
+        self.commands
+            .rows()
+            .map(|(k, v)| (k.clone(), T::from(v.clone())))
+            .collect()
     }
 
     /// Everything, as [`CoordinatorCore::restore`] takes it (for the first write to an empty
@@ -144,6 +178,7 @@ impl CoordinatorCore {
             tasks: self.tasks.values().map(encode_task).collect(),
             ledger: self.ledger.state(),
             meta: self.meta_state(),
+            commands: self.command_rows(),
         }
     }
 
@@ -157,11 +192,7 @@ impl CoordinatorCore {
                 .map(|(k, w)| (*k, w.clone()))
                 .collect(),
             drained: self.drained.iter().cloned().collect(),
-            admin_requests: self
-                .admin_order
-                .iter()
-                .filter_map(|k| self.admin_requests.get(k).map(|r| (k.clone(), r.clone())))
-                .collect(),
+            admin_requests: Vec::new(),
         }
     }
 
@@ -275,6 +306,16 @@ impl CoordinatorCore {
             .values()
             .map(|t| ((t.spec.client.clone(), t.spec.request_id), t.id))
             .collect();
+        // Fair admission's last offer per client, from the histories (see `fair.rs`).
+        for task in tasks.values().filter(|t| !t.state.is_finished()) {
+            if let Some(at) = task.history.last_offered_at() {
+                let last = core
+                    .last_served
+                    .entry(task.spec.client.clone())
+                    .or_insert((at, task.id));
+                *last = (*last).max((at, task.id));
+            }
+        }
         core.tasks = tasks;
         for id in core.tasks.keys() {
             core.index.touch(*id);
@@ -285,13 +326,14 @@ impl CoordinatorCore {
         core.next_withdrawal = state.meta.next_withdrawal.max(1);
         core.withdrawals = state.meta.withdrawals.into_iter().collect();
         core.drained = state.meta.drained.into_iter().collect();
+        // Legacy replies first (older), then the rows; past the bounds, the first `expire`
+        // forgets the oldest (and deletes their rows).
         for (key, reply) in state.meta.admin_requests {
-            core.admin_order.push_back(key.clone());
-            core.admin_requests.insert(key, reply);
+            core.commands.insert(key, StoredCommand { reply, at: now });
         }
-        core.admin_order
-            .retain(|k| core.admin_requests.contains_key(k));
-        core.admin_order = dedup_keep_last(std::mem::take(&mut core.admin_order));
+        for (key, stored) in state.commands {
+            core.commands.insert(key, stored);
+        }
         let unfinished = core.tasks.len() - core.finished.len();
         if unfinished > core.policy.queue_capacity {
             return Err(RestoreError::QueueCapacity {
@@ -312,18 +354,6 @@ impl CoordinatorCore {
         );
         Ok(core)
     }
-}
-
-fn dedup_keep_last(order: VecDeque<(String, u64)>) -> VecDeque<(String, u64)> {
-    let mut seen = BTreeSet::new();
-    let mut out: Vec<(String, u64)> = Vec::with_capacity(order.len());
-    for k in order.into_iter().rev() {
-        if seen.insert(k.clone()) {
-            out.push(k);
-        }
-    }
-    out.reverse();
-    out.into()
 }
 
 fn encode_task(task: &Task) -> TaskRow {

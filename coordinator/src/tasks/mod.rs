@@ -21,11 +21,13 @@
 //! Architecture invariant: no I/O, no clock reads, no randomness.
 
 mod admin;
+mod commands;
 mod dispatch;
 mod durable;
 mod effect;
 mod error;
 mod explain;
+mod fair;
 mod fleet;
 mod handover;
 mod history;
@@ -42,6 +44,7 @@ mod submit;
 mod timers;
 
 pub use admin::{AdminReply, PendingWithdrawal, MAX_ADMIN_REQUESTS};
+pub use commands::{CommandKey, StoredCommand};
 pub use durable::{Changes, DurableState, MetaState, RestoreError, TaskRow};
 pub use effect::{Effect, Offer, OfferReply, SlashReason};
 pub use error::{
@@ -136,10 +139,9 @@ pub struct CoordinatorCore {
     withdrawals: BTreeMap<u64, PendingWithdrawal>,
     next_withdrawal: u64,
     /// (client, request id) → the reply to an operator command, so a retry after a lost reply
-    /// gets the same answer and changes nothing twice; oldest forgotten past
-    /// [`MAX_ADMIN_REQUESTS`].
-    admin_requests: BTreeMap<(String, u64), AdminReply>,
-    admin_order: VecDeque<(String, u64)>,
+    /// gets the same answer and changes nothing twice; bounded by [`MAX_ADMIN_REQUESTS`] and
+    /// by `policy.request_retention_ms`.
+    commands: commands::CommandLog,
     /// What changed since the shell last took the changes to the durable store.
     dirty: durable::Dirty,
     /// Set while the stake source cannot vouch for the ledger (a chain unreachable past its
@@ -147,6 +149,9 @@ pub struct CoordinatorCore {
     stake_frozen: Option<String>,
     /// The queue, timeouts and promised stake, kept up to date per changed task.
     index: index::TaskIndex,
+    /// Each client with unfinished tasks: when it was last offered one (fair admission's
+    /// tie-break, see `fair.rs`); rebuilt from the tasks' histories at restore.
+    last_served: BTreeMap<String, (UnixMillis, TaskId)>,
     /// Events since the last full invariant check (see [`FULL_CHECK_MAX_TASKS`]).
     events_since_full_check: usize,
     /// No agent holding a proving task is lost before this (see `handover.rs`): the fleet is
@@ -188,11 +193,11 @@ impl CoordinatorCore {
             drained: BTreeSet::new(),
             withdrawals: BTreeMap::new(),
             next_withdrawal: 1,
-            admin_requests: BTreeMap::new(),
-            admin_order: VecDeque::new(),
+            commands: commands::CommandLog::default(),
             dirty: durable::Dirty::default(),
             stake_frozen: None,
             index: index::TaskIndex::default(),
+            last_served: BTreeMap::new(),
             events_since_full_check: 0,
             // Unknown until the first scan.
             agent_loss_bound: UnixMillis(0),

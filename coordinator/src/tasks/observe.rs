@@ -33,6 +33,9 @@ pub struct AdmissionStats {
     pub decisions: BTreeMap<(String, String), u64>,
     /// From a task's submission to its first offer.
     pub assignment_latency: DurationHistogram,
+    /// Submissions refused for room, by reason: "queue_full" (the whole queue) or
+    /// "client_share" (the client's share of it).
+    pub refusals: BTreeMap<String, u64>,
 }
 
 impl AdmissionStats {
@@ -55,6 +58,11 @@ impl AdmissionStats {
             self.assignment_latency
                 .observe_ms(now.0.saturating_sub(submitted_at.0));
         }
+    }
+
+    /// Called by the core when it refuses a submission for room.
+    pub(crate) fn note_refusal(&mut self, reason: &'static str) {
+        *self.refusals.entry(reason.to_string()).or_default() += 1;
     }
 
     /// Called by the core when a waiting task's no-fit reason changes.

@@ -1,5 +1,5 @@
-//! Time: offer expiry, missed due times, deadlines of waiting tasks and the end of decline
-//! backoffs. Each is due at an instant T and applies when `now >= T`; `poll_timeout` reports
+//! Time: offer expiry, missed due times, deadlines of waiting tasks, the end of decline
+//! backoffs, and the end of request ids' retention. Each is due at an instant T and applies when `now >= T`; `poll_timeout` reports
 //! the earliest such T, so calling `handle_timeout` at it always makes progress.
 
 use super::effect::Effect;
@@ -23,10 +23,15 @@ impl CoordinatorCore {
             None => self.scan_poll_timeout(),
         };
         let withdrawals = self.withdrawals.values().map(|w| w.pays_at).min();
-        [tasks, withdrawals, self.next_agent_loss()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            tasks,
+            withdrawals,
+            self.next_agent_loss(),
+            self.next_retention_expiry(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn scan_poll_timeout(&self) -> Option<UnixMillis> {
@@ -53,6 +58,7 @@ impl CoordinatorCore {
     /// Applies every timeout due at `now`, in task order.
     pub(crate) fn expire(&mut self, now: UnixMillis) {
         self.pay_out_withdrawals(now);
+        self.forget_past_retention(now);
         self.expire_lost_agents(now);
         // Only tasks with something due (the index); a task that becomes due while others
         // are handled is taken in a further round, and none is handled twice.

@@ -30,6 +30,7 @@ pub struct ClusterSpec {
     pub operators: Vec<(&'static str, u128)>,
     pub circuits: Vec<&'static str>,
     pub telemetry_interval_ms: u64,
+    pub limits: proofrack_coordinator::limits::Limits,
 }
 
 impl Default for ClusterSpec {
@@ -39,6 +40,7 @@ impl Default for ClusterSpec {
             operators: vec![("op-a", 100), ("op-b", 100)],
             circuits: vec!["mimc-4", "mimc-6", "mimc-8"],
             telemetry_interval_ms: 500,
+            limits: proofrack_coordinator::limits::Limits::default(),
         }
     }
 }
@@ -128,6 +130,7 @@ impl Cluster {
             clock: Arc::new(SystemClock),
             telemetry_interval_ms: spec.telemetry_interval_ms,
             state: server::StateLocation::Dir(dir.path().join("coordinator-state")),
+            limits: spec.limits,
         })
         .await
         .expect("coordinator starts");
