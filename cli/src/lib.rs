@@ -15,10 +15,14 @@
 //! - [`explain_cmd`]: `explain TASK`, the task's full record from the HTTP API.
 //! - [`fleet_load`]: a coordinator under a large fleet of protocol agents (benchmark, test).
 //! - [`echo_load`]: a bare quinn mutual-TLS echo, the reference of the coordinator benchmark.
+//! - [`attack_load`]: attacks by peers holding valid certificates (connection floods,
+//!   half-open frames, large uploads, unknown drains, trickled requests), the coordinator's
+//!   RSS while they run, and an honest client's latency beside them.
 //! - [`tables`]: human-readable tables and status lines.
 //! - [`duration`]: `30s`, `500ms`, `2m` as command-line durations.
 
 pub mod admin_cmds;
+pub mod attack_load;
 pub mod circom_cmds;
 pub mod client_cmds;
 pub mod config_env;

@@ -148,6 +148,14 @@ impl CoordinatorUnderLoad {
         }
     }
 
+    /// The coordinator's process id when it runs as its own process.
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            CoordinatorUnderLoad::InProcess { .. } => None,
+            CoordinatorUnderLoad::Process { child, .. } => Some(child.id()),
+        }
+    }
+
     pub fn addr(&self) -> SocketAddr {
         match self {
             CoordinatorUnderLoad::InProcess { server, .. } => server.local_addr,

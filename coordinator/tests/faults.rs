@@ -1,7 +1,10 @@
 //! Faults, with simulated time: agents lost and handed over, restarts from the durable rows,
-//! withdrawals and drains, idempotent operator commands; and a seeded simulation of a large
-//! fleet with crashes of agents and of the coordinator itself (`simulation` module).
+//! withdrawals and drains, idempotent operator commands; a seeded simulation of a large
+//! fleet with crashes of agents and of the coordinator itself (`simulation` module); fair
+//! queueing across clients (`fairness`); request ids bounded and expiring (`retention`).
 
+mod fairness;
+mod retention;
 mod sim;
 mod simulation;
 
