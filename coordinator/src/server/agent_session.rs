@@ -16,6 +16,7 @@ use std::sync::Arc;
 /// (an offer is ~200 bytes; QUIC packs the write into as few packets as it needs).
 const OUTBOX_WRITE_BYTES: usize = 64 * 1024;
 
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn run(
     shared: Arc<Shared>,
     conn: quinn::Connection,

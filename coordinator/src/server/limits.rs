@@ -17,6 +17,10 @@ use tokio::sync::Semaphore;
 pub const LOG_EVERY: Duration = Duration::from_secs(5);
 /// QUIC close code for a connection refused or closed by a limit (the reason says which).
 pub const CLOSE_LIMIT: u32 = 4;
+/// How often the server looks whether a flood has ended (see [`ServerLimits::trim_after_floods`]).
+pub const TRIM_CHECK_EVERY: Duration = Duration::from_secs(5);
+/// A drop of this many open connections counts as the end of a flood.
+const TRIM_CONNECTION_DROP: usize = 64;
 
 /// Each limit that can be hit, as named in the metric's `limit` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -352,11 +356,55 @@ impl ServerLimits {
         Ok(())
     }
 
+    /// After a flood (limits hit, or many connections gone), once it has been quiet for
+    /// [`TRIM_CHECK_EVERY`], asks the allocator to give freed pages back to the system: the
+    /// memory a flood of handshakes made the coordinator allocate is freed when they end, but
+    /// glibc keeps it in its arenas, so the process would stay at its peak. Never in steady
+    /// operation (no hits, no churn), so the core's own heap is not walked for nothing.
+    pub async fn trim_after_floods(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let total_hits = |s: &Self| s.hits().iter().map(|(_, n)| n).sum::<u64>();
+        let mut last_hits = total_hits(self);
+        let mut last_conns = self.connections().0;
+        let mut pending = false;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(TRIM_CHECK_EVERY) => {}
+                _ = stop.changed() => return,
+            }
+            let hits = total_hits(self);
+            let conns = self.connections().0;
+            let quiet = hits == last_hits;
+            pending |= !quiet || conns + TRIM_CONNECTION_DROP <= last_conns;
+            if pending && quiet {
+                pending = false;
+                let _ = tokio::task::spawn_blocking(release_free_memory).await;
+            }
+            last_hits = hits;
+            last_conns = conns;
+        }
+    }
+
     /// Uploads in progress and their announced bytes.
     pub fn uploads(&self) -> (usize, u64) {
         (
             self.limits.max_concurrent_uploads - self.uploads.available_permits(),
             *self.upload_bytes.lock().expect("upload bytes poisoned"),
         )
+    }
+}
+
+/// Gives the allocator's free pages back to the system (glibc's `malloc_trim`).
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let before = std::time::Instant::now();
+        // SAFETY: malloc_trim only walks glibc's own free lists under their locks; it takes
+        // no pointers from us and is safe to call from any thread at any time.
+        let released = unsafe { libc::malloc_trim(0) };
+        tracing::debug!(
+            released,
+            ms = before.elapsed().as_millis() as u64,
+            "freed memory given back after a flood"
+        );
     }
 }

@@ -221,6 +221,13 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, ServerErro
                 }),
         ));
     }
+    {
+        let shared = shared.clone();
+        let stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            shared.limits().trim_after_floods(stop).await
+        }));
+    }
     tasks.push(tokio::spawn(accept_loop(
         endpoint.clone(),
         shared.clone(),

@@ -125,7 +125,7 @@ impl CoordinatorCore {
         );
         while let Some(id) = queue.next() {
             let offered = self.try_offer(now, id, &scope, &mut offerable);
-            queue.served(offered.then_some((now, id)));
+            queue.served(offered.then_some(self.offers_made));
         }
     }
 
@@ -252,11 +252,12 @@ impl CoordinatorCore {
         self.stats
             .note_offer(now, queued.submitted_at, queued.history.entries());
         if handover_from.is_none() {
+            self.offers_made += 1;
             let client = &queued.spec.client;
             match self.last_served.get_mut(client) {
-                Some(last) => *last = (*last).max((now, id)),
+                Some(last) => *last = self.offers_made,
                 None => {
-                    self.last_served.insert(client.clone(), (now, id));
+                    self.last_served.insert(client.clone(), self.offers_made);
                 }
             }
         }

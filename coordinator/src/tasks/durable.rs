@@ -306,15 +306,24 @@ impl CoordinatorCore {
             .values()
             .map(|t| ((t.spec.client.clone(), t.spec.request_id), t.id))
             .collect();
-        // Fair admission's last offer per client, from the histories (see `fair.rs`).
+        // Fair admission's order of last offers per client, from the histories (see
+        // `fair.rs`): each client's latest offer, numbered in time order.
+        let mut latest: BTreeMap<&str, (UnixMillis, TaskId)> = BTreeMap::new();
         for task in tasks.values().filter(|t| !t.state.is_finished()) {
             if let Some(at) = task.history.last_offered_at() {
-                let last = core
-                    .last_served
-                    .entry(task.spec.client.clone())
+                let last = latest
+                    .entry(task.spec.client.as_str())
                     .or_insert((at, task.id));
                 *last = (*last).max((at, task.id));
             }
+        }
+        let mut by_time: Vec<((UnixMillis, TaskId), &str)> =
+            latest.into_iter().map(|(c, at)| (at, c)).collect();
+        by_time.sort_unstable();
+        for (_, client) in by_time {
+            core.offers_made += 1;
+            core.last_served
+                .insert(client.to_string(), core.offers_made);
         }
         core.tasks = tasks;
         for id in core.tasks.keys() {

@@ -10,18 +10,22 @@
 //! max-min fairly by tasks in service, whatever order or rate the tasks came in. A flood from
 //! one client cannot push another's tasks back: they are tried before the flood's next task.
 //!
-//! Durable by derivation: the loads come from the tasks' states and the last offers from
-//! their histories (both stored), so a restart rebuilds the same order. With one client
+//! Durable by derivation: the loads come from the tasks' states and the order of the last
+//! offers from their histories (both stored), so a restart rebuilds the same order. With one client
 //! waiting it is exactly the old earliest-deadline-first order, at the old cost.
 
 use super::index::ClientLoad;
 
-/// When a client was last offered a task, and which (ties at one millisecond by task id);
-/// `None`, never (or not since its tasks were forgotten), sorts first.
-pub(crate) type LastServed = Option<(UnixMillis, TaskId)>;
+/// The sequence number of a client's last offer (the core counts offers); `None`, never (or
+/// not since its tasks were all finished), sorts first.
+pub(crate) type LastServed = Option<u64>;
 use proofrack_common::{TaskId, UnixMillis};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+
+/// A client's place in the pass: (tasks in service, last served, its head's deadline, its
+/// head's id, the client's index); the smallest goes next.
+type Head = (usize, LastServed, UnixMillis, TaskId, usize);
 
 /// The waiting tasks of one pass, handed out in fair order. See the module documentation.
 pub(crate) struct FairQueue {
@@ -31,9 +35,8 @@ pub(crate) struct FairQueue {
     in_service: Vec<usize>,
     /// Per client: its last offer, counting this pass's.
     last: Vec<LastServed>,
-    /// Each client with tasks left: (in service, last served, head's deadline, head's id,
-    /// client).
-    heads: BinaryHeap<Reverse<(usize, LastServed, UnixMillis, TaskId, usize)>>,
+    /// Each client with tasks left, least served first.
+    heads: BinaryHeap<Reverse<Head>>,
     /// The client of the task last handed out, until [`FairQueue::served`].
     pending: Option<usize>,
 }
@@ -44,7 +47,7 @@ impl FairQueue {
     pub(crate) fn new<'a>(
         waiting: impl IntoIterator<Item = (UnixMillis, TaskId, &'a str)>,
         loads: &BTreeMap<String, ClientLoad>,
-        served: &BTreeMap<String, (UnixMillis, TaskId)>,
+        served: &BTreeMap<String, u64>,
     ) -> FairQueue {
         let mut index: BTreeMap<&'a str, usize> = BTreeMap::new();
         let mut queues: Vec<VecDeque<(UnixMillis, TaskId)>> = Vec::new();
@@ -96,9 +99,9 @@ impl FairQueue {
         Some(task)
     }
 
-    /// Whether the task from [`FairQueue::next`] was offered at `now` (its client then holds
-    /// one more, and was served last).
-    pub(crate) fn served(&mut self, offered: Option<(UnixMillis, TaskId)>) {
+    /// Whether the task from [`FairQueue::next`] was offered, with the offer's sequence
+    /// number (its client then holds one more, and was served last).
+    pub(crate) fn served(&mut self, offered: Option<u64>) {
         let client = self.pending.take().expect("served() after next()");
         if let Some(at) = offered {
             self.in_service[client] += 1;
@@ -139,7 +142,7 @@ mod tests {
     fn pass_served(
         waiting: &[(u64, u64, &str)],
         loads: &BTreeMap<String, ClientLoad>,
-        served: &BTreeMap<String, (UnixMillis, TaskId)>,
+        served: &BTreeMap<String, u64>,
         mut slots: usize,
     ) -> Vec<u64> {
         let mut q = FairQueue::new(
@@ -150,9 +153,11 @@ mod tests {
             served,
         );
         let mut order = Vec::new();
+        let mut seq = 100;
         while let Some(t) = q.next() {
             order.push(t.0);
-            let offered = (slots > 0).then_some((UnixMillis(1_000), t));
+            seq += 1;
+            let offered = (slots > 0).then_some(seq);
             slots = slots.saturating_sub(1);
             q.served(offered);
         }
@@ -199,16 +204,11 @@ mod tests {
         // One slot frees at a time: a's flood has the earlier deadlines, but b was never
         // served and a was, so b goes first; then a (served before b's offer).
         let w = [(1, 1, "a"), (2, 2, "a"), (50, 3, "b")];
-        let served = [("a".to_string(), (UnixMillis(5), TaskId(9)))]
+        let served = [("a".to_string(), 5)].into_iter().collect();
+        assert_eq!(pass_served(&w, &BTreeMap::new(), &served, 1)[0], 3);
+        let served = [("a".to_string(), 5), ("b".to_string(), 7)]
             .into_iter()
             .collect();
-        assert_eq!(pass_served(&w, &BTreeMap::new(), &served, 1)[0], 3);
-        let served = [
-            ("a".to_string(), (UnixMillis(5), TaskId(9))),
-            ("b".to_string(), (UnixMillis(7), TaskId(10))),
-        ]
-        .into_iter()
-        .collect();
         assert_eq!(pass_served(&w, &BTreeMap::new(), &served, 1)[0], 1);
     }
 

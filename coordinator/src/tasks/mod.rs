@@ -149,9 +149,12 @@ pub struct CoordinatorCore {
     stake_frozen: Option<String>,
     /// The queue, timeouts and promised stake, kept up to date per changed task.
     index: index::TaskIndex,
-    /// Each client with unfinished tasks: when it was last offered one (fair admission's
-    /// tie-break, see `fair.rs`); rebuilt from the tasks' histories at restore.
-    last_served: BTreeMap<String, (UnixMillis, TaskId)>,
+    /// Each client with unfinished tasks: the sequence number of its last offer (fair
+    /// admission's tie-break, see `fair.rs`); rebuilt in the same order from the tasks'
+    /// histories at restore.
+    last_served: BTreeMap<String, u64>,
+    /// Offers made, numbering them for `last_served`.
+    offers_made: u64,
     /// Events since the last full invariant check (see [`FULL_CHECK_MAX_TASKS`]).
     events_since_full_check: usize,
     /// No agent holding a proving task is lost before this (see `handover.rs`): the fleet is
@@ -198,6 +201,7 @@ impl CoordinatorCore {
             stake_frozen: None,
             index: index::TaskIndex::default(),
             last_served: BTreeMap::new(),
+            offers_made: 0,
             events_since_full_check: 0,
             // Unknown until the first scan.
             agent_loss_bound: UnixMillis(0),

@@ -181,40 +181,58 @@ fn serve_with_random_arrivals(arrivals: Vec<(u8, u8)>, share: usize) {
         }
         sim.advance(1);
         // One task served between arrival bursts.
-        let Some(served) = serve_next(&mut sim, &agent) else {
-            continue;
-        };
-        // Everyone still waiting has been passed over once more.
-        let waiting = waiting_by_client(&sim);
-        assert!(
-            waiting.len() <= clients.len(),
-            "at most one entry per client: {waiting:?}"
-        );
-        let _ = served;
+        let _ = serve_next(&mut sim, &agent);
     }
-    // Drain: while two or more clients wait, offers rotate among them.
-    let mut since: BTreeMap<String, usize> = BTreeMap::new();
-    while let Some(served) = serve_next(&mut sim, &agent) {
-        since.insert(served.clone(), 0);
-        for (c, n) in since.iter_mut() {
-            if *c != served {
-                *n += 1;
-            }
-        }
+    // Drain, one offer at a time: a client that waits is passed over by fewer offers to
+    // others than there are clients (round robin), counted while it waits.
+    let mut passed: BTreeMap<String, usize> = BTreeMap::new();
+    let mut trace: Vec<String> = Vec::new();
+    loop {
+        let offers = sim.take_offers();
+        let Some(offer) = offers.first() else { break };
+        assert_eq!(offers.len(), 1, "one slot, one offer at a time");
+        sim.accept(&agent, offer.task);
         let waiting = waiting_by_client(&sim);
-        for (c, n) in &since {
-            if waiting.contains_key(c) {
+        // Delivery frees the slot: the next offer is chosen among `waiting`.
+        sim.prove(&agent, offer.task, true);
+        let Some(next) = sim.effects.iter().find_map(|e| match e {
+            proofrack_coordinator::Effect::SendOffer(o) => Some(o.task),
+            _ => None,
+        }) else {
+            assert!(
+                waiting.is_empty(),
+                "tasks waiting with the agent idle: {waiting:?}"
+            );
+            break;
+        };
+        let served = client_of(&sim, next);
+        let states: Vec<String> = sim
+            .core
+            .task_statuses()
+            .into_iter()
+            .filter(|(_, st)| !matches!(st, TaskStatus::Verified { .. }))
+            .map(|(t, st)| format!("{t}:{}:{st:?}", client_of(&sim, t)))
+            .collect();
+        trace.push(format!("{served} ({next}) of {waiting:?}: {states:?}"));
+        for c in clients {
+            let n = passed.entry(c.to_string()).or_default();
+            if c == served || !waiting.contains_key(c) {
+                *n = 0;
+            } else {
+                *n += 1;
                 assert!(
                     *n < clients.len(),
-                    "{c} waited through {n} offers to others while waiting: {waiting:?}"
+                    "{c} waited through {n} offers to others: {waiting:?}; {trace:#?}"
                 );
             }
         }
         sim.advance(1);
     }
-    for (c, n) in waiting_by_client(&sim) {
-        panic!("{c} still has {n} tasks waiting with the fleet idle");
-    }
+    let left = waiting_by_client(&sim);
+    assert!(
+        left.is_empty(),
+        "tasks waiting with the fleet idle: {left:?}"
+    );
 }
 
 fn waiting_by_client(sim: &Sim) -> BTreeMap<String, usize> {
