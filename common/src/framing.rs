@@ -436,21 +436,33 @@ impl FrameReader {
             return Ok(self.finish_if_whole(len));
         };
         let want = (len - self.body.len()).min(FRAME_READ_STEP_BYTES);
-        if self.body.capacity() - self.body.len() < want {
+        let spare = self.body.capacity() - self.body.len();
+        if spare < want {
+            // `reserve_exact(want)` grows the buffer to `len + want`: by `want - spare`, which
+            // is what is charged (not `want`: a read that filled part of the last step leaves
+            // spare room, and charging the whole step again would count bytes never
+            // allocated, until a frame arriving in small reads waited on its own charges).
             // Charged before the buffer grows, and kept with it: the budget counts what is
             // allocated. A future dropped while waiting for budget holds nothing.
+            let grow = want - spare;
             if let Some(budget) = &self.budget {
-                let charge = budget.charge(want).await;
+                let charge = budget.charge(grow).await;
                 budget
                     .stats
                     .held_bytes
-                    .fetch_add(want as u64, Ordering::Relaxed);
+                    .fetch_add(grow as u64, Ordering::Relaxed);
                 match &mut self.charged {
                     Some(held) => held.merge(charge),
                     None => self.charged = Some(charge),
                 }
             }
             self.body.reserve_exact(want);
+            debug_assert!(
+                self.charged
+                    .as_ref()
+                    .is_none_or(|c| c.bytes() >= self.body.capacity()),
+                "a frame buffer grew past its charge"
+            );
         }
         // `read_buf` fills spare capacity and only then moves the length: cancel-safe.
         let n = (&mut *r).take(want as u64).read_buf(&mut self.body).await?;
@@ -975,6 +987,34 @@ mod tests {
                 "dropped readers give their bytes back"
             );
             assert_eq!(total.available_permits(), 4 << 20);
+        });
+    }
+
+    /// A whole frame arriving in packet-sized reads fits a budget of exactly one frame: each
+    /// read charges what the buffer grew by, not a whole read step again.
+    #[test]
+    fn a_frame_in_small_reads_completes_within_a_one_frame_budget() {
+        rt().block_on(async {
+            let stats = Arc::new(BudgetStats::default());
+            let total = FrameBudget::total(MAX_FRAME_BYTES + 4);
+            let budget = FrameBudget::new(MAX_FRAME_BYTES + 4, &total, &stats);
+            let body = payload(MAX_FRAME_BYTES);
+            let mut data = (MAX_FRAME_BYTES as u32).to_le_bytes().to_vec();
+            data.extend_from_slice(&body);
+            // About one QUIC packet's payload per read.
+            let mut r = Pieces {
+                data,
+                pos: 0,
+                piece: 1_200,
+            };
+            let mut reader = FrameReader::new(MAX_FRAME_BYTES).with_budget(budget);
+            let got = tokio::time::timeout(Duration::from_secs(10), reader.read_bytes(&mut r))
+                .await
+                .expect("the frame completes within its budget");
+            assert_eq!(got.unwrap(), body);
+            assert_eq!(stats.waits(), 0, "never waited on its own charges");
+            assert_eq!(stats.held_bytes(), 0, "a whole frame holds no budget");
+            assert_eq!(total.available_permits(), MAX_FRAME_BYTES + 4);
         });
     }
 
