@@ -48,12 +48,13 @@ pub struct Limits {
     /// connection attempt is refused before its handshake (quinn's `Incoming::refuse`): no
     /// TLS work is spent on it. 2,048 serves a 1,000-agent rack and its clients twice over.
     pub max_connections: usize,
-    /// Connections of client certificates at once. Clients are people and dashboards; the
-    /// rest of `max_connections` stays for agents, so a flood of client connections never
+    /// Connections of every identity but agents (requesters, administrators) at once: people
+    /// and dashboards. The rest of `max_connections` stays for agents, so a flood of client connections never
     /// keeps the rack from reconnecting. Checked right after the handshake (the kind is in
     /// the certificate); the refused client reads the reason.
     pub max_client_connections: usize,
-    /// Connections of one certificate at once. A client past it is refused with the reason;
+    /// Connections of one certificate at once. A client (any identity but an agent) past it is
+    /// refused with the reason;
     /// an agent past it has its oldest connection closed instead, so an agent restarted many
     /// times in a row is never locked out by its own dead connections.
     pub max_connections_per_identity: usize,

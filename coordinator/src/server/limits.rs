@@ -221,11 +221,10 @@ impl ServerLimits {
         peer: &PeerCertInfo,
     ) -> Result<(), String> {
         let identity = peer.identity.to_string();
-        let is_client = peer.identity.kind() == IdentityKind::Client;
         let cap = self.limits.max_connections_per_identity;
         let mut by_identity = self.by_identity.lock().expect("connections poisoned");
         let open = by_identity.get(&identity).map_or(0, Vec::len);
-        if is_client {
+        if counts_as_client(peer) {
             if open >= cap {
                 drop(by_identity);
                 let reason = format!(
@@ -270,7 +269,7 @@ impl ServerLimits {
             if conns.is_empty() {
                 by_identity.remove(&identity);
             }
-            if removed && peer.identity.kind() == IdentityKind::Client {
+            if removed && counts_as_client(peer) {
                 self.clients_open.fetch_sub(1, Ordering::Relaxed);
             }
         }
@@ -391,6 +390,14 @@ impl ServerLimits {
             *self.upload_bytes.lock().expect("upload bytes poisoned"),
         )
     }
+}
+
+/// Whether a connection counts among `max_client_connections` and is refused, not let in by
+/// closing its oldest, at its identity's cap: every identity but an agent's. People and their
+/// tools (requesters, and any administrator identity) share the client slots; only agents,
+/// which reconnect on their own after a restart, take the rest of `max_connections`.
+fn counts_as_client(peer: &PeerCertInfo) -> bool {
+    peer.identity.kind() != IdentityKind::Agent
 }
 
 /// Gives the allocator's free pages back to the system (glibc's `malloc_trim`).
