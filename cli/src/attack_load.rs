@@ -640,7 +640,7 @@ async fn run_attack(
             let closed = held
                 .conns
                 .iter()
-                .filter_map(|c| proofrack_common::tls::close_reason_text(c))
+                .filter_map(proofrack_common::tls::close_reason_text)
                 .collect::<Vec<_>>();
             format!(
                 "{} connections x {} streams; {} cut off by the coordinator: {}",
