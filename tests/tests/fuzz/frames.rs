@@ -2,7 +2,7 @@
 //! every message type a peer decodes, the frame reader fed in arbitrary pieces, and payloads.
 
 use super::mutate::{apply, config, mutations};
-use proofrack_common::framing::{self, FrameReader, MAX_FRAME_BYTES};
+use proofrack_common::framing::{self, BudgetStats, FrameBudget, FrameReader, MAX_FRAME_BYTES};
 use proofrack_common::identity::IdentityKind;
 use proofrack_common::protocol::{
     self, AgentToCoordinator, Bounded, ClientRequest, ClientResponse, CoordinatorToAgent,
@@ -121,6 +121,71 @@ proptest! {
             assert!(sink.len() <= stream.len(), "wrote more than it read");
         });
     }
+}
+
+proptest! {
+    #![proptest_config(config(48, 0xf4a3_0003))]
+
+    /// Whole frames of up to 300 KiB (several read steps each), arriving in pieces of any
+    /// size, through a reader whose budget holds exactly one frame, as the coordinator reads
+    /// a connection's streams: every frame comes through, the reader never waits on its own
+    /// charges, and the budget is whole again afterwards. (It fails on a bug found in review: a
+    /// buffer charged a whole read step per read instead of what it grew by.)
+    #[test]
+    fn whole_frames_fit_a_one_frame_budget_however_split(
+        sizes in prop::collection::vec(0usize..300_000, 1..4),
+        pieces in prop::collection::vec(1usize..5_000, 1..32),
+    ) {
+        let (got, waits, held) = rt().block_on(read_budgeted(&sizes, &pieces));
+        prop_assert_eq!(got, sizes);
+        prop_assert_eq!(waits, 0);
+        prop_assert_eq!(held, 0);
+    }
+}
+
+/// Frames of `sizes` written in `pieces` (cycled) and read through a one-frame budget: the
+/// sizes read, the times the reader waited for budget, and the bytes still held.
+async fn read_budgeted(sizes: &[usize], pieces: &[usize]) -> (Vec<usize>, u64, u64) {
+    let mut data = Vec::new();
+    for (i, size) in sizes.iter().enumerate() {
+        data.extend_from_slice(&(*size as u32).to_le_bytes());
+        data.extend((0..*size).map(|j| (i + j) as u8));
+    }
+    let (mut a, mut b) = tokio::io::duplex(1 << 16);
+    let pieces = pieces.to_vec();
+    let writer = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let mut at = 0;
+        for p in pieces.iter().cycle() {
+            if at >= data.len() {
+                break;
+            }
+            let end = (at + p).min(data.len());
+            let _ = a.write_all(&data[at..end]).await;
+            at = end;
+        }
+    });
+    let stats = std::sync::Arc::new(BudgetStats::default());
+    let total = FrameBudget::total(MAX_FRAME_BYTES + 4);
+    let mut reader = FrameReader::new(MAX_FRAME_BYTES).with_budget(FrameBudget::new(
+        MAX_FRAME_BYTES + 4,
+        &total,
+        &stats,
+    ));
+    let mut got = Vec::new();
+    for _ in sizes {
+        // A reader stuck on its own charges would wait forever.
+        let body = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            reader.read_bytes(&mut b),
+        )
+        .await
+        .expect("a whole frame within its budget is read")
+        .expect("a valid frame");
+        got.push(body.len());
+    }
+    writer.await.expect("writer");
+    (got, stats.waits(), stats.held_bytes())
 }
 
 /// Frames read from `stream` delivered in `pieces` (cycled): bodies, then the error's text.
