@@ -524,7 +524,7 @@ impl AttackReport {
             "honest_submit_to_verified_p50_ms": ms(self.honest_p50_ms),
             "honest_submit_to_verified_max_ms": ms(self.honest_max_ms),
             "no_attack_p50_ms": ms(self.baseline_p50_ms),
-            "ratio_to_no_attack": ms(self.honest_p50_ms / self.baseline_p50_ms / 10.0) * 10.0,
+            "ratio_to_no_attack": (self.honest_p50_ms / self.baseline_p50_ms * 100.0).round() / 100.0,
         })
     }
 }

@@ -7,14 +7,14 @@
 //! at peak and after, and the honest client's submit → verified latency during the attack
 //! beside the same figure with no attack, measured in the same run.
 //!
-//! # Layout
-//! - `attack/child.rs`: the coordinator process this binary becomes.
-//! - `attack/resources.rs`: resource bounds (connections, half-open frames, uploads, drains
-//!   of unknown agents, a trickled request), with default limits.
+//! # Layout (one module per file; keep one line each)
+//! - `child`: the coordinator process this binary becomes.
+//! - `resources`: resource bounds (connections, half-open frames, uploads, drains of unknown
+//!   agents, a trickled request), with default limits.
 
 mod attack {
-    pub mod child;
-    pub mod resources;
+    mod child;
+    mod resources;
 }
 
 // The e2e harness; this binary uses a part of it.

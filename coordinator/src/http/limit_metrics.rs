@@ -42,7 +42,7 @@ pub(super) fn limit_families(
     );
     e.single(
         "proofrack_client_connections",
-        "Client connections open (limits.max_client_connections).",
+        "Connections of every identity but agents open (limits.max_client_connections).",
         Kind::Gauge,
         clients,
     );
