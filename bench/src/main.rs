@@ -2,6 +2,7 @@
 //! same run, printed as JSON lines (the crate doc in lib.rs maps the modules).
 
 mod agent_footprint;
+mod attack;
 mod check;
 mod coordinator;
 mod fleet;
@@ -55,6 +56,11 @@ enum Command {
     /// What an idle agent costs its box: release binary size, RSS of a real agent process
     /// connected over QUIC, its CPU for telemetry; each against its target, `sleep` as reference.
     AgentFootprint(agent_footprint::AgentFootprintArgs),
+    /// The attacker's suite against a real coordinator process with default limits: its RSS
+    /// during 3,000 idle connections, half-open frames, 256 MiB uploads, 20,000 unknown
+    /// drains and a trickled request, and an honest client's submit → verified latency
+    /// during each beside the same figure with no attack.
+    Attack(attack::AttackArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -71,5 +77,6 @@ fn main() -> anyhow::Result<()> {
         Command::Store(args) => store::run(&args),
         Command::Coordinator(args) => coordinator::run(&args),
         Command::AgentFootprint(args) => agent_footprint::run(&args),
+        Command::Attack(args) => attack::run(&args),
     }
 }

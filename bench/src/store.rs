@@ -115,6 +115,8 @@ fn reference_commits_per_sec(path: &Path, commits: u64) -> anyhow::Result<f64> {
 fn policy(queue_capacity: usize) -> Policy {
     Policy {
         queue_capacity,
+        // One client fills the queue: its share is all of it.
+        max_unfinished_per_client: queue_capacity,
         ..Policy::default()
     }
 }

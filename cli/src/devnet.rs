@@ -142,6 +142,7 @@ pub async fn run(
             enabled: false,
             ..Default::default()
         },
+        limits: Default::default(),
     };
     config.validate()?;
     say(format!(

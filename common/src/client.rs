@@ -78,6 +78,11 @@ impl CoordinatorClient {
         Ok(CoordinatorClient { endpoint, conn })
     }
 
+    /// The QUIC connection, for streams this type does not model (tests, load generators).
+    pub fn connection(&self) -> &quinn::Connection {
+        &self.conn
+    }
+
     fn stream_error(&self, e: impl std::fmt::Display) -> ClientError {
         // A refused certificate or protocol error shows as the connection's close reason.
         ClientError::Stream(tls::close_reason_text(&self.conn).unwrap_or_else(|| e.to_string()))

@@ -8,12 +8,19 @@
 //! SHA-256 at the end.
 //!
 //! Architecture invariant: no length read from the wire is allocated before it is checked
-//! against a limit.
+//! against a limit, and no frame buffer grows ahead of the bytes that arrived for it: a
+//! length prefix alone costs nothing. A receiver that serves many peers reads through a
+//! [`FrameReader`] with a [`FrameBudget`] (bytes of partial frames it may hold for one peer,
+//! and in total) and a deadline for a frame to arrive whole once it has begun.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Largest frame body. Every control message (offers with their bounded inputs, telemetry,
 /// status views, tables) fits well under this; anything bigger is a payload and is chunked.
@@ -27,6 +34,12 @@ pub const PAYLOAD_CHUNK_BYTES: usize = 256 << 10;
 
 /// Length prefix size.
 const LEN_BYTES: usize = 4;
+
+/// A frame's buffer grows by at most this much ahead of the bytes that arrived for it: a
+/// peer that announces 1 MiB and sends nothing costs a few bytes, not 1 MiB. Small enough
+/// that 128 half-sent frames on one connection stay cheap, large enough that a 1 MiB frame
+/// takes 16 reads.
+pub const FRAME_READ_STEP_BYTES: usize = 64 << 10;
 
 /// Initial buffer reserved for an in-memory payload, so a header claiming a huge total does
 /// not allocate it all before the bytes arrive.
@@ -51,6 +64,12 @@ pub enum FrameError {
     PayloadTooLarge { total_len: u64, max: u64 },
     #[error("payload is corrupt: SHA-256 {actual} does not match the announced {expected}; fetch it again")]
     HashMismatch { expected: String, actual: String },
+    #[error("the frame did not arrive whole within {within_ms} ms of its first byte ({got} of {expected} bytes came); a peer must send each message at once, not trickle it")]
+    TimedOut {
+        within_ms: u64,
+        expected: u64,
+        got: u64,
+    },
     #[error("stream I/O failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -132,39 +151,339 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
     Ok(msg)
 }
 
-/// Reads one raw frame of at most `max` bytes. The length is checked before allocating.
-/// A stream that ends cleanly before the first length byte gives [`FrameError::Closed`].
+/// Reads one raw frame of at most `max` bytes. The length is checked before anything is
+/// allocated, and the buffer grows only as bytes arrive. A stream that ends cleanly before the
+/// first length byte gives [`FrameError::Closed`].
 pub async fn read_frame_bytes<R: AsyncRead + Unpin>(
     r: &mut R,
     max: usize,
 ) -> Result<Vec<u8>, FrameError> {
-    let mut len_buf = [0u8; LEN_BYTES];
-    let got = read_full(r, &mut len_buf).await?;
-    if got == 0 {
-        return Err(FrameError::Closed);
+    FrameReader::new(max).read_bytes(r).await
+}
+
+/// What every [`FrameBudget`] of a receiver adds to: bytes held in partial frames now, and how
+/// often a reader had to wait for budget (for metrics).
+#[derive(Debug, Default)]
+pub struct BudgetStats {
+    held_bytes: AtomicU64,
+    waits: AtomicU64,
+    /// When the last "budget spent" line was logged (at most one per [`BUDGET_LOG_EVERY`]).
+    last_logged: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// Readers waiting for budget log at most this often (a flood is one line, not thousands).
+pub const BUDGET_LOG_EVERY: Duration = Duration::from_secs(5);
+
+impl BudgetStats {
+    /// Bytes of partial frames held now, over every budget sharing these stats.
+    pub fn held_bytes(&self) -> u64 {
+        self.held_bytes.load(Ordering::Relaxed)
     }
-    if got < LEN_BYTES {
-        return Err(FrameError::Truncated {
-            expected: LEN_BYTES as u64,
-            got: got as u64,
-        });
+
+    /// Times a reader found its budget spent and waited.
+    pub fn waits(&self) -> u64 {
+        self.waits.load(Ordering::Relaxed)
     }
-    let len = u32::from_le_bytes(len_buf) as usize;
-    if len > max {
-        return Err(FrameError::TooLarge {
-            len: len as u64,
-            max: max as u64,
-        });
+
+    fn note_wait(&self, which: &str) {
+        let waits = self.waits.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut last = self.last_logged.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        if last.is_none_or(|t| now.duration_since(t) >= BUDGET_LOG_EVERY) {
+            *last = Some(now);
+            tracing::warn!(
+                limit = "frame_bytes",
+                budget = which,
+                waits_total = waits,
+                held_bytes = self.held_bytes(),
+                "limit reached: partial frames hold their budget; the stream waits (flow control slows the peer) until frames complete or time out"
+            );
+        }
     }
-    let mut body = vec![0u8; len];
-    let got = read_full(r, &mut body).await?;
-    if got < len {
-        return Err(FrameError::Truncated {
-            expected: len as u64,
-            got: got as u64,
-        });
+}
+
+/// Bytes of partial frames one peer (a connection, all its streams together) may hold, inside
+/// a total shared by every peer. A reader that would go over waits until other frames of the
+/// same peer (or of anyone, for the total) complete: the peer is slowed by QUIC flow control,
+/// never refused for a burst, and the [`FrameReader`] deadline cuts off one that never
+/// completes what it started. Cloning shares the budget.
+#[derive(Clone, Debug)]
+pub struct FrameBudget {
+    peer: Arc<Semaphore>,
+    total: Arc<Semaphore>,
+    stats: Arc<BudgetStats>,
+}
+
+/// Bytes charged to a budget; dropping it gives them back. The reader that holds it keeps
+/// [`BudgetStats::held_bytes`] in step.
+#[derive(Debug)]
+struct Charge {
+    peer: OwnedSemaphorePermit,
+    total: OwnedSemaphorePermit,
+}
+
+impl Charge {
+    fn bytes(&self) -> usize {
+        self.peer.num_permits()
     }
-    Ok(body)
+
+    fn merge(&mut self, other: Charge) {
+        self.peer.merge(other.peer);
+        self.total.merge(other.total);
+    }
+}
+
+impl FrameBudget {
+    /// A peer's budget of `peer_bytes` inside `total` (shared by every peer of a receiver,
+    /// made with [`FrameBudget::total`]). Both must hold at least one whole frame.
+    pub fn new(peer_bytes: usize, total: &Arc<Semaphore>, stats: &Arc<BudgetStats>) -> Self {
+        assert!(
+            peer_bytes >= MAX_FRAME_BYTES + LEN_BYTES,
+            "a frame budget must hold one whole frame"
+        );
+        FrameBudget {
+            peer: Arc::new(Semaphore::new(peer_bytes)),
+            total: total.clone(),
+            stats: stats.clone(),
+        }
+    }
+
+    /// The total every peer's budget draws from.
+    pub fn total(bytes: usize) -> Arc<Semaphore> {
+        assert!(
+            bytes >= MAX_FRAME_BYTES + LEN_BYTES,
+            "a frame budget must hold one whole frame"
+        );
+        Arc::new(Semaphore::new(bytes))
+    }
+
+    /// Charges `n` bytes, waiting while the peer's or the total budget is spent.
+    async fn charge(&self, n: usize) -> Charge {
+        let n32 = u32::try_from(n).expect("a read step fits in u32");
+        let peer = match self.peer.clone().try_acquire_many_owned(n32) {
+            Ok(p) => p,
+            Err(_) => {
+                self.stats
+                    .note_wait("the connection's (limits.frame_bytes_per_connection)");
+                self.peer
+                    .clone()
+                    .acquire_many_owned(n32)
+                    .await
+                    .expect("frame budgets are never closed")
+            }
+        };
+        let total = match self.total.clone().try_acquire_many_owned(n32) {
+            Ok(p) => p,
+            Err(_) => {
+                self.stats
+                    .note_wait("all connections' (limits.frame_bytes_total)");
+                self.total
+                    .clone()
+                    .acquire_many_owned(n32)
+                    .await
+                    .expect("frame budgets are never closed")
+            }
+        };
+        Charge { peer, total }
+    }
+}
+
+/// Reads frames from one stream, growing each frame's buffer only as its bytes arrive,
+/// charging them to an optional [`FrameBudget`] while the frame is partial, and cutting off a
+/// frame that does not arrive whole within a deadline from its first byte.
+///
+/// Cancel-safe: a frame's progress lives in the reader, so dropping a
+/// [`FrameReader::read_bytes`] future (a `select!` taking another branch) loses nothing; the
+/// next call goes on where it stopped.
+#[derive(Debug)]
+pub struct FrameReader {
+    max: usize,
+    budget: Option<FrameBudget>,
+    whole_within: Option<Duration>,
+    len_buf: [u8; LEN_BYTES],
+    len_got: usize,
+    /// The announced length, once the prefix is in.
+    len: Option<usize>,
+    body: Vec<u8>,
+    charged: Option<Charge>,
+    started: Option<tokio::time::Instant>,
+}
+
+enum Step {
+    More,
+    Frame(Vec<u8>),
+}
+
+impl Drop for FrameReader {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+impl FrameReader {
+    /// Frames of at most `max` bytes, no budget, no deadline.
+    pub fn new(max: usize) -> Self {
+        FrameReader {
+            max,
+            budget: None,
+            whole_within: None,
+            len_buf: [0; LEN_BYTES],
+            len_got: 0,
+            len: None,
+            body: Vec::new(),
+            charged: None,
+            started: None,
+        }
+    }
+
+    /// Charges partial frames to `budget`.
+    pub fn with_budget(mut self, budget: FrameBudget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// Each frame must be whole within `limit` of its first byte.
+    pub fn whole_within(mut self, limit: Duration) -> Self {
+        self.whole_within = Some(limit);
+        self
+    }
+
+    /// Whether a frame has begun and is not yet whole.
+    pub fn in_frame(&self) -> bool {
+        self.started.is_some()
+    }
+
+    /// The next frame's body. See the type's documentation.
+    pub async fn read_bytes<R: AsyncRead + Unpin>(
+        &mut self,
+        r: &mut R,
+    ) -> Result<Vec<u8>, FrameError> {
+        loop {
+            let deadline = self.started.zip(self.whole_within).map(|(s, w)| s + w);
+            let step = match deadline {
+                None => self.step(r).await,
+                Some(at) => match tokio::time::timeout_at(at, self.step(r)).await {
+                    Ok(step) => step,
+                    Err(_) => {
+                        let err = FrameError::TimedOut {
+                            within_ms: self.whole_within.map_or(0, |w| w.as_millis() as u64),
+                            expected: self.len.map_or(LEN_BYTES, |l| l + LEN_BYTES) as u64,
+                            got: (self.len_got + self.body.len()) as u64,
+                        };
+                        self.reset();
+                        return Err(err);
+                    }
+                },
+            };
+            match step {
+                Ok(Step::More) => {}
+                Ok(Step::Frame(body)) => return Ok(body),
+                Err(e) => {
+                    self.reset();
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn reset(&mut self) {
+        self.len_got = 0;
+        self.len = None;
+        self.body = Vec::new();
+        self.release();
+        self.started = None;
+    }
+
+    fn release(&mut self) {
+        if let (Some(charge), Some(budget)) = (self.charged.take(), &self.budget) {
+            budget
+                .stats
+                .held_bytes
+                .fetch_sub(charge.bytes() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// One read. Its state changes happen only after an await completed, with no await
+    /// between them, so a dropped future leaves the reader consistent.
+    async fn step<R: AsyncRead + Unpin>(&mut self, r: &mut R) -> Result<Step, FrameError> {
+        let Some(len) = self.len else {
+            let n = r.read(&mut self.len_buf[self.len_got..]).await?;
+            if n == 0 {
+                return Err(if self.len_got == 0 {
+                    FrameError::Closed
+                } else {
+                    FrameError::Truncated {
+                        expected: LEN_BYTES as u64,
+                        got: self.len_got as u64,
+                    }
+                });
+            }
+            if self.started.is_none() {
+                self.started = Some(tokio::time::Instant::now());
+            }
+            self.len_got += n;
+            if self.len_got < LEN_BYTES {
+                return Ok(Step::More);
+            }
+            let len = u32::from_le_bytes(self.len_buf) as usize;
+            if len > self.max {
+                return Err(FrameError::TooLarge {
+                    len: len as u64,
+                    max: self.max as u64,
+                });
+            }
+            self.len = Some(len);
+            return Ok(self.finish_if_whole(len));
+        };
+        let want = (len - self.body.len()).min(FRAME_READ_STEP_BYTES);
+        let spare = self.body.capacity() - self.body.len();
+        if spare < want {
+            // `reserve_exact(want)` grows the buffer to `len + want`: by `want - spare`, which
+            // is what is charged (not `want`: a read that filled part of the last step leaves
+            // spare room, and charging the whole step again would count bytes never
+            // allocated, until a frame arriving in small reads waited on its own charges).
+            // Charged before the buffer grows, and kept with it: the budget counts what is
+            // allocated. A future dropped while waiting for budget holds nothing.
+            let grow = want - spare;
+            if let Some(budget) = &self.budget {
+                let charge = budget.charge(grow).await;
+                budget
+                    .stats
+                    .held_bytes
+                    .fetch_add(grow as u64, Ordering::Relaxed);
+                match &mut self.charged {
+                    Some(held) => held.merge(charge),
+                    None => self.charged = Some(charge),
+                }
+            }
+            self.body.reserve_exact(want);
+            debug_assert!(
+                self.charged
+                    .as_ref()
+                    .is_none_or(|c| c.bytes() >= self.body.capacity()),
+                "a frame buffer grew past its charge"
+            );
+        }
+        // `read_buf` fills spare capacity and only then moves the length: cancel-safe.
+        let n = (&mut *r).take(want as u64).read_buf(&mut self.body).await?;
+        if n == 0 {
+            return Err(FrameError::Truncated {
+                expected: len as u64,
+                got: self.body.len() as u64,
+            });
+        }
+        Ok(self.finish_if_whole(len))
+    }
+
+    fn finish_if_whole(&mut self, len: usize) -> Step {
+        debug_assert!(self.body.len() <= len, "read past the frame's end");
+        if self.body.len() < len {
+            return Step::More;
+        }
+        let body = std::mem::take(&mut self.body);
+        self.reset();
+        Step::Frame(body)
+    }
 }
 
 fn check_len(len: u64) -> Result<(), FrameError> {
@@ -285,22 +604,62 @@ where
     R: AsyncRead + Unpin,
     S: AsyncWrite + Unpin,
 {
+    let header = read_payload_header(r, max_total).await?;
+    recv_payload_body_to(r, &header, sink, None).await?;
+    Ok(header)
+}
+
+/// Reads a payload's header and refuses a total above `max_total` before any chunk is read:
+/// a receiver that reserves room (a quota, a disk) for the payload does it between this and
+/// [`recv_payload_body_to`].
+pub async fn read_payload_header<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max_total: u64,
+) -> Result<PayloadHeader, FrameError> {
     let header: PayloadHeader = read_frame(r).await?;
     check_total(&header, max_total)?;
+    Ok(header)
+}
+
+/// Receives the chunks of a payload whose `header` was read, into `sink`, one reused
+/// chunk-sized buffer at a time, and checks the hash at the end. With `chunk_within`, each
+/// chunk must arrive whole within that time (a sender trickling bytes is cut off).
+pub async fn recv_payload_body_to<R, S>(
+    r: &mut R,
+    header: &PayloadHeader,
+    sink: &mut S,
+    chunk_within: Option<Duration>,
+) -> Result<(), FrameError>
+where
+    R: AsyncRead + Unpin,
+    S: AsyncWrite + Unpin,
+{
     // Chunks are read into one reused buffer and written out before the next is read.
     let mut hasher = Sha256::new();
     let mut received = 0u64;
-    let mut buf = Vec::with_capacity(PAYLOAD_CHUNK_BYTES);
+    let mut buf = Vec::with_capacity(PAYLOAD_CHUNK_BYTES.min(header.total_len as usize));
     while received < header.total_len {
         let remaining = header.total_len - received;
-        read_chunk_into(r, &mut buf, remaining, &header, received).await?;
+        let chunk = read_chunk_into(r, &mut buf, remaining, header, received);
+        match chunk_within {
+            None => chunk.await?,
+            Some(limit) => match tokio::time::timeout(limit, chunk).await {
+                Ok(done) => done?,
+                Err(_) => {
+                    return Err(FrameError::TimedOut {
+                        within_ms: limit.as_millis() as u64,
+                        expected: header.total_len,
+                        got: received,
+                    })
+                }
+            },
+        }
         hasher.update(&buf);
         sink.write_all(&buf).await?;
         received += buf.len() as u64;
     }
     sink.flush().await?;
-    check_hash(&header, hasher.finalize().into())?;
-    Ok(header)
+    check_hash(header, hasher.finalize().into())
 }
 
 fn check_total(header: &PayloadHeader, max_total: u64) -> Result<(), FrameError> {
@@ -488,6 +847,207 @@ mod tests {
                 })
             ));
         });
+    }
+
+    /// A reader that hands out `data` in pieces of `piece` bytes, then pends forever (a peer
+    /// that stopped sending): what a half-sent frame looks like.
+    struct Pieces {
+        data: Vec<u8>,
+        pos: usize,
+        piece: usize,
+    }
+    impl AsyncRead for Pieces {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if self.pos == self.data.len() {
+                return std::task::Poll::Pending;
+            }
+            let n = (self.data.len() - self.pos)
+                .min(buf.remaining())
+                .min(self.piece);
+            let pos = self.pos;
+            buf.put_slice(&self.data[pos..pos + n]);
+            self.pos += n;
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn a_frame_buffer_grows_with_the_bytes_not_the_announced_length() {
+        rt().block_on(async {
+            // 1 MiB announced, 10 bytes sent: the reader holds a few bytes, not 1 MiB.
+            let mut data = (MAX_FRAME_BYTES as u32).to_le_bytes().to_vec();
+            data.extend_from_slice(&[7; 10]);
+            let mut r = Pieces {
+                data,
+                pos: 0,
+                piece: 3,
+            };
+            let mut reader = FrameReader::new(MAX_FRAME_BYTES);
+            let pending =
+                tokio::time::timeout(Duration::from_millis(50), reader.read_bytes(&mut r)).await;
+            assert!(pending.is_err(), "the frame is not whole");
+            assert!(reader.in_frame());
+            assert_eq!(reader.body.len(), 10);
+            assert!(
+                reader.body.capacity() <= 10 + FRAME_READ_STEP_BYTES,
+                "capacity {} for 10 bytes",
+                reader.body.capacity()
+            );
+        });
+    }
+
+    #[test]
+    fn reads_are_cancel_safe_and_split_frames_reassemble() {
+        rt().block_on(async {
+            let (mut a, mut b) = duplex(1 << 20);
+            let msgs: Vec<Msg> = (0..20)
+                .map(|i| Msg {
+                    a: i,
+                    b: "x".repeat(i as usize * 1000),
+                    c: vec![i as u8; (i as usize * 7919) % 200_000],
+                })
+                .collect();
+            let mut bytes = Vec::new();
+            for m in &msgs {
+                encode_frame_into(&mut bytes, m).unwrap();
+            }
+            let writer = tokio::spawn(async move {
+                // Dribbled in odd-sized writes so frames straddle reads.
+                for piece in bytes.chunks(4093) {
+                    a.write_all(piece).await.unwrap();
+                    tokio::task::yield_now().await;
+                }
+            });
+            let mut reader = FrameReader::new(MAX_FRAME_BYTES);
+            let mut got = Vec::new();
+            while got.len() < msgs.len() {
+                // A competing branch that often wins: the read is dropped mid-frame and
+                // resumed; nothing may be lost.
+                tokio::select! {
+                    body = reader.read_bytes(&mut b) => got.push(decode::<Msg>(&body.unwrap()).unwrap()),
+                    _ = tokio::task::yield_now() => {}
+                }
+            }
+            assert_eq!(got, msgs);
+            writer.await.unwrap();
+        });
+    }
+
+    #[test]
+    fn a_budget_bounds_partial_frames_and_is_given_back() {
+        rt().block_on(async {
+            let stats = Arc::new(BudgetStats::default());
+            let total = FrameBudget::total(4 << 20);
+            let budget = FrameBudget::new(MAX_FRAME_BYTES + 4, &total, &stats);
+            // Two streams each send half of a 1 MiB frame: together they hold 1 MiB, so the
+            // second has to wait for budget once the first holds its half.
+            let half = MAX_FRAME_BYTES / 2 + FRAME_READ_STEP_BYTES;
+            let frame = |fill: u8| {
+                let mut d = (MAX_FRAME_BYTES as u32).to_le_bytes().to_vec();
+                d.extend(std::iter::repeat_n(fill, half));
+                d
+            };
+            let mut r1 = Pieces {
+                data: frame(1),
+                pos: 0,
+                piece: 1 << 20,
+            };
+            let mut r2 = Pieces {
+                data: frame(2),
+                pos: 0,
+                piece: 1 << 20,
+            };
+            let mut f1 = FrameReader::new(MAX_FRAME_BYTES).with_budget(budget.clone());
+            let mut f2 = FrameReader::new(MAX_FRAME_BYTES).with_budget(budget.clone());
+            let wait = Duration::from_millis(50);
+            assert!(tokio::time::timeout(wait, f1.read_bytes(&mut r1))
+                .await
+                .is_err());
+            assert!(tokio::time::timeout(wait, f2.read_bytes(&mut r2))
+                .await
+                .is_err());
+            let held = stats.held_bytes() as usize;
+            assert!(held <= MAX_FRAME_BYTES + 4, "held {held} over the budget");
+            assert!(held >= half, "the first frame's half is held");
+            let allocated = f1.body.capacity() + f2.body.capacity();
+            assert_eq!(
+                allocated, held,
+                "the budget counts what the buffers allocated"
+            );
+            assert!(stats.waits() >= 1, "the second reader waited");
+            drop(f1);
+            drop(f2);
+            assert_eq!(
+                stats.held_bytes(),
+                0,
+                "dropped readers give their bytes back"
+            );
+            assert_eq!(total.available_permits(), 4 << 20);
+        });
+    }
+
+    /// A whole frame arriving in packet-sized reads fits a budget of exactly one frame: each
+    /// read charges what the buffer grew by, not a whole read step again.
+    #[test]
+    fn a_frame_in_small_reads_completes_within_a_one_frame_budget() {
+        rt().block_on(async {
+            let stats = Arc::new(BudgetStats::default());
+            let total = FrameBudget::total(MAX_FRAME_BYTES + 4);
+            let budget = FrameBudget::new(MAX_FRAME_BYTES + 4, &total, &stats);
+            let body = payload(MAX_FRAME_BYTES);
+            let mut data = (MAX_FRAME_BYTES as u32).to_le_bytes().to_vec();
+            data.extend_from_slice(&body);
+            // About one QUIC packet's payload per read.
+            let mut r = Pieces {
+                data,
+                pos: 0,
+                piece: 1_200,
+            };
+            let mut reader = FrameReader::new(MAX_FRAME_BYTES).with_budget(budget);
+            let got = tokio::time::timeout(Duration::from_secs(10), reader.read_bytes(&mut r))
+                .await
+                .expect("the frame completes within its budget");
+            assert_eq!(got.unwrap(), body);
+            assert_eq!(stats.waits(), 0, "never waited on its own charges");
+            assert_eq!(stats.held_bytes(), 0, "a whole frame holds no budget");
+            assert_eq!(total.available_permits(), MAX_FRAME_BYTES + 4);
+        });
+    }
+
+    #[test]
+    fn a_frame_that_does_not_arrive_whole_in_time_is_cut_off() {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap()
+            .block_on(async {
+                let (mut a, mut b) = duplex(1 << 16);
+                let mut reader = FrameReader::new(MAX_FRAME_BYTES).whole_within(Duration::from_secs(10));
+                // Idle before the first byte is fine: no deadline runs yet.
+                let idle = tokio::time::timeout(Duration::from_secs(60), reader.read_bytes(&mut b)).await;
+                assert!(idle.is_err());
+                assert!(!reader.in_frame());
+                // A byte a second: cut off 10 s after the first.
+                let trickle = tokio::spawn(async move {
+                    a.write_all(&100u32.to_le_bytes()).await.unwrap();
+                    for _ in 0..100 {
+                        a.write_all(&[1]).await.unwrap();
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                });
+                let err = reader.read_bytes(&mut b).await.unwrap_err();
+                assert!(
+                    matches!(err, FrameError::TimedOut { within_ms: 10_000, expected: 104, got } if (10..=15).contains(&got)),
+                    "{err}"
+                );
+                assert!(err.to_string().contains("not trickle"), "{err}");
+                trickle.abort();
+            });
     }
 
     fn payload(len: usize) -> Vec<u8> {

@@ -191,6 +191,21 @@ where
     Ok(msg)
 }
 
+/// [`read_message`] through a [`framing::FrameReader`] (its budget and deadline); cancel-safe.
+pub async fn read_message_with<R, T>(
+    reader: &mut framing::FrameReader,
+    r: &mut R,
+) -> Result<T, FrameError>
+where
+    R: AsyncRead + Unpin,
+    T: DeserializeOwned + Bounded,
+{
+    let body = reader.read_bytes(r).await?;
+    let msg: T = framing::decode(&body)?;
+    msg.check_bounds().map_err(FrameError::OutOfBounds)?;
+    Ok(msg)
+}
+
 /// Opens a stream: writes the [`OpenFrame`] with this build's version.
 pub async fn write_stream_open<W: AsyncWrite + Unpin>(
     w: &mut W,
@@ -224,14 +239,25 @@ pub async fn read_stream_open<R: AsyncRead + Unpin>(
     r: &mut R,
     peer_kind: IdentityKind,
 ) -> Result<StreamOpen, OpenError> {
-    let body = framing::read_frame_bytes(r, framing::MAX_FRAME_BYTES)
-        .await
-        .map_err(|e| match e {
-            FrameError::TooLarge { .. } => OpenError::Refused(ProtocolError::Malformed {
+    let mut reader = framing::FrameReader::new(framing::MAX_FRAME_BYTES);
+    read_stream_open_with(&mut reader, r, peer_kind).await
+}
+
+/// [`read_stream_open`] through a [`framing::FrameReader`] (its budget and deadline). A frame
+/// cut off by the deadline is refused with the reason, like an oversized one.
+pub async fn read_stream_open_with<R: AsyncRead + Unpin>(
+    reader: &mut framing::FrameReader,
+    r: &mut R,
+    peer_kind: IdentityKind,
+) -> Result<StreamOpen, OpenError> {
+    let body = reader.read_bytes(r).await.map_err(|e| match e {
+        FrameError::TooLarge { .. } | FrameError::TimedOut { .. } => {
+            OpenError::Refused(ProtocolError::Malformed {
                 detail: e.to_string(),
-            }),
-            e => OpenError::Stream(e),
-        })?;
+            })
+        }
+        e => OpenError::Stream(e),
+    })?;
     decode_stream_open(&body, peer_kind).map_err(OpenError::Refused)
 }
 

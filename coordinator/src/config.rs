@@ -65,6 +65,10 @@ pub const MIN_BREAKER_COOLDOWN_MS: u64 = 1_000;
 pub const BREAKER_SLOW_FACTOR_RANGE_PERMILLE: std::ops::RangeInclusive<u32> = 1_500..=7_000;
 const _: () =
     assert!(*BREAKER_SLOW_FACTOR_RANGE_PERMILLE.end() < crate::tasks::MAX_SPEED_FACTOR_PERMILLE);
+/// Shortest retention of request ids: a client retries a lost reply within seconds.
+pub const MIN_REQUEST_RETENTION_MS: u64 = 60_000;
+/// Longest retention of request ids (30 days).
+pub const MAX_REQUEST_RETENTION_MS: u64 = 30 * 86_400_000;
 
 /// Sensible range for a temperature limit in °C: below 30 nothing runs, above 120 a GPU is
 /// already shutting down.
@@ -103,6 +107,9 @@ pub struct CoordinatorConfig {
     /// `/metrics` and the fleet page.
     #[serde(default)]
     pub http: crate::http::HttpConfig,
+    /// What peers may make the coordinator hold (connections, partial frames, uploads).
+    #[serde(default)]
+    pub limits: crate::limits::Limits,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -133,6 +140,7 @@ impl Default for CoordinatorConfig {
             telemetry_interval_ms: default_telemetry_interval_ms(),
             chain: None,
             http: crate::http::HttpConfig::default(),
+            limits: crate::limits::Limits::default(),
         }
     }
 }
@@ -242,6 +250,18 @@ pub struct Policy {
     /// proving time, permille, a moving average) at or above this opens its breaker: its
     /// calibration cannot be trusted.
     pub breaker_slow_factor_permille: u32,
+    /// Most unfinished tasks (waiting, offered, proving or being verified) one client may
+    /// hold at once: one client cannot take more than this share of `queue_capacity`. A
+    /// submission beyond it is refused with the client's count and this limit.
+    pub max_unfinished_per_client: usize,
+    /// Per-client exceptions to `max_unfinished_per_client`, by the name in the client's
+    /// certificate (`client/NAME`), e.g. a batch service trusted with more of the queue.
+    pub client_unfinished_caps: BTreeMap<String, usize>,
+    /// How long the coordinator remembers a request id, so that a retried submission or
+    /// operator command gets its first answer instead of acting twice: replies to operator
+    /// commands, and finished tasks (with their results and request ids), are forgotten this
+    /// long after they were answered or finished (or earlier, past their count limits).
+    pub request_retention_ms: u64,
 }
 
 impl Default for Policy {
@@ -263,6 +283,9 @@ impl Default for Policy {
             breaker_failures: 3,
             breaker_cooldown_ms: 600_000,
             breaker_slow_factor_permille: 4_000,
+            max_unfinished_per_client: 256,
+            client_unfinished_caps: BTreeMap::new(),
+            request_retention_ms: 86_400_000,
         }
     }
 }
@@ -373,11 +396,46 @@ impl Policy {
             *BREAKER_SLOW_FACTOR_RANGE_PERMILLE.start() as u64,
             *BREAKER_SLOW_FACTOR_RANGE_PERMILLE.end() as u64,
         )?;
+        check_range(
+            "policy.max_unfinished_per_client",
+            self.max_unfinished_per_client as u64,
+            1,
+            MAX_QUEUE_CAPACITY as u64,
+        )?;
+        for (client, cap) in &self.client_unfinished_caps {
+            if let Err(e) = proofrack_common::ids::validate_name("client", client) {
+                return Err(ConfigError::Invalid {
+                    key: format!("policy.client_unfinished_caps.{client:?}"),
+                    value: cap.to_string(),
+                    allowed: e,
+                });
+            }
+            check_range(
+                &format!("policy.client_unfinished_caps.{client}"),
+                *cap as u64,
+                1,
+                MAX_QUEUE_CAPACITY as u64,
+            )?;
+        }
+        check_range(
+            "policy.request_retention_ms",
+            self.request_retention_ms,
+            MIN_REQUEST_RETENTION_MS,
+            MAX_REQUEST_RETENTION_MS,
+        )?;
         Ok(())
+    }
+
+    /// Most unfinished tasks `client` may hold (its exception, or the default share).
+    pub fn unfinished_cap_of(&self, client: &str) -> usize {
+        self.client_unfinished_caps
+            .get(client)
+            .copied()
+            .unwrap_or(self.max_unfinished_per_client)
     }
 }
 
-fn check_range(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+pub(crate) fn check_range(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
     if (min..=max).contains(&value) {
         Ok(())
     } else {
@@ -411,9 +469,10 @@ impl CoordinatorConfig {
         Ok(config)
     }
 
-    /// Checks the policy and that each operator appears once.
+    /// Checks the policy, the limits and that each operator appears once.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.policy.validate()?;
+        self.limits.validate()?;
         check_range(
             "telemetry_interval_ms",
             self.telemetry_interval_ms,

@@ -14,6 +14,8 @@
 //! - [`circom`]: circom circuits registered by clients (zkey + `.r1cs`) and their submitted
 //!   witnesses, checked against the constraints before a task exists.
 //! - [`http`]: `/metrics`, the live fleet page and its token-protected JSON API.
+//! - [`limits`]: `[limits]`, what peers may make the coordinator hold (connections, partial
+//!   frames, uploads); the queue's per-client share and request-id retention are in [`Policy`].
 //!
 //! Architecture invariant: `config`, `ledger`, `admission` and `tasks` do no I/O, read no
 //! clock and use no randomness; the QUIC server shell around them does, and translates
@@ -23,6 +25,7 @@ pub mod admission;
 pub mod config;
 pub mod http;
 pub mod ledger;
+pub mod limits;
 pub mod tasks;
 
 #[cfg(feature = "testkit")]

@@ -1,7 +1,10 @@
 //! Faults, with simulated time: agents lost and handed over, restarts from the durable rows,
-//! withdrawals and drains, idempotent operator commands; and a seeded simulation of a large
-//! fleet with crashes of agents and of the coordinator itself (`simulation` module).
+//! withdrawals and drains, idempotent operator commands; a seeded simulation of a large
+//! fleet with crashes of agents and of the coordinator itself (`simulation` module); fair
+//! queueing across clients (`fairness`); request ids bounded and expiring (`retention`).
 
+mod fairness;
+mod retention;
 mod sim;
 mod simulation;
 
@@ -381,6 +384,10 @@ pub struct StoreModel {
         proofrack_coordinator::tasks::AgentFacts,
     >,
     audit: std::collections::BTreeMap<u64, proofrack_coordinator::tasks::AuditEntry>,
+    commands: std::collections::BTreeMap<
+        proofrack_coordinator::tasks::CommandKey,
+        proofrack_coordinator::tasks::StoredCommand,
+    >,
 }
 
 impl StoreModel {
@@ -413,6 +420,16 @@ impl StoreModel {
         for seq in c.audit.pruned {
             self.audit.remove(&seq);
         }
+        for (key, row) in c.commands {
+            match row {
+                Some(r) => {
+                    self.commands.insert(key, r);
+                }
+                None => {
+                    self.commands.remove(&key);
+                }
+            }
+        }
     }
 
     pub fn state(&self) -> proofrack_coordinator::tasks::DurableState {
@@ -430,6 +447,11 @@ impl StoreModel {
                 .map(|(a, f)| (a.clone(), f.clone()))
                 .collect(),
             audit: self.audit.values().cloned().collect(),
+            commands: self
+                .commands
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         }
     }
 }

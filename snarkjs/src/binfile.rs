@@ -165,6 +165,92 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Checks a container's header and section table from a reader, seeking over the sections
+/// instead of reading them: the magic, the version, and that every section lies within the
+/// `len` bytes the file has. For a file received from a peer, before it is read into memory:
+/// garbage is refused at its first bytes, whatever its size. Agrees with [`BinFile::parse`]
+/// (which the full read runs after it) on every header it refuses.
+pub fn check_layout<R: std::io::Read + std::io::Seek>(
+    r: &mut R,
+    len: u64,
+    file: &'static str,
+    magic: &[u8; 4],
+    max_version: u32,
+    names: fn(u32) -> String,
+) -> Result<()> {
+    let mut pos = 0u64;
+    let read = |r: &mut R, pos: &mut u64, buf: &mut [u8], section: String| {
+        let needed = buf.len() as u64;
+        if len.saturating_sub(*pos) < needed {
+            return Err(SnarkjsError::Truncated {
+                file,
+                section,
+                needed,
+                available: len.saturating_sub(*pos),
+            });
+        }
+        r.read_exact(buf).map_err(|_| SnarkjsError::Truncated {
+            file,
+            section: section.clone(),
+            needed,
+            available: len.saturating_sub(*pos),
+        })?;
+        *pos += needed;
+        Ok(())
+    };
+    let mut head = [0u8; 12];
+    read(r, &mut pos, &mut head[..4], "the header".into())?;
+    let found: [u8; 4] = head[..4].try_into().expect("4 bytes");
+    if &found != magic {
+        return Err(SnarkjsError::BadMagic {
+            expected: file,
+            found,
+        });
+    }
+    read(r, &mut pos, &mut head[4..12], "the header".into())?;
+    let version = u32::from_le_bytes(head[4..8].try_into().expect("4"));
+    if version == 0 || version > max_version {
+        return Err(SnarkjsError::UnsupportedVersion {
+            file,
+            found: version,
+            supported: max_version,
+        });
+    }
+    let count = u32::from_le_bytes(head[8..12].try_into().expect("4"));
+    if count > MAX_SECTIONS {
+        return Err(SnarkjsError::SectionLength {
+            file,
+            section: "the section table".to_string(),
+            found: count as u64,
+            expected: MAX_SECTIONS as u64,
+        });
+    }
+    for _ in 0..count {
+        let mut entry = [0u8; 12];
+        read(r, &mut pos, &mut entry, "the section table".into())?;
+        let id = u32::from_le_bytes(entry[..4].try_into().expect("4"));
+        let section_len = u64::from_le_bytes(entry[4..].try_into().expect("8"));
+        let available = len.saturating_sub(pos);
+        if section_len > available {
+            return Err(SnarkjsError::Truncated {
+                file,
+                section: names(id),
+                needed: section_len,
+                available,
+            });
+        }
+        pos += section_len;
+        r.seek(std::io::SeekFrom::Start(pos))
+            .map_err(|_| SnarkjsError::Truncated {
+                file,
+                section: names(id),
+                needed: section_len,
+                available,
+            })?;
+    }
+    Ok(())
+}
+
 /// Writes a container: magic, version, then the sections in the order given.
 pub fn write(magic: &[u8; 4], version: u32, sections: &[(u32, Vec<u8>)]) -> Vec<u8> {
     let total: usize = sections.iter().map(|(_, s)| 12 + s.len()).sum();
@@ -218,6 +304,37 @@ mod tests {
         let bytes = write(b"test", 1, &[(1, vec![7; 40]), (2, vec![1; 5])]);
         for n in 0..bytes.len() {
             assert!(BinFile::parse(&bytes[..n], "test", b"test", 1, names).is_err());
+            let mut r = std::io::Cursor::new(&bytes[..n]);
+            assert!(check_layout(&mut r, n as u64, "test", b"test", 1, names).is_err());
+        }
+        let mut r = std::io::Cursor::new(&bytes[..]);
+        check_layout(&mut r, bytes.len() as u64, "test", b"test", 1, names).unwrap();
+    }
+
+    /// The layout check and the full parse agree on every header (the fuzz targets drive
+    /// this with arbitrary bytes; here the cases found by hand).
+    #[test]
+    fn layout_check_agrees_with_the_parser() {
+        let good = write(b"test", 1, &[(1, vec![7; 40]), (1, vec![1; 5])]);
+        let mut huge = good.clone();
+        huge[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
+        let mut many = good.clone();
+        many[8..12].copy_from_slice(&(MAX_SECTIONS + 1).to_le_bytes());
+        for bytes in [
+            good,
+            huge,
+            many,
+            b"tes".to_vec(),
+            b"nope\x01\0\0\0\0\0\0\0".to_vec(),
+        ] {
+            let parsed = BinFile::parse(&bytes, "test", b"test", 1, names).map(|_| ());
+            let mut r = std::io::Cursor::new(&bytes[..]);
+            let checked = check_layout(&mut r, bytes.len() as u64, "test", b"test", 1, names);
+            assert_eq!(
+                parsed.map_err(|e| e.to_string()),
+                checked.map_err(|e| e.to_string()),
+                "{bytes:?}"
+            );
         }
     }
 }

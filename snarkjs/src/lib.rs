@@ -29,10 +29,10 @@ pub use json::check_public_count;
 pub use json::{
     proof_from_json, proof_to_json, public_from_json, public_to_json, vk_from_json, vk_to_json,
 };
-pub use r1cs::{check_matches_key, read_r1cs, write_r1cs};
+pub use r1cs::{check_matches_key, check_r1cs_layout, read_r1cs, write_r1cs};
 pub use wtns::check_witness_length;
-pub use wtns::{read_wtns, write_wtns};
-pub use zkey::{read_zkey, write_zkey};
+pub use wtns::{check_wtns_layout, read_wtns, write_wtns};
+pub use zkey::{check_zkey_layout, read_zkey, write_zkey};
 
 pub use proofrack_kernels::groth16::{Proof, ProvingKey, VerifyingKey};
 

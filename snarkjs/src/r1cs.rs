@@ -11,7 +11,7 @@ use ark_ff::{BigInteger, PrimeField};
 use proofrack_kernels::curve::Fr;
 use proofrack_kernels::groth16::{ProvingKey, R1cs, SparseMatrix};
 
-use crate::binfile::{BinFile, Reader};
+use crate::binfile::{self, BinFile, Reader};
 use crate::encoding;
 use crate::{Result, SnarkjsError};
 
@@ -31,6 +31,13 @@ fn section_name(id: u32) -> String {
         3 => "section 3 (wire labels)".to_string(),
         _ => format!("section {id} (unknown)"),
     }
+}
+
+/// Checks a `.r1cs`'s header and section table from a reader of its `len` bytes without
+/// reading its sections (see [`binfile::check_layout`]): refuses garbage before the file is
+/// read into memory.
+pub fn check_r1cs_layout<R: std::io::Read + std::io::Seek>(r: &mut R, len: u64) -> Result<()> {
+    binfile::check_layout(r, len, "r1cs", MAGIC, MAX_VERSION, section_name)
 }
 
 /// Reads a BN254 `.r1cs` into our constraint system (circom's wire order: 0 = the constant

@@ -22,6 +22,13 @@ fn section_name(id: u32) -> String {
     }
 }
 
+/// Checks a `.wtns`'s header and section table from a reader of its `len` bytes without
+/// reading its sections (see [`binfile::check_layout`]): refuses garbage before the file is
+/// read into memory.
+pub fn check_wtns_layout<R: std::io::Read + std::io::Seek>(r: &mut R, len: u64) -> Result<()> {
+    binfile::check_layout(r, len, "wtns", MAGIC, MAX_VERSION, section_name)
+}
+
 /// Reads a BN254 witness. Refuses a witness over another prime (another curve's circuit).
 pub fn read_wtns(bytes: &[u8]) -> Result<Vec<Fr>> {
     let file = BinFile::parse(bytes, "wtns", MAGIC, MAX_VERSION, section_name)?;

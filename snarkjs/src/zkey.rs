@@ -39,6 +39,13 @@ fn section_name(id: u32) -> String {
     format!("section {id} ({what})")
 }
 
+/// Checks a `.zkey`'s header and section table from a reader of its `len` bytes without
+/// reading its sections (see [`binfile::check_layout`]): refuses garbage before the file is
+/// read into memory.
+pub fn check_zkey_layout<R: std::io::Read + std::io::Seek>(r: &mut R, len: u64) -> Result<()> {
+    binfile::check_layout(r, len, "zkey", MAGIC, MAX_VERSION, section_name)
+}
+
 /// Reads a Groth16 BN254 zkey and converts it into a checked proving key (points on the
 /// curve, G2 points of the verifying key in the subgroup, matrices within the variables).
 pub fn read_zkey(bytes: &[u8]) -> Result<ProvingKey> {

@@ -113,6 +113,8 @@ impl FleetLoad {
             circuits: vec![CIRCUIT.to_string()],
             policy: Policy {
                 queue_capacity: self.tasks.max(1),
+                // One client submits every task: its share is the whole queue.
+                max_unfinished_per_client: self.tasks.max(1),
                 max_tasks_per_agent: self.agent_slots,
                 deadline_margin_ms: MARGIN_MS,
                 max_deadline_ms: TASK_DEADLINE_MS,

@@ -10,9 +10,14 @@
 //! - [`coordinator`]: the coordinator under load, in this process or as its own
 //!   `proofrack coordinator` process ([`coordinator::CoordinatorSite`]).
 //! - [`echo`]: a bare quinn mutual-TLS echo, the transport's reference in the same run.
+//! - [`attack`]: attacks by peers holding valid certificates (connection floods, half-open
+//!   frames, large uploads, unknown drains, trickled requests), the coordinator's RSS while
+//!   they run, and an honest client's latency beside them (`proofrack-bench attack` and the
+//!   attacker's suite).
 //! - [`proc_stats`]: CPU time and memory of processes and threads from `/proc`.
 //! - `runtime`: `OwnRuntime`, a server's own named runtime inside async code.
 
+pub mod attack;
 pub mod coordinator;
 pub mod echo;
 pub mod fleet;

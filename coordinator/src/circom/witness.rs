@@ -11,6 +11,17 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 const WITNESS_DIR: &str = "witnesses";
+/// A `.wtns` as circom writes it: the container header (12 bytes), section 1 (12 + n8, the
+/// prime, the count: 12 + 4 + 32 + 4) and section 2's header (12), then 32 bytes per signal.
+const WTNS_FIXED_BYTES: u64 = 12 + 12 + 40 + 12;
+/// Room for a writer that adds a small section of its own.
+const WTNS_SLACK_BYTES: u64 = 4 << 10;
+
+/// The largest witness a circuit of `num_variables` signals (constant 1 included) can have;
+/// an upload announcing more is refused before a byte of it is read.
+pub fn max_wtns_bytes(num_variables: usize) -> u64 {
+    WTNS_FIXED_BYTES + 32 * num_variables as u64 + WTNS_SLACK_BYTES
+}
 
 /// Why a witness is refused. Each message says what is wrong and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +138,11 @@ mod tests {
             .unwrap();
         let dir = temp_dir("check");
         let bytes = snarkjs::write_wtns(&witness.full);
+        assert_eq!(
+            max_wtns_bytes(witness.full.len()),
+            bytes.len() as u64 + WTNS_SLACK_BYTES,
+            "the size bound is circom's exact layout plus the slack"
+        );
         let r = check("m", &circuit, &bytes).unwrap();
         store(&dir, &r, &bytes).unwrap();
         assert_eq!(std::fs::read(path_of(&dir, &r.sha256)).unwrap(), bytes);

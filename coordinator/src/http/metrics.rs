@@ -134,6 +134,7 @@ pub fn render(shared: &Shared) -> String {
         agents_known,
     );
     super::trust_metrics::families(&mut e, shared);
+    super::limit_metrics::limit_families(&mut e, shared, &stats.refusals);
     e.finish()
 }
 

@@ -15,6 +15,7 @@
 
 pub mod config;
 mod fleet_view;
+mod limit_metrics;
 pub mod metrics;
 mod trust_metrics;
 

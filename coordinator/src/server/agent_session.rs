@@ -4,10 +4,10 @@
 use super::shared::{refuse, Shared};
 use crate::admission::AgentId;
 use crate::tasks::{OfferReply, OfferReplyRejected};
-use proofrack_common::framing::FrameError;
+use proofrack_common::framing::{FrameError, FrameReader};
 use proofrack_common::identity::{Identity, PeerCertInfo};
 use proofrack_common::protocol::{
-    encode_message_into, read_message, write_message, AgentHello, AgentToCoordinator,
+    encode_message_into, read_message_with, write_message, AgentHello, AgentToCoordinator,
     CoordinatorToAgent, OfferDecision, ProtocolError, Welcome, PROTOCOL_VERSION,
 };
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use std::sync::Arc;
 /// (an offer is ~200 bytes; QUIC packs the write into as few packets as it needs).
 const OUTBOX_WRITE_BYTES: usize = 64 * 1024;
 
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn run(
     shared: Arc<Shared>,
     conn: quinn::Connection,
@@ -24,6 +25,7 @@ pub(super) async fn run(
     hello: AgentHello,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
+    mut reader: FrameReader,
 ) {
     let Identity::Agent { operator, name } = &peer.identity else {
         unreachable!("dispatch only routes agent identities here");
@@ -83,14 +85,18 @@ pub(super) async fn run(
 
     loop {
         tokio::select! {
-            msg = read_message::<_, AgentToCoordinator>(&mut recv) => match msg {
+            // Cancel-safe: a frame half read when an offer goes out is kept in `reader`.
+            msg = read_message_with::<_, AgentToCoordinator>(&mut reader, &mut recv) => match msg {
                 // A newer connection of this agent replaced this one: its messages are stale.
                 Ok(_) if !shared.is_current_link(&agent, conn_id) => break,
                 Ok(msg) => handle(&shared, &agent, msg).await,
                 // The agent went away (closed, reset or connection lost): not a protocol error.
                 Err(FrameError::Closed) | Err(FrameError::Io(_)) => break,
                 Err(e) => {
-                    // Oversized or malformed: tell the agent why, drop only this agent.
+                    if matches!(e, FrameError::TimedOut { .. }) {
+                        shared.limits().hit(super::Limit::RequestTimeout, &agent.to_string());
+                    }
+                    // Oversized, malformed or trickled: tell the agent why, drop only this agent.
                     let err = ProtocolError::for_frame_error(&e).unwrap_or(ProtocolError::Malformed {
                         detail: e.to_string(),
                     });

@@ -1,14 +1,16 @@
 //! The two circom client requests: registering a circuit (zkey + `.r1cs` payloads) and
-//! submitting a witness (`.wtns` payload). Parsing and checking run off the async threads;
-//! a refusal names what is wrong and what to do, and never reaches the core.
+//! submitting a witness (`.wtns` payload). The payloads are received to temporary files
+//! within the upload limits (`upload.rs`), their layout checked from the file before they are
+//! read into memory; parsing and checking run off the async threads; a refusal names what is
+//! wrong and what to do, and never reaches the core.
 
 use super::client_session::{deadline_refusal, submit_task};
 use super::shared::Shared;
+use super::upload::{self, Received};
 use super::views::circuit_row;
 use crate::circom::{self, witness, CircomCircuit, CircomError};
 use crate::registry::CircuitSource;
 use crate::tasks::{CoordinatorCore, TaskStatus};
-use proofrack_common::framing::recv_payload;
 use proofrack_common::protocol::TaskInputs;
 use proofrack_common::protocol::{
     ClientResponse, RegisterCircuit, SubmitWitness, MAX_R1CS_BYTES, MAX_WITNESS_BYTES,
@@ -48,17 +50,27 @@ pub(super) async fn register(
     if circuit_by_name(&name).is_ok() {
         return rejected(CircomError::BuiltInName { name });
     }
-    let zkey = match recv_payload(recv, MAX_ZKEY_BYTES).await {
-        Ok(b) => b,
-        Err(e) => return rejected(format!("receiving the zkey: {e}")),
+    let mut permit = None;
+    let zkey = match upload::receive(shared, recv, "the zkey", MAX_ZKEY_BYTES, &mut permit).await {
+        Ok(f) => f,
+        Err(e) => return rejected(e),
     };
-    let r1cs = match recv_payload(recv, MAX_R1CS_BYTES).await {
-        Ok(b) => b,
-        Err(e) => return rejected(format!("receiving the .r1cs: {e}")),
+    let r1cs = match upload::receive(shared, recv, "the .r1cs", MAX_R1CS_BYTES, &mut permit).await {
+        Ok(f) => f,
+        Err(e) => return rejected(e),
     };
+    // The upload's slot and quota stay held through the conversion: it bounds how many
+    // conversions (each holding its files in memory) run at once.
+    let _permit = permit;
     let _one_at_a_time = REGISTERING.lock().await;
     let converted = tokio::task::spawn_blocking(move || {
-        circom::convert(&zkey, &r1cs).map(|converted| (converted, r1cs))
+        check_layout(&zkey, snarkjs_layout::check_zkey_layout)?;
+        check_layout(&r1cs, snarkjs_layout::check_r1cs_layout)?;
+        let zkey = zkey.read()?;
+        let r1cs = r1cs.read()?;
+        circom::convert(&zkey, &r1cs)
+            .map(|converted| (converted, r1cs))
+            .map_err(|e| e.to_string())
     })
     .await;
     let (converted, r1cs) = match converted {
@@ -131,9 +143,16 @@ pub(super) async fn submit(
     if let Some(refusal) = deadline_refusal(shared, s.deadline_ms) {
         return refusal;
     }
-    let wtns = match recv_payload(recv, MAX_WITNESS_BYTES).await {
-        Ok(b) => b,
-        Err(e) => return rejected(format!("receiving the witness: {e}")),
+    // A witness is exactly as large as its circuit's signals make it: anything larger is
+    // refused from its header.
+    let CircuitSource::Circom(c) = &circuit.source else {
+        unreachable!("checked above")
+    };
+    let max_len = witness::max_wtns_bytes(c.r1cs.num_variables()).min(MAX_WITNESS_BYTES);
+    let mut permit = None;
+    let wtns = match upload::receive(shared, recv, "the witness", max_len, &mut permit).await {
+        Ok(f) => f,
+        Err(e) => return rejected(e),
     };
     let checked = {
         let circuit = circuit.clone();
@@ -141,10 +160,15 @@ pub(super) async fn submit(
             let CircuitSource::Circom(c) = &circuit.source else {
                 unreachable!("checked above")
             };
-            witness::check(&circuit.name, c, &wtns).map(|r| (r, wtns))
+            check_layout(&wtns, snarkjs_layout::check_wtns_layout)?;
+            let wtns = wtns.read()?;
+            witness::check(&circuit.name, c, &wtns)
+                .map(|r| (r, wtns))
+                .map_err(|e| e.to_string())
         })
         .await
     };
+    drop(permit);
     let (witness_ref, wtns) = match checked {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return rejected(e),
@@ -176,6 +200,21 @@ pub(super) async fn submit(
         s.request_id,
     )
     .await
+}
+
+/// The file-reader layout checks, by format.
+mod snarkjs_layout {
+    pub use proofrack_snarkjs::{check_r1cs_layout, check_wtns_layout, check_zkey_layout};
+}
+
+/// Checks a received file's container layout from disk, before it is read into memory.
+fn check_layout(
+    file: &Received,
+    check: fn(&mut std::io::BufReader<std::fs::File>, u64) -> proofrack_snarkjs::Result<()>,
+) -> Result<(), String> {
+    let f = std::fs::File::open(&file.path)
+        .map_err(|e| format!("reading back {}: {e}", file.path.display()))?;
+    check(&mut std::io::BufReader::new(f), file.len).map_err(|e| e.to_string())
 }
 
 /// The witness hash of a circom task.

@@ -244,9 +244,12 @@ async fn submit_all(
                 tracing::debug!(%client, %task, %circuit, collateral = %s.collateral, "submission acknowledged");
                 ClientResponse::Submitted { task }
             }
-            (Ok(_), Some(Err(e))) => ClientResponse::Rejected {
-                reason: e.to_string(),
-            },
+            (Ok(_), Some(Err(e))) => {
+                note_share_refusal(shared, client, &e);
+                ClientResponse::Rejected {
+                    reason: e.to_string(),
+                }
+            }
             (Ok(_), None) => unreachable!("every checked submission went to the core"),
         })
         .collect()
@@ -339,9 +342,21 @@ pub(super) async fn submit_task(
             tracing::debug!(%client, %task, %circuit, %collateral, "submission acknowledged");
             ClientResponse::Submitted { task }
         }
-        Err(e) => ClientResponse::Rejected {
-            reason: e.to_string(),
-        },
+        Err(e) => {
+            note_share_refusal(shared, client, &e);
+            ClientResponse::Rejected {
+                reason: e.to_string(),
+            }
+        }
+    }
+}
+
+/// A submission refused for the client's share of the queue is a limit hit (metric, log).
+fn note_share_refusal(shared: &Shared, client: &str, e: &crate::tasks::SubmitRejected) {
+    if matches!(e, crate::tasks::SubmitRejected::ClientShareFull { .. }) {
+        shared
+            .limits()
+            .hit(super::Limit::ClientShare, &format!("client/{client}"));
     }
 }
 

@@ -20,11 +20,14 @@ mod delivery;
 mod duplicates;
 mod input_stream;
 mod key_stream;
+mod limits;
 mod settings;
 mod shared;
 pub mod trust;
+mod upload;
 mod views;
 
+pub use limits::{Limit, ServerLimits, CLOSE_LIMIT};
 pub use settings::KEYS_DIR;
 pub use shared::{Shared, StakeHook};
 
@@ -35,7 +38,7 @@ use crate::registry::CircuitRegistry;
 use crate::store::{Store, STORE_FILE};
 use crate::tasks::CoordinatorCore;
 use proofrack_common::identity::identity_from_connection;
-use proofrack_common::protocol::{read_stream_open, OpenError, StreamOpen};
+use proofrack_common::protocol::{read_stream_open_with, OpenError, ProtocolError, StreamOpen};
 use proofrack_common::revocation::RevocationHandle;
 use proofrack_common::tls::{self, TlsMaterial};
 use proofrack_common::{Clock, OperatorId, StakeUnits};
@@ -48,6 +51,11 @@ use tokio::sync::watch;
 pub const REVOCATION_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
 /// Longest a graceful shutdown waits for connections to close.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Bytes quinn buffers for one connection attempt before it is accepted (a client's first
+/// flight is a few KiB; quinn's default is 10 MiB).
+pub const INCOMING_BUFFER_BYTES: u64 = 64 << 10;
+/// The same, all attempts together (quinn's default is 100 MiB).
+pub const INCOMING_BUFFER_TOTAL_BYTES: u64 = 16 << 20;
 
 /// Everything the server needs; [`ServerSettings::from_config`] builds it from a
 /// `coordinator.toml`.
@@ -63,6 +71,8 @@ pub struct ServerSettings {
     pub telemetry_interval_ms: u64,
     /// Where the coordinator's state lives.
     pub state: StateLocation,
+    /// What peers may make the coordinator hold (`[limits]`).
+    pub limits: crate::limits::Limits,
 }
 
 /// Where the durable state is kept.
@@ -160,6 +170,7 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, ServerErro
     }
     store.commit_now(core.full_changes())?;
     circom_session::sweep_witnesses(&core, &settings.registry.circom_dir());
+    upload::sweep(&settings.registry.circom_dir());
     let to_reverify: Vec<_> = core
         .verifying_tasks()
         .into_iter()
@@ -172,7 +183,14 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, ServerErro
         })
         .collect();
     while core.poll_effect().is_some() {}
-    let server_config = tls::server_config(&settings.tls, settings.revocation.clone())?;
+    settings.limits.validate()?;
+    let mut server_config = tls::server_config(&settings.tls, settings.revocation.clone())?;
+    // Connection attempts quinn holds before the accept loop decides on them, and the bytes
+    // it buffers for them: a handshake flood costs at most these.
+    server_config
+        .max_incoming(settings.limits.max_connections)
+        .incoming_buffer_size(INCOMING_BUFFER_BYTES)
+        .incoming_buffer_size_total(INCOMING_BUFFER_TOTAL_BYTES);
     let bind_error = |source| ServerError::Bind {
         addr: settings.listen,
         source,
@@ -198,6 +216,7 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, ServerErro
         settings.tls.trust_domain.clone(),
         settings.revocation.clone(),
         settings.telemetry_interval_ms,
+        ServerLimits::new(settings.limits.clone()),
     ));
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -212,6 +231,13 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, ServerErro
                     shared.cut_revoked(handle)
                 }),
         ));
+    }
+    {
+        let shared = shared.clone();
+        let stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            shared.limits().trim_after_floods(stop).await
+        }));
     }
     tasks.push(tokio::spawn(accept_loop(
         endpoint.clone(),
@@ -246,8 +272,14 @@ async fn accept_loop(
             i = endpoint.accept() => match i { Some(i) => i, None => return },
             _ = stop.changed() => return,
         };
+        // Past `max_connections` an attempt is refused before any TLS work is spent on it.
+        let Some(slot) = shared.limits().admit_connection() else {
+            incoming.refuse();
+            continue;
+        };
         let shared = shared.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let remote = incoming.remote_address();
             match incoming.await {
                 Ok(conn) => serve_connection(conn, shared).await,
@@ -267,13 +299,6 @@ async fn serve_connection(conn: quinn::Connection, shared: Arc<Shared>) {
             return;
         }
     };
-    // The handshake's verifier refuses revoked serials; this catches any way around it (a
-    // resumed session, a revocation between the handshake and here).
-    if shared.is_revoked(&peer.serial_hex) {
-        tracing::warn!(peer = %peer.identity, serial = %peer.serial_hex, "revoked certificate; closing its connection");
-        conn.close(shared::CLOSE_REVOKED.into(), b"certificate revoked");
-        return;
-    }
     let conn_id = shared.track_connection(&conn, &peer);
     // The revocation list as it is now, checked after the connection is tracked (a reload
     // from here on closes it too), before any stream is served. The handshake checked it
@@ -284,7 +309,15 @@ async fn serve_connection(conn: quinn::Connection, shared: Arc<Shared>) {
         shared.untrack_connection(conn_id);
         return;
     }
+    if let Err(reason) = shared.limits().admit_identity(conn_id, &conn, &peer) {
+        tracing::info!(peer = %peer.identity, %reason, "connection refused");
+        conn.close(CLOSE_LIMIT.into(), reason.as_bytes());
+        shared.untrack_connection(conn_id);
+        return;
+    }
     tracing::debug!(peer = %peer.identity, serial = %peer.serial_hex, "connection open");
+    let budget = shared.limits().frame_budget();
+    let request_timeout = shared.limits().settings().request_timeout();
     loop {
         let (send, mut recv) = match conn.accept_bi().await {
             Ok(s) => s,
@@ -296,9 +329,30 @@ async fn serve_connection(conn: quinn::Connection, shared: Arc<Shared>) {
         let shared = shared.clone();
         let conn = conn.clone();
         let peer = peer.clone();
+        let mut reader = shared.limits().frame_reader(&budget);
         tokio::spawn(async move {
-            match read_stream_open(&mut recv, peer.identity.kind()).await {
-                Ok(open) => dispatch_stream(open, conn, conn_id, peer, send, recv, shared).await,
+            // The request must arrive whole within the timeout of the stream's opening: a
+            // stream that sends nothing, or trickles, is cut off with the reason.
+            let open = tokio::time::timeout(
+                request_timeout,
+                read_stream_open_with(&mut reader, &mut recv, peer.identity.kind()),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                shared
+                    .limits()
+                    .hit(Limit::RequestTimeout, &peer.identity.to_string());
+                Err(OpenError::Refused(ProtocolError::Malformed {
+                    detail: format!(
+                        "no request arrived whole within {} ms of opening the stream (limits.request_timeout_ms); send each request at once",
+                        request_timeout.as_millis()
+                    ),
+                }))
+            });
+            match open {
+                Ok(open) => {
+                    dispatch_stream(open, conn, conn_id, peer, send, recv, reader, shared).await
+                }
                 Err(OpenError::Refused(err)) => {
                     tracing::info!(peer = %peer.identity, error = %err, "stream refused");
                     // Close before the stream ends: a stream end that reaches the peer first
@@ -312,9 +366,11 @@ async fn serve_connection(conn: quinn::Connection, shared: Arc<Shared>) {
             }
         });
     }
+    shared.limits().release_identity(conn_id, &peer);
     shared.untrack_connection(conn_id);
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn dispatch_stream(
     open: StreamOpen,
     conn: quinn::Connection,
@@ -322,6 +378,7 @@ async fn dispatch_stream(
     peer: proofrack_common::identity::PeerCertInfo,
     send: quinn::SendStream,
     recv: quinn::RecvStream,
+    reader: proofrack_common::framing::FrameReader,
     shared: Arc<Shared>,
 ) {
     // Which identity may open which stream: the authorization table (a client certificate
@@ -329,7 +386,7 @@ async fn dispatch_stream(
     if authz_gate::may_open(&shared, &peer, open.kind()).is_err() {
         shared::refuse(
             &conn,
-            &proofrack_common::protocol::ProtocolError::NotAllowed {
+            &ProtocolError::NotAllowed {
                 identity: peer.identity.to_string(),
                 action: open.describe().to_string(),
             },
@@ -339,7 +396,7 @@ async fn dispatch_stream(
     }
     match open {
         StreamOpen::Control(hello) => {
-            agent_session::run(shared, conn, conn_id, peer, hello, send, recv).await
+            agent_session::run(shared, conn, conn_id, peer, hello, send, recv, reader).await
         }
         StreamOpen::FetchKey(req) => key_stream::serve(shared, peer, req, send).await,
         StreamOpen::DeliverProof(d) => delivery::serve(shared, peer, d, send).await,

@@ -47,6 +47,7 @@ impl ServerSettings {
             clock: Arc::new(SystemClock),
             telemetry_interval_ms: config.telemetry_interval_ms,
             state: StateLocation::Dir(config.data_dir.clone()),
+            limits: config.limits.clone(),
         })
     }
 }

@@ -69,6 +69,8 @@ pub struct Shared {
     verification_time: Mutex<DurationHistogram>,
     /// Stake authority, refusal and duplicate counters (`trust.rs`).
     trust: super::trust::TrustState,
+    /// The `[limits]` in force and what they count.
+    limits: super::limits::ServerLimits,
 }
 
 /// A function the server calls with every effect, under the core's lock; it must not block
@@ -86,6 +88,7 @@ impl Shared {
         trust_domain: TrustDomain,
         revocation: RevocationHandle,
         telemetry_interval_ms: u64,
+        limits: super::limits::ServerLimits,
     ) -> Shared {
         Shared {
             core: Mutex::new(core),
@@ -104,6 +107,7 @@ impl Shared {
             stake_hook: std::sync::OnceLock::new(),
             verification_time: Mutex::new(DurationHistogram::default()),
             trust: super::trust::TrustState::default(),
+            limits,
         }
     }
 
@@ -118,6 +122,11 @@ impl Shared {
 
     pub(super) fn count_refusal(&self, action: &'static str) {
         self.trust.count_refusal(action)
+    }
+
+    /// The `[limits]` in force, their counters and gates.
+    pub fn limits(&self) -> &super::limits::ServerLimits {
+        &self.limits
     }
 
     /// Whether `agent` has a control stream attached now.
@@ -167,8 +176,10 @@ impl Shared {
             if let Some(hook) = self.stake_hook.get() {
                 effects.iter().for_each(hook);
             }
+            let changes = core.take_changes();
+            self.forget_results(&changes);
             // Submitted under the core's lock, so commits follow the order of events.
-            let seq = self.store.submit(core.take_changes(), extra);
+            let seq = self.store.submit(changes, extra);
             (out, effects, seq)
         };
         self.wait_durable(seq).await;
@@ -396,6 +407,17 @@ impl Shared {
             .lock()
             .expect("results poisoned")
             .insert(task, result);
+    }
+
+    /// Drops the results of tasks the core forgot (past retention), as the store does.
+    fn forget_results(&self, changes: &crate::tasks::Changes) {
+        let forgotten = changes.tasks.iter().filter(|(_, row)| row.is_none());
+        let mut results = None;
+        for (task, _) in forgotten {
+            results
+                .get_or_insert_with(|| self.results.lock().expect("results poisoned"))
+                .remove(task);
+        }
     }
 
     pub fn result(&self, task: TaskId) -> Option<ProofResult> {

@@ -2,7 +2,7 @@
 
 use super::{ExtraWrite, LoadedState, StoreError};
 use crate::admission::AgentId;
-use crate::tasks::{Changes, DurableState, MetaState, TaskRow};
+use crate::tasks::{Changes, CommandKey, DurableState, MetaState, StoredCommand, TaskRow};
 use proofrack_common::protocol::FieldBytes;
 use proofrack_common::TaskId;
 use redb::{Database, ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
@@ -16,6 +16,9 @@ const DELIVERIES: TableDefinition<u64, &[u8]> = TableDefinition::new("deliveries
 const AGENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("agents");
 /// The audit log, keyed by line number.
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+/// Remembered operator-command replies: postcard of (client, request id) → postcard of the
+/// reply and when it was given. One row each, so remembering one writes one row.
+const COMMANDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("commands");
 
 const KEY_LEDGER: &str = "ledger";
 const KEY_META: &str = "meta";
@@ -55,6 +58,7 @@ pub(super) fn create(db: &Database) -> Result<(), StoreError> {
         // Created here for stores written before these tables existed, too.
         txn.open_table(AGENTS).map_err(w)?;
         txn.open_table(AUDIT).map_err(w)?;
+        txn.open_table(COMMANDS).map_err(w)?;
         let mut state = txn.open_table(STATE).map_err(w)?;
         let stored = state
             .get(KEY_FORMAT)
@@ -112,12 +116,23 @@ pub(super) fn load(txn: &ReadTransaction) -> Result<LoadedState, StoreError> {
                 .map_err(|e| StoreError::Corrupt(format!("audit line {}: {e}", k.value())))?;
             audit.push(entry);
         }
+        let commands_table = txn.open_table(COMMANDS).map_err(c)?;
+        let mut commands = Vec::new();
+        for row in commands_table.iter().map_err(c)? {
+            let (k, v) = row.map_err(c)?;
+            let key: CommandKey = postcard::from_bytes(k.value())
+                .map_err(|e| StoreError::Corrupt(format!("command row key: {e}")))?;
+            let stored: StoredCommand = postcard::from_bytes(v.value())
+                .map_err(|e| StoreError::Corrupt(format!("command row of {key:?}: {e}")))?;
+            commands.push((key, stored));
+        }
         out.core = Some(DurableState {
             tasks,
             ledger,
             meta,
             agents,
             audit,
+            commands,
         });
     }
     let proofs = txn.open_table(PROOFS).map_err(c)?;
@@ -202,6 +217,23 @@ pub(super) fn apply(
     }
     for seq in &changes.audit.pruned {
         audit.remove(*seq).map_err(w)?;
+    }
+    if !changes.commands.is_empty() {
+        let mut commands = txn.open_table(COMMANDS).map_err(w)?;
+        for (key, row) in &changes.commands {
+            let key = postcard::to_allocvec(key).map_err(w)?;
+            match row {
+                Some(stored) => {
+                    let bytes = postcard::to_allocvec(stored).map_err(w)?;
+                    commands
+                        .insert(key.as_slice(), bytes.as_slice())
+                        .map_err(w)?;
+                }
+                None => {
+                    commands.remove(key.as_slice()).map_err(w)?;
+                }
+            }
+        }
     }
     Ok(())
 }

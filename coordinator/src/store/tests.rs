@@ -41,7 +41,12 @@ impl Drop for Dir {
 
 /// A store holding a core's state: an operator, an agent, tasks (some bound, most queued).
 fn filled_store(dir: &Dir) -> usize {
-    let mut core = CoordinatorCore::new(Policy::default()).expect("default policy");
+    let policy = Policy {
+        // One client fills the store: its share is the whole queue.
+        max_unfinished_per_client: Policy::default().queue_capacity,
+        ..Policy::default()
+    };
+    let mut core = CoordinatorCore::new(policy).expect("valid policy");
     core.register_circuit("c".into(), KeyId([1; 32]), shape(12))
         .expect("circuit");
     let operator = "op-a".parse().expect("operator id");

@@ -8,8 +8,10 @@ use crate::admission::AgentId;
 use proofrack_common::{timefmt, OperatorId, StakeUnits, UnixMillis};
 use serde::{Deserialize, Serialize};
 
-/// Operator-command replies remembered for retries; the oldest are forgotten past this. A
-/// client retries within seconds, so a few thousand commands of history is plenty.
+/// Operator-command replies remembered for retries; the oldest are forgotten past this (and
+/// every one after `policy.request_retention_ms`). A client retries within seconds, so a few
+/// thousand commands of history is plenty, and it bounds what a stream of commands (20,000
+/// drains, say) can make the coordinator keep and store.
 pub const MAX_ADMIN_REQUESTS: usize = 4_096;
 
 /// The answer to an operator command, as stored for retries.
@@ -43,7 +45,7 @@ impl CoordinatorCore {
         drain: bool,
     ) -> AdminReply {
         self.expire(now);
-        let reply = match self.admin_requests.get(&(client.to_string(), request_id)) {
+        let reply = match self.commands.get(client, request_id) {
             Some(stored) => stored.clone(),
             None if !self.knows_agent(agent) => AdminReply {
                 ok: false,
@@ -69,7 +71,7 @@ impl CoordinatorCore {
                     (false, false) => format!("{agent} was not drained"),
                 };
                 tracing::info!(%agent, drain, %client, "operator command: drain");
-                self.remember(client, request_id, AdminReply { ok: true, message })
+                self.remember(now, client, request_id, AdminReply { ok: true, message })
             }
         };
         self.settle(now);
@@ -88,7 +90,7 @@ impl CoordinatorCore {
         amount: StakeUnits,
     ) -> AdminReply {
         self.expire(now);
-        let reply = match self.admin_requests.get(&(client.to_string(), request_id)) {
+        let reply = match self.commands.get(client, request_id) {
             Some(stored) => stored.clone(),
             None => {
                 let result = self
@@ -124,7 +126,7 @@ impl CoordinatorCore {
                         message: e.to_string(),
                     },
                 };
-                self.remember(client, request_id, reply)
+                self.remember(now, client, request_id, reply)
             }
         };
         self.settle(now);
@@ -155,28 +157,17 @@ impl CoordinatorCore {
         }
     }
 
-    /// The reply stored for a repeated request id, if any.
-    pub(crate) fn stored_admin_reply(&self, client: &str, request_id: u64) -> Option<AdminReply> {
-        self.admin_requests
-            .get(&(client.to_string(), request_id))
-            .cloned()
-    }
-
-    pub(crate) fn remember(
+    /// Remembers a command's reply for retries (bounded in count and age, see `commands.rs`).
+    fn remember(
         &mut self,
+        now: UnixMillis,
         client: &str,
         request_id: u64,
         reply: AdminReply,
     ) -> AdminReply {
         let key = (client.to_string(), request_id);
-        self.admin_requests.insert(key.clone(), reply.clone());
-        self.admin_order.push_back(key);
-        while self.admin_order.len() > MAX_ADMIN_REQUESTS {
-            if let Some(old) = self.admin_order.pop_front() {
-                self.admin_requests.remove(&old);
-            }
-        }
-        self.dirty.meta = true;
+        self.commands
+            .remember(key, reply.clone(), now, &mut self.dirty.commands);
         reply
     }
 }

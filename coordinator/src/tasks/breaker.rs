@@ -164,7 +164,7 @@ impl CoordinatorCore {
         agent: &AgentId,
     ) -> AdminReply {
         self.expire(now);
-        let reply = match self.stored_admin_reply(requester, request_id) {
+        let reply = match self.commands.get(requester, request_id).cloned() {
             Some(stored) => stored,
             None => match self.agent_book.get_mut(agent) {
                 None => AdminReply {
@@ -188,7 +188,7 @@ impl CoordinatorCore {
                         ),
                     };
                     tracing::info!(%agent, %requester, "operator command: breaker reset");
-                    self.remember(requester, request_id, AdminReply { ok: true, message })
+                    self.remember(now, requester, request_id, AdminReply { ok: true, message })
                 }
             },
         };

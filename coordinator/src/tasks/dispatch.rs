@@ -1,5 +1,6 @@
-//! Offering waiting tasks: one admission pass over the queue, earliest deadline first, and
-//! the transitions that put a task back in the queue or finish it.
+//! Offering waiting tasks: one admission pass over the queue, fair across clients and earliest
+//! deadline first within each (see `fair.rs`), and the transitions that put a task back in
+//! the queue or finish it.
 
 use super::effect::Effect;
 use super::history::TaskEvent;
@@ -10,6 +11,10 @@ use crate::admission::{
 };
 use proofrack_common::{OperatorId, StakeUnits, TaskId, UnixMillis};
 use std::collections::BTreeMap;
+
+/// Retention ends are handled on whole seconds: tasks that finished in the same second are
+/// forgotten by one timer event, not one each (retention is hours; a second is nothing).
+pub(crate) const RETENTION_TICK_MS: u64 = 1_000;
 
 impl CoordinatorCore {
     /// Stake each operator may still promise: ledger free stake less the collateral of its
@@ -48,7 +53,8 @@ impl CoordinatorCore {
         offerable
     }
 
-    /// Tries waiting tasks, earliest deadline first (ties by task id), against the fleet: all
+    /// Tries waiting tasks against the fleet in fair order (the client holding the fewest
+    /// tasks in service first; within a client earliest deadline first, ties by task id): all
     /// of them against every agent, or as narrowed by `scope` (see [`PassScope`]). Later tasks
     /// see the stake and capacity promised to earlier ones in the same pass.
     pub(crate) fn dispatch(&mut self, now: UnixMillis, scope: PassScope) {
@@ -93,76 +99,113 @@ impl CoordinatorCore {
             return;
         }
         let mut offerable = self.offerable_stake();
-        for id in waiting {
-            let task = &self.tasks[&id];
-            let fleet: Vec<AgentSnapshot<'_>> = match &scope {
-                PassScope::Agent(agent) => self
-                    .fleet
-                    .get(agent)
-                    .map(|r| r.snapshot())
-                    .into_iter()
-                    .collect(),
-                _ => self.fleet.values().map(|r| r.snapshot()).collect(),
-            };
-            let demand = TaskDemand {
-                task: id,
-                shape: task.shape,
-                collateral: task.spec.collateral,
-                deadline: task.spec.deadline,
-                declined_until: &task.declined_until,
-                failed_on: &task.failed_on,
-            };
-            // The fast path builds only the verdicts the record keeps; a no-fit is explained
-            // by the full decision.
-            let keep = super::MAX_VERDICTS_KEPT;
-            if let Some(choice) = choose(&demand, &fleet, &offerable, now, &self.policy, keep) {
-                let free = offerable
-                    .get_mut(&choice.placement.agent.operator)
-                    .expect("admission offers only to operators with offerable stake");
-                *free = free
-                    .checked_sub(self.tasks[&id].spec.collateral)
-                    .expect("admission offers only within offerable stake");
-                let considered = (choice.agents_considered, choice.agents_rejected);
-                self.offer_kept(now, id, choice.placement, choice.verdicts, considered, None);
-                continue;
+        let loads = self.index.client_loads();
+        if scope == PassScope::All {
+            // Clients with nothing left are forgotten (bounded by the clients with tasks).
+            self.last_served.retain(|c, _| loads.contains_key(c));
+        }
+        let waiting_clients = loads
+            .values()
+            .filter(|l| l.unfinished > l.in_service)
+            .count();
+        if waiting_clients <= 1 {
+            // One client waiting: fair order is its own earliest-deadline-first order.
+            for id in waiting {
+                self.try_offer(now, id, &scope, &mut offerable);
             }
-            // A narrow pass over one agent knows too little to explain a no-fit; the last
-            // full pass's reason stands.
-            if matches!(scope, PassScope::Agent(_)) {
-                continue;
-            }
-            let decision = admit(&demand, &fleet, &offerable, now, &self.policy);
-            match decision.outcome {
-                Outcome::Offer(placement) => panic!(
-                    "admission's full decision offers {id} to {} where its fast path found no fit",
-                    placement.agent
-                ),
-                Outcome::NoFit(no_fit) => {
-                    // The reason's figures move with every pass; it is rewritten on the next
-                    // pass after a restart, so a new reason alone is not a change to store.
+            return;
+        }
+        let mut queue = super::fair::FairQueue::new(
+            waiting.iter().map(|id| {
+                let t = &self.tasks[id];
+                (t.spec.deadline, *id, t.spec.client.as_str())
+            }),
+            loads,
+            &self.last_served,
+        );
+        while let Some(id) = queue.next() {
+            let offered = self.try_offer(now, id, &scope, &mut offerable);
+            queue.served(offered.then_some(self.offers_made));
+        }
+    }
+
+    /// Tries one waiting task in an admission pass; whether it was offered.
+    fn try_offer(
+        &mut self,
+        now: UnixMillis,
+        id: TaskId,
+        scope: &PassScope,
+        offerable: &mut BTreeMap<OperatorId, StakeUnits>,
+    ) -> bool {
+        let task = &self.tasks[&id];
+        let fleet: Vec<AgentSnapshot<'_>> = match scope {
+            PassScope::Agent(agent) => self
+                .fleet
+                .get(agent)
+                .map(|r| r.snapshot())
+                .into_iter()
+                .collect(),
+            _ => self.fleet.values().map(|r| r.snapshot()).collect(),
+        };
+        let demand = TaskDemand {
+            task: id,
+            shape: task.shape,
+            collateral: task.spec.collateral,
+            deadline: task.spec.deadline,
+            declined_until: &task.declined_until,
+            failed_on: &task.failed_on,
+        };
+        // The fast path builds only the verdicts the record keeps; a no-fit is explained
+        // by the full decision.
+        let keep = super::MAX_VERDICTS_KEPT;
+        if let Some(choice) = choose(&demand, &fleet, offerable, now, &self.policy, keep) {
+            let free = offerable
+                .get_mut(&choice.placement.agent.operator)
+                .expect("admission offers only to operators with offerable stake");
+            *free = free
+                .checked_sub(self.tasks[&id].spec.collateral)
+                .expect("admission offers only within offerable stake");
+            let considered = (choice.agents_considered, choice.agents_rejected);
+            self.offer_kept(now, id, choice.placement, choice.verdicts, considered, None);
+            return true;
+        }
+        // A narrow pass over one agent knows too little to explain a no-fit; the last
+        // full pass's reason stands.
+        if matches!(scope, PassScope::Agent(_)) {
+            return false;
+        }
+        let decision = admit(&demand, &fleet, offerable, now, &self.policy);
+        match decision.outcome {
+            Outcome::Offer(placement) => panic!(
+                "admission's full decision offers {id} to {} where its fast path found no fit",
+                placement.agent
+            ),
+            Outcome::NoFit(no_fit) => {
+                // The reason's figures move with every pass; it is rewritten on the next
+                // pass after a restart, so a new reason alone is not a change to store.
+                let task = self.tasks.get_mut(&id).expect("waiting task exists");
+                task.waiting_reason = no_fit.to_string();
+                let changed = task
+                    .history
+                    .last_no_fit()
+                    .is_none_or(|last| !last.same_kind(&no_fit));
+                if changed {
+                    self.stats.note_no_fit(&no_fit);
+                    tracing::debug!(task = %id, reason = %no_fit, "no agent fits");
+                    self.dirty.tasks.insert(id);
                     let task = self.tasks.get_mut(&id).expect("waiting task exists");
-                    task.waiting_reason = no_fit.to_string();
-                    let changed = task
-                        .history
-                        .last_no_fit()
-                        .is_none_or(|last| !last.same_kind(&no_fit));
-                    if changed {
-                        self.stats.note_no_fit(&no_fit);
-                        tracing::debug!(task = %id, reason = %no_fit, "no agent fits");
-                        self.dirty.tasks.insert(id);
-                        let task = self.tasks.get_mut(&id).expect("waiting task exists");
-                        task.history.push(
-                            now,
-                            TaskEvent::NoFit {
-                                reason: no_fit,
-                                verdicts: super::history::keep_verdicts(decision.verdicts),
-                            },
-                        );
-                        self.emit_status(id);
-                    }
+                    task.history.push(
+                        now,
+                        TaskEvent::NoFit {
+                            reason: no_fit,
+                            verdicts: super::history::keep_verdicts(decision.verdicts),
+                        },
+                    );
+                    self.emit_status(id);
                 }
             }
         }
+        false
     }
 
     /// Offers a queued task to the agent admission chose, or an orphaned one (stake bound
@@ -208,6 +251,16 @@ impl CoordinatorCore {
         let queued = &self.tasks[&id];
         self.stats
             .note_offer(now, queued.submitted_at, queued.history.entries());
+        if handover_from.is_none() {
+            self.offers_made += 1;
+            let client = &queued.spec.client;
+            match self.last_served.get_mut(client) {
+                Some(last) => *last = self.offers_made,
+                None => {
+                    self.last_served.insert(client.clone(), self.offers_made);
+                }
+            }
+        }
         let task = self.task_mut(id);
         assert!(
             match &handover_from {
@@ -324,12 +377,59 @@ impl CoordinatorCore {
         self.finished.push_back(id);
         while self.finished.len() > MAX_FINISHED_TASKS {
             let old = self.finished.pop_front().expect("finished is not empty");
-            if let Some(t) = self.tasks.remove(&old) {
-                self.index.touch(old);
-                self.requests.remove(&(t.spec.client, t.spec.request_id));
-                self.dirty.tasks.remove(&old);
-                self.dirty.forgotten.insert(old);
+            self.forget(old);
+        }
+    }
+
+    /// Forgets a finished task: its record, result and request id go.
+    fn forget(&mut self, old: TaskId) {
+        if let Some(t) = self.tasks.remove(&old) {
+            self.index.touch(old);
+            self.requests.remove(&(t.spec.client, t.spec.request_id));
+            self.dirty.tasks.remove(&old);
+            self.dirty.forgotten.insert(old);
+        }
+    }
+
+    /// Forgets what is older than `policy.request_retention_ms`: finished tasks (with their
+    /// request ids and results) and operator-command replies. With the count bounds
+    /// ([`MAX_FINISHED_TASKS`], [`super::MAX_ADMIN_REQUESTS`]) no stream of requests can
+    /// grow the coordinator's durable state without bound, and none of it lives forever.
+    pub(crate) fn forget_past_retention(&mut self, now: UnixMillis) {
+        let retention_ms = self.policy.request_retention_ms;
+        self.commands
+            .expire(now, retention_ms, &mut self.dirty.commands);
+        while let Some(&old) = self.finished.front() {
+            let at = self.tasks.get(&old).and_then(|t| t.state.finished_at());
+            match at {
+                Some(at) if at.0.saturating_add(retention_ms) > now.0 => break,
+                _ => {
+                    self.finished.pop_front();
+                    self.forget(old);
+                }
             }
         }
+    }
+
+    /// When [`CoordinatorCore::forget_past_retention`] next has something to do, rounded up
+    /// to [`RETENTION_TICK_MS`].
+    pub(crate) fn next_retention_expiry(&self) -> Option<UnixMillis> {
+        let retention_ms = self.policy.request_retention_ms;
+        let task = self
+            .finished
+            .front()
+            .and_then(|id| self.tasks.get(id))
+            .and_then(|t| t.state.finished_at())
+            .map(|at| UnixMillis(at.0.saturating_add(retention_ms)));
+        [task, self.commands.next_expiry(retention_ms)]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|at| {
+                UnixMillis(
+                    at.0.div_ceil(RETENTION_TICK_MS)
+                        .saturating_mul(RETENTION_TICK_MS),
+                )
+            })
     }
 }

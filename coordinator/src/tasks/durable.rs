@@ -3,9 +3,10 @@
 //! The core marks what each event changed ([`Dirty`]); the shell takes those rows with
 //! [`CoordinatorCore::take_changes`] and commits them before it tells anyone what happened.
 //! Stored: every task (state, placement, history), the ledger's accounts and counters, a
-//! small meta row (task counter, pending withdrawals, drained agents, operator-command
-//! replies), one row per known agent (its circuit breaker) and the audit log's lines. Not
-//! stored, because it is rebuilt: stake bindings (the bound tasks' collateral),
+//! small meta row (task counter, pending withdrawals, drained agents), one row per
+//! remembered operator-command reply (`commands.rs`), one row per known agent (its circuit
+//! breaker) and the audit log's lines. Not stored, because it is rebuilt: stake bindings (the
+//! bound tasks' collateral),
 //! the fleet (agents reconnect; agents holding bound tasks come back as disconnected, with the
 //! grace period starting at the restart), and offers (an offer outstanding at a crash lapses:
 //! nothing was bound for it).
@@ -13,6 +14,7 @@
 use super::admin::{AdminReply, PendingWithdrawal};
 use super::agent_book::{AgentChanges, AgentFacts};
 use super::audit::{AuditChanges, AuditEntry};
+use super::commands::{CommandKey, StoredCommand};
 use super::fleet::AgentRecord;
 use super::history::TaskEvent;
 use super::model::{Task, TaskState};
@@ -22,7 +24,7 @@ use crate::config::{ConfigError, Policy};
 use crate::ledger::{Binding, Ledger, LedgerState};
 use proofrack_common::{TaskId, UnixMillis};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use thiserror::Error;
 
 /// Rows changed since the last [`CoordinatorCore::take_changes`].
@@ -32,6 +34,8 @@ pub(crate) struct Dirty {
     pub(crate) forgotten: BTreeSet<TaskId>,
     pub(crate) ledger: bool,
     pub(crate) meta: bool,
+    /// Command replies remembered or forgotten.
+    pub(crate) commands: BTreeSet<CommandKey>,
 }
 
 /// One task as stored (postcard of the core's task record).
@@ -45,7 +49,8 @@ pub struct MetaState {
     pub next_withdrawal: u64,
     pub withdrawals: Vec<(u64, PendingWithdrawal)>,
     pub drained: Vec<AgentId>,
-    /// Oldest first.
+    /// Where stores written before command replies had their own rows kept them (oldest
+    /// first). Read once and moved to the rows (answered "at the restart"); written empty.
     pub admin_requests: Vec<((String, u64), AdminReply)>,
 }
 
@@ -59,6 +64,8 @@ pub struct Changes {
     /// Known agents' rows; `None`: forgotten.
     pub agents: AgentChanges,
     pub audit: AuditChanges,
+    /// `None`: the reply was forgotten.
+    pub commands: Vec<(CommandKey, Option<StoredCommand>)>,
 }
 
 impl Changes {
@@ -68,6 +75,7 @@ impl Changes {
             && self.meta.is_none()
             && self.agents.is_empty()
             && self.audit.is_empty()
+            && self.commands.is_empty()
     }
 
     /// Folds a later change set into this one (later rows win), for group commits.
@@ -85,6 +93,12 @@ impl Changes {
         agents.extend(later.agents);
         self.agents = agents.into_iter().collect();
         self.audit.absorb(later.audit);
+        if !later.commands.is_empty() {
+            let mut rows: BTreeMap<CommandKey, Option<StoredCommand>> =
+                self.commands.drain(..).collect();
+            rows.extend(later.commands);
+            self.commands = rows.into_iter().collect();
+        }
     }
 }
 
@@ -96,6 +110,8 @@ pub struct DurableState {
     pub meta: MetaState,
     pub agents: Vec<(AgentId, AgentFacts)>,
     pub audit: Vec<AuditEntry>,
+    /// Remembered operator-command replies.
+    pub commands: Vec<(CommandKey, StoredCommand)>,
 }
 
 /// Why a store could not be loaded. The coordinator refuses to start on any of these: serving
@@ -132,12 +148,21 @@ impl CoordinatorCore {
             .filter_map(|id| self.tasks.get(id).map(|t| (*id, Some(encode_task(t)))))
             .collect();
         tasks.extend(dirty.forgotten.iter().map(|id| (*id, None)));
+        let commands = dirty
+            .commands
+            .into_iter()
+            .map(|k| {
+                let row = self.commands.stored(&k).cloned();
+                (k, row)
+            })
+            .collect();
         Changes {
             tasks,
             ledger: dirty.ledger.then(|| self.ledger.state()),
             meta: dirty.meta.then(|| self.meta_state()),
             agents: self.agent_book.take_changes(),
             audit: self.audit.take_changes(),
+            commands,
         }
     }
 
@@ -165,7 +190,15 @@ impl CoordinatorCore {
                 added: self.audit.all().cloned().collect(),
                 pruned,
             },
+            commands: self.command_rows(),
         }
+    }
+
+    fn command_rows<T: From<StoredCommand>>(&self) -> Vec<(CommandKey, T)> {
+        self.commands
+            .rows()
+            .map(|(k, v)| (k.clone(), T::from(v.clone())))
+            .collect()
     }
 
     /// Everything, as [`CoordinatorCore::restore`] takes it (for the first write to an empty
@@ -177,6 +210,7 @@ impl CoordinatorCore {
             meta: self.meta_state(),
             agents: self.agent_book.all_rows(),
             audit: self.audit.all().cloned().collect(),
+            commands: self.command_rows(),
         }
     }
 
@@ -190,11 +224,7 @@ impl CoordinatorCore {
                 .map(|(k, w)| (*k, w.clone()))
                 .collect(),
             drained: self.drained.iter().cloned().collect(),
-            admin_requests: self
-                .admin_order
-                .iter()
-                .filter_map(|k| self.admin_requests.get(k).map(|r| (k.clone(), r.clone())))
-                .collect(),
+            admin_requests: Vec::new(),
         }
     }
 
@@ -308,6 +338,25 @@ impl CoordinatorCore {
             .values()
             .map(|t| ((t.spec.client.clone(), t.spec.request_id), t.id))
             .collect();
+        // Fair admission's order of last offers per client, from the histories (see
+        // `fair.rs`): each client's latest offer, numbered in time order.
+        let mut latest: BTreeMap<&str, (UnixMillis, TaskId)> = BTreeMap::new();
+        for task in tasks.values().filter(|t| !t.state.is_finished()) {
+            if let Some(at) = task.history.last_offered_at() {
+                let last = latest
+                    .entry(task.spec.client.as_str())
+                    .or_insert((at, task.id));
+                *last = (*last).max((at, task.id));
+            }
+        }
+        let mut by_time: Vec<((UnixMillis, TaskId), &str)> =
+            latest.into_iter().map(|(c, at)| (at, c)).collect();
+        by_time.sort_unstable();
+        for (_, client) in by_time {
+            core.offers_made += 1;
+            core.last_served
+                .insert(client.to_string(), core.offers_made);
+        }
         core.tasks = tasks;
         for id in core.tasks.keys() {
             core.index.touch(*id);
@@ -326,13 +375,14 @@ impl CoordinatorCore {
         core.next_withdrawal = state.meta.next_withdrawal.max(1);
         core.withdrawals = state.meta.withdrawals.into_iter().collect();
         core.drained = state.meta.drained.into_iter().collect();
+        // Legacy replies first (older), then the rows; past the bounds, the first `expire`
+        // forgets the oldest (and deletes their rows).
         for (key, reply) in state.meta.admin_requests {
-            core.admin_order.push_back(key.clone());
-            core.admin_requests.insert(key, reply);
+            core.commands.insert(key, StoredCommand { reply, at: now });
         }
-        core.admin_order
-            .retain(|k| core.admin_requests.contains_key(k));
-        core.admin_order = dedup_keep_last(std::mem::take(&mut core.admin_order));
+        for (key, stored) in state.commands {
+            core.commands.insert(key, stored);
+        }
         let unfinished = core.tasks.len() - core.finished.len();
         if unfinished > core.policy.queue_capacity {
             return Err(RestoreError::QueueCapacity {
@@ -353,18 +403,6 @@ impl CoordinatorCore {
         );
         Ok(core)
     }
-}
-
-fn dedup_keep_last(order: VecDeque<(String, u64)>) -> VecDeque<(String, u64)> {
-    let mut seen = BTreeSet::new();
-    let mut out: Vec<(String, u64)> = Vec::with_capacity(order.len());
-    for k in order.into_iter().rev() {
-        if seen.insert(k.clone()) {
-            out.push(k);
-        }
-    }
-    out.reverse();
-    out.into()
 }
 
 fn encode_task(task: &Task) -> TaskRow {

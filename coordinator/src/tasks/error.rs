@@ -48,6 +48,12 @@ pub enum SubmitRejected {
     DeadlineTooFar { available_ms: u64, max_ms: u64 },
     #[error("queue full: {capacity} tasks are unfinished; retry when some finish")]
     QueueFull { capacity: usize },
+    #[error("{client} already has {held} unfinished tasks, its share of the queue (policy.max_unfinished_per_client or its entry in policy.client_unfinished_caps: {cap}); retry when some of them finish")]
+    ClientShareFull {
+        client: String,
+        held: usize,
+        cap: usize,
+    },
 }
 
 /// Why a circuit could not be registered.

@@ -286,6 +286,15 @@ impl History {
         &self.entries
     }
 
+    /// When the task was last offered, if ever (kept entries only).
+    pub(crate) fn last_offered_at(&self) -> Option<UnixMillis> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|e| matches!(e.event, TaskEvent::Offered { .. }))
+            .map(|e| e.at)
+    }
+
     /// The admission summary recorded since the task's last offer, if any, so that the same
     /// summary is not recorded again on every retry.
     pub(crate) fn last_no_fit(&self) -> Option<&NoFit> {

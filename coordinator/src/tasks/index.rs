@@ -1,6 +1,7 @@
 //! Indexes over the tasks, so no event scans them all: the queue in admission order, when
-//! each task next needs `expire` or the timer, and the collateral promised per operator by
-//! outstanding offers.
+//! each task next needs `expire` or the timer, the collateral promised per operator by
+//! outstanding offers, and each client's load (unfinished tasks, and those in service) for
+//! its share of the queue and fair admission.
 //!
 //! Derived state only, never stored. Every change to a task goes through `task_mut` (or
 //! submission, forgetting, or the expiry of a decline backoff), which marks the task touched;
@@ -27,6 +28,9 @@ pub(crate) struct IndexEntry {
     orphaned: Option<UnixMillis>,
     /// Proving on an agent (whose loss would orphan it).
     proving: bool,
+    /// Unfinished: its client, and whether it is in service (offered, proving, orphaned or
+    /// being verified) rather than waiting.
+    client: Option<(String, bool)>,
 }
 
 impl IndexEntry {
@@ -63,6 +67,10 @@ impl IndexEntry {
             _ => None,
         };
         IndexEntry {
+            client: Some((
+                task.spec.client.clone(),
+                !matches!(task.state, TaskState::Queued),
+            )),
             proving: matches!(task.state, TaskState::Proving { .. }),
             orphaned,
             queued: matches!(task.state, TaskState::Queued).then_some(task.spec.deadline),
@@ -71,6 +79,15 @@ impl IndexEntry {
             offered,
         }
     }
+}
+
+/// One client's tasks in the core, for its share of the queue and fair admission.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ClientLoad {
+    /// Waiting, offered, proving, orphaned or being verified.
+    pub(crate) unfinished: usize,
+    /// Of those, the ones not waiting: what the client holds of the fleet now.
+    pub(crate) in_service: usize,
 }
 
 /// The indexes. See the module documentation.
@@ -87,6 +104,8 @@ pub(crate) struct TaskIndex {
     offered: BTreeMap<OperatorId, StakeUnits>,
     /// Tasks proving on an agent.
     proving: usize,
+    /// Each client with unfinished tasks (clients with none are absent).
+    clients: BTreeMap<String, ClientLoad>,
 }
 
 impl TaskIndex {
@@ -134,6 +153,17 @@ impl TaskIndex {
         if e.proving {
             self.proving -= 1;
         }
+        if let Some((client, in_service)) = &e.client {
+            let load = self
+                .clients
+                .get_mut(client)
+                .expect("an indexed task's client has a load");
+            load.unfinished -= 1;
+            load.in_service -= usize::from(*in_service);
+            if load.unfinished == 0 {
+                self.clients.remove(client);
+            }
+        }
         if let Some((operator, collateral)) = &e.offered {
             let sum = self
                 .offered
@@ -163,6 +193,14 @@ impl TaskIndex {
         }
         if e.proving {
             self.proving += 1;
+        }
+        if let Some((client, in_service)) = &e.client {
+            if !self.clients.contains_key(client) {
+                self.clients.insert(client.clone(), ClientLoad::default());
+            }
+            let load = self.clients.get_mut(client).expect("inserted above");
+            load.unfinished += 1;
+            load.in_service += usize::from(*in_service);
         }
         if let Some((operator, collateral)) = &e.offered {
             let sum = self.offered.entry(operator.clone()).or_default();
@@ -207,6 +245,18 @@ impl TaskIndex {
         self.is_fresh().then_some(&self.offered)
     }
 
+    /// A client's unfinished and in-service tasks. Only while fresh.
+    pub(crate) fn client_load(&self, client: &str) -> ClientLoad {
+        debug_assert!(self.is_fresh(), "client load read from a stale index");
+        self.clients.get(client).copied().unwrap_or_default()
+    }
+
+    /// Clients with unfinished tasks. Only while fresh.
+    pub(crate) fn client_loads(&self) -> &BTreeMap<String, ClientLoad> {
+        debug_assert!(self.is_fresh(), "client loads read from a stale index");
+        &self.clients
+    }
+
     /// Whether any task is proving on an agent; `None` if the index is stale.
     pub(crate) fn any_proving(&self) -> Option<bool> {
         self.is_fresh().then_some(self.proving > 0)
@@ -235,5 +285,6 @@ impl TaskIndex {
             "promised stake index out of step"
         );
         assert_eq!(self.proving, fresh.proving, "proving count out of step");
+        assert_eq!(self.clients, fresh.clients, "client loads out of step");
     }
 }

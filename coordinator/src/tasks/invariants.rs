@@ -132,6 +132,7 @@ impl CoordinatorCore {
             self.tasks.len(),
             "request index out of step with tasks"
         );
+        self.commands.assert_consistent();
     }
 
     /// Panics if a waiting task fits some agent at `now`: after every event each fit must

@@ -25,11 +25,13 @@ mod agent_book;
 mod audit;
 pub mod authz;
 mod breaker;
+mod commands;
 mod dispatch;
 mod durable;
 mod effect;
 mod error;
 mod explain;
+mod fair;
 mod fleet;
 mod handover;
 mod history;
@@ -49,6 +51,7 @@ pub use admin::{AdminReply, PendingWithdrawal, MAX_ADMIN_REQUESTS};
 pub use agent_book::{AgentChanges, AgentFacts, MAX_KNOWN_AGENTS, MAX_KNOWN_AGENTS_LISTED};
 pub use audit::{AuditChanges, AuditEntry, MAX_AUDIT_ENTRIES};
 pub use breaker::{BreakerState, OpenBreaker};
+pub use commands::{CommandKey, StoredCommand};
 pub use durable::{Changes, DurableState, MetaState, RestoreError, TaskRow};
 pub use effect::{Effect, Offer, OfferReply, SlashReason};
 pub use error::{
@@ -143,10 +146,9 @@ pub struct CoordinatorCore {
     withdrawals: BTreeMap<u64, PendingWithdrawal>,
     next_withdrawal: u64,
     /// (client, request id) → the reply to an operator command, so a retry after a lost reply
-    /// gets the same answer and changes nothing twice; oldest forgotten past
-    /// [`MAX_ADMIN_REQUESTS`].
-    admin_requests: BTreeMap<(String, u64), AdminReply>,
-    admin_order: VecDeque<(String, u64)>,
+    /// gets the same answer and changes nothing twice; bounded by [`MAX_ADMIN_REQUESTS`] and
+    /// by `policy.request_retention_ms`.
+    commands: commands::CommandLog,
     /// What changed since the shell last took the changes to the durable store.
     dirty: durable::Dirty,
     /// Set while the stake source cannot vouch for the ledger (a chain unreachable past its
@@ -154,6 +156,12 @@ pub struct CoordinatorCore {
     stake_frozen: Option<String>,
     /// The queue, timeouts and promised stake, kept up to date per changed task.
     index: index::TaskIndex,
+    /// Each client with unfinished tasks: the sequence number of its last offer (fair
+    /// admission's tie-break, see `fair.rs`); rebuilt in the same order from the tasks'
+    /// histories at restore.
+    last_served: BTreeMap<String, u64>,
+    /// Offers made, numbering them for `last_served`.
+    offers_made: u64,
     /// Events since the last full invariant check (see [`FULL_CHECK_MAX_TASKS`]).
     events_since_full_check: usize,
     /// Every agent that ever connected, with its circuit breaker (durable).
@@ -199,11 +207,12 @@ impl CoordinatorCore {
             drained: BTreeSet::new(),
             withdrawals: BTreeMap::new(),
             next_withdrawal: 1,
-            admin_requests: BTreeMap::new(),
-            admin_order: VecDeque::new(),
+            commands: commands::CommandLog::default(),
             dirty: durable::Dirty::default(),
             stake_frozen: None,
             index: index::TaskIndex::default(),
+            last_served: BTreeMap::new(),
+            offers_made: 0,
             events_since_full_check: 0,
             agent_book: agent_book::AgentBook::default(),
             audit: audit::AuditLog::restore(Vec::new()),

@@ -76,6 +76,14 @@ impl TaskState {
         matches!(self, TaskState::Verified { .. } | TaskState::Failed { .. })
     }
 
+    /// When a finished task finished.
+    pub(crate) fn finished_at(&self) -> Option<UnixMillis> {
+        match self {
+            TaskState::Verified { at, .. } | TaskState::Failed { at, .. } => Some(*at),
+            _ => None,
+        }
+    }
+
     pub(crate) fn name(&self) -> &'static str {
         match self {
             TaskState::Queued => "queued",

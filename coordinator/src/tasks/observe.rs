@@ -36,6 +36,9 @@ pub struct AdmissionStats {
     pub assignment_latency: DurationHistogram,
     /// Circuit breakers opened since the coordinator started.
     pub breaker_trips: u64,
+    /// Submissions refused for room, by reason: "queue_full" (the whole queue) or
+    /// "client_share" (the client's share of it).
+    pub refusals: BTreeMap<String, u64>,
 }
 
 impl AdmissionStats {
@@ -58,6 +61,11 @@ impl AdmissionStats {
             self.assignment_latency
                 .observe_ms(now.0.saturating_sub(submitted_at.0));
         }
+    }
+
+    /// Called by the core when it refuses a submission for room.
+    pub(crate) fn note_refusal(&mut self, reason: &'static str) {
+        *self.refusals.entry(reason.to_string()).or_default() += 1;
     }
 
     /// Called by the core when a waiting task's no-fit reason changes.

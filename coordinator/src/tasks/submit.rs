@@ -162,8 +162,20 @@ impl CoordinatorCore {
                 largest_delegated,
             });
         }
+        self.index.refresh(&self.tasks);
+        let held = self.index.client_load(&spec.client).unfinished;
+        let cap = self.policy.unfinished_cap_of(&spec.client);
+        if held >= cap {
+            self.stats.note_refusal("client_share");
+            return Err(SubmitRejected::ClientShareFull {
+                client: spec.client,
+                held,
+                cap,
+            });
+        }
         let unfinished = self.tasks.len() - self.finished.len();
         if unfinished >= self.policy.queue_capacity {
+            self.stats.note_refusal("queue_full");
             return Err(SubmitRejected::QueueFull {
                 capacity: self.policy.queue_capacity,
             });

@@ -1,5 +1,5 @@
-//! Time: offer expiry, missed due times, deadlines of waiting tasks and the end of decline
-//! backoffs. Each is due at an instant T and applies when `now >= T`; `poll_timeout` reports
+//! Time: offer expiry, missed due times, deadlines of waiting tasks, the end of decline
+//! backoffs, and the end of request ids' retention. Each is due at an instant T and applies when `now >= T`; `poll_timeout` reports
 //! the earliest such T, so calling `handle_timeout` at it always makes progress.
 
 use super::effect::Effect;
@@ -28,6 +28,7 @@ impl CoordinatorCore {
             withdrawals,
             self.next_agent_loss(),
             self.next_breaker_close(),
+            self.next_retention_expiry(),
         ]
         .into_iter()
         .flatten()
@@ -59,6 +60,7 @@ impl CoordinatorCore {
     pub(crate) fn expire(&mut self, now: UnixMillis) {
         self.pay_out_withdrawals(now);
         self.close_due_breakers(now);
+        self.forget_past_retention(now);
         self.expire_lost_agents(now);
         // Only tasks with something due (the index); a task that becomes due while others
         // are handled is taken in a further round, and none is handled twice.

@@ -166,12 +166,22 @@ impl Sim {
         collateral: u128,
         deadline_in_ms: u64,
     ) -> Result<TaskId, SubmitRejected> {
+        self.submit_as("client-1", collateral, deadline_in_ms)
+    }
+
+    /// [`Sim::submit`] by another client.
+    pub fn submit_as(
+        &mut self,
+        client: &str,
+        collateral: u128,
+        deadline_in_ms: u64,
+    ) -> Result<TaskId, SubmitRejected> {
         let spec = TaskSpec {
             circuit: CIRCUIT.into(),
             inputs: Arc::from(&b"x=3"[..]),
             collateral: StakeUnits(collateral),
             deadline: UnixMillis(self.now.0 + deadline_in_ms),
-            client: "client-1".into(),
+            client: client.into(),
             request_id: self.next_request,
         };
         self.next_request += 1;

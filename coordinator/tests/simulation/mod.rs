@@ -86,6 +86,8 @@ pub fn policy() -> Policy {
         telemetry_max_age_ms: 12_000,
         max_tasks_per_agent: 4,
         queue_capacity: 4_096,
+        // One client submits everything: its share is the whole queue.
+        max_unfinished_per_client: 4_096,
         decline_backoff_ms: 5_000,
         max_deadline_ms: 120_000,
         withdrawal_delay_ms: 150_000,

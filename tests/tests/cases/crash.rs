@@ -13,7 +13,7 @@
 //! (the machine's timing still varies).
 
 use crate::support::cluster::{init_pki, material_from, COORDINATOR_HOST, TASK_DEADLINE_MS};
-use crate::support::process::{free_udp_port, CoordinatorProcess, CHILD_CONFIG_ENV, READY_MARKER};
+use crate::support::process::{free_udp_port, CoordinatorProcess};
 use crate::support::real_agent::{cpu_prover, AgentTarget, RealAgent};
 use crate::support::wait::within;
 use crate::support::{TempDir, STEP_TIMEOUT, TASK_TIMEOUT};
@@ -27,7 +27,6 @@ use proofrack_common::protocol::{
 };
 use proofrack_common::{StakeUnits, TaskId};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -61,26 +60,7 @@ const SEED_ENV: &str = "PROOFRACK_CRASH_SEED";
 #[test]
 #[ignore = "the crash test's coordinator process; the crash test starts it"]
 fn coordinator_child_process() {
-    let Some(path) = std::env::var_os(CHILD_CONFIG_ENV) else {
-        panic!("only the crash test runs this (it sets {CHILD_CONFIG_ENV})");
-    };
-    crate::support::init_logging();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    runtime.block_on(async move {
-        let config = proofrack::serve::load_coordinator_config(Path::new(&path))
-            .unwrap_or_else(|e| panic!("coordinator configuration: {e:#}"));
-        let running = proofrack::serve::start_coordinator(&config)
-            .await
-            .unwrap_or_else(|e| panic!("coordinator start: {e:#}"));
-        println!("{READY_MARKER} {}", running.local_addr);
-        std::io::stdout().flush().expect("flush the ready line");
-        let why = running.store_failed().await;
-        panic!("the state store failed: {why}");
-    });
+    crate::support::process::run_child();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

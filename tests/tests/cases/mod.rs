@@ -6,6 +6,7 @@ mod connections;
 mod crash;
 mod delivery;
 mod devnet;
+mod fairness;
 mod fleet_page;
 mod fleet_scale;
 mod frames;

@@ -31,6 +31,7 @@ pub struct ClusterSpec {
     pub operators: Vec<(&'static str, u128)>,
     pub circuits: Vec<&'static str>,
     pub telemetry_interval_ms: u64,
+    pub limits: proofrack_coordinator::limits::Limits,
 }
 
 impl Default for ClusterSpec {
@@ -40,6 +41,7 @@ impl Default for ClusterSpec {
             operators: vec![("op-a", 100), ("op-b", 100)],
             circuits: vec!["mimc-4", "mimc-6", "mimc-8"],
             telemetry_interval_ms: 500,
+            limits: proofrack_coordinator::limits::Limits::default(),
         }
     }
 }
@@ -110,6 +112,7 @@ impl Cluster {
             data_dir: dir.path().join("coordinator"),
             circuits: spec.circuits.iter().map(|c| c.to_string()).collect(),
             telemetry_interval_ms: spec.telemetry_interval_ms,
+            limits: spec.limits,
             ..CoordinatorConfig::default()
         };
         let settings = ServerSettings::from_config(&config)

@@ -17,12 +17,14 @@ use std::process::{Child, Command, Stdio};
 pub const CHILD_CONFIG_ENV: &str = "PROOFRACK_TEST_COORDINATOR_CONFIG";
 /// What the child prints, followed by its address, once it serves.
 pub const READY_MARKER: &str = "PROOFRACK_COORDINATOR_READY";
-/// The child test's path in this binary.
+/// The child test's path in the e2e binary.
 const CHILD_TEST: &str = "cases::crash::coordinator_child_process";
 
 /// A coordinator process started from `config`; killed (SIGKILL) when dropped.
 pub struct CoordinatorProcess {
     config: PathBuf,
+    /// The ignored test in this binary that runs [`run_child`].
+    child_test: &'static str,
     child: Option<Child>,
     pub addr: SocketAddr,
     /// How many times it was started.
@@ -32,13 +34,26 @@ pub struct CoordinatorProcess {
 impl CoordinatorProcess {
     /// Starts the coordinator and waits until it serves.
     pub async fn start(config: &Path) -> CoordinatorProcess {
-        let (child, addr) = spawn(config).await;
+        CoordinatorProcess::start_as(config, CHILD_TEST).await
+    }
+
+    /// [`CoordinatorProcess::start`] through `child_test`, the ignored test of this binary
+    /// that calls [`run_child`] (another test binary than e2e has its own).
+    pub async fn start_as(config: &Path, child_test: &'static str) -> CoordinatorProcess {
+        let (child, addr) = spawn(config, child_test).await;
         CoordinatorProcess {
             config: config.to_path_buf(),
+            child_test,
             child: Some(child),
             addr,
             starts: 1,
         }
+    }
+
+    /// The process id, while it runs (the attack suite reads its memory).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// SIGKILL: no shutdown code runs, nothing is flushed that was not already durable.
@@ -56,7 +71,7 @@ impl CoordinatorProcess {
     /// Starts it again from the same configuration (same address and data directory).
     pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "restart of a running coordinator");
-        let (child, addr) = spawn(&self.config).await;
+        let (child, addr) = spawn(&self.config, self.child_test).await;
         assert_eq!(
             addr, self.addr,
             "the coordinator came back on another address"
@@ -75,14 +90,14 @@ impl Drop for CoordinatorProcess {
     }
 }
 
-async fn spawn(config: &Path) -> (Child, SocketAddr) {
+async fn spawn(config: &Path, child_test: &'static str) -> (Child, SocketAddr) {
     let exe = std::env::current_exe().expect("path of the test binary");
     let config = config.to_path_buf();
     let what = format!("the coordinator process ({}) to serve", config.display());
     let spawned = tokio::task::spawn_blocking(move || {
         let mut child = Command::new(exe)
             .args([
-                CHILD_TEST,
+                child_test,
                 "--exact",
                 "--ignored",
                 "--nocapture",
@@ -122,6 +137,35 @@ async fn spawn(config: &Path) -> (Child, SocketAddr) {
     super::wait::within(STEP_TIMEOUT, &what, spawned)
         .await
         .expect("spawn thread")
+}
+
+/// The body of a child test: serves the `coordinator.toml` named by [`CHILD_CONFIG_ENV`]
+/// with `proofrack coordinator`'s code path, prints [`READY_MARKER`] and its address, and
+/// serves until killed.
+pub fn run_child() {
+    use std::io::Write;
+    let Some(path) = std::env::var_os(CHILD_CONFIG_ENV) else {
+        panic!(
+            "only a test that starts a coordinator process runs this (it sets {CHILD_CONFIG_ENV})"
+        );
+    };
+    super::init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async move {
+        let config = proofrack::serve::load_coordinator_config(Path::new(&path))
+            .unwrap_or_else(|e| panic!("coordinator configuration: {e:#}"));
+        let running = proofrack::serve::start_coordinator(&config)
+            .await
+            .unwrap_or_else(|e| panic!("coordinator start: {e:#}"));
+        println!("{READY_MARKER} {}", running.local_addr);
+        std::io::stdout().flush().expect("flush the ready line");
+        let why = running.store_failed().await;
+        panic!("the state store failed: {why}");
+    });
 }
 
 /// A UDP port on loopback that was free a moment ago (the coordinator must come back on the
