@@ -5,11 +5,13 @@
 //! peak and after, and the honest client's submit → verified latency during the attack
 //! beside the same figure with no attack, measured in the same run.
 
+use crate::setup;
 use proofrack_bench::load::attack::{self as attack_load, Scale, Target};
-use proofrack::load_coordinator::{CoordinatorUnderLoad, Placement};
-use proofrack_certs::{CertsDir, InitOptions, IssueOptions};
-use proofrack_common::identity::{Identity, TrustDomain, DEFAULT_TRUST_DOMAIN};
+use proofrack_bench::load::coordinator::{CoordinatorSite, CoordinatorUnderLoad};
+use proofrack_certs::{CertsDir, LocalPki, LocalPkiOptions};
+use proofrack_common::identity::Identity;
 use proofrack_common::{Clock, OperatorId, StakeUnits, SystemClock};
+use proofrack_coordinator::config::OperatorStake;
 use proofrack_coordinator::{CoordinatorConfig, Policy};
 
 #[derive(clap::Args)]
@@ -31,19 +33,18 @@ pub fn run(a: &AttackArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let binary = match &a.binary {
         Some(b) => b.clone(),
-        None => crate::agent_footprint::sibling_binary("proofrack")?,
+        None => setup::sibling_binary("proofrack")?,
     };
     let result = rt.block_on(async {
-        let certs = CertsDir::new(dir.join("certs"));
         let now = SystemClock.now();
-        certs.init(
-            &InitOptions::new(TrustDomain::new(DEFAULT_TRUST_DOMAIN)?),
+        let pki = LocalPki::bootstrap(
+            CertsDir::new(dir.join("certs")),
+            attack_load::COORDINATOR_HOST,
+            &LocalPkiOptions::default(),
             now,
         )?;
-        let coordinator_id = Identity::coordinator(attack_load::COORDINATOR_HOST)?;
-        certs.issue(&coordinator_id, &IssueOptions::default(), now)?;
         let honest_id = Identity::client("honest")?;
-        certs.issue(&honest_id, &IssueOptions::default(), now)?;
+        let honest_material = pki.issue(&honest_id, now)?;
         let config = CoordinatorConfig {
             circuits: vec![attack_load::HONEST_CIRCUIT.to_string()],
             policy: Policy {
@@ -51,18 +52,17 @@ pub fn run(a: &AttackArgs) -> anyhow::Result<()> {
                 offer_timeout_ms: 20_000,
                 ..Policy::default()
             },
-            operators: proofrack::load_coordinator::operators(vec![(
-                OperatorId::new("op-a").map_err(anyhow::Error::msg)?,
-                StakeUnits(1_000_000),
-            )]),
+            operators: vec![OperatorStake {
+                id: OperatorId::new("op-a").map_err(anyhow::Error::msg)?,
+                delegated: StakeUnits(1_000_000),
+            }],
             ..CoordinatorConfig::default()
         };
         let coordinator = CoordinatorUnderLoad::start(
-            &Placement::Process { binary },
+            &CoordinatorSite::OwnProcess { binary },
             config,
-            &certs,
-            &coordinator_id,
-            &honest_id,
+            &pki,
+            &honest_material,
             &dir,
         )
         .await?;

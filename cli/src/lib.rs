@@ -30,7 +30,7 @@ pub mod audit_cmd;
 pub mod circom_cmds;
 pub mod client_cmds;
 pub mod command_line;
-mod config_env;
+pub mod config_env;
 pub mod devnet;
 pub mod devnet_chain;
 mod duration;

@@ -41,5 +41,5 @@ pub mod timefmt;
 pub mod tls;
 
 pub use amount::{decimal_option_serde, decimal_serde, StakeUnits};
-pub use ids::{AgentId, AgentName, KeyId, OperatorId, TaskId};
+pub use ids::{validate_name, AgentId, AgentName, KeyId, OperatorId, TaskId};
 pub use time::{Clock, SystemClock, UnixMillis};

@@ -403,7 +403,7 @@ impl Policy {
             MAX_QUEUE_CAPACITY as u64,
         )?;
         for (client, cap) in &self.client_unfinished_caps {
-            if let Err(e) = proofrack_common::ids::validate_name("client", client) {
+            if let Err(e) = proofrack_common::validate_name("client", client) {
                 return Err(ConfigError::Invalid {
                     key: format!("policy.client_unfinished_caps.{client:?}"),
                     value: cap.to_string(),

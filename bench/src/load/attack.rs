@@ -59,7 +59,8 @@ impl Target {
 
     /// The coordinator process's resident memory now, in bytes.
     pub fn rss_bytes(&self) -> u64 {
-        super::proc_stats::memory(&super::proc_stats::status_path(self.pid)).map_or(0, |m| m.rss_bytes)
+        super::proc_stats::memory(&super::proc_stats::status_path(self.pid))
+            .map_or(0, |m| m.rss_bytes)
     }
 }
 
@@ -724,9 +725,9 @@ pub fn start_cpu_agent(
     name: &str,
     cache_dir: &std::path::Path,
 ) -> anyhow::Result<tokio::sync::watch::Sender<bool>> {
-    use proofrack_agent::client::{AgentSettings, ConnectionSettings};
-    use proofrack_agent::key_cache::{KeyCache, KeyCacheLimits};
-    use proofrack_agent::prover::{Prover, ProverBackendImpl};
+    use proofrack_agent::{AgentSettings, ConnectionSettings};
+    use proofrack_agent::{KeyCache, KeyCacheLimits};
+    use proofrack_agent::{Prover, ProverBackendImpl};
     use proofrack_common::telemetry::{Calibration, ProverBackend};
     let identity = Identity::agent(operator, name)?;
     if !target.certs.cert_path(&identity).exists() {
@@ -747,6 +748,7 @@ pub fn start_cpu_agent(
         coordinator: target.addr,
         server_name: COORDINATOR_HOST.to_string(),
         tls: target.certs.tls_material(&identity)?,
+        identity_files: None,
         prover: Arc::new(Prover::new(ProverBackendImpl::Cpu(
             proofrack_kernels::cpu::CpuBackend::new(),
         ))),
@@ -755,10 +757,7 @@ pub fn start_cpu_agent(
         max_concurrent_tasks: 1,
         clock: Arc::new(SystemClock),
         agent_build: "proofrack-agent (attack bench)".into(),
-        metrics: proofrack_agent::metrics::AgentMetrics::new(
-            format!("{operator}/{name}"),
-            calibration,
-        ),
+        metrics: proofrack_agent::AgentMetrics::new(format!("{operator}/{name}"), calibration),
         connection: ConnectionSettings::default(),
     };
     let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
@@ -766,7 +765,7 @@ pub fn start_cpu_agent(
         let shutdown = async move {
             let _ = stop_rx.wait_for(|s| *s).await;
         };
-        if let Err(e) = proofrack_agent::client::run(settings, shutdown).await {
+        if let Err(e) = proofrack_agent::run(settings, shutdown).await {
             tracing::warn!(error = %e, "the honest agent stopped");
         }
     });

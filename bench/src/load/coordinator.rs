@@ -137,13 +137,18 @@ impl CoordinatorUnderLoad {
         }
     }
 
+    /// The coordinator's process id when it runs as its own process.
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            CoordinatorUnderLoad::InProcess { .. } => None,
+            CoordinatorUnderLoad::OwnProcess { child, .. } => Some(child.id()),
+        }
+    }
+
     /// Resident memory: the whole process's in process (agents and client included), the
     /// coordinator's alone otherwise.
     pub fn memory(&self) -> anyhow::Result<Memory> {
-        let pid = match self {
-            CoordinatorUnderLoad::InProcess { .. } => std::process::id(),
-            CoordinatorUnderLoad::OwnProcess { child, .. } => child.id(),
-        };
+        let pid = self.pid().unwrap_or_else(std::process::id);
         Ok(proc_stats::memory(&proc_stats::status_path(pid))?)
     }
 

@@ -158,7 +158,7 @@ impl CoordinatorCore {
     }
 
     /// Remembers a command's reply for retries (bounded in count and age, see `commands.rs`).
-    fn remember(
+    pub(super) fn remember(
         &mut self,
         now: UnixMillis,
         client: &str,

@@ -15,8 +15,10 @@ use crate::support::cluster::{init_pki, material_from, COORDINATOR_HOST};
 use crate::support::process::{free_udp_port, CoordinatorProcess};
 use crate::support::real_agent::{cpu_prover, AgentTarget, RealAgent};
 use crate::support::TempDir;
-use proofrack_bench::load::attack::{self as attack_load, Scale, Target, MAX_GROWTH_BYTES, RECOVERED_WITHIN_BYTES};
-use proofrack_agent::client::ConnectionSettings;
+use proofrack_agent::ConnectionSettings;
+use proofrack_bench::load::attack::{
+    self as attack_load, Scale, Target, MAX_GROWTH_BYTES, RECOVERED_WITHIN_BYTES,
+};
 use proofrack_certs::CertsDir;
 use proofrack_common::client::CoordinatorClient;
 use proofrack_common::identity::Identity;
@@ -62,8 +64,8 @@ delegated = 1000000
 async fn every_resource_attack_is_bounded_and_an_honest_client_is_still_served() {
     crate::support::init_logging();
     let dir = TempDir::new("attack");
-    let (certs, _) = init_pki(dir.path());
-    let config = write_config(dir.path(), &certs, free_udp_port());
+    let pki = init_pki(dir.path());
+    let config = write_config(dir.path(), pki.dir(), free_udp_port());
     let coordinator = CoordinatorProcess::start_as(&config, CHILD_TEST).await;
     let pid = coordinator.pid().expect("the coordinator runs");
 
@@ -71,7 +73,8 @@ async fn every_resource_attack_is_bounded_and_an_honest_client_is_still_served()
     let _agent = RealAgent::start_at(
         AgentTarget {
             coordinator: coordinator.addr,
-            tls: material_from(&certs, &agent_id),
+            tls: material_from(&pki, &agent_id),
+            identity_files: None,
             cache_dir: dir.path().join("agents"),
             connection: ConnectionSettings::default(),
         },
@@ -83,7 +86,7 @@ async fn every_resource_attack_is_bounded_and_an_honest_client_is_still_served()
     let honest = CoordinatorClient::connect(
         coordinator.addr,
         COORDINATOR_HOST,
-        &material_from(&certs, &honest_id),
+        &material_from(&pki, &honest_id),
     )
     .await
     .expect("the honest client connects");

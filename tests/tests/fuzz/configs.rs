@@ -4,7 +4,7 @@
 
 use super::mutate::{apply, config, mutations};
 use proofrack::config_env::{merge, AGENT_PREFIX, COORDINATOR_PREFIX};
-use proofrack_agent::config::AgentConfig;
+use proofrack_agent::AgentConfig;
 use proofrack_coordinator::CoordinatorConfig;
 use proptest::prelude::*;
 
