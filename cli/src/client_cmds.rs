@@ -271,6 +271,50 @@ pub async fn status(c: &ClientArgs, task: TaskId, a: &StatusArgs) -> anyhow::Res
     Ok(())
 }
 
+#[derive(clap::Args, Clone, Debug)]
+pub struct TasksArgs {
+    /// Only tasks in this state: queued, offered, proving, verifying, verified, failed or
+    /// reassigning.
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Only tasks older than this one (the next page: the last id of the previous one).
+    #[arg(long)]
+    pub before: Option<TaskId>,
+    /// Most tasks listed (the coordinator sends at most 256 at once).
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+/// `proofrack tasks`: the caller's tasks, newest first.
+pub async fn tasks(c: &ClientArgs, a: &TasksArgs) -> anyhow::Result<()> {
+    if let Some(state) = &a.state {
+        if !proofrack_common::protocol::TASK_STATE_NAMES.contains(&state.as_str()) {
+            bail!(
+                "--state {state:?} is not a task state; use one of {}",
+                proofrack_common::protocol::TASK_STATE_NAMES.join(", ")
+            );
+        }
+    }
+    let client = c.connect().await?;
+    let reply = client
+        .request(ClientRequest::Tasks {
+            state: a.state.clone(),
+            before: a.before,
+            limit: a.limit,
+        })
+        .await;
+    client.close().await;
+    match reply? {
+        ClientResponse::Tasks(v) if c.json => crate::stdout::line(crate::json_out::to_text(
+            &crate::json_out::TaskListJson::from(&v),
+        )?),
+        ClientResponse::Tasks(v) => crate::stdout::print(tables::tasks(&v, SystemClock.now())),
+        ClientResponse::Error(e) => bail!("{e}"),
+        other => bail!("unexpected reply {other:?}"),
+    }
+    Ok(())
+}
+
 pub async fn table(c: &ClientArgs, req: ClientRequest) -> anyhow::Result<()> {
     let client = c.connect().await?;
     let reply = client.request(req).await?;

@@ -62,6 +62,14 @@ pub enum Command {
     /// Why a task went where it went: admission decisions with the agents rejected and why,
     /// stake bound, predicted vs actual proving time, failures and their causes.
     Explain(crate::explain_cmd::ExplainArgs),
+    /// Your tasks, newest first (a requester's own; an operator admin's agents'; a deployment
+    /// admin's: all), optionally in one state.
+    Tasks {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        list: client_cmds::TasksArgs,
+    },
     /// Stake per operator: delegated, active, withdrawing, free, slashed.
     Ledger {
         #[command(flatten)]

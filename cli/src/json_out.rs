@@ -315,6 +315,45 @@ impl From<&CircuitsView> for CircuitsJson {
     }
 }
 
+#[derive(Serialize)]
+pub struct TaskListRowJson {
+    pub task: String,
+    pub circuit: String,
+    pub client: String,
+    pub state: String,
+    /// RFC 3339.
+    pub submitted_at: String,
+    /// RFC 3339.
+    pub deadline: String,
+}
+
+#[derive(Serialize)]
+pub struct TaskListJson {
+    pub tasks: Vec<TaskListRowJson>,
+    /// More tasks match: ask again with `--before` the last task's id.
+    pub more: bool,
+}
+
+impl From<&proofrack_common::protocol::TaskListView> for TaskListJson {
+    fn from(v: &proofrack_common::protocol::TaskListView) -> Self {
+        TaskListJson {
+            tasks: v
+                .rows
+                .iter()
+                .map(|r| TaskListRowJson {
+                    task: r.task.to_string(),
+                    circuit: r.circuit.clone(),
+                    client: r.client.clone(),
+                    state: r.state.clone(),
+                    submitted_at: proofrack_common::timefmt::rfc3339(r.submitted_at),
+                    deadline: proofrack_common::timefmt::rfc3339(r.deadline),
+                })
+                .collect(),
+            more: v.more,
+        }
+    }
+}
+
 /// Pretty JSON of any of these, for stdout.
 pub fn to_text(v: &impl Serialize) -> anyhow::Result<String> {
     Ok(serde_json::to_string_pretty(v)?)

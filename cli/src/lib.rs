@@ -9,13 +9,13 @@
 //! - `config_env`: environment overrides of those files (`PROOFRACK_COORDINATOR_*`,
 //!   `PROOFRACK_AGENT_*`).
 //! - `signals`: Ctrl-C or SIGTERM ends the services gracefully.
-//! - [`client_cmds`]: `submit`, `status`, `ledger`, `agents`, `circuits`.
+//! - [`client_cmds`]: `submit`, `status`, `tasks`, `ledger`, `agents`, `circuits`.
 //! - [`circom_cmds`]: `circuits register` and circom submissions (witness or inputs + wasm).
 //! - [`admin_cmds`]: the operator admin's `drain`, `operator withdraw` and `breaker reset`,
 //!   retried idempotently, and the deployment admin's `circuits unregister`.
 //! - [`audit_cmd`]: `audit`, the coordinator's log of administrators' actions.
 //! - [`snarkjs_cmds`]: `verify` and `prove` for circom/snarkjs files, no coordinator.
-//! - [`explain_cmd`]: `explain TASK`, the task's full record from the HTTP API.
+//! - [`explain_cmd`]: `explain TASK`, the task's full record, over QUIC like `status`.
 //! - [`command_line`]: every command and flag as clap parses them (the binary dispatches on
 //!   it; the documented-commands test parses the docs' command lines with it).
 //! - [`json_out`]: `--json` output, the schema of docs/json.md.

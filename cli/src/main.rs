@@ -106,9 +106,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             ..
         } => client_cmds::verification_key(&client, &name, &out).await,
         Command::Agents { client } => client_cmds::table(&client, ClientRequest::Agents).await,
-        Command::Explain(a) => {
-            tokio::task::spawn_blocking(move || proofrack::explain_cmd::explain(&a)).await?
-        }
+        Command::Explain(a) => proofrack::explain_cmd::explain(&a).await,
+        Command::Tasks { client, list } => client_cmds::tasks(&client, &list).await,
         Command::Circuits {
             command: Some(CircuitsCommand::Register { client, register }),
             ..

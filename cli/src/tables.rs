@@ -187,6 +187,46 @@ pub fn circuits(v: &CircuitsView) -> String {
     )
 }
 
+/// `proofrack tasks`: one row per task, times relative and absolute; a last line says how to
+/// see the next page when there is one.
+pub fn tasks(v: &proofrack_common::protocol::TaskListView, now: UnixMillis) -> String {
+    if v.rows.is_empty() {
+        return "no tasks\n".to_string();
+    }
+    let rows: Vec<Vec<String>> = v
+        .rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.task.to_string(),
+                r.circuit.clone(),
+                r.state.clone(),
+                r.client.clone(),
+                timefmt::when(r.submitted_at, now),
+                timefmt::when(r.deadline, now),
+            ]
+        })
+        .collect();
+    let mut table = render(
+        &[
+            "TASK",
+            "CIRCUIT",
+            "STATE",
+            "CLIENT",
+            "SUBMITTED",
+            "DEADLINE",
+        ],
+        &rows,
+    );
+    if let (true, Some(last)) = (v.more, v.rows.last()) {
+        table.push_str(&format!(
+            "more tasks: proofrack tasks --before {}\n",
+            last.task
+        ));
+    }
+    table
+}
+
 /// One line: `task-3 [mimc-12 collateral 40] proving on op-a/box-1 (due in 4.2 s)`.
 pub fn status_line(v: &TaskStatusView, now: UnixMillis) -> String {
     let state = match &v.state {

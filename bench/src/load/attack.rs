@@ -308,17 +308,33 @@ pub async fn half_open_frames(
 /// `n` concurrent circuit registrations by a client, each announcing `bytes` of zkey and
 /// sending them all (garbage with a wrong hash: whatever the coordinator does with it, it
 /// must never hold it in memory). The coordinator's answers, in order.
+/// Longest an attacking upload waits for the coordinator's answer (a refusal comes at once;
+/// a whole 256 MiB upload to disk takes seconds): the suite never hangs on one.
+const UPLOAD_ANSWER_WITHIN: Duration = Duration::from_secs(120);
+
 pub async fn large_uploads(
     target: &Target,
     identity: &Identity,
     n: usize,
     bytes: u64,
 ) -> anyhow::Result<Vec<String>> {
-    let client = Arc::new(target.client(identity).await?);
+    // One connection per upload: a refused upload's unread bytes stay charged to its own
+    // connection's flow-control window (the coordinator stops the stream without reading
+    // it), so uploads sharing a connection would wait on each other, not on the coordinator.
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..n {
-        let client = client.clone();
-        tasks.spawn(async move { (i, upload_garbage(&client, i, bytes).await) });
+        let client = target.client(identity).await?;
+        tasks.spawn(async move {
+            let answer =
+                match tokio::time::timeout(UPLOAD_ANSWER_WITHIN, upload_garbage(&client, i, bytes))
+                    .await
+                {
+                    Ok(answer) => answer,
+                    Err(_) => format!("no answer within {} s", UPLOAD_ANSWER_WITHIN.as_secs()),
+                };
+            client.close().await;
+            (i, answer)
+        });
     }
     let mut answers = vec![String::new(); n];
     while let Some(r) = tasks.join_next().await {
@@ -363,6 +379,7 @@ async fn upload_garbage(client: &CoordinatorClient, i: usize, bytes: u64) -> Str
     };
     match attempt.await {
         Ok(ClientResponse::Rejected { reason }) => format!("refused: {reason}"),
+        Ok(ClientResponse::Error(e)) => format!("refused: {e}"),
         Ok(other) => format!("answered: {other:?}"),
         Err(e) => format!("cut off: {e:#}"),
     }

@@ -91,6 +91,60 @@ pub enum ClientRequest {
     VerificationKey {
         circuit: String,
     },
+    /// The tasks the caller may read, newest first: at most `limit` rows (and at most
+    /// [`MAX_VIEW_ROWS`]) with ids below `before` (all if `None`), in state `state` if given
+    /// (a name [`TaskState::name`] gives). A requester sees its own tasks, an operator admin
+    /// the tasks its operator's agents were offered or ran, a deployment admin all. Answered
+    /// with `Tasks`.
+    Tasks {
+        state: Option<String>,
+        before: Option<TaskId>,
+        limit: u32,
+    },
+    /// A task's full record (`proofrack explain`): every admission decision with the agents
+    /// rejected and why, stake bound, predicted against actual proving time, failures and
+    /// their causes. Read like `Status` (someone else's task answers like an unknown one).
+    /// Answered with `Explanation`.
+    Explain {
+        task: TaskId,
+    },
+}
+
+/// The state names a task can be listed by ([`TaskState::name`]).
+pub const TASK_STATE_NAMES: [&str; 7] = [
+    "queued",
+    "offered",
+    "proving",
+    "verifying",
+    "verified",
+    "failed",
+    "reassigning",
+];
+
+/// Largest explanation sent, in each of its two forms: a task's record with every agent's
+/// verdict for each admission decision is tens of KiB at rack scale; both forms together stay
+/// well inside one frame ([`crate::framing::MAX_FRAME_BYTES`], 1 MiB).
+pub const MAX_EXPLANATION_BYTES: usize = 384 << 10;
+
+/// One task in a [`TaskListView`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskListRow {
+    pub task: TaskId,
+    pub circuit: String,
+    /// Who submitted it (the client's name, or an admin's identity path).
+    pub client: String,
+    /// [`TaskState::name`].
+    pub state: String,
+    pub submitted_at: UnixMillis,
+    pub deadline: UnixMillis,
+}
+
+/// The answer to [`ClientRequest::Tasks`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskListView {
+    pub rows: Vec<TaskListRow>,
+    /// More tasks match below the last row (ask again with `before` = its id).
+    pub more: bool,
 }
 
 /// Most submissions in one [`ClientRequest::SubmitBatch`]: enough that a busy client's
@@ -128,6 +182,12 @@ pub enum ClientResponse {
     Batch(Vec<ClientResponse>),
     Audit(super::AuditView),
     VerificationKey(VerificationKeyView),
+    Tasks(TaskListView),
+    /// `text`: the record for people; `json`: the same as JSON (docs/json.md).
+    Explanation {
+        text: String,
+        json: String,
+    },
 }
 
 /// A circuit's verifying key as the coordinator verifies its proofs with.
@@ -426,6 +486,18 @@ impl Bounded for ClientRequest {
             | ClientRequest::Audit { .. } => Ok(()),
             ClientRequest::UnregisterCircuit { name } => check_circuit_name(name),
             ClientRequest::VerificationKey { circuit } => check_circuit_name(circuit),
+            ClientRequest::Tasks { state, .. } => match state {
+                Some(name) if !TASK_STATE_NAMES.contains(&name.as_str()) => {
+                    let mut shown = name.clone();
+                    super::truncate_utf8(&mut shown, 64);
+                    Err(format!(
+                        "tasks.state {shown:?} is not a task state; use one of {}",
+                        TASK_STATE_NAMES.join(", ")
+                    ))
+                }
+                _ => Ok(()),
+            },
+            ClientRequest::Explain { .. } => Ok(()),
             ClientRequest::RegisterCircuit(r) => r.check_bounds(),
             ClientRequest::SubmitWitness(s) => s.check_bounds(),
         }
@@ -517,6 +589,19 @@ impl Bounded for ClientResponse {
             ClientResponse::VerificationKey(v) => {
                 check_circuit_name(&v.circuit)?;
                 check_len("verification_key.vk", v.vk.len(), MAX_VERIFYING_KEY_BYTES)
+            }
+            ClientResponse::Tasks(v) => {
+                check_len("tasks.rows", v.rows.len(), MAX_VIEW_ROWS)?;
+                for r in &v.rows {
+                    check_circuit_name(&r.circuit)?;
+                    check_text("tasks.client", &r.client)?;
+                    check_text("tasks.state", &r.state)?;
+                }
+                Ok(())
+            }
+            ClientResponse::Explanation { text, json } => {
+                check_len("explanation.text", text.len(), MAX_EXPLANATION_BYTES)?;
+                check_len("explanation.json", json.len(), MAX_EXPLANATION_BYTES)
             }
         }
     }

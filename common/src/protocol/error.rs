@@ -21,7 +21,7 @@ pub enum ProtocolError {
     Malformed { detail: String },
     #[error("{identity} may not open {action}; use a certificate of the right kind (`proofrack certs issue`)")]
     NotAllowed { identity: String, action: String },
-    #[error("unknown task {task}: the coordinator holds no such task; check the id `proofrack submit` printed (a finished task is forgotten once thousands of newer ones have finished)")]
+    #[error("unknown task {task}: the coordinator holds no such task; `proofrack tasks` lists yours (a finished task is forgotten after policy.request_retention_ms, a day by default, or once thousands of newer ones have finished)")]
     UnknownTask { task: TaskId },
     #[error("unknown proving key {key}; the circuit may have been re-registered, wait for a fresh offer")]
     UnknownKey { key: KeyId },

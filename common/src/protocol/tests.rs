@@ -577,3 +577,26 @@ fn a_full_audit_page_at_every_bound_fits_one_frame() {
     v.lines[0].message.push('x');
     assert!(ClientResponse::Audit(v).check_bounds().is_err());
 }
+
+#[test]
+fn a_task_listing_names_a_real_state_or_none() {
+    let ask = |state: Option<&str>| ClientRequest::Tasks {
+        state: state.map(str::to_string),
+        before: None,
+        limit: 10,
+    };
+    assert_eq!(ask(None).check_bounds(), Ok(()));
+    for name in TASK_STATE_NAMES {
+        assert_eq!(ask(Some(name)).check_bounds(), Ok(()));
+    }
+    let e = ask(Some("bogus")).check_bounds().unwrap_err();
+    assert_eq!(
+        e,
+        "tasks.state \"bogus\" is not a task state; use one of queued, offered, proving, verifying, verified, failed, reassigning"
+    );
+    // every state a task can be in is listable by its name
+    let verifying = TaskState::Verifying {
+        agent: "op-a/gpu-1".parse().unwrap(),
+    };
+    assert!(TASK_STATE_NAMES.contains(&verifying.name()));
+}

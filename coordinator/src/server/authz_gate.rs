@@ -63,7 +63,11 @@ fn asked(who: &Identity, req: &ClientRequest) -> Asked {
         ClientRequest::Submit(_)
         | ClientRequest::SubmitBatch(_)
         | ClientRequest::SubmitWitness(_) => plain(Action::Submit, Nobody),
-        ClientRequest::Status { task } | ClientRequest::Watch { task } => Asked::TaskRead(*task),
+        ClientRequest::Status { task }
+        | ClientRequest::Watch { task }
+        | ClientRequest::Explain { task } => Asked::TaskRead(*task),
+        // The rows are cut to the tasks the asker may read (`may_read_task`).
+        ClientRequest::Tasks { .. } => plain(Action::ListTasks, Nobody),
         ClientRequest::Ledger => plain(Action::ReadLedger, Nobody),
         ClientRequest::Agents => plain(Action::ListAgents, Nobody),
         // A verification key is as public as the circuit list: anyone who may see a proof

@@ -54,6 +54,27 @@ pub(super) async fn serve(
             write_message(&mut send, &reply).await
         }
         ClientRequest::Watch { task } => watch(&shared, task, &mut send).await,
+        ClientRequest::Explain { task } => {
+            // The gate already answered an unknown or someone else's task.
+            let reply = match shared.read_acknowledged(|core, _| core.task(task)).await {
+                Some(view) => views::explanation(&view),
+                None => ClientResponse::Error(ProtocolError::UnknownTask { task }),
+            };
+            write_message(&mut send, &reply).await
+        }
+        ClientRequest::Tasks {
+            state,
+            before,
+            limit,
+        } => {
+            let stake = shared.stake_authority();
+            let view = shared
+                .read_acknowledged(|core, _| {
+                    views::tasks_for(core, who, &stake, state.as_deref(), before, limit as usize)
+                })
+                .await;
+            write_message(&mut send, &ClientResponse::Tasks(view)).await
+        }
         ClientRequest::Ledger => {
             let view = shared
                 .read_acknowledged(|core, now| views::ledger(core.ledger_rows(), now))

@@ -149,6 +149,52 @@ fn without_hardware(row: wire::AgentRow, breaker: Option<String>) -> wire::Agent
     }
 }
 
+/// The tasks `who` may read, as [`ClientRequest::Tasks`](wire::ClientRequest::Tasks) asks.
+pub(super) fn tasks_for(
+    core: &CoordinatorCore,
+    who: &Identity,
+    stake: &StakeAuthority,
+    state: Option<&str>,
+    before: Option<TaskId>,
+    limit: usize,
+) -> wire::TaskListView {
+    let (rows, more) = core.task_list(state, before, limit.min(MAX_VIEW_ROWS), |client, ops| {
+        authz_gate::may_read_task(stake, who, client, ops).is_ok()
+    });
+    wire::TaskListView {
+        rows: rows
+            .into_iter()
+            .map(|r| wire::TaskListRow {
+                task: r.id,
+                circuit: r.circuit,
+                client: text(r.client),
+                state: r.state.to_string(),
+                submitted_at: r.submitted_at,
+                deadline: r.deadline,
+            })
+            .collect(),
+        more,
+    }
+}
+
+/// A task's explanation in both forms, each cut to the protocol's bound.
+pub(super) fn explanation(view: &TaskView) -> wire::ClientResponse {
+    let explanation = crate::tasks::explain(view);
+    let mut text = explanation.to_string();
+    let mut json = serde_json::to_string(&explanation).unwrap_or_else(|e| {
+        serde_json::json!({ "error": format!("serialising the explanation: {e}") }).to_string()
+    });
+    if json.len() > wire::MAX_EXPLANATION_BYTES {
+        json = serde_json::json!({
+            "error": "the explanation is larger than the protocol carries; read it from the fleet API (/api/tasks/<id>/explain)",
+            "bytes": json.len(),
+        })
+        .to_string();
+    }
+    truncate_utf8(&mut text, wire::MAX_EXPLANATION_BYTES);
+    wire::ClientResponse::Explanation { text, json }
+}
+
 /// The audit log as asked (the gate already checked who may read which lines).
 pub(super) fn audit(
     core: &CoordinatorCore,

@@ -38,6 +38,8 @@ pub enum Action {
     OpenStream(StreamKind),
     Submit,
     ReadTask,
+    /// List tasks; the rows are then only those the asker may `ReadTask`.
+    ListTasks,
     ReadLedger,
     ListAgents,
     ReadAgentHardware,
@@ -72,6 +74,7 @@ impl Action {
             Action::OpenStream(_) => "open_stream",
             Action::Submit => "submit",
             Action::ReadTask => "read_task",
+            Action::ListTasks => "list_tasks",
             Action::ReadLedger => "read_ledger",
             Action::ListAgents => "list_agents",
             Action::ReadAgentHardware => "read_agent_hardware",
@@ -96,6 +99,7 @@ impl Action {
             Action::OpenStream(kind) => format!("open {}", kind.describe()),
             Action::Submit => "submit tasks".into(),
             Action::ReadTask => "read this task".into(),
+            Action::ListTasks => "list tasks".into(),
             Action::ReadLedger => "read the ledger".into(),
             Action::ListAgents => "list agents".into(),
             Action::ReadAgentHardware => of("read the hardware details of the agents"),
@@ -274,7 +278,7 @@ pub fn authorize(
                 refuse(Role::TaskReader)
             }
         }
-        Action::ReadLedger | Action::ListAgents | Action::ListCircuits => {
+        Action::ReadLedger | Action::ListAgents | Action::ListCircuits | Action::ListTasks => {
             if is(requester) || is(any_admin) {
                 Ok(())
             } else {

@@ -70,7 +70,7 @@ pub use model::{TaskSpec, TaskStatus};
 pub use observe::{
     reason_label, AdmissionStats, AgentAccuracy, FleetAgent, MovingTask, SlashRecord, TASK_STATES,
 };
-pub use queries::{AgentRow, OperatorRow, TaskView};
+pub use queries::{AgentRow, OperatorRow, TaskListEntry, TaskView};
 
 use crate::admission::AgentId;
 use crate::config::{ConfigError, Policy};

@@ -54,6 +54,17 @@ pub struct AgentRow {
     pub reserved_memory_bytes: u64,
 }
 
+/// One line of [`CoordinatorCore::task_list`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskListEntry {
+    pub id: TaskId,
+    pub circuit: String,
+    pub client: String,
+    pub state: &'static str,
+    pub submitted_at: UnixMillis,
+    pub deadline: UnixMillis,
+}
+
 /// A task's record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskView {
@@ -187,6 +198,47 @@ impl CoordinatorCore {
             operators.insert(p.agent.operator.clone());
         }
         Some((t.spec.client.clone(), operators))
+    }
+
+    /// Tasks newest first with ids below `before` (all if `None`), in state `state` if given,
+    /// that `may_read` lets through (it gets the task's client and the operators whose agents
+    /// were offered or ran it): at most `limit`, and whether more match. Scans the kept tasks
+    /// (bounded by the queue and the retention of finished ones) once.
+    pub fn task_list(
+        &self,
+        state: Option<&str>,
+        before: Option<TaskId>,
+        limit: usize,
+        mut may_read: impl FnMut(&str, &BTreeSet<OperatorId>) -> bool,
+    ) -> (Vec<TaskListEntry>, bool) {
+        let mut rows = Vec::new();
+        let range = match before {
+            Some(b) => self.tasks.range(..b),
+            None => self.tasks.range(..),
+        };
+        for (id, t) in range.rev() {
+            if state.is_some_and(|s| s != t.state.name()) {
+                continue;
+            }
+            let Some((client, operators)) = self.task_owner(*id) else {
+                continue;
+            };
+            if !may_read(&client, &operators) {
+                continue;
+            }
+            if rows.len() == limit {
+                return (rows, true);
+            }
+            rows.push(TaskListEntry {
+                id: *id,
+                circuit: t.spec.circuit.clone(),
+                client,
+                state: t.state.name(),
+                submitted_at: t.submitted_at,
+                deadline: t.spec.deadline,
+            });
+        }
+        (rows, false)
     }
 
     /// A task's status and history, while it is kept (see `MAX_FINISHED_TASKS`).

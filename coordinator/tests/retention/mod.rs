@@ -5,7 +5,6 @@
 use super::sim::Sim;
 use crate::StoreModel;
 use proofrack_common::UnixMillis;
-use proofrack_coordinator::testkit::agent_id;
 use proofrack_coordinator::{CoordinatorCore, Policy};
 
 const RETENTION_MS: u64 = 120_000;
@@ -23,7 +22,8 @@ fn command_replies_stay_bounded_and_expire_and_so_do_their_rows() {
     let mut sim = Sim::new(policy(), &[("op-a", 100)]);
     let mut store = StoreModel::default();
     store.absorb(sim.core.full_changes());
-    let agent = agent_id("op-a", "gpu-1");
+    // A known agent: drains of agents never seen are refused and store nothing.
+    let agent = sim.gpu_agent("op-a", "gpu-1", 1_000_000);
     // 6,000 drains, past the bound of 4,096 (the attacker's suite sends 20,000 to a real
     // process): the replies kept, and their rows, stay at the bound.
     let n = 6_000u64;

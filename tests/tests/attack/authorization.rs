@@ -83,7 +83,7 @@ async fn requesters_submit_and_see_only_their_own_tasks() {
         let watched = r.bob.inner.watch(t, |_| {}).await.unwrap_err().to_string();
         assert_eq!(
             watched,
-            format!("the coordinator closed the request: unknown task {t}: the coordinator holds no such task; check the id `proofrack submit` printed (a finished task is forgotten once thousands of newer ones have finished)")
+            format!("the coordinator closed the request: unknown task {t}: the coordinator holds no such task; `proofrack tasks` lists yours (a finished task is forgotten after policy.request_retention_ms, a day by default, or once thousands of newer ones have finished)")
         );
     }
     assert_eq!(
@@ -125,6 +125,38 @@ async fn requesters_submit_and_see_only_their_own_tasks() {
     for c in [&r.alice, &r.ops_b, &r.root] {
         assert_eq!(c.ledger().await.operators.len(), 2);
         assert_eq!(c.circuits().await.circuits.len(), 1);
+    }
+
+    // `tasks` lists exactly what `status` may read; `explain` reads like `status`.
+    let listed = |reply: ClientResponse| match reply {
+        ClientResponse::Tasks(v) => v.rows.iter().map(|r| r.task).collect::<Vec<_>>(),
+        other => panic!("expected a task list, got {other:?}"),
+    };
+    let list = |state: Option<&str>| ClientRequest::Tasks {
+        state: state.map(str::to_string),
+        before: None,
+        limit: 50,
+    };
+    for (c, sees) in [
+        (&r.alice, true),
+        (&r.bob, false),
+        (&r.ops_a, true),
+        (&r.ops_b, false),
+        (&r.root, true),
+    ] {
+        let want = if sees { vec![task] } else { vec![] };
+        assert_eq!(listed(c.request(list(None)).await), want);
+        assert_eq!(listed(c.request(list(Some("offered"))).await), want);
+        assert_eq!(listed(c.request(list(Some("verified"))).await), vec![]);
+        match c.request(ClientRequest::Explain { task }).await {
+            ClientResponse::Explanation { text, json } if sees => {
+                assert!(text.contains(&task.to_string()), "{text}");
+                let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+                assert_eq!(v["circuit"], "mimc-4", "{v}");
+            }
+            other if !sees => assert_eq!(other, as_unknown(task)),
+            other => panic!("expected the explanation, got {other:?}"),
+        }
     }
     box1.close().await;
     cluster.shutdown().await;

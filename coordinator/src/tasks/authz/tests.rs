@@ -109,10 +109,17 @@ fn requesters_submit_and_read_only_their_own_tasks() {
 fn the_ledger_circuits_and_agents_tables_are_public_hardware_is_not() {
     let w = who();
     for asker in [&w.alice, &w.ops_a, &w.root] {
-        for a in [Action::ReadLedger, Action::ListCircuits, Action::ListAgents] {
+        for a in [
+            Action::ReadLedger,
+            Action::ListCircuits,
+            Action::ListAgents,
+            Action::ListTasks,
+        ] {
             assert!(allowed(asker, a, Owner::Nobody), "{asker} {a:?}");
         }
     }
+    // Agents list nothing: they are not clients.
+    assert!(!allowed(&w.agent, Action::ListTasks, Owner::Nobody));
     let a = op("op-a");
     assert!(allowed(
         &w.ops_a,
