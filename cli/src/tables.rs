@@ -329,6 +329,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn task_list_shows_times_for_people_and_the_next_page() {
+        use proofrack_common::protocol::{TaskListRow, TaskListView};
+        let now = UnixMillis(1_796_281_054_337);
+        let row = |id: u64, state: &str| TaskListRow {
+            task: proofrack_common::TaskId(id),
+            circuit: "mimc-12".into(),
+            client: "cli".into(),
+            state: state.into(),
+            submitted_at: UnixMillis(now.0 - 4_000),
+            deadline: UnixMillis(now.0 + 26_000),
+        };
+        let v = TaskListView {
+            rows: vec![row(9, "proving"), row(8, "verified")],
+            more: true,
+        };
+        let t = tasks(&v, now);
+        assert!(t.contains("task-9") && t.contains("proving"), "{t}");
+        assert!(
+            t.contains("4 s ago, at ") && t.contains("in 26 s, at "),
+            "{t}"
+        );
+        assert!(!t.contains("1796281"), "raw epoch milliseconds: {t}");
+        assert!(
+            t.ends_with("more tasks: proofrack tasks --before task-8\n"),
+            "{t}"
+        );
+        let none = TaskListView {
+            rows: vec![],
+            more: false,
+        };
+        assert_eq!(tasks(&none, now), "no tasks\n");
+    }
+
+    #[test]
     fn columns_align() {
         let t = render(
             &["A", "BB"],

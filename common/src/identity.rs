@@ -13,7 +13,7 @@
 //!   agents, withdraws its stake)
 //! - `spiffe://TRUST_DOMAIN/admin/NAME` (a deployment admin: circuits, sees everything)
 //!
-//! What each may do is the coordinator's authorization table (`coordinator/src/tasks/authz.rs`);
+//! What each may do is the coordinator's authorization table (`core/src/tasks/authz.rs`);
 //! an identity only names who is talking.
 
 use crate::ids::{validate_name, AgentName, OperatorId};

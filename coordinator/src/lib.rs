@@ -3,37 +3,34 @@
 //! capacity to finish before the deadline.
 //!
 //! # Layout
-//! - [`config`]: `coordinator.toml` types, defaults and validation (including the [`Policy`]).
-//! - [`ledger`]: the stake ledger, a pure state machine with asserted conservation;
-//!   [`ledger::source`] is the boundary to where delegations come from (config now, chain later).
-//! - [`admission`]: a pure function deciding which agent a task is offered to, or why none fits.
+//! - The core, [`proofrack_core`], re-exported here as [`ledger`], [`admission`], [`tasks`]
+//!   and the [`Policy`]: every decision, pure.
+//! - [`config`]: `coordinator.toml`, the file format (the policy's settings and validation
+//!   are the core's `policy`).
 //! - [`chain`]: the chain stake source (alloy, behind one boundary): contract bindings, the
 //!   event follower, the slash outbox.
-//! - [`tasks`]: [`CoordinatorCore`], the task life cycle as a quinn-proto-style state machine
-//!   (`handle_*` events with `now`, `poll_effect`, `poll_timeout`, getters).
 //! - [`circom`]: circom circuits registered by clients (zkey + `.r1cs`) and their submitted
 //!   witnesses, checked against the constraints before a task exists.
 //! - [`http`]: `/metrics`, the live fleet page and its token-protected JSON API.
 //! - [`limits`]: `[limits]`, what peers may make the coordinator hold (connections, partial
 //!   frames, uploads); the queue's per-client share and request-id retention are in [`Policy`].
 //!
-//! Architecture invariant: `config`, `ledger`, `admission` and `tasks` do no I/O, read no
-//! clock and use no randomness; the QUIC server shell around them does, and translates
-//! protocol messages into core events and effects into messages.
+//! Architecture invariant: the core crate does no I/O, reads no clock and uses no randomness
+//! (its dependencies are checked by `core/tests/no_io.rs`); the shells here (server, store,
+//! http, chain, circom, registry, verify) do, and translate protocol messages into core
+//! events and effects into messages.
 
-pub mod admission;
 pub mod config;
 pub mod http;
-pub mod ledger;
 pub mod limits;
-pub mod tasks;
+pub use proofrack_core::{admission, ledger, policy, tasks};
 
+pub use config::CoordinatorConfig;
 #[cfg(feature = "testkit")]
-pub use admission::testkit;
-pub use admission::AgentId;
-pub use config::{CoordinatorConfig, Policy};
-pub use ledger::Ledger;
-pub use tasks::{CoordinatorCore, Effect, Offer, OfferReply, TaskSpec, TaskStatus};
+pub use proofrack_core::testkit;
+pub use proofrack_core::{
+    AgentId, CoordinatorCore, Effect, Ledger, Offer, OfferReply, Policy, TaskSpec, TaskStatus,
+};
 pub mod chain;
 pub mod circom;
 pub mod registry;

@@ -27,7 +27,7 @@ pub use quick::{choose, Choice};
 pub use snapshot::{AgentId, AgentSnapshot, AgentTelemetry, Assignment};
 pub use summary::{FleetReason, NoFit};
 
-use crate::config::Policy;
+use crate::policy::Policy;
 use proofrack_common::telemetry::ProofShape;
 use proofrack_common::{OperatorId, StakeUnits, TaskId, UnixMillis};
 use serde::{Deserialize, Serialize};

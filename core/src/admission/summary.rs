@@ -6,7 +6,7 @@ use super::format;
 use super::misfit::Misfit;
 use super::snapshot::AgentSnapshot;
 use super::{AgentId, AgentVerdict, TaskDemand};
-use crate::config::Policy;
+use crate::policy::Policy;
 use proofrack_common::{OperatorId, StakeUnits, UnixMillis};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

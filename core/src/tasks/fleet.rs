@@ -5,7 +5,7 @@ use super::history::TaskEvent;
 use super::model::TaskState;
 use super::{CoordinatorCore, PassScope, MAX_AGENTS};
 use crate::admission::{AgentId, AgentSnapshot, AgentTelemetry, Assignment};
-use crate::config::MAX_TASKS_PER_AGENT;
+use crate::policy::MAX_TASKS_PER_AGENT;
 use proofrack_common::protocol::OperatorStanding;
 use proofrack_common::telemetry::Telemetry;
 use proofrack_common::{OperatorId, StakeUnits, TaskId, UnixMillis};

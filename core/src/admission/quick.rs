@@ -11,7 +11,7 @@
 use super::{
     evaluate, health, AgentSnapshot, AgentTelemetry, AgentVerdict, Placement, TaskDemand, Timing,
 };
-use crate::config::Policy;
+use crate::policy::Policy;
 use proofrack_common::{OperatorId, StakeUnits, UnixMillis};
 use std::collections::BTreeMap;
 

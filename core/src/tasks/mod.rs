@@ -73,8 +73,8 @@ pub use observe::{
 pub use queries::{AgentRow, OperatorRow, TaskListEntry, TaskView};
 
 use crate::admission::AgentId;
-use crate::config::{ConfigError, Policy};
 use crate::ledger::Ledger;
+use crate::policy::{ConfigError, Policy};
 use fleet::AgentRecord;
 use model::Task;
 use proofrack_common::telemetry::ProofShape;

@@ -4,7 +4,7 @@
 
 use super::misfit::Misfit;
 use super::snapshot::AgentTelemetry;
-use crate::config::Policy;
+use crate::policy::Policy;
 use proofrack_common::telemetry::ProverBackend;
 
 /// Every health problem of the agent's GPUs, in GPU order.
