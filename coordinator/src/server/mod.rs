@@ -32,8 +32,7 @@ pub use settings::KEYS_DIR;
 pub use shared::{Shared, StakeHook};
 
 use crate::config::Policy;
-use crate::ledger::source::{StakeEvent, StakeSource, StaticStakeSource};
-use crate::ledger::Ledger;
+pub use crate::ledger::source::reconcile_static_stake;
 use crate::registry::CircuitRegistry;
 use crate::store::{Store, STORE_FILE};
 use crate::tasks::CoordinatorCore;
@@ -403,39 +402,4 @@ async fn dispatch_stream(
         StreamOpen::Client(req) => client_session::serve(shared, peer, req, send, recv).await,
         StreamOpen::FetchInput(req) => input_stream::serve(shared, peer, req, send).await,
     }
-}
-
-/// The stake events that bring a (possibly restored) ledger in line with the operator list of
-/// `coordinator.toml`, where each `delegated` is the total the operator was ever given. New
-/// operators are registered and delegated to; a raised amount delegates the difference; a
-/// lowered one cannot take stake back (a warning says to withdraw instead).
-pub fn reconcile_static_stake(
-    ledger: &Ledger,
-    delegations: &[(OperatorId, StakeUnits)],
-) -> Vec<StakeEvent> {
-    let mut fresh = Vec::new();
-    let mut events = Vec::new();
-    for (operator, amount) in delegations {
-        match ledger.account(operator) {
-            None => fresh.push((operator.clone(), *amount)),
-            Some(account) if *amount > account.delegated_ever() => {
-                let more = amount
-                    .checked_sub(account.delegated_ever())
-                    .expect("checked greater");
-                tracing::info!(%operator, %more, "configured delegation raised");
-                events.push(StakeEvent::Delegated {
-                    operator: operator.clone(),
-                    amount: more,
-                });
-            }
-            Some(account) if *amount < account.delegated_ever() => {
-                tracing::warn!(%operator, configured = %amount, ever_delegated = %account.delegated_ever(), "configured delegation is below what was already delegated; stake cannot be taken back through the config: use `proofrack operator withdraw`");
-            }
-            Some(_) => {}
-        }
-    }
-    let mut source = StaticStakeSource::new(fresh);
-    let mut out = source.drain();
-    out.extend(events);
-    out
 }

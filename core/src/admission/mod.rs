@@ -89,6 +89,13 @@ pub struct AdmissionDecision {
 
 /// Decides where `demand` goes. `free_stake` maps each operator the ledger knows to the stake
 /// it may still promise (ledger free stake less collateral of its outstanding offers).
+/// Scales a calibrated prediction by a learned factor (permille; saturating, at least 1 ms).
+/// Admission applies it to each agent's prediction; the task life cycle learns the factors
+/// (`tasks::learned`) and passes them in.
+pub fn apply_speed_factor(predicted_ms: u64, factor_permille: u32) -> u64 {
+    ((predicted_ms as u128 * factor_permille as u128) / 1_000).clamp(1, u64::MAX as u128) as u64
+}
+
 pub fn admit(
     demand: &TaskDemand<'_>,
     fleet: &[AgentSnapshot<'_>],
@@ -245,7 +252,7 @@ impl Timing {
         policy: &Policy,
     ) -> Timing {
         // Calibrated, then corrected by what the agent's real proofs took.
-        let predicted_proving_ms = crate::tasks::apply_speed_factor(
+        let predicted_proving_ms = crate::admission::apply_speed_factor(
             demand.shape.estimate_proving_ms(&t.report.calibration),
             agent.speed_factor_permille,
         );

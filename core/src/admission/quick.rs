@@ -142,7 +142,7 @@ impl ProvingTimeMemo {
         match self.last {
             Some((k, v)) if k == key => v,
             _ => {
-                let proving_ms = crate::tasks::apply_speed_factor(
+                let proving_ms = crate::admission::apply_speed_factor(
                     demand.shape.estimate_proving_ms(cal),
                     agent.speed_factor_permille,
                 );

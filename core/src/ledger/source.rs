@@ -94,3 +94,38 @@ mod tests {
         assert!(s.drain().is_empty());
     }
 }
+
+/// The stake events that bring a (possibly restored) ledger in line with the operator list of
+/// `coordinator.toml`, where each `delegated` is the total the operator was ever given. New
+/// operators are registered and delegated to; a raised amount delegates the difference; a
+/// lowered one cannot take stake back (a warning says to withdraw instead).
+pub fn reconcile_static_stake(
+    ledger: &super::Ledger,
+    delegations: &[(OperatorId, StakeUnits)],
+) -> Vec<StakeEvent> {
+    let mut fresh = Vec::new();
+    let mut events = Vec::new();
+    for (operator, amount) in delegations {
+        match ledger.account(operator) {
+            None => fresh.push((operator.clone(), *amount)),
+            Some(account) if *amount > account.delegated_ever() => {
+                let more = amount
+                    .checked_sub(account.delegated_ever())
+                    .expect("checked greater");
+                tracing::info!(%operator, %more, "configured delegation raised");
+                events.push(StakeEvent::Delegated {
+                    operator: operator.clone(),
+                    amount: more,
+                });
+            }
+            Some(account) if *amount < account.delegated_ever() => {
+                tracing::warn!(%operator, configured = %amount, ever_delegated = %account.delegated_ever(), "configured delegation is below what was already delegated; stake cannot be taken back through the config: use `proofrack operator withdraw`");
+            }
+            Some(_) => {}
+        }
+    }
+    let mut source = StaticStakeSource::new(fresh);
+    let mut out = source.drain();
+    out.extend(events);
+    out
+}

@@ -35,10 +35,7 @@ pub const MAX_LEARNED_AGENTS: usize = 2 * super::MAX_AGENTS;
 const _: () = assert!(MIN_SPEED_FACTOR_PERMILLE <= NEUTRAL_SPEED_FACTOR_PERMILLE);
 const _: () = assert!(NEUTRAL_SPEED_FACTOR_PERMILLE <= MAX_SPEED_FACTOR_PERMILLE);
 
-/// Scales a calibrated prediction by a learned factor (saturating, at least 1 ms).
-pub fn apply_speed_factor(predicted_ms: u64, factor_permille: u32) -> u64 {
-    ((predicted_ms as u128 * factor_permille as u128) / 1_000).clamp(1, u64::MAX as u128) as u64
-}
+pub use crate::admission::apply_speed_factor;
 
 /// The factors, by agent.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
