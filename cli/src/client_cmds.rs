@@ -288,12 +288,9 @@ pub struct TasksArgs {
 /// `proofrack tasks`: the caller's tasks, newest first.
 pub async fn tasks(c: &ClientArgs, a: &TasksArgs) -> anyhow::Result<()> {
     if let Some(state) = &a.state {
-        if !proofrack_common::protocol::TASK_STATE_NAMES.contains(&state.as_str()) {
-            bail!(
-                "--state {state:?} is not a task state; use one of {}",
-                proofrack_common::protocol::TASK_STATE_NAMES.join(", ")
-            );
-        }
+        // Said here, before connecting; the coordinator checks the same.
+        proofrack_common::protocol::check_task_state(state)
+            .map_err(|e| anyhow::anyhow!("--state {e}"))?;
     }
     let client = c.connect().await?;
     let reply = client

@@ -121,6 +121,20 @@ pub const TASK_STATE_NAMES: [&str; 7] = [
     "reassigning",
 ];
 
+/// `Ok` if `name` is one of [`TASK_STATE_NAMES`]; otherwise what is wrong and what to write
+/// (the name cut to 64 bytes).
+pub fn check_task_state(name: &str) -> Result<(), String> {
+    if TASK_STATE_NAMES.contains(&name) {
+        return Ok(());
+    }
+    let mut shown = name.to_string();
+    super::truncate_utf8(&mut shown, 64);
+    Err(format!(
+        "{shown:?} is not a task state; use one of {}",
+        TASK_STATE_NAMES.join(", ")
+    ))
+}
+
 /// Largest explanation sent, in each of its two forms: a task's record with every agent's
 /// verdict for each admission decision is tens of KiB at rack scale; both forms together stay
 /// well inside one frame ([`crate::framing::MAX_FRAME_BYTES`], 1 MiB).
@@ -487,15 +501,8 @@ impl Bounded for ClientRequest {
             ClientRequest::UnregisterCircuit { name } => check_circuit_name(name),
             ClientRequest::VerificationKey { circuit } => check_circuit_name(circuit),
             ClientRequest::Tasks { state, .. } => match state {
-                Some(name) if !TASK_STATE_NAMES.contains(&name.as_str()) => {
-                    let mut shown = name.clone();
-                    super::truncate_utf8(&mut shown, 64);
-                    Err(format!(
-                        "tasks.state {shown:?} is not a task state; use one of {}",
-                        TASK_STATE_NAMES.join(", ")
-                    ))
-                }
-                _ => Ok(()),
+                Some(name) => check_task_state(name).map_err(|e| format!("tasks.state {e}")),
+                None => Ok(()),
             },
             ClientRequest::Explain { .. } => Ok(()),
             ClientRequest::RegisterCircuit(r) => r.check_bounds(),

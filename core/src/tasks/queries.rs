@@ -1,7 +1,7 @@
 //! Read-only views for operators and clients: stake per operator, the fleet, task records.
 
 use super::history::{HistoryEntry, TaskEvent};
-use super::model::{TaskState, TaskStatus};
+use super::model::{Task, TaskState, TaskStatus};
 use super::CoordinatorCore;
 use crate::admission::{format, health_problems, AgentId};
 use proofrack_common::protocol::OperatorStanding;
@@ -182,22 +182,7 @@ impl CoordinatorCore {
     /// Who may read a task: the requester that submitted it and the operators whose agents
     /// were offered or held it (the authorization table's owner of a task).
     pub fn task_owner(&self, id: TaskId) -> Option<(String, BTreeSet<OperatorId>)> {
-        let t = self.tasks.get(&id)?;
-        let mut operators: BTreeSet<OperatorId> = t
-            .history
-            .entries()
-            .iter()
-            .filter_map(|e| match &e.event {
-                TaskEvent::Offered { placement, .. } => Some(placement.agent.operator.clone()),
-                TaskEvent::StakeBound { operator, .. } => Some(operator.clone()),
-                TaskEvent::HandedOver { to, .. } => Some(to.operator.clone()),
-                _ => None,
-            })
-            .collect();
-        if let Some(p) = t.bound_placement() {
-            operators.insert(p.agent.operator.clone());
-        }
-        Some((t.spec.client.clone(), operators))
+        self.tasks.get(&id).map(owner_of)
     }
 
     /// Tasks newest first with ids below `before` (all if `None`), in state `state` if given,
@@ -220,9 +205,7 @@ impl CoordinatorCore {
             if state.is_some_and(|s| s != t.state.name()) {
                 continue;
             }
-            let Some((client, operators)) = self.task_owner(*id) else {
-                continue;
-            };
+            let (client, operators) = owner_of(t);
             if !may_read(&client, &operators) {
                 continue;
             }
@@ -334,4 +317,23 @@ impl CoordinatorCore {
             .get(&id)
             .map(|t| (t.spec.circuit.clone(), t.spec.inputs.clone()))
     }
+}
+
+/// [`CoordinatorCore::task_owner`] of a task in hand.
+fn owner_of(t: &Task) -> (String, BTreeSet<OperatorId>) {
+    let mut operators: BTreeSet<OperatorId> = t
+        .history
+        .entries()
+        .iter()
+        .filter_map(|e| match &e.event {
+            TaskEvent::Offered { placement, .. } => Some(placement.agent.operator.clone()),
+            TaskEvent::StakeBound { operator, .. } => Some(operator.clone()),
+            TaskEvent::HandedOver { to, .. } => Some(to.operator.clone()),
+            _ => None,
+        })
+        .collect();
+    if let Some(p) = t.bound_placement() {
+        operators.insert(p.agent.operator.clone());
+    }
+    (t.spec.client.clone(), operators)
 }
