@@ -16,14 +16,14 @@ pub(crate) mod format;
 mod health;
 pub use health::problems as health_problems;
 mod misfit;
-mod quick;
+mod ranked;
 mod snapshot;
 mod summary;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
 pub use misfit::Misfit;
-pub use quick::{choose, Choice};
+pub use ranked::{Choice, RankedFleet};
 pub use snapshot::{AgentId, AgentSnapshot, AgentTelemetry, Assignment};
 pub use summary::{FleetReason, NoFit};
 
@@ -269,5 +269,7 @@ impl Timing {
     }
 }
 
+#[cfg(test)]
+mod ranked_proptest;
 #[cfg(test)]
 mod tests;

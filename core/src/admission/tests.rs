@@ -88,24 +88,39 @@ impl Case {
             failed_on: &self.failed_on,
         };
         let decision = admit(&demand, &fleet, &self.stake, NOW, &self.policy);
-        // `choose` (the dispatcher's fast path) agrees with `admit` on every case.
+        // The ranked walk (the dispatcher's path) agrees with `admit` on every case.
         let mut sorted = fleet.clone();
         sorted.sort_by(|a, b| a.id.cmp(b.id));
-        for keep in [1, 2, crate::tasks::MAX_VERDICTS_KEPT] {
-            let choice = choose(&demand, &sorted, &self.stake, NOW, &self.policy, keep);
+        let ranked = RankedFleet::build(sorted.iter().copied(), NOW, &self.policy);
+        let snapshot_of = |id: &AgentId| *sorted.iter().find(|a| a.id == id).expect("in fleet");
+        for keep in [1, 2, 8] {
+            let choice = ranked.choose(&demand, &self.stake, &self.policy, keep, snapshot_of);
             match &decision.outcome {
                 Outcome::Offer(p) => {
-                    let c = choice.expect("choose offers when admit does");
+                    let c = choice.expect("the ranked walk offers when admit does");
                     assert_eq!(&c.placement, p);
                     assert_eq!(c.agents_considered, decision.verdicts.len());
-                    assert_eq!(
-                        c.agents_rejected,
-                        decision.verdicts.iter().filter(|v| v.fit.is_err()).count()
+                    let misfits = decision.verdicts.iter().filter(|v| v.fit.is_err()).count();
+                    assert!(
+                        c.agents_rejected <= misfits,
+                        "{} > {misfits}",
+                        c.agents_rejected
                     );
-                    let kept = crate::tasks::keep_verdicts_up_to(decision.verdicts.clone(), keep);
-                    assert_eq!(c.verdicts, kept);
+                    assert!(!c.verdicts.is_empty() && c.verdicts.len() <= keep);
+                    assert_eq!(
+                        c.verdicts[0].agent, p.agent,
+                        "the chosen agent's verdict first"
+                    );
+                    // Every kept verdict is the full decision's verdict on that agent.
+                    for v in &c.verdicts {
+                        let full = decision.verdicts.iter().find(|f| f.agent == v.agent);
+                        assert_eq!(Some(v), full);
+                    }
                 }
-                Outcome::NoFit(_) => assert!(choice.is_none(), "choose offers when admit does not"),
+                Outcome::NoFit(_) => assert!(
+                    choice.is_none(),
+                    "the ranked walk offers when admit does not"
+                ),
             }
         }
         decision

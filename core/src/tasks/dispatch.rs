@@ -7,7 +7,7 @@ use super::history::TaskEvent;
 use super::model::TaskState;
 use super::{CoordinatorCore, PassScope, FULL_PASS_MIN_INTERVAL_MS, MAX_FINISHED_TASKS};
 use crate::admission::{
-    admit, choose, AgentSnapshot, AgentVerdict, Assignment, Outcome, Placement, TaskDemand,
+    admit, AgentSnapshot, AgentVerdict, Assignment, Outcome, Placement, RankedFleet, TaskDemand,
 };
 use proofrack_common::{OperatorId, StakeUnits, TaskId, UnixMillis};
 use std::collections::BTreeMap;
@@ -99,6 +99,8 @@ impl CoordinatorCore {
             return;
         }
         let mut offerable = self.offerable_stake();
+        // The fleet ranked once for the whole pass; each offer moves only its agent.
+        let mut ranked = self.ranked_fleet(now, &scope);
         let loads = self.index.client_loads();
         if scope == PassScope::All {
             // Clients with nothing left are forgotten (bounded by the clients with tasks).
@@ -111,7 +113,7 @@ impl CoordinatorCore {
         if waiting_clients <= 1 {
             // One client waiting: fair order is its own earliest-deadline-first order.
             for id in waiting {
-                self.try_offer(now, id, &scope, &mut offerable);
+                self.try_offer(now, id, &scope, &mut offerable, &mut ranked);
             }
             return;
         }
@@ -124,8 +126,33 @@ impl CoordinatorCore {
             &self.last_served,
         );
         while let Some(id) = queue.next() {
-            let offered = self.try_offer(now, id, &scope, &mut offerable);
+            let offered = self.try_offer(now, id, &scope, &mut offerable, &mut ranked);
             queue.served(offered.then_some(self.offers_made));
+        }
+    }
+
+    /// The agents an admission pass over `scope` may offer to, ranked (see `RankedFleet`).
+    fn ranked_fleet(&self, now: UnixMillis, scope: &PassScope) -> RankedFleet {
+        match scope {
+            PassScope::Agent(agent) => RankedFleet::build(
+                self.fleet.get(agent).map(|r| r.snapshot()),
+                now,
+                &self.policy,
+            ),
+            _ => RankedFleet::build(self.fleet.values().map(|r| r.snapshot()), now, &self.policy),
+        }
+    }
+
+    /// The fleet as admission's full decision sees it (for a no-fit's explanation).
+    fn fleet_snapshot(&self, scope: &PassScope) -> Vec<AgentSnapshot<'_>> {
+        match scope {
+            PassScope::Agent(agent) => self
+                .fleet
+                .get(agent)
+                .map(|r| r.snapshot())
+                .into_iter()
+                .collect(),
+            _ => self.fleet.values().map(|r| r.snapshot()).collect(),
         }
     }
 
@@ -136,17 +163,9 @@ impl CoordinatorCore {
         id: TaskId,
         scope: &PassScope,
         offerable: &mut BTreeMap<OperatorId, StakeUnits>,
+        ranked: &mut RankedFleet,
     ) -> bool {
         let task = &self.tasks[&id];
-        let fleet: Vec<AgentSnapshot<'_>> = match scope {
-            PassScope::Agent(agent) => self
-                .fleet
-                .get(agent)
-                .map(|r| r.snapshot())
-                .into_iter()
-                .collect(),
-            _ => self.fleet.values().map(|r| r.snapshot()).collect(),
-        };
         let demand = TaskDemand {
             task: id,
             shape: task.shape,
@@ -155,10 +174,20 @@ impl CoordinatorCore {
             declined_until: &task.declined_until,
             failed_on: &task.failed_on,
         };
-        // The fast path builds only the verdicts the record keeps; a no-fit is explained
-        // by the full decision.
+        // The ranked walk looks only at the agents ahead of the best fit, and builds only the
+        // verdicts the record keeps; a no-fit is explained by the full decision.
         let keep = super::MAX_VERDICTS_KEPT;
-        if let Some(choice) = choose(&demand, &fleet, offerable, now, &self.policy, keep) {
+        let fleet = &self.fleet;
+        let snapshot_of = |agent: &crate::admission::AgentId| {
+            fleet
+                .get(agent)
+                .expect("a ranked agent is in the fleet")
+                .snapshot()
+        };
+        let choice = ranked.choose(&demand, offerable, &self.policy, keep, snapshot_of);
+        #[cfg(debug_assertions)]
+        self.check_ranked_choice(&demand, scope, offerable, now, choice.as_ref());
+        if let Some(choice) = choice {
             let free = offerable
                 .get_mut(&choice.placement.agent.operator)
                 .expect("admission offers only to operators with offerable stake");
@@ -166,7 +195,11 @@ impl CoordinatorCore {
                 .checked_sub(self.tasks[&id].spec.collateral)
                 .expect("admission offers only within offerable stake");
             let considered = (choice.agents_considered, choice.agents_rejected);
+            let agent = choice.placement.agent.clone();
             self.offer_kept(now, id, choice.placement, choice.verdicts, considered, None);
+            if let Some(record) = self.fleet.get(&agent) {
+                ranked.refresh(&record.snapshot(), &self.policy);
+            }
             return true;
         }
         // A narrow pass over one agent knows too little to explain a no-fit; the last
@@ -174,6 +207,7 @@ impl CoordinatorCore {
         if matches!(scope, PassScope::Agent(_)) {
             return false;
         }
+        let fleet = self.fleet_snapshot(scope);
         let decision = admit(&demand, &fleet, offerable, now, &self.policy);
         match decision.outcome {
             Outcome::Offer(placement) => panic!(
@@ -431,5 +465,43 @@ impl CoordinatorCore {
                         .saturating_mul(RETENTION_TICK_MS),
                 )
             })
+    }
+}
+
+/// Fleets up to this size have every ranked choice checked against admission's full decision
+/// in debug builds (every scenario and simulation test); past it the check would cost the
+/// tests what the ranking saves.
+#[cfg(debug_assertions)]
+const RANKED_CHECK_MAX_AGENTS: usize = 64;
+
+#[cfg(debug_assertions)]
+impl CoordinatorCore {
+    /// Panics if the ranked walk's choice differs from `admit`'s.
+    fn check_ranked_choice(
+        &self,
+        demand: &TaskDemand<'_>,
+        scope: &PassScope,
+        offerable: &BTreeMap<OperatorId, StakeUnits>,
+        now: UnixMillis,
+        choice: Option<&crate::admission::Choice>,
+    ) {
+        if self.fleet.len() > RANKED_CHECK_MAX_AGENTS {
+            return;
+        }
+        let fleet = self.fleet_snapshot(scope);
+        let decision = admit(demand, &fleet, offerable, now, &self.policy);
+        match (&decision.outcome, choice) {
+            (Outcome::Offer(p), Some(c)) => assert_eq!(
+                p, &c.placement,
+                "{}: the ranked walk and the full decision chose differently",
+                demand.task
+            ),
+            (Outcome::NoFit(_), None) => {}
+            (outcome, choice) => panic!(
+                "{}: the full decision says {outcome:?}, the ranked walk {:?}",
+                demand.task,
+                choice.map(|c| &c.placement.agent)
+            ),
+        }
     }
 }

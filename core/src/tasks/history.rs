@@ -33,9 +33,11 @@ pub enum TaskEvent {
         reason: NoFit,
         verdicts: Vec<AgentVerdict>,
     },
-    /// Admission chose `placement.agent` out of `agents_considered`; `verdicts` keeps the
-    /// chosen agent's fit and a sample of the rejected agents' misfits (see
-    /// [`MAX_VERDICTS_KEPT`]).
+    /// Admission chose `placement.agent` out of `agents_considered` (the fleet of the
+    /// pass); `agents_rejected` of them could not take it: out of service, or ranked ahead
+    /// of it and not fit for this task (agents ranked after it are not examined; see
+    /// `admission::RankedFleet`). `verdicts` keeps the chosen agent's fit, the other fit
+    /// agents seen and the misfits ranked ahead (see [`MAX_VERDICTS_KEPT`]).
     Offered {
         placement: Placement,
         expires_at: UnixMillis,
@@ -148,7 +150,7 @@ impl TaskEvent {
                 };
                 format!(
                     "offered to {} (predicted proving time {}{start}; due {}; offer expires {expires}; \
-                     {rejected} of {considered} agents did not fit)",
+                     {rejected} of {considered} agents out of service or ahead of it did not fit)",
                     placement.agent,
                     timefmt::span_ms(placement.predicted_proving_ms),
                     t(placement.due_at),
@@ -234,15 +236,8 @@ pub const MAX_VERDICTS_KEPT: usize = 8;
 
 /// The verdicts worth keeping: the fit ones first (the chosen agent among them), then the
 /// rejected connected agents, then the rest, up to [`MAX_VERDICTS_KEPT`].
-pub(crate) fn keep_verdicts(verdicts: Vec<AgentVerdict>) -> Vec<AgentVerdict> {
-    keep_verdicts_up_to(verdicts, MAX_VERDICTS_KEPT)
-}
-
-/// [`keep_verdicts`] with `keep` in place of [`MAX_VERDICTS_KEPT`].
-pub(crate) fn keep_verdicts_up_to(
-    mut verdicts: Vec<AgentVerdict>,
-    keep: usize,
-) -> Vec<AgentVerdict> {
+pub(crate) fn keep_verdicts(mut verdicts: Vec<AgentVerdict>) -> Vec<AgentVerdict> {
+    let keep = MAX_VERDICTS_KEPT;
     if verdicts.len() <= keep {
         return verdicts;
     }

@@ -59,8 +59,6 @@ pub use error::{
     StakeEventRejected, SubmitRejected, TelemetryRejected,
 };
 pub use explain::{explain, Decision, Failure, FailureCause, TaskExplanation};
-#[cfg(test)]
-pub(crate) use history::keep_verdicts_up_to;
 pub use history::{HistoryEntry, TaskEvent, MAX_HISTORY_ENTRIES, MAX_VERDICTS_KEPT};
 pub use learned::{
     apply_speed_factor, MAX_SPEED_FACTOR_PERMILLE, MIN_SPEED_FACTOR_PERMILLE,
