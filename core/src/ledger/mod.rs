@@ -188,23 +188,31 @@ impl Ledger {
         Ok(())
     }
 
+    /// `operator`'s account for a withdrawal of `amount`: known, and a non-zero amount.
+    fn withdrawal_account(
+        &mut self,
+        operator: &OperatorId,
+        amount: StakeUnits,
+    ) -> Result<&mut Account, WithdrawalRejected> {
+        if amount == StakeUnits::ZERO && self.accounts.contains_key(operator) {
+            return Err(WithdrawalRejected::ZeroAmount {
+                operator: operator.clone(),
+            });
+        }
+        self.accounts
+            .get_mut(operator)
+            .ok_or_else(|| WithdrawalRejected::UnknownOperator {
+                operator: operator.clone(),
+            })
+    }
+
     /// Moves `amount` of `operator`'s free stake to withdrawing.
     pub fn request_withdrawal(
         &mut self,
         operator: &OperatorId,
         amount: StakeUnits,
     ) -> Result<(), WithdrawalRejected> {
-        let account =
-            self.accounts
-                .get_mut(operator)
-                .ok_or_else(|| WithdrawalRejected::UnknownOperator {
-                    operator: operator.clone(),
-                })?;
-        if amount == StakeUnits::ZERO {
-            return Err(WithdrawalRejected::ZeroAmount {
-                operator: operator.clone(),
-            });
-        }
+        let account = self.withdrawal_account(operator, amount)?;
         let free = account.free();
         if amount > free {
             return Err(WithdrawalRejected::InsufficientFreeStake {
@@ -227,17 +235,7 @@ impl Ledger {
         operator: &OperatorId,
         amount: StakeUnits,
     ) -> Result<(), WithdrawalRejected> {
-        let account =
-            self.accounts
-                .get_mut(operator)
-                .ok_or_else(|| WithdrawalRejected::UnknownOperator {
-                    operator: operator.clone(),
-                })?;
-        if amount == StakeUnits::ZERO {
-            return Err(WithdrawalRejected::ZeroAmount {
-                operator: operator.clone(),
-            });
-        }
+        let account = self.withdrawal_account(operator, amount)?;
         if amount > account.withdrawing {
             return Err(WithdrawalRejected::NotRequested {
                 operator: operator.clone(),

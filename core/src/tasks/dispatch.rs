@@ -166,14 +166,7 @@ impl CoordinatorCore {
         ranked: &mut RankedFleet,
     ) -> bool {
         let task = &self.tasks[&id];
-        let demand = TaskDemand {
-            task: id,
-            shape: task.shape,
-            collateral: task.spec.collateral,
-            deadline: task.spec.deadline,
-            declined_until: &task.declined_until,
-            failed_on: &task.failed_on,
-        };
+        let demand = task.demand();
         // The ranked walk looks only at the agents ahead of the best fit, and builds only the
         // verdicts the record keeps; a no-fit is explained by the full decision.
         let keep = super::MAX_VERDICTS_KEPT;

@@ -10,9 +10,7 @@ use super::error::DeliveryRejected;
 use super::history::TaskEvent;
 use super::model::TaskState;
 use super::CoordinatorCore;
-use crate::admission::{
-    admit, health_problems, AgentId, AgentSnapshot, Assignment, Outcome, TaskDemand,
-};
+use crate::admission::{admit, health_problems, AgentId, AgentSnapshot, Assignment, Outcome};
 use proofrack_common::{timefmt, OperatorId, StakeUnits, TaskId, UnixMillis};
 use std::collections::BTreeMap;
 
@@ -285,14 +283,7 @@ impl CoordinatorCore {
                 .collect();
             let already_bound: BTreeMap<OperatorId, StakeUnits> =
                 [(operator.clone(), task.spec.collateral)].into();
-            let demand = TaskDemand {
-                task: id,
-                shape: task.shape,
-                collateral: task.spec.collateral,
-                deadline: task.spec.deadline,
-                declined_until: &task.declined_until,
-                failed_on: &task.failed_on,
-            };
+            let demand = task.demand();
             let decision = admit(&demand, &fleet, &already_bound, now, &self.policy);
             let lost = lost.clone();
             match decision.outcome {

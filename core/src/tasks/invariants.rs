@@ -3,7 +3,7 @@
 
 use super::model::TaskState;
 use super::{CoordinatorCore, MAX_FINISHED_TASKS};
-use crate::admission::{admit, AgentSnapshot, Outcome, TaskDemand};
+use crate::admission::{admit, AgentSnapshot, Outcome};
 use crate::ledger::Binding;
 use proofrack_common::UnixMillis;
 use proofrack_common::{OperatorId, StakeUnits, TaskId};
@@ -142,15 +142,8 @@ impl CoordinatorCore {
         let offerable = self.offerable_stake();
         let fleet: Vec<AgentSnapshot<'_>> = self.fleet.values().map(|r| r.snapshot()).collect();
         for task in self.tasks.values().filter(|t| t.state == TaskState::Queued) {
-            let demand = TaskDemand {
-                task: task.id,
-                shape: task.shape,
-                collateral: task.spec.collateral,
-                deadline: task.spec.deadline,
-                declined_until: &task.declined_until,
-                failed_on: &task.failed_on,
-            };
-            if let Outcome::Offer(p) = admit(&demand, &fleet, &offerable, now, &self.policy).outcome
+            if let Outcome::Offer(p) =
+                admit(&task.demand(), &fleet, &offerable, now, &self.policy).outcome
             {
                 panic!("{} is waiting although {} fits it", task.id, p.agent);
             }

@@ -1,7 +1,7 @@
 //! A task: what the client asked for, where it is in its life cycle, and its history.
 
 use super::history::History;
-use crate::admission::{AgentId, Placement};
+use crate::admission::{AgentId, Placement, TaskDemand};
 use proofrack_common::telemetry::ProofShape;
 use proofrack_common::{KeyId, StakeUnits, TaskId, UnixMillis};
 use serde::{Deserialize, Serialize};
@@ -155,6 +155,18 @@ pub(crate) struct Task {
 }
 
 impl Task {
+    /// What this task asks of an agent, as admission reads it.
+    pub(crate) fn demand(&self) -> TaskDemand<'_> {
+        TaskDemand {
+            task: self.id,
+            shape: self.shape,
+            collateral: self.spec.collateral,
+            deadline: self.spec.deadline,
+            declined_until: &self.declined_until,
+            failed_on: &self.failed_on,
+        }
+    }
+
     /// The offer (or resume) of this task to `placement.agent`.
     pub(crate) fn offer_to(
         &self,
