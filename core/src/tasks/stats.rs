@@ -84,8 +84,7 @@ pub fn reason_label(r: &FleetReason) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admission::AgentId;
-    use proofrack_common::OperatorId;
+    use proofrack_common::{AgentId, AgentName, OperatorId};
 
     #[test]
     fn first_offer_only_feeds_the_latency() {
@@ -93,7 +92,7 @@ mod tests {
         s.note_offer(UnixMillis(1_250), UnixMillis(1_000), &[]);
         let agent = AgentId::new(
             OperatorId::new("op-a").unwrap(),
-            proofrack_common::AgentName::new("g").unwrap(),
+            AgentName::new("g").unwrap(),
         );
         let offered = HistoryEntry {
             at: UnixMillis(1_250),

@@ -3,13 +3,12 @@
 //! actual proving time per agent, agents with their GPUs). The counters themselves are kept
 //! by the core as it decides (`tasks/stats.rs`).
 
-use crate::admission::AgentId;
 use crate::tasks::history::TaskEvent;
 use crate::tasks::model::TaskState;
 use crate::tasks::{AdmissionStats, CoordinatorCore, OpenBreaker};
 use proofrack_common::protocol::OperatorStanding;
 use proofrack_common::telemetry::{GpuTelemetry, ProverBackend};
-use proofrack_common::{timefmt, OperatorId, StakeUnits, TaskId, UnixMillis};
+use proofrack_common::{timefmt, AgentId, OperatorId, StakeUnits, TaskId, UnixMillis};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
