@@ -4,7 +4,15 @@
 //!
 //! # Layout
 //! - The core, [`proofrack_core`], re-exported here as [`ledger`], [`admission`], [`tasks`]
-//!   and the [`Policy`]: every decision, pure.
+//!   and [`policy`] (with the [`Policy`]): every decision, pure.
+//! - [`server`]: the QUIC shell around the core: authenticated connections, agents' control
+//!   streams, key fetches, proof deliveries and client requests turned into core events, the
+//!   effects sent back; `server::views` translates the core's read models into protocol views.
+//! - [`store`]: the durable state (redb): each event's changes committed before anyone is
+//!   told, restored at start.
+//! - [`registry`]: the circuits served: proving keys on disk, shapes for admission,
+//!   verifying keys.
+//! - [`verify`]: a delivered proof checked against the client's public inputs.
 //! - [`config`]: `coordinator.toml`, the file format (the policy's settings and validation
 //!   are the core's `policy`).
 //! - [`chain`]: the chain stake source (alloy, behind one boundary): contract bindings, the

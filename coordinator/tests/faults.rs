@@ -1,18 +1,18 @@
 //! Faults, with simulated time: agents lost and handed over, restarts from the durable rows,
 //! withdrawals and drains, idempotent operator commands; a seeded simulation of a large
-//! fleet with crashes of agents and of the coordinator itself (`simulation` module); fair
+//! fleet with crashes of agents and of the coordinator itself (`fleet_sim`); fair
 //! queueing across clients (`fairness`); request ids bounded and expiring (`retention`).
 
 mod fairness;
+mod fleet_sim;
 mod retention;
-mod sim;
-mod simulation;
+mod sim_clock;
 
 use proofrack_common::{StakeUnits, UnixMillis};
 use proofrack_coordinator::tasks::{DeliveryRejected, RestoreError};
 use proofrack_coordinator::testkit::cuda_telemetry;
 use proofrack_coordinator::{CoordinatorCore, Effect, Policy, TaskStatus};
-use sim::{Sim, GIB};
+use sim_clock::{Sim, GIB};
 
 const MINUTE_MS: u64 = 60_000;
 const FAST: u64 = 10_000_000;

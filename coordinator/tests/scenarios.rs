@@ -3,7 +3,7 @@
 
 #[path = "scenarios/breaker.rs"]
 mod breaker;
-mod sim;
+mod sim_clock;
 
 use proofrack_common::{StakeUnits, TaskId, UnixMillis};
 use proofrack_coordinator::ledger::source::StakeEvent;
@@ -13,7 +13,7 @@ use proofrack_coordinator::tasks::{
 };
 use proofrack_coordinator::testkit::{agent_id, cuda_telemetry};
 use proofrack_coordinator::{Effect, OfferReply, Policy, TaskStatus};
-use sim::{Sim, GIB};
+use sim_clock::{Sim, GIB};
 
 const MINUTE_MS: u64 = 60_000;
 const FAST: u64 = 10_000_000;

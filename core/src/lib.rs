@@ -9,8 +9,15 @@
 //! - [`admission`]: a pure function deciding which agent a task is offered to, or why none
 //!   fits.
 //! - [`tasks`]: [`CoordinatorCore`], the task life cycle (`handle_*` events with `now`,
-//!   `poll_effect`, `poll_timeout`, getters), the authorization table (`tasks::authz`), the
-//!   audit log, circuit breakers, remembered command replies and fair admission order.
+//!   `poll_effect`, `poll_timeout`), the authorization table (`tasks::authz`), the audit
+//!   log, circuit breakers, remembered command replies and fair admission order; its read
+//!   models (the getters and `explain`, views that change nothing) are grouped in
+//!   `tasks/read/`.
+//! - `testkit` (feature `testkit`, for tests only): agents and telemetry to build scenarios
+//!   with.
+//!
+//! [`AgentId`] is `proofrack_common::AgentId`, re-exported here and by [`admission`] for
+//! convenience; it has no other definition.
 //!
 //! Architecture invariant, checked: this crate depends on `proofrack-common`, serde, postcard,
 //! thiserror and tracing only (`tests/no_io.rs` reads `cargo tree`); it does no I/O, reads
@@ -23,7 +30,7 @@ pub mod tasks;
 
 #[cfg(feature = "testkit")]
 pub use admission::testkit;
-pub use admission::AgentId;
 pub use ledger::Ledger;
 pub use policy::Policy;
+pub use proofrack_common::AgentId;
 pub use tasks::{CoordinatorCore, Effect, Offer, OfferReply, TaskSpec, TaskStatus};

@@ -2,7 +2,7 @@
 //! admission that serves waiting tasks fairly across clients, not in arrival order; a seeded
 //! property test over random floods; and the order surviving a restart from the store's rows.
 
-use super::sim::{Sim, GIB};
+use super::sim_clock::{Sim, GIB};
 use crate::StoreModel;
 use proofrack_common::TaskId;
 use proofrack_coordinator::tasks::SubmitRejected;

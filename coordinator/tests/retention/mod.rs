@@ -2,7 +2,7 @@
 //! store row each) and finished tasks (with their request ids), forgotten after
 //! `policy.request_retention_ms`, durably, and restored with their age.
 
-use super::sim::Sim;
+use super::sim_clock::Sim;
 use crate::StoreModel;
 use proofrack_common::UnixMillis;
 use proofrack_coordinator::{CoordinatorCore, Policy};

@@ -3,7 +3,7 @@
 //! cool-down; an operator admin can close the breaker; drains name only known agents.
 
 use super::{policy, FAST, MINUTE_MS, SLOW};
-use crate::sim::Sim;
+use crate::sim_clock::Sim;
 use proofrack_common::{AgentName, OperatorId, TaskId};
 use proofrack_coordinator::testkit::agent_id;
 use proofrack_coordinator::{CoordinatorCore, Policy, TaskStatus};

@@ -3,7 +3,9 @@
 //! [`CoordinatorCore`] holds the stake ledger, the fleet, the circuit registry and the tasks.
 //! The shell (the QUIC server) calls `handle_*` with each event and the current time, then
 //! drains [`CoordinatorCore::poll_effect`] and sleeps until [`CoordinatorCore::poll_timeout`]
-//! to call [`CoordinatorCore::handle_timeout`]. Getters answer queries.
+//! to call [`CoordinatorCore::handle_timeout`]. Getters answer queries: the read models, in
+//! `read/`, and a few small lookups kept beside the state they read (a breaker, a known agent,
+//! a learned speed factor, the policy and the ledger).
 //!
 //! Life cycle: `Queued` → `Offered` (collateral promised: counted against the operator's free
 //! stake for admission, so two outstanding offers never promise the same stake) → `Proving`
@@ -30,7 +32,6 @@ mod dispatch;
 mod durable;
 mod effect;
 mod error;
-mod explain;
 mod fair;
 mod fleet;
 mod handover;
@@ -39,11 +40,11 @@ mod index;
 mod invariants;
 mod learned;
 mod model;
-mod observe;
 mod offers;
 mod outside_stake;
 mod proofs;
-mod queries;
+mod read;
+mod stats;
 mod submit;
 mod timers;
 
@@ -58,17 +59,17 @@ pub use error::{
     AdminRejected, AgentRejected, CircuitRejected, DeliveryRejected, OfferReplyRejected,
     StakeEventRejected, SubmitRejected, TelemetryRejected,
 };
-pub use explain::{explain, Decision, Failure, FailureCause, TaskExplanation};
 pub use history::{HistoryEntry, TaskEvent, MAX_HISTORY_ENTRIES, MAX_VERDICTS_KEPT};
 pub use learned::{
     apply_speed_factor, MAX_SPEED_FACTOR_PERMILLE, MIN_SPEED_FACTOR_PERMILLE,
     NEUTRAL_SPEED_FACTOR_PERMILLE,
 };
 pub use model::{TaskSpec, TaskStatus};
-pub use observe::{
-    reason_label, AdmissionStats, AgentAccuracy, FleetAgent, MovingTask, SlashRecord, TASK_STATES,
+pub use read::{
+    explain, AgentAccuracy, AgentRow, Decision, Failure, FailureCause, FleetAgent, MovingTask,
+    OperatorRow, SlashRecord, TaskExplanation, TaskListEntry, TaskView, TASK_STATES,
 };
-pub use queries::{AgentRow, OperatorRow, TaskListEntry, TaskView};
+pub use stats::{reason_label, AdmissionStats};
 
 use crate::admission::AgentId;
 use crate::ledger::Ledger;
@@ -135,7 +136,7 @@ pub struct CoordinatorCore {
     needs_full_pass: bool,
     last_full_pass: Option<UnixMillis>,
     /// Admission counters and assignment latency, for the metrics endpoint.
-    stats: observe::AdmissionStats,
+    stats: AdmissionStats,
     /// Each agent's learned correction of its calibrated speed.
     learned: learned::LearnedSpeeds,
     /// Agents their operators drained: no new tasks (kept across restarts and reconnects).
@@ -200,7 +201,7 @@ impl CoordinatorCore {
             effects: VecDeque::new(),
             needs_full_pass: false,
             last_full_pass: None,
-            stats: observe::AdmissionStats::default(),
+            stats: AdmissionStats::default(),
             learned: learned::LearnedSpeeds::default(),
             drained: BTreeSet::new(),
             withdrawals: BTreeMap::new(),

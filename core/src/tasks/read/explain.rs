@@ -7,9 +7,9 @@
 //! HTTP API's and `explain --json`) follows docs/json.md: RFC 3339 times, amounts as decimal
 //! strings.
 
-use super::history::TaskEvent;
 use super::queries::TaskView;
 use crate::admission::AgentVerdict;
+use crate::tasks::history::TaskEvent;
 use proofrack_common::timefmt::{self, rfc3339_option_serde, rfc3339_serde};
 use proofrack_common::{decimal_option_serde, decimal_serde};
 use proofrack_common::{StakeUnits, TaskId, UnixMillis};

@@ -1,5 +1,9 @@
-//! A simulated clock and fleet around `CoordinatorCore`, in the style of quinn-proto's test
-//! `Pair`: no sockets, time advanced by hand, effects collected for inspection.
+//! A simulated clock around `CoordinatorCore`, in the style of quinn-proto's test `Pair`: no
+//! sockets, a few agents the test adds by hand, time advanced by hand (`Sim::advance`, which
+//! delivers their telemetry and the core's timers in time order), effects collected for
+//! inspection. The scripted scenarios (`scenarios.rs`, `faults.rs`) are written against it;
+//! the seeded thousand-agent run (`fleet_sim`) drives the core itself and borrows only the
+//! circuit.
 
 #![allow(dead_code)] // each test binary uses a different part
 

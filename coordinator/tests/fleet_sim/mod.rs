@@ -8,8 +8,11 @@
 //! lost, none verified twice, and every bound task settled by its deadline plus a bound.
 //!
 //! The seed is printed; `PROOFRACK_SIM_SEED=<n>` replays one run.
+//!
+//! Unlike `sim_clock` (a harness scripted scenarios drive step by step), this module is a test
+//! of its own: random events on its own queue, its own agents. It shares only the circuit.
 
-use super::sim::{circuit_shape, CIRCUIT};
+use super::sim_clock::{circuit_shape, CIRCUIT};
 use super::StoreModel;
 use proofrack_common::{KeyId, StakeUnits, TaskId, UnixMillis};
 use proofrack_coordinator::ledger::source::StakeEvent;

@@ -1,12 +1,12 @@
 //! Read-only views for operators and clients: stake per operator, the fleet, task records.
 
-use super::history::{HistoryEntry, TaskEvent};
-use super::model::{Task, TaskState, TaskStatus};
-use super::CoordinatorCore;
-use crate::admission::{format, health_problems, AgentId};
+use crate::admission::{format, health_problems};
+use crate::tasks::history::{HistoryEntry, TaskEvent};
+use crate::tasks::model::{Task, TaskState, TaskStatus};
+use crate::tasks::{CoordinatorCore, PendingWithdrawal};
 use proofrack_common::protocol::OperatorStanding;
 use proofrack_common::telemetry::ProverBackend;
-use proofrack_common::{KeyId, OperatorId, StakeUnits, TaskId, UnixMillis};
+use proofrack_common::{AgentId, KeyId, OperatorId, StakeUnits, TaskId, UnixMillis};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -307,7 +307,7 @@ impl CoordinatorCore {
     }
 
     /// Withdrawals requested through the coordinator and not yet paid out.
-    pub fn pending_withdrawals(&self) -> impl Iterator<Item = &super::PendingWithdrawal> {
+    pub fn pending_withdrawals(&self) -> impl Iterator<Item = &PendingWithdrawal> {
         self.withdrawals.values()
     }
 

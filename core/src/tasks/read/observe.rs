@@ -1,18 +1,14 @@
-//! What operators watch: admission counters and the assignment-latency histogram (kept by
-//! the core as it decides), and read-only views for the metrics endpoint and the fleet page
-//! (tasks by state, recent slashes with their reasons, predicted against actual proving
-//! time per agent, agents with their GPUs).
-//!
-//! Pure like the rest of the core: counters change only inside `handle_*`, with `now`.
+//! What operators watch: read-only views for the metrics endpoint and the fleet page (the
+//! admission counters, tasks by state, recent slashes with their reasons, predicted against
+//! actual proving time per agent, agents with their GPUs). The counters themselves are kept
+//! by the core as it decides (`tasks/stats.rs`).
 
-use super::history::{HistoryEntry, TaskEvent};
-use super::model::TaskState;
-use super::CoordinatorCore;
-use crate::admission::{AgentId, FleetReason, NoFit};
-use proofrack_common::metrics::DurationHistogram;
+use crate::tasks::history::TaskEvent;
+use crate::tasks::model::TaskState;
+use crate::tasks::{AdmissionStats, CoordinatorCore, OpenBreaker};
 use proofrack_common::protocol::OperatorStanding;
 use proofrack_common::telemetry::{GpuTelemetry, ProverBackend};
-use proofrack_common::{timefmt, OperatorId, StakeUnits, TaskId, UnixMillis};
+use proofrack_common::{timefmt, AgentId, OperatorId, StakeUnits, TaskId, UnixMillis};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -25,77 +21,6 @@ pub const TASK_STATES: [&str; 6] = [
     "verified",
     "failed",
 ];
-
-/// Admission counters. A waiting task's no-fit is counted when its reason changes (as its
-/// history records it), not on every retry, so the counts follow decisions, not passes.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AdmissionStats {
-    /// (outcome, reason) → decisions: ("offered", "fit") or ("no_fit", the leading reason).
-    pub decisions: BTreeMap<(String, String), u64>,
-    /// From a task's submission to its first offer.
-    pub assignment_latency: DurationHistogram,
-    /// Circuit breakers opened since the coordinator started.
-    pub breaker_trips: u64,
-    /// Submissions refused for room, by reason: "queue_full" (the whole queue) or
-    /// "client_share" (the client's share of it).
-    pub refusals: BTreeMap<String, u64>,
-}
-
-impl AdmissionStats {
-    /// Called by the core when it offers a task; `history` is the task's history before
-    /// this offer is recorded.
-    pub(crate) fn note_offer(
-        &mut self,
-        now: UnixMillis,
-        submitted_at: UnixMillis,
-        history: &[HistoryEntry],
-    ) {
-        *self
-            .decisions
-            .entry(("offered".into(), "fit".into()))
-            .or_default() += 1;
-        let first = !history
-            .iter()
-            .any(|e| matches!(e.event, TaskEvent::Offered { .. }));
-        if first {
-            self.assignment_latency
-                .observe_ms(now.0.saturating_sub(submitted_at.0));
-        }
-    }
-
-    /// Called by the core when it refuses a submission for room.
-    pub(crate) fn note_refusal(&mut self, reason: &'static str) {
-        *self.refusals.entry(reason.to_string()).or_default() += 1;
-    }
-
-    /// Called by the core when a waiting task's no-fit reason changes.
-    pub(crate) fn note_no_fit(&mut self, no_fit: &NoFit) {
-        let reason = no_fit
-            .reasons
-            .first()
-            .map_or("no_agents_connected", reason_label);
-        *self
-            .decisions
-            .entry(("no_fit".into(), reason.into()))
-            .or_default() += 1;
-    }
-}
-
-/// A short label for a no-fit reason (a metric label value).
-pub fn reason_label(r: &FleetReason) -> &'static str {
-    match r {
-        FleetReason::NoAgentsConnected => "no_agents_connected",
-        FleetReason::Telemetry { .. } => "telemetry",
-        FleetReason::Unhealthy { .. } => "unhealthy",
-        FleetReason::Stake { .. } => "stake",
-        FleetReason::Full { .. } => "agents_full",
-        FleetReason::Memory { .. } => "memory",
-        FleetReason::Speed { .. } => "speed",
-        FleetReason::Declined { .. } => "declined",
-        FleetReason::Draining { .. } => "draining",
-        FleetReason::BreakerOpen { .. } => "breaker_open",
-    }
-}
 
 /// A slash, for the fleet page.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,7 +64,7 @@ pub struct FleetAgent {
     /// Learned correction of its calibrated speed, permille (1000: as calibrated).
     pub speed_factor_permille: u32,
     /// Its circuit breaker, while open: until when, and why.
-    pub breaker: Option<super::OpenBreaker>,
+    pub breaker: Option<OpenBreaker>,
 }
 
 /// An unfinished task, for the fleet page.
@@ -302,53 +227,5 @@ impl CoordinatorCore {
                 }
             })
             .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn first_offer_only_feeds_the_latency() {
-        let mut s = AdmissionStats::default();
-        s.note_offer(UnixMillis(1_250), UnixMillis(1_000), &[]);
-        let agent = AgentId::new(
-            OperatorId::new("op-a").unwrap(),
-            proofrack_common::AgentName::new("g").unwrap(),
-        );
-        let offered = HistoryEntry {
-            at: UnixMillis(1_250),
-            event: TaskEvent::Offered {
-                placement: crate::admission::Placement {
-                    agent,
-                    memory_bytes: 1,
-                    predicted_proving_ms: 1,
-                    start_at: UnixMillis(1_250),
-                    predicted_done_at: UnixMillis(1_251),
-                    due_at: UnixMillis(2_000),
-                },
-                expires_at: UnixMillis(2_000),
-                verdicts: vec![],
-                agents_considered: 1,
-                agents_rejected: 0,
-            },
-        };
-        s.note_offer(UnixMillis(9_000), UnixMillis(1_000), &[offered]);
-        assert_eq!(s.decisions[&("offered".into(), "fit".into())], 2);
-        assert_eq!(
-            s.assignment_latency.count(),
-            1,
-            "a re-offer is not an assignment latency"
-        );
-        assert_eq!(s.assignment_latency.sum_ms(), 250);
-        s.note_no_fit(&NoFit {
-            connected_agents: 0,
-            reasons: vec![FleetReason::NoAgentsConnected],
-        });
-        assert_eq!(
-            s.decisions[&("no_fit".into(), "no_agents_connected".into())],
-            1
-        );
     }
 }
