@@ -385,6 +385,7 @@ fn single_uri_san_of(
 }
 
 /// The identity of the peer of an established quinn connection.
+#[cfg(feature = "net")]
 pub fn identity_from_connection(
     conn: &quinn::Connection,
     expected_trust_domain: &TrustDomain,

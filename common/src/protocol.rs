@@ -6,7 +6,7 @@
 //! (`protocol_version` + [`StreamOpen`]) saying what the stream is. A first frame the
 //! coordinator refuses (another protocol version, malformed, or a stream this peer's
 //! certificate kind may not open) closes that peer's connection with the error's text as the
-//! close reason (read it with [`crate::tls::close_reason_text`]): the coordinator cannot know
+//! close reason (read it with `tls::close_reason_text`): the coordinator cannot know
 //! which reply type a peer expects from a frame it could not decode. Other peers are not
 //! affected.
 //!
@@ -30,19 +30,21 @@ mod agent;
 mod circom;
 mod client;
 mod error;
+#[cfg(feature = "net")]
+mod io;
 
 pub use admin::*;
 pub use agent::*;
 pub use circom::*;
 pub use client::*;
 pub use error::*;
+#[cfg(feature = "net")]
+pub use io::*;
 
 use crate::framing::{self, FrameError};
 use crate::identity::IdentityKind;
 use crate::telemetry::Telemetry;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncWrite};
 
 /// The protocol this build speaks. Bump on any incompatible message change.
 /// Version 2: `Welcome.notices`; agents' rows carry drained, leaving and the operator's
@@ -159,17 +161,6 @@ pub trait Bounded {
     fn check_bounds(&self) -> Result<(), String>;
 }
 
-/// Writes a message after checking its bounds (an out-of-bounds message is refused here
-/// rather than by the peer).
-pub async fn write_message<W, T>(w: &mut W, msg: &T) -> Result<(), FrameError>
-where
-    W: AsyncWrite + Unpin,
-    T: Serialize + Bounded,
-{
-    msg.check_bounds().map_err(FrameError::OutOfBounds)?;
-    framing::write_frame(w, msg).await
-}
-
 /// Appends a message to `buf` as one frame after checking its bounds (see
 /// [`framing::encode_frame_into`]).
 pub fn encode_message_into<T: Serialize + Bounded>(
@@ -178,87 +169,6 @@ pub fn encode_message_into<T: Serialize + Bounded>(
 ) -> Result<(), FrameError> {
     msg.check_bounds().map_err(FrameError::OutOfBounds)?;
     framing::encode_frame_into(buf, msg)
-}
-
-/// Reads a message and checks its bounds.
-pub async fn read_message<R, T>(r: &mut R) -> Result<T, FrameError>
-where
-    R: AsyncRead + Unpin,
-    T: DeserializeOwned + Bounded,
-{
-    let msg: T = framing::read_frame(r).await?;
-    msg.check_bounds().map_err(FrameError::OutOfBounds)?;
-    Ok(msg)
-}
-
-/// [`read_message`] through a [`framing::FrameReader`] (its budget and deadline); cancel-safe.
-pub async fn read_message_with<R, T>(
-    reader: &mut framing::FrameReader,
-    r: &mut R,
-) -> Result<T, FrameError>
-where
-    R: AsyncRead + Unpin,
-    T: DeserializeOwned + Bounded,
-{
-    let body = reader.read_bytes(r).await?;
-    let msg: T = framing::decode(&body)?;
-    msg.check_bounds().map_err(FrameError::OutOfBounds)?;
-    Ok(msg)
-}
-
-/// Opens a stream: writes the [`OpenFrame`] with this build's version.
-pub async fn write_stream_open<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    open: StreamOpen,
-) -> Result<(), FrameError> {
-    write_message(
-        w,
-        &OpenFrame {
-            protocol_version: PROTOCOL_VERSION,
-            open,
-        },
-    )
-    .await
-}
-
-/// Why a stream's first frame was not accepted.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    /// The first frame was refused: the coordinator closes the peer's connection with this
-    /// error's text as the reason.
-    #[error("{0}")]
-    Refused(ProtocolError),
-    /// The stream broke or closed; there is nobody to reply to.
-    #[error("{0}")]
-    Stream(FrameError),
-}
-
-/// Reads a stream's first frame (coordinator side). `peer_kind` comes from the peer's
-/// certificate and words a version mismatch ("agent speaks 2").
-pub async fn read_stream_open<R: AsyncRead + Unpin>(
-    r: &mut R,
-    peer_kind: IdentityKind,
-) -> Result<StreamOpen, OpenError> {
-    let mut reader = framing::FrameReader::new(framing::MAX_FRAME_BYTES);
-    read_stream_open_with(&mut reader, r, peer_kind).await
-}
-
-/// [`read_stream_open`] through a [`framing::FrameReader`] (its budget and deadline). A frame
-/// cut off by the deadline is refused with the reason, like an oversized one.
-pub async fn read_stream_open_with<R: AsyncRead + Unpin>(
-    reader: &mut framing::FrameReader,
-    r: &mut R,
-    peer_kind: IdentityKind,
-) -> Result<StreamOpen, OpenError> {
-    let body = reader.read_bytes(r).await.map_err(|e| match e {
-        FrameError::TooLarge { .. } | FrameError::TimedOut { .. } => {
-            OpenError::Refused(ProtocolError::Malformed {
-                detail: e.to_string(),
-            })
-        }
-        e => OpenError::Stream(e),
-    })?;
-    decode_stream_open(&body, peer_kind).map_err(OpenError::Refused)
 }
 
 /// Decodes an [`OpenFrame`] body: the version first, then the rest.
@@ -340,5 +250,6 @@ impl Bounded for Telemetry {
     }
 }
 
-#[cfg(test)]
+// The round trips go through tokio streams.
+#[cfg(all(test, feature = "net"))]
 mod tests;

@@ -62,7 +62,9 @@ pub struct CoordinatorConfig {
     /// least two reports within `policy.telemetry_max_age_ms`.
     #[serde(default = "default_telemetry_interval_ms")]
     pub telemetry_interval_ms: u64,
-    /// The chain as the stake source instead of `operators` (see `crate::chain`).
+    /// The chain as the stake source instead of `operators` (see `crate::chain`). Each
+    /// section's type lives with its shell; neither `chain` nor `http` imports the server
+    /// (they take `crate::handle`'s traits), so naming them here closes no cycle.
     #[serde(default)]
     pub chain: Option<crate::chain::ChainConfig>,
     /// `/metrics` and the fleet page.

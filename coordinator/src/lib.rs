@@ -20,6 +20,9 @@
 //! - [`circom`]: circom circuits registered by clients (zkey + `.r1cs`) and their submitted
 //!   witnesses, checked against the constraints before a task exists.
 //! - [`http`]: `/metrics`, the live fleet page and its token-protected JSON API.
+//! - [`handle`]: what `http` and `chain` take of a running server ([`handle::CoreView`],
+//!   [`handle::CoreDriver`]), which the server implements and passes in: neither imports
+//!   [`server`], so [`config`] naming their sections (`[http]`, `[chain]`) closes no cycle.
 //! - [`limits`]: `[limits]`, what peers may make the coordinator hold (connections, partial
 //!   frames, uploads); the queue's per-client share and request-id retention are in [`Policy`].
 //!
@@ -29,6 +32,7 @@
 //! events and effects into messages.
 
 pub mod config;
+pub mod handle;
 pub mod http;
 pub mod limits;
 pub use proofrack_core::{admission, ledger, policy, tasks};

@@ -6,6 +6,7 @@ use crate::telemetry::{
 };
 use crate::time::UnixMillis;
 use proptest::prelude::*;
+use serde::de::DeserializeOwned;
 use tokio::io::duplex;
 
 fn rt() -> tokio::runtime::Runtime {

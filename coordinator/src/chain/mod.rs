@@ -11,7 +11,8 @@
 //! - `follower`: events after the last processed block up to the confirmed one, reorg
 //!   detection by block hash, figures read at the confirmed block.
 //! - `slasher`: the outbox; slashes sent until final, never twice.
-//! - `source`: [`ChainStakeSource`], both driven against a running server.
+//! - `source`: [`ChainStakeSource`], both driven against a running server through its
+//!   [`crate::handle::CoreDriver`].
 //! - [`deploy`]: deploying and funding the contracts (devnet and tests).
 
 pub mod bindings;

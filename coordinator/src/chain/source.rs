@@ -1,4 +1,5 @@
-//! The chain stake source: the follower and the slasher driven against a running server.
+//! The chain stake source: the follower and the slasher driven against a running server
+//! (through the [`CoreDriver`] the server passes in, not the server itself).
 //!
 //! `attach` connects to the node, checks the registry, loads the chain store, brings the
 //! ledger to the chain's figures at the confirmed block (a restart catches up here), hooks
@@ -16,7 +17,7 @@ use super::follower::{Follower, Observation};
 use super::slasher::{Outbox, Slasher};
 use super::store::{ChainStore, SlashRecord};
 use super::ChainError;
-use crate::server::Shared;
+use crate::handle::CoreDriver;
 use crate::tasks::Effect;
 use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, B256};
@@ -44,7 +45,7 @@ struct Health {
 }
 
 struct Inner {
-    shared: Arc<Shared>,
+    core: Arc<dyn CoreDriver>,
     settings: ChainSettings,
     follower: tokio::sync::Mutex<Follower>,
     slasher: Slasher,
@@ -100,7 +101,7 @@ impl ChainStakeSource {
     /// the node cannot be reached now: a coordinator with no known chain state has nothing to
     /// serve from.
     pub async fn attach(
-        shared: Arc<Shared>,
+        core: Arc<dyn CoreDriver>,
         settings: ChainSettings,
     ) -> Result<ChainStakeSource, ChainError> {
         let provider = connect(&settings);
@@ -147,11 +148,11 @@ impl ChainStakeSource {
         let slasher = Slasher::new(registry, provider, settings.confirmations);
         let inner = Arc::new(Inner {
             health: Mutex::new(Health {
-                last_ok: shared.now(),
+                last_ok: core.now(),
                 frozen: false,
                 behind: BTreeSet::new(),
             }),
-            shared,
+            core,
             settings,
             follower: tokio::sync::Mutex::new(follower),
             slasher,
@@ -162,7 +163,7 @@ impl ChainStakeSource {
             slash_wake: tokio::sync::Notify::new(),
         });
         let weak: Weak<Inner> = Arc::downgrade(&inner);
-        let hooked = inner.shared.set_stake_hook(Box::new(move |effect| {
+        let hooked = inner.core.set_stake_hook(Box::new(move |effect| {
             if let Some(inner) = weak.upgrade() {
                 inner.note_effect(effect);
             }
@@ -174,8 +175,7 @@ impl ChainStakeSource {
         }
         // Withdrawals are the contract's from now on: the authorization table refuses them.
         inner
-            .shared
-            .trust()
+            .core
             .set_chain_registry(inner.settings.registry.to_string());
         inner.sync().await?;
         let mut source = ChainStakeSource {
@@ -301,7 +301,7 @@ impl Inner {
             return report;
         };
         let mut behind = BTreeSet::new();
-        self.shared.apply(|core, now| {
+        self.core.apply(|core, now| {
             let pending = self
                 .outbox
                 .lock()
@@ -351,7 +351,7 @@ impl Inner {
 
     /// After a failed poll: past `stale_after_ms` since the last good one, no new offers.
     async fn poll_failed(&self, error: &ChainError) {
-        let now = self.shared.now();
+        let now = self.core.now();
         let since_ms = {
             let mut health = self.health.lock().expect("health poisoned");
             let since_ms = now.0.saturating_sub(health.last_ok.0);
@@ -370,21 +370,21 @@ impl Inner {
                 self.settings.rpc_url,
                 proofrack_common::timefmt::span_ms(since_ms)
             );
-            self.shared
+            self.core
                 .apply(|core, now| core.handle_stake_frozen(now, Some(reason)))
                 .await;
         }
     }
 
     async fn poll_succeeded(&self) {
-        let now = self.shared.now();
+        let now = self.core.now();
         let was_frozen = {
             let mut health = self.health.lock().expect("health poisoned");
             health.last_ok = now;
             std::mem::replace(&mut health.frozen, false)
         };
         if was_frozen {
-            self.shared
+            self.core
                 .apply(|core, now| core.handle_stake_frozen(now, None))
                 .await;
         }

@@ -3,7 +3,7 @@
 //! beside their millisecond counts (the page computes "12 s ago" from those), as
 //! docs/json.md describes.
 
-use crate::server::Shared;
+use crate::handle::CoreView;
 use crate::tasks::{AgentAccuracy, FleetAgent, MovingTask, SlashRecord};
 use proofrack_common::timefmt::rfc3339_serde;
 use proofrack_common::UnixMillis;
@@ -68,8 +68,8 @@ impl From<SlashRecord> for SlashJson {
     }
 }
 
-pub fn fleet_view(shared: &Shared) -> FleetView {
-    let mut view = shared.read(|core, now| FleetView {
+pub fn fleet_view(core: &dyn CoreView) -> FleetView {
+    let mut view = core.read(|core, now| FleetView {
         now_ms: now.0,
         now,
         coordinator_build: format!("proofrack-coordinator {}", env!("CARGO_PKG_VERSION")),
@@ -98,6 +98,6 @@ pub fn fleet_view(shared: &Shared) -> FleetView {
             .collect(),
         accuracy: core.agent_accuracy(),
     });
-    view.agents_connected = shared.connected_agents();
+    view.agents_connected = core.connected_agents();
     view
 }

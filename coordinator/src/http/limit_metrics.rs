@@ -1,24 +1,24 @@
 //! The `[limits]` families of `/metrics`: how often each limit was hit, and the gauges each
 //! limit bounds (connections, partial-frame bytes, uploads).
 
-use crate::server::Shared;
+use crate::handle::CoreView;
 use proofrack_common::metrics::{Exposition, Kind};
 use std::collections::BTreeMap;
 
 /// Writes the families. `refusals` are the core's submission refusals by reason.
 pub(super) fn limit_families(
     e: &mut Exposition,
-    shared: &Shared,
+    view: &dyn CoreView,
     refusals: &BTreeMap<String, u64>,
 ) {
-    let limits = shared.limits();
+    let limits = view.limit_counters();
     e.family(
         "proofrack_limit_hits_total",
         "Times a limit of [limits] (or the policy's per-client share of the queue) was reached, by limit.",
         Kind::Counter,
     );
-    for (limit, n) in limits.hits() {
-        e.sample("proofrack_limit_hits_total", &[("limit", limit.label())], n);
+    for (limit, n) in limits.hits {
+        e.sample("proofrack_limit_hits_total", &[("limit", limit)], n);
     }
     e.family(
         "proofrack_submissions_refused_total",
@@ -33,7 +33,7 @@ pub(super) fn limit_families(
             n,
         );
     }
-    let (connections, clients) = limits.connections();
+    let (connections, clients) = limits.connections;
     e.single(
         "proofrack_connections",
         "Connections open or in their handshake (limits.max_connections).",
@@ -50,9 +50,9 @@ pub(super) fn limit_families(
         "proofrack_partial_frame_bytes",
         "Bytes held in frames that have begun but not arrived whole, all connections (limits.frame_bytes_total).",
         Kind::Gauge,
-        limits.frame_bytes_held(),
+        limits.frame_bytes_held,
     );
-    let (uploads, upload_bytes) = limits.uploads();
+    let (uploads, upload_bytes) = limits.uploads;
     e.single(
         "proofrack_uploads_in_progress",
         "Uploads being received (limits.max_concurrent_uploads).",

@@ -2,7 +2,7 @@
 //! reason, assignment latency, proof verification time, connected agents. Read from the core
 //! in one short lock at scrape time; nothing is sampled in between.
 
-use crate::server::Shared;
+use crate::handle::CoreView;
 use proofrack_common::metrics::{Exposition, Kind};
 
 /// One per-operator family: name, help, kind, and the figure it reads from an operator's row.
@@ -69,8 +69,8 @@ fn operator_families(e: &mut Exposition, ledger: &[crate::tasks::OperatorRow]) {
 }
 
 /// Renders the exposition.
-pub fn render(shared: &Shared) -> String {
-    let (ledger, states, stats, agents_known) = shared.read(|core, _| {
+pub fn render(view: &dyn CoreView) -> String {
+    let (ledger, states, stats, agents_known) = view.read(|core, _| {
         (
             core.ledger_rows(),
             core.task_state_counts(),
@@ -78,7 +78,7 @@ pub fn render(shared: &Shared) -> String {
             core.agents_tracked(),
         )
     });
-    let verification = shared.verification_time();
+    let verification = view.verification_time();
     let mut e = Exposition::new();
 
     operator_families(&mut e, &ledger);
@@ -125,7 +125,7 @@ pub fn render(shared: &Shared) -> String {
         "proofrack_agents_connected",
         "Agents with a control stream open now.",
         Kind::Gauge,
-        shared.connected_agents(),
+        view.connected_agents(),
     );
     e.single(
         "proofrack_agents_known",
@@ -133,8 +133,8 @@ pub fn render(shared: &Shared) -> String {
         Kind::Gauge,
         agents_known,
     );
-    super::trust_metrics::families(&mut e, shared);
-    super::limit_metrics::limit_families(&mut e, shared, &stats.refusals);
+    super::trust_metrics::families(&mut e, view);
+    super::limit_metrics::limit_families(&mut e, view, &stats.refusals);
     e.finish()
 }
 

@@ -22,7 +22,7 @@ mod trust_metrics;
 pub use config::{load_token, HttpConfig, TokenError};
 pub use fleet_view::{fleet_view, FleetView};
 
-use crate::server::Shared;
+use crate::handle::CoreView;
 use proofrack_common::http::{self, secret_matches, Request, Response};
 use proofrack_common::TaskId;
 use std::net::SocketAddr;
@@ -65,20 +65,20 @@ impl HttpServer {
 /// Starts the server `config` describes, or nothing when it is disabled.
 pub async fn start_from_config(
     config: &HttpConfig,
-    shared: Arc<Shared>,
+    view: Arc<dyn CoreView>,
 ) -> Result<Option<HttpServer>, HttpError> {
     if !config.enabled {
         return Ok(None);
     }
     let token = config.token_path().map(load_token).transpose()?;
-    start(config.listen, token, shared).await.map(Some)
+    start(config.listen, token, view).await.map(Some)
 }
 
 /// Binds `listen` and serves. `token`: the fleet API's bearer token (`None`: API disabled).
 pub async fn start(
     listen: SocketAddr,
     token: Option<String>,
-    shared: Arc<Shared>,
+    view: Arc<dyn CoreView>,
 ) -> Result<HttpServer, HttpError> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -92,7 +92,7 @@ pub async fn start(
     })?;
     let (stop, stop_rx) = watch::channel(false);
     let handler: Arc<dyn Fn(&Request) -> Response + Send + Sync> =
-        Arc::new(move |req: &Request| route(req, &shared, token.as_deref()));
+        Arc::new(move |req: &Request| route(req, &*view, token.as_deref()));
     let task = tokio::spawn(http::serve(listener, handler, stop_rx));
     tracing::info!(%local_addr, "HTTP: /metrics, fleet page at /");
     Ok(HttpServer {
@@ -102,12 +102,12 @@ pub async fn start(
     })
 }
 
-fn route(req: &Request, shared: &Shared, token: Option<&str>) -> Response {
+fn route(req: &Request, view: &dyn CoreView, token: Option<&str>) -> Response {
     match req.path.as_str() {
         "/metrics" => Response::new(
             200,
             proofrack_common::metrics::CONTENT_TYPE,
-            metrics::render(shared),
+            metrics::render(view),
         ),
         "/healthz" => Response::text(200, "ok\n"),
         "/" | "/fleet" => page(PAGE_HTML, "text/html; charset=utf-8"),
@@ -115,7 +115,7 @@ fn route(req: &Request, shared: &Shared, token: Option<&str>) -> Response {
         "/fleet.css" => page(PAGE_CSS, "text/css; charset=utf-8"),
         path if path.starts_with("/api/") => match authorize(req, token) {
             Err(refusal) => refusal,
-            Ok(()) => api(path, shared),
+            Ok(()) => api(path, view),
         },
         _ => Response::text(404, "not found; try /metrics or / (the fleet page)\n"),
     }
@@ -145,9 +145,9 @@ fn authorize(req: &Request, token: Option<&str>) -> Result<(), Response> {
     }
 }
 
-fn api(path: &str, shared: &Shared) -> Response {
+fn api(path: &str, view: &dyn CoreView) -> Response {
     if path == "/api/fleet" {
-        return json(&fleet_view::fleet_view(shared));
+        return json(&fleet_view::fleet_view(view));
     }
     if let Some(id) = path.strip_prefix("/api/tasks/") {
         let (id, explain) = match id.strip_suffix("/explain") {
@@ -157,7 +157,7 @@ fn api(path: &str, shared: &Shared) -> Response {
         let Ok(task) = id.parse::<TaskId>() else {
             return Response::text(400, format!("{id:?} is not a task id\n"));
         };
-        return match shared.read(|core, _| core.task(task)) {
+        return match view.read(|core, _| core.task(task)) {
             Some(view) if explain => {
                 let explanation = crate::tasks::explain(&view);
                 json(&serde_json::json!({

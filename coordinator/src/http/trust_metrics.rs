@@ -1,17 +1,17 @@
 //! `/metrics` families about trust: refusals by the authorization table, agents held off as
 //! duplicates, and circuit breakers.
 
-use crate::server::Shared;
+use crate::handle::CoreView;
 use proofrack_common::metrics::{Exposition, Kind};
 
-pub(super) fn families(e: &mut Exposition, shared: &Shared) {
-    let trust = shared.trust();
+pub(super) fn families(e: &mut Exposition, view: &dyn CoreView) {
+    let trust = view.trust_counters();
     e.family(
         "proofrack_authz_refusals_total",
         "Requests and streams refused by the authorization table, by action.",
         Kind::Counter,
     );
-    for (action, n) in trust.refusals() {
+    for (action, n) in trust.refusals {
         e.sample("proofrack_authz_refusals_total", &[("action", action)], n);
     }
     e.family(
@@ -19,14 +19,14 @@ pub(super) fn families(e: &mut Exposition, shared: &Shared) {
         "Connections held off because another live process held the same agent certificate's session, by operator.",
         Kind::Counter,
     );
-    for (operator, n) in trust.duplicates() {
+    for (operator, n) in trust.duplicates {
         e.sample(
             "proofrack_duplicate_agent_connections_total",
             &[("operator", operator.as_str())],
             n,
         );
     }
-    let (open, trips) = shared.read(|core, now| {
+    let (open, trips) = view.read(|core, now| {
         (
             core.open_breakers(now),
             core.admission_stats().breaker_trips,
@@ -51,7 +51,7 @@ pub(super) fn families(e: &mut Exposition, shared: &Shared) {
         "proofrack_revoked_handshakes_refused_total",
         "TLS handshakes refused because the peer's certificate is revoked.",
         Kind::Counter,
-        shared.revoked_handshakes_refused(),
+        view.revoked_handshakes_refused(),
     );
     e.single(
         "proofrack_agent_breaker_trips_total",

@@ -18,6 +18,7 @@ mod circuit_admin;
 mod client_session;
 mod delivery;
 mod duplicates;
+mod handles;
 mod input_stream;
 mod key_stream;
 mod limits;

@@ -73,9 +73,7 @@ pub struct Shared {
     limits: super::limits::ServerLimits,
 }
 
-/// A function the server calls with every effect, under the core's lock; it must not block
-/// for long.
-pub type StakeHook = Box<dyn Fn(&Effect) + Send + Sync>;
+pub use crate::handle::StakeHook;
 
 impl Shared {
     #[allow(clippy::too_many_arguments)]
