@@ -12,8 +12,9 @@ use proofrack_bench::load::LOOPBACK_HOST;
 use proofrack_certs::{CertsDir, LocalPki, LocalPkiOptions};
 use proofrack_common::identity::Identity;
 use proofrack_common::{Clock, OperatorId, StakeUnits, SystemClock};
-use proofrack_coordinator::config::{CoordinatorConfig, OperatorStake, TlsPaths};
-use proofrack_coordinator::server::{self, ServerSettings};
+use proofrack_coordinator::{
+    start_server, CoordinatorConfig, OperatorStake, ServerSettings, TlsPaths,
+};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -140,9 +141,8 @@ fn measure(a: &AgentFootprintArgs, binary: &Path, dir: &Path) -> anyhow::Result<
     )?;
 
     let rt = setup::runtime()?;
-    let running = rt.block_on(async {
-        server::start(ServerSettings::from_config(&coordinator).await?).await
-    })?;
+    let running = rt
+        .block_on(async { start_server(ServerSettings::from_config(&coordinator).await?).await })?;
 
     let log = std::fs::File::create(dir.join("agent.log"))?;
     let agent = Command::new(binary)

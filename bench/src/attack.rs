@@ -11,8 +11,7 @@ use proofrack_bench::load::coordinator::{CoordinatorSite, CoordinatorUnderLoad};
 use proofrack_certs::{CertsDir, LocalPki, LocalPkiOptions};
 use proofrack_common::identity::Identity;
 use proofrack_common::{Clock, OperatorId, StakeUnits, SystemClock};
-use proofrack_coordinator::config::OperatorStake;
-use proofrack_coordinator::{CoordinatorConfig, Policy};
+use proofrack_coordinator::{CoordinatorConfig, OperatorStake, Policy};
 
 #[derive(clap::Args)]
 pub struct AttackArgs {

@@ -27,7 +27,6 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use ark_bn254::Fr;
 use ark_std::rand::{rngs::StdRng, SeedableRng};
-use proofrack_coordinator::circom;
 use proofrack_kernels::circuits::{Circuit, MimcInputs};
 use proofrack_kernels::cpu::CpuBackend;
 use proofrack_kernels::groth16::{
@@ -141,15 +140,15 @@ pub fn run(args: &SnarkjsArgs) -> anyhow::Result<()> {
         let r1cs_bytes = snarkjs::write_r1cs(&circuit.r1cs(), 1);
         let wtns_bytes = snarkjs::write_wtns(&witness);
         let t = Instant::now();
-        let converted = circom::convert(&zkey_bytes, &r1cs_bytes)?;
+        let converted = proofrack_coordinator::convert_circom(&zkey_bytes, &r1cs_bytes)?;
         let register_ms = t.elapsed().as_secs_f64() * 1e3;
-        let registered = circom::CircomCircuit {
+        let registered = proofrack_coordinator::CircomCircuit {
             r1cs: std::sync::Arc::new(converted.r1cs),
         };
         let mut checks = Vec::new();
         for _ in 0..reps {
             let t = Instant::now();
-            circom::witness::check("bench", &registered, &wtns_bytes)?;
+            proofrack_coordinator::check_circom_witness("bench", &registered, &wtns_bytes)?;
             checks.push(t.elapsed().as_secs_f64() * 1e3);
         }
         let check_ms = median(checks);

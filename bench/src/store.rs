@@ -16,10 +16,11 @@
 use proofrack_common::telemetry::ProofShape;
 use proofrack_common::testkit::{agent_id, cuda_telemetry};
 use proofrack_common::{KeyId, StakeUnits, UnixMillis};
-use proofrack_coordinator::config::MAX_QUEUE_CAPACITY;
 use proofrack_coordinator::ledger::source::StakeEvent;
-use proofrack_coordinator::store::{ExtraWrite, Store, StoredDelivery, StoredProof};
-use proofrack_coordinator::{AgentId, CoordinatorCore, Effect, OfferReply, Policy, TaskSpec};
+use proofrack_coordinator::{
+    AgentId, CoordinatorCore, Effect, ExtraWrite, OfferReply, Policy, Store, StoredDelivery,
+    StoredProof, TaskSpec, MAX_QUEUE_CAPACITY,
+};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;

@@ -13,8 +13,7 @@ use proofrack_common::protocol::{
     ClientRequest, ClientResponse, LedgerView, SubmitRequest, TaskState,
 };
 use proofrack_common::{Clock, OperatorId, StakeUnits, SystemClock, TaskId};
-use proofrack_coordinator::config::{OperatorStake, TlsPaths};
-use proofrack_coordinator::{CoordinatorConfig, Policy};
+use proofrack_coordinator::{CoordinatorConfig, OperatorStake, Policy, TlsPaths};
 use rand::{Rng, SeedableRng};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -138,7 +137,7 @@ pub async fn run(
         telemetry_interval_ms: 1_000,
         chain,
         // Started below on a free port with a fresh token.
-        http: proofrack_coordinator::http::HttpConfig {
+        http: proofrack_coordinator::HttpConfig {
             enabled: false,
             ..Default::default()
         },
@@ -150,9 +149,7 @@ pub async fn run(
         opts.circuits.join(", ")
     ));
     // Every devnet run starts from an empty ledger (keys are kept: they take a while).
-    let state_file = config
-        .data_dir
-        .join(proofrack_coordinator::store::STORE_FILE);
+    let state_file = config.data_dir.join(proofrack_coordinator::STORE_FILE);
     if state_file.exists() {
         std::fs::remove_file(&state_file).with_context(|| {
             format!("removing the last devnet's state {}", state_file.display())
@@ -163,7 +160,7 @@ pub async fn run(
     say(format!("devnet: coordinator on {addr}"));
     // The fleet page on a free loopback port with a fresh token, for watching the run.
     let token = hex::encode(rand::random::<[u8; 32]>());
-    let http = proofrack_coordinator::http::start(
+    let http = proofrack_coordinator::start_http(
         "127.0.0.1:0".parse().expect("literal address"),
         Some(token.clone()),
         coordinator.shared.clone(),

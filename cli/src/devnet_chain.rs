@@ -207,7 +207,7 @@ pub async fn start_devnet_chain(
     operators: &[(&str, u128)],
 ) -> anyhow::Result<(Anvil, ChainConfig)> {
     // A fresh chain each run: the last run's cursor and slash outbox belong to another chain.
-    let store = coordinator_data_dir.join(proofrack_coordinator::chain::config::STORE_FILE);
+    let store = coordinator_data_dir.join(proofrack_coordinator::chain::STORE_FILE);
     if store.exists() {
         std::fs::remove_file(&store).with_context(|| format!("removing {}", store.display()))?;
     }

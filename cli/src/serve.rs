@@ -8,8 +8,7 @@ use proofrack_agent::{
 };
 use proofrack_common::tls::TlsMaterial;
 use proofrack_common::{Clock, SystemClock};
-use proofrack_coordinator::server::{self, ServerSettings};
-use proofrack_coordinator::CoordinatorConfig;
+use proofrack_coordinator::{start_server, CoordinatorConfig, ServerSettings};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -80,8 +79,8 @@ fn log_overrides(applied: &[String]) {
 /// Loads keys (generating missing ones), binds and serves until Ctrl-C or SIGTERM.
 pub async fn coordinator(config: CoordinatorConfig) -> anyhow::Result<()> {
     let running = start_coordinator(&config).await?;
-    let http = proofrack_coordinator::http::start_from_config(&config.http, running.shared.clone())
-        .await?;
+    let http =
+        proofrack_coordinator::start_http_from_config(&config.http, running.shared.clone()).await?;
     tracing::info!(addr = %running.local_addr, "coordinator ready; Ctrl-C or SIGTERM stops it");
     tokio::select! {
         _ = crate::signals::shutdown_requested() => {}
@@ -101,8 +100,8 @@ pub async fn coordinator(config: CoordinatorConfig) -> anyhow::Result<()> {
 /// configuration names one: `proofrack coordinator` without its signal handling and HTTP.
 pub async fn start_coordinator(
     config: &CoordinatorConfig,
-) -> anyhow::Result<server::RunningServer> {
-    let running = server::start(ServerSettings::from_config(config).await?).await?;
+) -> anyhow::Result<proofrack_coordinator::RunningServer> {
+    let running = start_server(ServerSettings::from_config(config).await?).await?;
     if let Some(chain) = &config.chain {
         let attached = match chain.resolve(&config.data_dir) {
             Ok(settings) => {

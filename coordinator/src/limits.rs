@@ -2,7 +2,7 @@
 //! coordinator hold. Every buffer and every piece of state a peer can grow has a limit here
 //! (or, for the core's queue and stored request ids, in [`crate::Policy`]); each one hit is
 //! counted in `proofrack_limit_hits_total{limit=...}` and logged (see
-//! [`crate::server::ServerLimits`]).
+//! `server::limits::ServerLimits`).
 //!
 //! The defaults hold on a 2-core, 24 GiB control host serving a rack of 1,000 agents, with
 //! room to spare: the worst a set of hostile peers can pin with them is

@@ -13,9 +13,9 @@ use proofrack_common::client::CoordinatorClient;
 use proofrack_common::protocol::{ClientRequest, ClientResponse};
 use proofrack_common::tls::TlsMaterial;
 use proofrack_common::{Clock, SystemClock};
-use proofrack_coordinator::config::{CoordinatorConfig, TlsPaths};
-use proofrack_coordinator::server::{self, RunningServer, ServerSettings};
-use proofrack_coordinator::store::STORE_THREAD_NAME;
+use proofrack_coordinator::{
+    start_server, CoordinatorConfig, RunningServer, ServerSettings, TlsPaths, STORE_THREAD_NAME,
+};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -190,7 +190,7 @@ async fn start_in_process(mut config: CoordinatorConfig) -> anyhow::Result<Coord
     let runtime = OwnRuntime::new(COORDINATOR_THREAD_NAME)?;
     let settings = ServerSettings::from_config(&config).await?;
     let server = runtime
-        .spawn(server::start(settings))
+        .spawn(start_server(settings))
         .await
         .context("coordinator runtime")??;
     Ok(CoordinatorUnderLoad::InProcess { runtime, server })

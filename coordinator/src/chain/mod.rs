@@ -6,27 +6,27 @@
 //!
 //! # Layout
 //! - [`bindings`]: `sol!` bindings generated from the checked-in `contracts/build/*.json`.
-//! - [`config`]: the `[chain]` section and its resolved [`ChainSettings`].
+//! - `config`: the `[chain]` section and its resolved [`ChainSettings`].
 //! - `store`: the boundary's own redb file (cursor with block hashes, operators, slash outbox).
 //! - `follower`: events after the last processed block up to the confirmed one, reorg
 //!   detection by block hash, figures read at the confirmed block.
 //! - `slasher`: the outbox; slashes sent until final, never twice.
 //! - `source`: [`ChainStakeSource`], both driven against a running server through its
-//!   [`crate::handle::CoreDriver`].
+//!   `crate::handle::CoreDriver`.
 //! - [`deploy`]: deploying and funding the contracts (devnet and tests).
 
 pub mod bindings;
-pub mod config;
+mod config;
 pub mod deploy;
 mod follower;
 mod slasher;
 mod source;
 mod store;
 
-pub use config::{ChainConfig, ChainSettings};
+pub use config::{ChainConfig, ChainSettings, STORE_FILE};
 pub use slasher::slash_id;
-pub use source::{connect, signing_provider, ChainStakeSource, SyncReport};
-pub use store::{SlashRecord, SlashState};
+pub use source::ChainStakeSource;
+pub use store::SlashState;
 
 /// Why the chain stake source failed. Each message names what is wrong and what to do.
 #[derive(Debug, thiserror::Error)]

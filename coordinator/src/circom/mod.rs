@@ -14,8 +14,8 @@
 //! The redb store is left alone: these files are written once, read at start, and can be
 //! large; the core's task rows carry only a [`proofrack_common::protocol::WitnessRef`].
 
-pub mod removal;
-pub mod witness;
+pub(crate) mod removal;
+pub(crate) mod witness;
 
 use proofrack_common::protocol::MAX_PUBLIC_INPUTS;
 use proofrack_common::KeyId;

@@ -13,14 +13,15 @@
 //! - `fleet_view`: the page's JSON.
 //! - `assets/`: the page (HTML, JS, CSS), embedded in the binary.
 
-pub mod config;
+mod config;
 mod fleet_view;
 mod limit_metrics;
-pub mod metrics;
+pub(crate) mod metrics;
 mod trust_metrics;
 
-pub use config::{load_token, HttpConfig, TokenError};
-pub use fleet_view::{fleet_view, FleetView};
+pub use config::HttpConfig;
+use config::{load_token, TokenError};
+pub use fleet_view::fleet_view;
 
 use crate::handle::CoreView;
 use proofrack_common::http::{self, secret_matches, Request, Response};

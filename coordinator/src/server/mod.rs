@@ -24,19 +24,19 @@ mod key_stream;
 mod limits;
 mod settings;
 mod shared;
-pub mod trust;
+mod trust;
 mod upload;
 mod views;
 
-pub use limits::{Limit, ServerLimits, CLOSE_LIMIT};
 pub use settings::KEYS_DIR;
-pub use shared::{Shared, StakeHook};
+pub use shared::Shared;
 
 use crate::config::Policy;
-pub use crate::ledger::source::reconcile_static_stake;
+use crate::ledger::source::reconcile_static_stake;
 use crate::registry::CircuitRegistry;
 use crate::store::{Store, STORE_FILE};
 use crate::tasks::CoordinatorCore;
+use limits::{Limit, ServerLimits, CLOSE_LIMIT};
 use proofrack_common::identity::identity_from_connection;
 use proofrack_common::protocol::{read_stream_open_with, OpenError, ProtocolError, StreamOpen};
 use proofrack_common::revocation::RevocationHandle;

@@ -73,7 +73,7 @@ pub struct Shared {
     limits: super::limits::ServerLimits,
 }
 
-pub use crate::handle::StakeHook;
+use crate::handle::StakeHook;
 
 impl Shared {
     #[allow(clippy::too_many_arguments)]

@@ -110,13 +110,13 @@ async fn an_agent_that_inflates_its_calibration_and_never_delivers_is_cut_off_by
         "the liar was offered a task while its breaker was open"
     );
     // The metrics and the fleet page's data show it.
-    let metrics = proofrack_coordinator::http::metrics::render(&*cluster.shared());
+    let metrics = proofrack_coordinator::render_metrics(&*cluster.shared());
     assert!(
         metrics.contains("proofrack_agent_breaker_open{operator=\"op-a\",agent=\"liar\"} 1"),
         "{metrics}"
     );
     let fleet =
-        serde_json::to_value(proofrack_coordinator::http::fleet_view(&*cluster.shared())).unwrap();
+        serde_json::to_value(proofrack_coordinator::fleet_view(&*cluster.shared())).unwrap();
     let liar_row = fleet["agents"]
         .as_array()
         .unwrap()

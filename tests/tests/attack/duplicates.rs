@@ -79,7 +79,7 @@ async fn a_second_process_with_one_agent_certificate_is_held_off_and_the_holder_
         "the holder lost nothing"
     );
     // The coordinator counts it for /metrics and the held-off agent says why in its own log.
-    let metrics = proofrack_coordinator::http::metrics::render(&*cluster.shared());
+    let metrics = proofrack_coordinator::render_metrics(&*cluster.shared());
     assert!(
         metrics.lines().any(
             |l| l.starts_with("proofrack_duplicate_agent_connections_total{operator=\"op-a\"}")

@@ -12,7 +12,7 @@
 
 use super::child::CHILD_TEST;
 use crate::support::cluster::{init_pki, material_from, COORDINATOR_HOST};
-use crate::support::process::{free_udp_port, CoordinatorProcess};
+use crate::support::process::{free_udp_port, ChildConfig, CoordinatorProcess};
 use crate::support::real_agent::{cpu_prover, AgentTarget, RealAgent};
 use crate::support::TempDir;
 use proofrack_agent::ConnectionSettings;
@@ -22,50 +22,19 @@ use proofrack_bench::load::attack::{
 use proofrack_certs::CertsDir;
 use proofrack_common::client::CoordinatorClient;
 use proofrack_common::identity::Identity;
-use std::path::{Path, PathBuf};
-
-fn write_config(dir: &Path, certs: &CertsDir, port: u16) -> PathBuf {
-    let coordinator = Identity::coordinator(COORDINATOR_HOST).expect("coordinator identity");
-    // Default [limits] and queue policy; only the test margins are widened, as in every
-    // end-to-end test on this shared machine.
-    let toml = format!(
-        r#"listen = "127.0.0.1:{port}"
-data_dir = "{data}"
-circuits = ["mimc-4"]
-telemetry_interval_ms = 500
-
-[tls]
-ca_cert = "{ca}"
-cert = "{cert}"
-key = "{key}"
-
-[policy]
-offer_timeout_ms = 20000
-deadline_margin_ms = 20000
-
-[http]
-enabled = false
-
-[[operators]]
-id = "op-a"
-delegated = 1000000
-"#,
-        data = dir.join("coordinator").display(),
-        ca = certs.ca_cert_path().display(),
-        cert = certs.cert_path(&coordinator).display(),
-        key = certs.key_path(&coordinator).display(),
-    );
-    let path = dir.join("coordinator.toml");
-    std::fs::write(&path, toml).expect("write coordinator.toml");
-    path
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_resource_attack_is_bounded_and_an_honest_client_is_still_served() {
     crate::support::init_logging();
     let dir = TempDir::new("attack");
     let pki = init_pki(dir.path());
-    let config = write_config(dir.path(), pki.dir(), free_udp_port());
+    // Default [limits] and queue policy; only the test margins are widened.
+    let config = ChildConfig {
+        circuits: &["mimc-4"],
+        operators: &[("op-a", 1_000_000)],
+        policy: &[],
+    }
+    .write(dir.path(), pki.dir(), free_udp_port());
     let coordinator = CoordinatorProcess::start_as(&config, CHILD_TEST).await;
     let pid = coordinator.pid().expect("the coordinator runs");
 

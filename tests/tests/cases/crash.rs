@@ -13,12 +13,11 @@
 //! (the machine's timing still varies).
 
 use crate::support::cluster::{init_pki, material_from, COORDINATOR_HOST, TASK_DEADLINE_MS};
-use crate::support::process::{free_udp_port, CoordinatorProcess};
+use crate::support::process::{free_udp_port, ChildConfig, CoordinatorProcess};
 use crate::support::real_agent::{cpu_prover, AgentTarget, RealAgent};
 use crate::support::wait::within;
 use crate::support::{TempDir, STEP_TIMEOUT, TASK_TIMEOUT};
 use proofrack_agent::{BackoffLimits, ConnectionSettings};
-use proofrack_certs::CertsDir;
 use proofrack_common::client::CoordinatorClient;
 use proofrack_common::identity::Identity;
 use proofrack_common::protocol::{
@@ -28,7 +27,6 @@ use proofrack_common::protocol::{
 use proofrack_common::{StakeUnits, TaskId};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -75,7 +73,12 @@ async fn a_coordinator_killed_24_times_under_load_loses_nothing_it_acknowledged(
 
     let dir = TempDir::new("crash");
     let pki = init_pki(dir.path());
-    let config = write_config(dir.path(), pki.dir(), free_udp_port());
+    let config = ChildConfig {
+        circuits: &[CIRCUIT],
+        operators: &OPERATORS,
+        policy: &[("decline_backoff_ms", 1_000)],
+    }
+    .write(dir.path(), pki.dir(), free_udp_port());
     let mut coordinator = CoordinatorProcess::start(&config).await;
     let (starts_tx, starts) = watch::channel(coordinator.starts);
 
@@ -170,39 +173,6 @@ fn quick_reconnect() -> ConnectionSettings {
         },
         ..ConnectionSettings::default()
     }
-}
-
-fn write_config(dir: &Path, certs: &CertsDir, port: u16) -> std::path::PathBuf {
-    let coordinator = Identity::coordinator(COORDINATOR_HOST).expect("coordinator identity");
-    let mut toml = format!(
-        r#"listen = "127.0.0.1:{port}"
-data_dir = "{data}"
-circuits = ["{CIRCUIT}"]
-telemetry_interval_ms = 500
-
-[tls]
-ca_cert = "{ca}"
-cert = "{cert}"
-key = "{key}"
-
-[policy]
-offer_timeout_ms = 20000
-deadline_margin_ms = 20000
-decline_backoff_ms = 1000
-"#,
-        data = dir.join("coordinator").display(),
-        ca = certs.ca_cert_path().display(),
-        cert = certs.cert_path(&coordinator).display(),
-        key = certs.key_path(&coordinator).display(),
-    );
-    for (op, stake) in OPERATORS {
-        toml.push_str(&format!(
-            "\n[[operators]]\nid = \"{op}\"\ndelegated = {stake}\n"
-        ));
-    }
-    let path = dir.join("coordinator.toml");
-    std::fs::write(&path, toml).expect("write coordinator.toml");
-    path
 }
 
 /// A client that follows the coordinator across restarts: a request that fails for want of a

@@ -11,7 +11,6 @@ use crate::support::scripted::{tamper_output, ScriptOptions, ScriptedAgent};
 use crate::support::wait::TaskWatch;
 use crate::support::STEP_TIMEOUT;
 use proofrack_common::protocol::{DeliveryOutcome, TaskState};
-use proofrack_coordinator::http;
 use proofrack_coordinator::Policy;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -107,7 +106,7 @@ async fn the_fleet_page_shows_the_ledger_and_is_never_open() {
         },
     )
     .await;
-    let server = http::start(
+    let server = proofrack_coordinator::start_http(
         "127.0.0.1:0".parse().unwrap(),
         Some(TOKEN.to_string()),
         cluster.shared(),

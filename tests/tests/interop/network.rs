@@ -24,7 +24,7 @@ use proofrack_common::protocol::{
 };
 use proofrack_common::StakeUnits;
 use proofrack_common::TaskId;
-use proofrack_coordinator::registry::{CircuitRegistry, CircuitSource};
+use proofrack_coordinator::{CircuitRegistry, CircuitSource};
 use proofrack_kernels::curve::Fr;
 use proofrack_snarkjs as snarkjs;
 use std::path::{Path, PathBuf};

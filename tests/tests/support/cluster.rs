@@ -11,9 +11,9 @@ use proofrack_common::protocol::{
 };
 use proofrack_common::tls::TlsMaterial;
 use proofrack_common::{Clock, OperatorId, StakeUnits, SystemClock, TaskId};
-use proofrack_coordinator::config::{OperatorStake, TlsPaths};
-use proofrack_coordinator::server::{self, RunningServer, ServerSettings};
-use proofrack_coordinator::{CoordinatorConfig, Policy};
+use proofrack_coordinator::{
+    start_server, CoordinatorConfig, OperatorStake, Policy, RunningServer, ServerSettings, TlsPaths,
+};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +31,7 @@ pub struct ClusterSpec {
     pub operators: Vec<(&'static str, u128)>,
     pub circuits: Vec<&'static str>,
     pub telemetry_interval_ms: u64,
-    pub limits: proofrack_coordinator::limits::Limits,
+    pub limits: proofrack_coordinator::Limits,
 }
 
 impl Default for ClusterSpec {
@@ -41,7 +41,7 @@ impl Default for ClusterSpec {
             operators: vec![("op-a", 100), ("op-b", 100)],
             circuits: vec!["mimc-4", "mimc-6", "mimc-8"],
             telemetry_interval_ms: 500,
-            limits: proofrack_coordinator::limits::Limits::default(),
+            limits: proofrack_coordinator::Limits::default(),
         }
     }
 }
@@ -118,7 +118,7 @@ impl Cluster {
         let settings = ServerSettings::from_config(&config)
             .await
             .expect("the test coordinator's settings and proving keys");
-        let server = server::start(settings).await.expect("coordinator starts");
+        let server = start_server(settings).await.expect("coordinator starts");
         Cluster {
             dir,
             pki,
@@ -137,13 +137,13 @@ impl Cluster {
     /// Where the coordinator keeps proving keys and circom registrations.
     #[allow(dead_code)] // not every test binary uses it
     pub fn keys_dir(&self) -> PathBuf {
-        self.data_dir.join(proofrack_coordinator::server::KEYS_DIR)
+        self.data_dir.join(proofrack_coordinator::KEYS_DIR)
     }
 
     /// The running coordinator's shared state (to attach a stake source to it, or check views
     /// against its core).
     #[allow(dead_code)] // not every test binary uses it
-    pub fn shared(&self) -> Arc<proofrack_coordinator::server::Shared> {
+    pub fn shared(&self) -> Arc<proofrack_coordinator::Shared> {
         self.server
             .as_ref()
             .expect("coordinator running")

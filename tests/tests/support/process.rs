@@ -7,7 +7,10 @@
 //! until it is killed. (A test binary cannot rely on the `proofrack` binary: `cargo test` does not
 //! build another package's binaries.)
 
+use super::cluster::COORDINATOR_HOST;
 use super::STEP_TIMEOUT;
+use proofrack_certs::CertsDir;
+use proofrack_common::identity::Identity;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,6 +22,62 @@ pub const CHILD_CONFIG_ENV: &str = "PROOFRACK_TEST_COORDINATOR_CONFIG";
 pub const READY_MARKER: &str = "PROOFRACK_COORDINATOR_READY";
 /// The child test's path in the e2e binary.
 const CHILD_TEST: &str = "cases::crash::coordinator_child_process";
+
+/// What a child coordinator's `coordinator.toml` varies by test. The rest is the same for
+/// every child: loopback on the given port, its data under `dir/coordinator`, the test PKI's
+/// coordinator certificate, a 500 ms telemetry interval, the offer and deadline margins
+/// widened as in every end-to-end test on this shared machine, and `[http]` off (the child
+/// runs `start_coordinator`, which serves no HTTP).
+pub struct ChildConfig<'a> {
+    pub circuits: &'a [&'a str],
+    /// Operators and their delegated stake (the config-file stake source).
+    pub operators: &'a [(&'a str, u128)],
+    /// `[policy]` settings beyond the widened margins.
+    pub policy: &'a [(&'a str, u64)],
+}
+
+impl ChildConfig<'_> {
+    /// Writes `dir/coordinator.toml` and returns its path.
+    pub fn write(&self, dir: &Path, certs: &CertsDir, port: u16) -> PathBuf {
+        let coordinator = Identity::coordinator(COORDINATOR_HOST).expect("coordinator identity");
+        let circuits: Vec<String> = self.circuits.iter().map(|c| format!("{c:?}")).collect();
+        let mut toml = format!(
+            r#"listen = "127.0.0.1:{port}"
+data_dir = "{data}"
+circuits = [{circuits}]
+telemetry_interval_ms = 500
+
+[tls]
+ca_cert = "{ca}"
+cert = "{cert}"
+key = "{key}"
+
+[http]
+enabled = false
+
+[policy]
+offer_timeout_ms = 20000
+deadline_margin_ms = 20000
+"#,
+            circuits = circuits.join(", "),
+            data = dir.join("coordinator").display(),
+            ca = certs.ca_cert_path().display(),
+            cert = certs.cert_path(&coordinator).display(),
+            key = certs.key_path(&coordinator).display(),
+        );
+        for (name, value) in self.policy {
+            toml.push_str(&format!("{name} = {value}\n"));
+        }
+        for (op, stake) in self.operators {
+            toml.push_str(&format!(
+                "\n[[operators]]\nid = \"{op}\"\ndelegated = {stake}\n"
+            ));
+        }
+        let path = dir.join("coordinator.toml");
+        std::fs::write(&path, toml).expect("write coordinator.toml");
+        path
+    }
+}
 
 /// A coordinator process started from `config`; killed (SIGKILL) when dropped.
 pub struct CoordinatorProcess {
