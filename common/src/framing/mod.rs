@@ -48,7 +48,6 @@ pub const FRAME_READ_STEP_BYTES: usize = 64 << 10;
 const _: () = assert!(PAYLOAD_CHUNK_BYTES <= MAX_FRAME_BYTES);
 const _: () = assert!(MAX_FRAME_BYTES <= u32::MAX as usize);
 
-
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
     #[error("frame of {len} bytes exceeds the {max}-byte limit; large data must be sent as a chunked payload")]

@@ -7,7 +7,7 @@ use super::history::TaskEvent;
 use super::model::TaskState;
 use super::{CoordinatorCore, PassScope, FULL_PASS_MIN_INTERVAL_MS, MAX_FINISHED_TASKS};
 use crate::admission::{
-    admit, AgentSnapshot, AgentVerdict, Assignment, Outcome, Placement, RankedFleet, TaskDemand,
+    admit, AgentSnapshot, AgentVerdict, Assignment, Outcome, Placement, RankedFleet,
 };
 use proofrack_common::{OperatorId, StakeUnits, TaskId, UnixMillis};
 use std::collections::BTreeMap;
@@ -472,7 +472,7 @@ impl CoordinatorCore {
     /// Panics if the ranked walk's choice differs from `admit`'s.
     fn check_ranked_choice(
         &self,
-        demand: &TaskDemand<'_>,
+        demand: &crate::admission::TaskDemand<'_>,
         scope: &PassScope,
         offerable: &BTreeMap<OperatorId, StakeUnits>,
         now: UnixMillis,
