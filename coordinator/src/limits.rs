@@ -23,9 +23,11 @@
 //! max_upload_bytes = 2_147_483_648
 //! ```
 
-use crate::config::ConfigError;
 use proofrack_common::framing::MAX_FRAME_BYTES;
 use proofrack_common::protocol::MAX_ZKEY_BYTES;
+// The policy's error and range check come from the core, not from `config`: `config` holds
+// `[limits]`, and importing from it would make the two modules import each other.
+use proofrack_core::policy::{check_range, ConfigError, MAX_DURATION_SETTING_MS};
 use serde::{Deserialize, Serialize};
 
 /// Most connections any setting may allow: quinn keeps per-connection state, and the core
@@ -100,7 +102,7 @@ impl Limits {
     /// Checks every field against its allowed range.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let range = |key: &str, value: u64, min: u64, max: u64| {
-            crate::config::check_range(&format!("limits.{key}"), value, min, max)
+            check_range(&format!("limits.{key}"), value, min, max)
         };
         let max_conns = MAX_CONNECTIONS_SETTING as u64;
         range("max_connections", self.max_connections as u64, 1, max_conns)?;
@@ -133,7 +135,7 @@ impl Limits {
             "request_timeout_ms",
             self.request_timeout_ms,
             MIN_REQUEST_TIMEOUT_MS,
-            crate::config::MAX_DURATION_SETTING_MS,
+            MAX_DURATION_SETTING_MS,
         )?;
         range(
             "max_concurrent_uploads",

@@ -28,7 +28,9 @@ pub struct Choice {
     pub placement: Placement,
     /// The chosen agent's verdict first, then the other fit agents the walk saw (the best of
     /// each other speed group; agents that failed this task before), then the agents ranked
-    /// ahead of a group's best that did not fit, each part in agent id order, at most `keep`.
+    /// ahead of a group's best that did not fit, then connected agents out of service (a
+    /// breaker open, stale or unhealthy, full, drained: why a faster agent was passed over),
+    /// each part in agent id order, at most `keep`.
     pub verdicts: Vec<AgentVerdict>,
     /// The agents in the pass's fleet.
     pub agents_considered: usize,
@@ -70,6 +72,8 @@ pub struct RankedFleet {
     groups: Vec<SpeedGroup>,
     group_of: BTreeMap<SpeedKey, usize>,
     out_of_service: usize,
+    /// The connected agents among them, by index: their verdicts explain a choice.
+    connected_out_of_service: BTreeSet<u32>,
 }
 
 impl RankedFleet {
@@ -85,6 +89,7 @@ impl RankedFleet {
             groups: Vec::new(),
             group_of: BTreeMap::new(),
             out_of_service: 0,
+            connected_out_of_service: BTreeSet::new(),
         };
         for agent in fleet {
             debug_assert!(
@@ -120,6 +125,7 @@ impl RankedFleet {
             self.groups[group].order.remove(&(start, i as u32));
             self.out_of_service += 1;
         }
+        self.connected_out_of_service.remove(&(i as u32));
         self.place(i, agent, policy);
     }
 
@@ -135,6 +141,9 @@ impl RankedFleet {
                 && t.age_ms(now) <= policy.telemetry_max_age_ms
                 && health::problems(t, policy).is_empty()
         }) else {
+            if agent.connected {
+                self.connected_out_of_service.insert(i as u32);
+            }
             return;
         };
         let cal = &t.report.calibration;
@@ -193,7 +202,8 @@ impl RankedFleet {
         let mut verdicts = Vec::with_capacity(keep.min(1 + walk.fits.len() + walk.misfits.len()));
         verdicts.push(chosen_verdict);
         let others = walk.fits.iter().filter(|i| **i != chosen);
-        for &i in others.chain(&walk.misfits) {
+        let out_of_service = self.connected_out_of_service.iter().map(|i| *i as usize);
+        for i in others.chain(&walk.misfits).copied().chain(out_of_service) {
             if verdicts.len() >= keep {
                 break;
             }

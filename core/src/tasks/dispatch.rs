@@ -101,8 +101,21 @@ impl CoordinatorCore {
         let mut offerable = self.offerable_stake();
         // The fleet ranked once for the whole pass; each offer moves only its agent.
         let mut ranked = self.ranked_fleet(now, &scope);
+        self.offer_waiting(now, &scope, waiting, &mut offerable, &mut ranked);
+        self.keep_ranked_fleet(now, &scope, ranked);
+    }
+
+    /// The offering part of [`CoordinatorCore::dispatch`]: each waiting task in fair order.
+    fn offer_waiting(
+        &mut self,
+        now: UnixMillis,
+        scope: &PassScope,
+        waiting: Vec<TaskId>,
+        offerable: &mut BTreeMap<OperatorId, StakeUnits>,
+        ranked: &mut RankedFleet,
+    ) {
         let loads = self.index.client_loads();
-        if scope == PassScope::All {
+        if *scope == PassScope::All {
             // Clients with nothing left are forgotten (bounded by the clients with tasks).
             self.last_served.retain(|c, _| loads.contains_key(c));
         }
@@ -113,7 +126,7 @@ impl CoordinatorCore {
         if waiting_clients <= 1 {
             // One client waiting: fair order is its own earliest-deadline-first order.
             for id in waiting {
-                self.try_offer(now, id, &scope, &mut offerable, &mut ranked);
+                self.try_offer(now, id, scope, offerable, ranked);
             }
             return;
         }
@@ -126,20 +139,36 @@ impl CoordinatorCore {
             &self.last_served,
         );
         while let Some(id) = queue.next() {
-            let offered = self.try_offer(now, id, &scope, &mut offerable, &mut ranked);
+            let offered = self.try_offer(now, id, scope, offerable, ranked);
             queue.served(offered.then_some(self.offers_made));
         }
     }
 
-    /// The agents an admission pass over `scope` may offer to, ranked (see `RankedFleet`).
-    fn ranked_fleet(&self, now: UnixMillis, scope: &PassScope) -> RankedFleet {
-        match scope {
-            PassScope::Agent(agent) => RankedFleet::build(
-                self.fleet.get(agent).map(|r| r.snapshot()),
-                now,
-                &self.policy,
-            ),
+    /// The agents an admission pass over `scope` may offer to, ranked (see `RankedFleet`):
+    /// the view kept from the last pass if neither the time nor the fleet moved since (a
+    /// batch of submissions is one pass per task at one instant), else built afresh.
+    fn ranked_fleet(&mut self, now: UnixMillis, scope: &PassScope) -> RankedFleet {
+        if let PassScope::Agent(agent) = scope {
+            let one = self.fleet.get(agent).map(|r| r.snapshot());
+            return RankedFleet::build(one, now, &self.policy);
+        }
+        match self.ranked.take() {
+            Some(kept) if kept.now == now && kept.fleet_version == self.fleet.version() => {
+                kept.fleet
+            }
             _ => RankedFleet::build(self.fleet.values().map(|r| r.snapshot()), now, &self.policy),
+        }
+    }
+
+    /// Keeps a whole-fleet view for the next pass at the same instant; the offers of this
+    /// pass moved its agents in it, so it matches the fleet as it is now.
+    fn keep_ranked_fleet(&mut self, now: UnixMillis, scope: &PassScope, fleet: RankedFleet) {
+        if !matches!(scope, PassScope::Agent(_)) {
+            self.ranked = Some(super::RankedCache {
+                now,
+                fleet_version: self.fleet.version(),
+                fleet,
+            });
         }
     }
 

@@ -362,7 +362,7 @@ impl CoordinatorCore {
             core.index.touch(*id);
         }
         core.index.refresh(&core.tasks);
-        core.fleet = fleet;
+        core.fleet = fleet.into_iter().collect();
         core.agent_book = super::agent_book::AgentBook::restore(state.agents);
         for (agent, record) in core.fleet.iter_mut() {
             record.breaker_open_until = core

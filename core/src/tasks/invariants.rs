@@ -90,7 +90,7 @@ impl CoordinatorCore {
         }
 
         let mut actual_assignments = BTreeSet::new();
-        for (id, record) in &self.fleet {
+        for (id, record) in self.fleet.iter() {
             assert_eq!(id, &record.id, "fleet key matches the record");
             assert!(
                 record.connected || !record.assignments.is_empty(),

@@ -34,6 +34,9 @@ pub const MAX_LEARNED_AGENTS: usize = 2 * super::MAX_AGENTS;
 
 const _: () = assert!(MIN_SPEED_FACTOR_PERMILLE <= NEUTRAL_SPEED_FACTOR_PERMILLE);
 const _: () = assert!(NEUTRAL_SPEED_FACTOR_PERMILLE <= MAX_SPEED_FACTOR_PERMILLE);
+// The breaker's slow-factor limit stays under the cap, which an average can only approach.
+const _: () =
+    assert!(*crate::policy::BREAKER_SLOW_FACTOR_RANGE_PERMILLE.end() < MAX_SPEED_FACTOR_PERMILLE);
 
 pub use crate::admission::apply_speed_factor;
 

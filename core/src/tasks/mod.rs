@@ -34,6 +34,7 @@ mod effect;
 mod error;
 mod fair;
 mod fleet;
+mod fleet_map;
 mod handover;
 mod history;
 mod index;
@@ -74,7 +75,6 @@ pub use stats::{reason_label, AdmissionStats};
 use crate::admission::AgentId;
 use crate::ledger::Ledger;
 use crate::policy::{ConfigError, Policy};
-use fleet::AgentRecord;
 use model::Task;
 use proofrack_common::telemetry::ProofShape;
 use proofrack_common::{KeyId, TaskId, UnixMillis};
@@ -117,12 +117,23 @@ pub struct Circuit {
     pub shape: ProofShape,
 }
 
+/// Admission's view of the whole fleet at `now`, as the fleet was at `fleet_version`.
+#[derive(Debug)]
+struct RankedCache {
+    now: UnixMillis,
+    fleet_version: u64,
+    fleet: crate::admission::RankedFleet,
+}
+
 /// The coordinator's state machine. See the module documentation.
 #[derive(Debug)]
 pub struct CoordinatorCore {
     policy: Policy,
     ledger: Ledger,
-    fleet: BTreeMap<AgentId, AgentRecord>,
+    fleet: fleet_map::FleetMap,
+    /// Admission's ranked view of the whole fleet, kept from one pass to the next while
+    /// neither the time nor the fleet moved (see `dispatch.rs`).
+    ranked: Option<RankedCache>,
     circuits: BTreeMap<String, Circuit>,
     tasks: BTreeMap<TaskId, Task>,
     /// Finished tasks, oldest first, for forgetting them past [`MAX_FINISHED_TASKS`].
@@ -192,7 +203,8 @@ impl CoordinatorCore {
         Ok(CoordinatorCore {
             policy,
             ledger: Ledger::new(),
-            fleet: BTreeMap::new(),
+            fleet: fleet_map::FleetMap::default(),
+            ranked: None,
             circuits: BTreeMap::new(),
             tasks: BTreeMap::new(),
             finished: VecDeque::new(),
