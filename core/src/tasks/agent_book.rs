@@ -28,17 +28,37 @@ pub struct AgentFacts {
 /// Rows changed since the store last took them: `None` for a forgotten agent.
 pub type AgentChanges = Vec<(AgentId, Option<AgentFacts>)>;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct AgentBook {
     pub(crate) facts: BTreeMap<AgentId, AgentFacts>,
     dirty: BTreeSet<AgentId>,
+    /// No open breaker closes before this (`u64::MAX`: none is open). A lower bound: lowered
+    /// when a breaker opens, made exact by the walk that closes the due ones, so checking
+    /// for due breakers on every event costs a comparison, not a walk of every agent ever
+    /// seen (see `breaker.rs`).
+    pub(crate) breakers_close_from: UnixMillis,
+}
+
+impl Default for AgentBook {
+    fn default() -> Self {
+        AgentBook::restore(Vec::new())
+    }
 }
 
 impl AgentBook {
     pub(crate) fn restore(rows: Vec<(AgentId, AgentFacts)>) -> AgentBook {
+        let facts: BTreeMap<AgentId, AgentFacts> = rows.into_iter().collect();
+        let breakers_close_from = UnixMillis(
+            facts
+                .values()
+                .filter_map(|f| f.breaker.open.as_ref().map(|o| o.until.0))
+                .min()
+                .unwrap_or(u64::MAX),
+        );
         AgentBook {
-            facts: rows.into_iter().collect(),
+            facts,
             dirty: BTreeSet::new(),
+            breakers_close_from,
         }
     }
 

@@ -99,6 +99,8 @@ impl CoordinatorCore {
             why: why.clone(),
         });
         facts.breaker.trips = facts.breaker.trips.saturating_add(1);
+        let book = &mut self.agent_book;
+        book.breakers_close_from = book.breakers_close_from.min(until);
         tracing::warn!(%agent, %until, %why, "circuit breaker open: no new offers to this agent until the cool-down ends (`proofrack breaker reset` closes it)");
         if let Some(r) = self.fleet.get_mut(agent) {
             r.breaker_open_until = Some(until);
@@ -108,13 +110,19 @@ impl CoordinatorCore {
 
     /// Closes every breaker whose cool-down ended by `now`, on probation.
     pub(crate) fn close_due_breakers(&mut self, now: UnixMillis) {
-        let due: Vec<AgentId> = self
-            .agent_book
-            .facts
-            .iter()
-            .filter(|(_, f)| f.breaker.open.as_ref().is_some_and(|o| o.until <= now))
-            .map(|(a, _)| a.clone())
-            .collect();
+        if now < self.agent_book.breakers_close_from {
+            return;
+        }
+        let mut due: Vec<AgentId> = Vec::new();
+        let mut next_close = u64::MAX;
+        for (agent, facts) in &self.agent_book.facts {
+            match &facts.breaker.open {
+                Some(open) if open.until <= now => due.push(agent.clone()),
+                Some(open) => next_close = next_close.min(open.until.0),
+                None => {}
+            }
+        }
+        self.agent_book.breakers_close_from = UnixMillis(next_close);
         let probation = self.policy.breaker_failures.saturating_sub(1);
         for agent in due {
             let facts = self.agent_book.get_mut(&agent).expect("listed above");
@@ -129,12 +137,10 @@ impl CoordinatorCore {
     }
 
     /// When the next open breaker closes.
+    /// (A lower bound: at the latest then, `close_due_breakers` makes it exact.)
     pub(crate) fn next_breaker_close(&self) -> Option<UnixMillis> {
-        self.agent_book
-            .facts
-            .values()
-            .filter_map(|f| f.breaker.open.as_ref().map(|o| o.until))
-            .min()
+        let from = self.agent_book.breakers_close_from;
+        (from.0 != u64::MAX).then_some(from)
     }
 
     /// `agent`'s breaker, if the coordinator knows the agent.

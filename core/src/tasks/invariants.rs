@@ -133,6 +133,16 @@ impl CoordinatorCore {
             "request index out of step with tasks"
         );
         self.commands.assert_consistent();
+        for (agent, facts) in &self.agent_book.facts {
+            if let Some(open) = &facts.breaker.open {
+                assert!(
+                    open.until >= self.agent_book.breakers_close_from,
+                    "{agent}'s breaker closes at {} before the bound {}",
+                    open.until,
+                    self.agent_book.breakers_close_from
+                );
+            }
+        }
     }
 
     /// Panics if a waiting task fits some agent at `now`: after every event each fit must
