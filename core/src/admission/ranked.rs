@@ -216,7 +216,6 @@ impl RankedFleet {
             );
             verdicts.push(v);
         }
-        verdicts.truncate(keep.max(1));
         Some(Choice {
             placement,
             verdicts,
