@@ -9,4 +9,6 @@ cd "$(dirname "$0")/.."
 ./scripts/setup-tools.sh --node
 ./scripts/setup-test-tools.sh
 export PROOFRACK_REQUIRE_KERNELS=1
+# One build on a clean clone: incremental caches would only double the target's size on disk.
+export CARGO_INCREMENTAL=0
 cargo test --workspace --locked "$@"
