@@ -5,6 +5,7 @@ mod agent_footprint;
 mod attack;
 mod check;
 mod coordinator;
+mod core_cost;
 mod fleet;
 mod groth16;
 mod kernel_bench;
@@ -53,6 +54,10 @@ enum Command {
     /// The coordinator at rack scale: 1,000 agents, 100 operators, 100,000 tasks, durable
     /// state on; assignments/s, latency, CPU, memory, against a bare quinn echo in the same run.
     Coordinator(coordinator::CoordinatorArgs),
+    /// The coordinator's pure core alone (no network, no disk): µs per assignment split into
+    /// submit, accept and durable rows, telemetry per report idle and loaded, RSS per bound
+    /// task; at 1,000 agents against a 10-agent fleet in the same run.
+    Core(core_cost::CoreArgs),
     /// What an idle agent costs its box: release binary size, RSS of a real agent process
     /// connected over QUIC, its CPU for telemetry; each against its target, `sleep` as reference.
     AgentFootprint(agent_footprint::AgentFootprintArgs),
@@ -76,6 +81,7 @@ fn main() -> anyhow::Result<()> {
         Command::Fleet(args) => fleet::run(&args),
         Command::Store(args) => store::run(&args),
         Command::Coordinator(args) => coordinator::run(&args),
+        Command::Core(args) => core_cost::run(&args),
         Command::AgentFootprint(args) => agent_footprint::run(&args),
         Command::Attack(args) => attack::run(&args),
     }

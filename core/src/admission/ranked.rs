@@ -28,9 +28,9 @@ pub struct Choice {
     pub placement: Placement,
     /// The chosen agent's verdict first, then the other fit agents the walk saw (the best of
     /// each other speed group; agents that failed this task before), then the agents ranked
-    /// ahead of a group's best that did not fit, then connected agents out of service (a
-    /// breaker open, stale or unhealthy, full, drained: why a faster agent was passed over),
-    /// each part in agent id order, at most `keep`.
+    /// ahead of a group's best that did not fit, then connected agents out of service for a
+    /// reason other than being full (a breaker open, stale or unhealthy, drained: why a
+    /// faster agent was passed over), each part in agent id order, at most `keep`.
     pub verdicts: Vec<AgentVerdict>,
     /// The agents in the pass's fleet.
     pub agents_considered: usize,
@@ -72,7 +72,12 @@ pub struct RankedFleet {
     groups: Vec<SpeedGroup>,
     group_of: BTreeMap<SpeedKey, usize>,
     out_of_service: usize,
-    /// The connected agents among them, by index: their verdicts explain a choice.
+    /// The connected agents among them that are out of service for a reason an operator
+    /// acts on (breaker open, drained, stale or unhealthy telemetry), by index: their
+    /// verdicts explain why a choice passed them over. Agents that are only full are not
+    /// listed: on a busy rack that is most of the fleet, and a full agent is working, not
+    /// failing (they are counted in `out_of_service`; `explain` names them). Keeping their
+    /// verdicts cost ~2 KB per task, a third of a bound task's memory.
     connected_out_of_service: BTreeSet<u32>,
 }
 
@@ -132,16 +137,16 @@ impl RankedFleet {
     /// Ranks entry `i` from `agent` if it can take a task at all (it is unranked now).
     fn place(&mut self, i: usize, agent: &AgentSnapshot<'_>, policy: &Policy) {
         let now = self.now;
-        let in_service = agent.connected
+        let well = agent.connected
             && !agent.draining
             && agent.breaker_open(now).is_none()
-            && agent.assignments.len() < policy.max_tasks_per_agent as usize;
-        let Some(t) = agent.telemetry.filter(|t| {
-            in_service
-                && t.age_ms(now) <= policy.telemetry_max_age_ms
-                && health::problems(t, policy).is_empty()
-        }) else {
-            if agent.connected {
+            && agent.telemetry.is_some_and(|t| {
+                t.age_ms(now) <= policy.telemetry_max_age_ms
+                    && health::problems(t, policy).is_empty()
+            });
+        let full = agent.assignments.len() >= policy.max_tasks_per_agent as usize;
+        let Some(t) = agent.telemetry.filter(|_| well && !full) else {
+            if agent.connected && !well {
                 self.connected_out_of_service.insert(i as u32);
             }
             return;
@@ -207,7 +212,11 @@ impl RankedFleet {
             if verdicts.len() >= keep {
                 break;
             }
-            let v = verdict(i);
+            let mut v = verdict(i);
+            if let Err(misfits) = &mut v.fit {
+                // Kept as long as the task: no spare capacity.
+                misfits.shrink_to_fit();
+            }
             debug_assert_eq!(
                 v.fit.is_ok(),
                 walk.fits.contains(&i),
