@@ -69,6 +69,9 @@ pub struct LedgerState {
 pub struct Ledger {
     accounts: BTreeMap<OperatorId, Account>,
     bindings: BTreeMap<TaskId, Binding>,
+    /// How many of `bindings` each operator has (operators with none are absent), so that a
+    /// ledger read by a client costs the operators, not operators × bindings.
+    bound_tasks: BTreeMap<OperatorId, usize>,
     totals: Totals,
     /// Outside figures of operators the ledger could not fully follow yet (stake bound here
     /// that the source no longer has); re-applied as their tasks end (`outside.rs`).
@@ -134,11 +137,7 @@ impl Ledger {
                 free: a.free(),
                 withdrawn: a.withdrawn,
                 slashed: a.slashed,
-                bound_tasks: self
-                    .bindings
-                    .values()
-                    .filter(|b| &b.operator == operator)
-                    .count(),
+                bound_tasks: self.bound_tasks.get(operator).copied().unwrap_or(0),
             })
             .collect()
     }
@@ -283,6 +282,7 @@ impl Ledger {
             });
         }
         account.active = add(account.active, amount, "active");
+        *self.bound_tasks.entry(operator.clone()).or_default() += 1;
         self.bindings.insert(
             task,
             Binding {
@@ -300,6 +300,7 @@ impl Ledger {
             .bindings
             .remove(&task)
             .ok_or(UnbindRejected::NotBound { task })?;
+        self.forget_bound_task(&binding.operator);
         let account = self
             .accounts
             .get_mut(&binding.operator)
@@ -319,6 +320,7 @@ impl Ledger {
             .bindings
             .remove(&task)
             .ok_or(UnbindRejected::NotBound { task })?;
+        self.forget_bound_task(&binding.operator);
         let slashed = binding.amount.mul_bps(bps);
         let released = sub(binding.amount, slashed, "binding");
         let account = self
@@ -338,6 +340,18 @@ impl Ledger {
         })
     }
 
+    /// One binding of `operator` is gone.
+    fn forget_bound_task(&mut self, operator: &OperatorId) {
+        let count = self
+            .bound_tasks
+            .get_mut(operator)
+            .expect("ledger invariant: a bound operator has a bound task count");
+        *count -= 1;
+        if *count == 0 {
+            self.bound_tasks.remove(operator);
+        }
+    }
+
     // ---- persistence ----
 
     /// Accounts and counters, for the durable store.
@@ -354,9 +368,14 @@ impl Ledger {
         state: LedgerState,
         bindings: BTreeMap<TaskId, Binding>,
     ) -> Result<Ledger, String> {
+        let mut bound_tasks: BTreeMap<OperatorId, usize> = BTreeMap::new();
+        for b in bindings.values() {
+            *bound_tasks.entry(b.operator.clone()).or_default() += 1;
+        }
         let ledger = Ledger {
             accounts: state.accounts,
             bindings,
+            bound_tasks,
             totals: state.totals,
             // Rebuilt by the stake source's first sync after the restart.
             outside_gaps: BTreeMap::new(),
@@ -395,6 +414,7 @@ impl Ledger {
     fn check_invariants_with(&self, walk_bindings: bool) -> Result<(), String> {
         let overflow = |what: &str| format!("ledger invariant: {what} overflows u128");
         let mut bound: BTreeMap<&OperatorId, StakeUnits> = BTreeMap::new();
+        let mut counted: BTreeMap<&OperatorId, usize> = BTreeMap::new();
         let bindings = if walk_bindings {
             Some(&self.bindings)
         } else {
@@ -410,10 +430,18 @@ impl Ledger {
                     b.operator
                 ));
             }
+            *counted.entry(&b.operator).or_default() += 1;
             let sum = bound.entry(&b.operator).or_default();
             *sum = sum
                 .checked_add(b.amount)
                 .ok_or_else(|| overflow("bound sum"))?;
+        }
+        if walk_bindings && self.bound_tasks.len() != counted.len() {
+            return Err(format!(
+                "ledger invariant: bound task counts kept for {} operators, bindings of {}",
+                self.bound_tasks.len(),
+                counted.len()
+            ));
         }
         let mut ever = StakeUnits::ZERO;
         let mut withdrawn = StakeUnits::ZERO;
@@ -422,6 +450,14 @@ impl Ledger {
         for (operator, a) in &self.accounts {
             a.check_invariants(operator)?;
             let bound_here = bound.get(operator).copied().unwrap_or_default();
+            let count_here = counted.get(operator).copied().unwrap_or(0);
+            let count_kept = self.bound_tasks.get(operator).copied().unwrap_or(0);
+            if walk_bindings && count_here != count_kept {
+                return Err(format!(
+                    "ledger invariant broken for {operator}: {count_kept} bound tasks counted, \
+                     {count_here} bindings"
+                ));
+            }
             if walk_bindings && a.active != bound_here {
                 return Err(format!(
                     "ledger invariant broken for {operator}: active {} != sum of its bindings {}",

@@ -222,6 +222,18 @@ fn check(ledger: &Ledger, model: &Model) {
             .expect("global parts fit in u128");
     }
     assert_eq!(global_parts, model.global_ever, "global conservation");
+    for row in ledger.rows() {
+        let bound = model
+            .bindings
+            .values()
+            .filter(|(o, _)| name(*o) == row.operator)
+            .count();
+        assert_eq!(
+            row.bound_tasks, bound,
+            "{}: bound tasks in its row",
+            row.operator
+        );
+    }
 }
 
 proptest! {
