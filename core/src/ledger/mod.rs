@@ -450,13 +450,15 @@ impl Ledger {
         for (operator, a) in &self.accounts {
             a.check_invariants(operator)?;
             let bound_here = bound.get(operator).copied().unwrap_or_default();
-            let count_here = counted.get(operator).copied().unwrap_or(0);
-            let count_kept = self.bound_tasks.get(operator).copied().unwrap_or(0);
-            if walk_bindings && count_here != count_kept {
-                return Err(format!(
-                    "ledger invariant broken for {operator}: {count_kept} bound tasks counted, \
-                     {count_here} bindings"
-                ));
+            if walk_bindings {
+                let count_here = counted.get(operator).copied().unwrap_or(0);
+                let count_kept = self.bound_tasks.get(operator).copied().unwrap_or(0);
+                if count_here != count_kept {
+                    return Err(format!(
+                        "ledger invariant broken for {operator}: {count_kept} bound tasks \
+                         counted, {count_here} bindings"
+                    ));
+                }
             }
             if walk_bindings && a.active != bound_here {
                 return Err(format!(
