@@ -17,14 +17,14 @@
 //! proportional to the agents that fit costs about the same per assignment whatever the
 //! fleet's size, so the ratio (1,000 agents against 10) shows what the fleet's size still costs.
 
+use crate::store::{spec, CIRCUIT};
 use proofrack_bench::load::proc_stats;
 use proofrack_common::telemetry::ProofShape;
 use proofrack_common::testkit::{agent_id, cuda_telemetry};
 use proofrack_common::{KeyId, OperatorId, StakeUnits, TaskId, UnixMillis};
 use proofrack_coordinator::ledger::source::StakeEvent;
-use proofrack_coordinator::{AgentId, CoordinatorCore, Effect, OfferReply, Policy, TaskSpec};
+use proofrack_coordinator::{AgentId, CoordinatorCore, Effect, OfferReply, Policy};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
@@ -48,7 +48,6 @@ pub struct CoreArgs {
 }
 
 const START: UnixMillis = UnixMillis(1_700_000_000_000);
-const CIRCUIT: &str = "bench";
 /// The rack benchmark's circuit size (2^16 constraints).
 const SHAPE: ProofShape = ProofShape {
     domain_size: 1 << 16,
@@ -175,17 +174,6 @@ fn fleet(
 /// offered again.
 fn telemetry(seq: u64) -> proofrack_common::telemetry::Telemetry {
     cuda_telemetry(seq, 80 << 30, 200_000, 10_000_000)
-}
-
-fn spec(n: u64, now: UnixMillis) -> TaskSpec {
-    TaskSpec {
-        circuit: CIRCUIT.into(),
-        inputs: Arc::from(format!(r#"{{"x":"{n}"}}"#).into_bytes()),
-        collateral: StakeUnits(1_000),
-        deadline: UnixMillis(now.0 + 60_000),
-        client: "client/bench".into(),
-        request_id: n,
-    }
 }
 
 /// One telemetry report per agent, each its own event with its rows taken, as the server

@@ -45,7 +45,8 @@ const START: UnixMillis = UnixMillis(1_700_000_000_000);
 const OPERATORS: usize = 10;
 const AGENTS: usize = 100;
 const SLOTS: u32 = 4;
-const CIRCUIT: &str = "bench";
+/// The circuit the benchmarks that drive the core directly register (`store`, `core`).
+pub(crate) const CIRCUIT: &str = "bench";
 /// A Groth16 proof over BN254, compressed points (what agents deliver).
 const PROOF_BYTES: usize = 128;
 
@@ -161,7 +162,8 @@ fn fleet(policy: Policy) -> anyhow::Result<(CoordinatorCore, Vec<AgentId>)> {
     Ok((core, agents))
 }
 
-fn spec(n: u64, now: UnixMillis) -> TaskSpec {
+/// Task `n` of one benchmark client, due a minute after `now`.
+pub(crate) fn spec(n: u64, now: UnixMillis) -> TaskSpec {
     TaskSpec {
         circuit: CIRCUIT.into(),
         inputs: Arc::from(format!(r#"{{"x":"{n}"}}"#).into_bytes()),
