@@ -107,7 +107,7 @@ impl CoordinatorCore {
                 .facts
                 .iter()
                 .find(|(a, f)| {
-                    !self.fleet.contains_key(*a)
+                    !self.fleet.contains_key(a)
                         && !self.drained.contains(*a)
                         && f.breaker == BreakerState::default()
                 })

@@ -128,7 +128,7 @@ impl CoordinatorCore {
         let slots = max_concurrent_tasks.clamp(1, MAX_TASKS_PER_AGENT);
         let fleet_full = self.fleet.len() >= MAX_AGENTS;
         let draining = self.drained.contains(&agent);
-        if !(fleet_full && !self.fleet.contains_key(&agent)) {
+        if !fleet_full || self.fleet.contains_key(&agent) {
             self.note_agent_seen(now, &agent);
         }
         let breaker_open_until = self
