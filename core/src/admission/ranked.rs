@@ -76,8 +76,9 @@ pub struct RankedFleet {
     /// acts on (breaker open, drained, stale or unhealthy telemetry), by index: their
     /// verdicts explain why a choice passed them over. Agents that are only full are not
     /// listed: on a busy rack that is most of the fleet, and a full agent is working, not
-    /// failing (they are counted in `out_of_service`; `explain` names them). Keeping their
-    /// verdicts cost ~2 KB per task, a third of a bound task's memory.
+    /// failing (they are counted in `out_of_service`, so the record's "N of M agents out of
+    /// service or ahead of it did not fit" includes them, and `proofrack agents` shows each
+    /// agent's load). Keeping their verdicts cost ~2 KB per task, half of a bound task's memory.
     connected_out_of_service: BTreeSet<u32>,
 }
 
