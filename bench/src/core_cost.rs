@@ -65,6 +65,8 @@ struct Cost {
     loaded_telemetry: Duration,
     telemetry_events: u64,
     rss_growth_bytes: u64,
+    /// One task listing by a client that may read none of the tasks.
+    list_nothing_readable: Duration,
 }
 
 impl Cost {
@@ -106,6 +108,7 @@ pub fn run(a: &CoreArgs) -> anyhow::Result<()> {
                 "telemetry_us_all_bound": us(c.loaded_telemetry, c.telemetry_events),
                 "idle_cores_at_1s_telemetry": c.idle_telemetry.as_secs_f64(),
                 "rss_bytes_per_bound_task": c.rss_growth_bytes as f64 / c.tasks.max(1) as f64,
+                "task_list_ms_nothing_readable": c.list_nothing_readable.as_secs_f64() * 1e3,
             })
         );
     }
@@ -255,6 +258,12 @@ fn drive(agents: usize, operators: usize, slots: u32, batch: usize) -> anyhow::R
     }
     let rss_growth_bytes = rss()?.saturating_sub(rss_before);
     let loaded_telemetry = telemetry_round(&mut core, &ids, now, 3)?;
+    // A client listing tasks it may read none of: the listing's worst case, a walk over every
+    // kept task under the core's lock.
+    let t0 = Instant::now();
+    let (listed, _) = core.task_list(None, None, 50, |_, _| false);
+    let list_nothing_readable = t0.elapsed();
+    std::hint::black_box(listed);
     let bound = core.ledger().bindings().count() as u64;
     if bound != tasks {
         anyhow::bail!("{bound} tasks bound after the run, not {tasks}");
@@ -269,5 +278,6 @@ fn drive(agents: usize, operators: usize, slots: u32, batch: usize) -> anyhow::R
         loaded_telemetry,
         telemetry_events: agents as u64,
         rss_growth_bytes,
+        list_nothing_readable,
     })
 }

@@ -330,8 +330,10 @@ pub struct TaskListRowJson {
 #[derive(Serialize)]
 pub struct TaskListJson {
     pub tasks: Vec<TaskListRowJson>,
-    /// More tasks match: ask again with `--before` the last task's id.
+    /// More tasks may match: ask again with `--before` `next_before`.
     pub more: bool,
+    /// `task-N` where the next page starts, or null.
+    pub next_before: Option<String>,
 }
 
 impl From<&proofrack_common::protocol::TaskListView> for TaskListJson {
@@ -350,6 +352,7 @@ impl From<&proofrack_common::protocol::TaskListView> for TaskListJson {
                 })
                 .collect(),
             more: v.more,
+            next_before: v.next_before.map(|t| t.to_string()),
         }
     }
 }

@@ -191,7 +191,12 @@ pub fn circuits(v: &CircuitsView) -> String {
 /// see the next page when there is one.
 pub fn tasks(v: &proofrack_common::protocol::TaskListView, now: UnixMillis) -> String {
     if v.rows.is_empty() {
-        return "no tasks\n".to_string();
+        return match (v.more, v.next_before) {
+            (true, Some(next)) => format!(
+                "no tasks you may read among those looked at\nmore tasks: proofrack tasks --before {next}\n"
+            ),
+            _ => "no tasks\n".to_string(),
+        };
     }
     let rows: Vec<Vec<String>> = v
         .rows
@@ -218,11 +223,8 @@ pub fn tasks(v: &proofrack_common::protocol::TaskListView, now: UnixMillis) -> S
         ],
         &rows,
     );
-    if let (true, Some(last)) = (v.more, v.rows.last()) {
-        table.push_str(&format!(
-            "more tasks: proofrack tasks --before {}\n",
-            last.task
-        ));
+    if let (true, Some(next)) = (v.more, v.next_before) {
+        table.push_str(&format!("more tasks: proofrack tasks --before {next}\n"));
     }
     table
 }
@@ -343,6 +345,7 @@ mod tests {
         let v = TaskListView {
             rows: vec![row(9, "proving"), row(8, "verified")],
             more: true,
+            next_before: Some(proofrack_common::TaskId(8)),
         };
         let t = tasks(&v, now);
         assert!(t.contains("task-9") && t.contains("proving"), "{t}");
@@ -358,8 +361,20 @@ mod tests {
         let none = TaskListView {
             rows: vec![],
             more: false,
+            next_before: None,
         };
         assert_eq!(tasks(&none, now), "no tasks\n");
+        // The coordinator stopped looking before it found a row: the next page is named.
+        let empty_page = TaskListView {
+            rows: vec![],
+            more: true,
+            next_before: Some(proofrack_common::TaskId(4_000)),
+        };
+        assert!(
+            tasks(&empty_page, now).ends_with("more tasks: proofrack tasks --before task-4000\n"),
+            "{}",
+            tasks(&empty_page, now)
+        );
     }
 
     #[test]

@@ -48,8 +48,8 @@ use serde::{Deserialize, Serialize};
 
 /// The protocol this build speaks. Bump on any incompatible message change.
 /// Version 2: `Welcome.notices`; agents' rows carry drained, leaving and the operator's
-/// standing; `ClientRequest::VerificationKey`.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// standing; `ClientRequest::VerificationKey`. Version 3: `TaskListView.next_before`.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Task inputs travel inside one frame (an offer or a submission); half a frame leaves room
 /// for the rest of the message. Bigger witnesses belong in a payload, not an offer.

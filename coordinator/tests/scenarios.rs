@@ -950,3 +950,67 @@ fn an_agent_slower_than_its_calibration_stops_getting_the_tasks_it_cannot_finish
         proofrack_coordinator::tasks::apply_speed_factor(calibrated_ms, factor)
     );
 }
+
+/// A task listing looks at a bounded number of tasks per request (a reader who may see none of
+/// them must not hold the core's lock for a walk over all of them), and its pages still cover
+/// every task exactly once, newest first, whatever the reader may see.
+#[test]
+fn a_task_listing_stops_after_its_scan_bound_and_its_pages_cover_every_task_once() {
+    let mut sim = Sim::new(policy(), &[("op-a", 1_000)]);
+    let mut submitted: Vec<TaskId> = Vec::new();
+    let mut client_2: Vec<TaskId> = Vec::new();
+    for i in 0..8 {
+        let client = if i % 2 == 0 { "client-1" } else { "client-2" };
+        let task = sim.submit_as(client, 10, MINUTE_MS).unwrap();
+        submitted.insert(0, task);
+        if client == "client-2" {
+            client_2.insert(0, task);
+        }
+    }
+    // Reads everything, 3 tasks looked at per request: pages of at most 3 rows, in order.
+    let (mut seen, mut before, mut pages) = (Vec::new(), None, 0);
+    loop {
+        let (rows, next) = sim
+            .core
+            .task_list_scanning(None, before, 50, 3, |_, _| true);
+        assert!(
+            rows.len() <= 3,
+            "{} rows from 3 tasks looked at",
+            rows.len()
+        );
+        seen.extend(rows.iter().map(|r| r.id));
+        pages += 1;
+        match next {
+            Some(n) => before = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen, submitted, "every task once, newest first");
+    assert_eq!(pages, 3);
+    // A reader who may see only client-2's tasks: some pages are empty, yet every one of its
+    // tasks is found, and nothing else.
+    let (mut seen, mut before, mut empty_pages) = (Vec::new(), None, 0);
+    loop {
+        let (rows, next) = sim
+            .core
+            .task_list_scanning(None, before, 50, 1, |client, _| client == "client-2");
+        empty_pages += usize::from(rows.is_empty());
+        seen.extend(rows.iter().map(|r| r.id));
+        match next {
+            Some(n) => before = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen, client_2,
+        "client-2's tasks, newest first, and only those"
+    );
+    assert_eq!(
+        empty_pages, 4,
+        "one task looked at per page: client-1's pages are empty"
+    );
+    // The row limit still pages as before: 2 rows, and the next page starts below the last.
+    let (rows, next) = sim.core.task_list(None, None, 2, |_, _| true);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(next, Some(rows[1].id));
+}

@@ -157,8 +157,12 @@ pub struct TaskListRow {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskListView {
     pub rows: Vec<TaskListRow>,
-    /// More tasks match below the last row (ask again with `before` = its id).
+    /// More tasks may match: ask again with `before` = `next_before`.
     pub more: bool,
+    /// Where the next page starts (exclusive): the last row's id, or where the coordinator
+    /// stopped looking (it looks at a bounded number of tasks per request, so a page can hold
+    /// fewer rows than asked, even none). `None` when nothing is left.
+    pub next_before: Option<TaskId>,
 }
 
 /// Most submissions in one [`ClientRequest::SubmitBatch`]: enough that a busy client's

@@ -158,9 +158,10 @@ pub(super) fn tasks_for(
     before: Option<TaskId>,
     limit: usize,
 ) -> wire::TaskListView {
-    let (rows, more) = core.task_list(state, before, limit.min(MAX_VIEW_ROWS), |client, ops| {
-        authz_gate::may_read_task(stake, who, client, ops).is_ok()
-    });
+    let (rows, next_before) =
+        core.task_list(state, before, limit.min(MAX_VIEW_ROWS), |client, ops| {
+            authz_gate::may_read_task(stake, who, client, ops).is_ok()
+        });
     wire::TaskListView {
         rows: rows
             .into_iter()
@@ -173,7 +174,8 @@ pub(super) fn tasks_for(
                 deadline: r.deadline,
             })
             .collect(),
-        more,
+        more: next_before.is_some(),
+        next_before,
     }
 }
 
