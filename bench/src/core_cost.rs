@@ -196,6 +196,15 @@ fn telemetry_round(
     Ok(started.elapsed())
 }
 
+/// Takes one event's durable rows, as the server does after every event, adding the time to
+/// `rows`.
+fn take_rows(core: &mut CoordinatorCore, rows: &mut Duration, events: &mut u64) {
+    let started = Instant::now();
+    std::hint::black_box(core.take_changes());
+    *rows += started.elapsed();
+    *events += 1;
+}
+
 fn rss() -> anyhow::Result<u64> {
     Ok(proc_stats::memory(&proc_stats::status_path(std::process::id()))?.rss_bytes)
 }
@@ -226,12 +235,8 @@ fn drive(agents: usize, operators: usize, slots: u32, batch: usize) -> anyhow::R
                 offers.entry(o.agent).or_default().push(o.task);
             }
         }
-        let t1 = Instant::now();
-        std::hint::black_box(core.take_changes());
-        let t2 = Instant::now();
-        submit += t1 - t0;
-        rows += t2 - t1;
-        events += 1;
+        submit += t0.elapsed();
+        take_rows(&mut core, &mut rows, &mut events);
         let offered: usize = offers.values().map(Vec::len).sum();
         if offered != (end - n) as usize {
             anyhow::bail!(
@@ -246,12 +251,8 @@ fn drive(agents: usize, operators: usize, slots: u32, batch: usize) -> anyhow::R
                 core.handle_offer_reply(now, &agent, task, OfferReply::Accept)?;
             }
             while core.poll_effect().is_some() {}
-            let t1 = Instant::now();
-            std::hint::black_box(core.take_changes());
-            let t2 = Instant::now();
-            accept += t1 - t0;
-            rows += t2 - t1;
-            events += 1;
+            accept += t0.elapsed();
+            take_rows(&mut core, &mut rows, &mut events);
         }
         n = end;
         now = UnixMillis(now.0 + 1);

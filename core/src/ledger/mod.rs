@@ -436,11 +436,12 @@ impl Ledger {
                 .checked_add(b.amount)
                 .ok_or_else(|| overflow("bound sum"))?;
         }
-        if walk_bindings && self.bound_tasks.len() != counted.len() {
+        let kept = self.bound_tasks.iter().map(|(operator, n)| (operator, *n));
+        if walk_bindings && !kept.eq(counted.iter().map(|(operator, n)| (*operator, *n))) {
             return Err(format!(
-                "ledger invariant: bound task counts kept for {} operators, bindings of {}",
-                self.bound_tasks.len(),
-                counted.len()
+                "ledger invariant: bound task counts kept per operator {:?} differ from the \
+                 bindings' {counted:?}",
+                self.bound_tasks
             ));
         }
         let mut ever = StakeUnits::ZERO;
@@ -450,16 +451,6 @@ impl Ledger {
         for (operator, a) in &self.accounts {
             a.check_invariants(operator)?;
             let bound_here = bound.get(operator).copied().unwrap_or_default();
-            if walk_bindings {
-                let count_here = counted.get(operator).copied().unwrap_or(0);
-                let count_kept = self.bound_tasks.get(operator).copied().unwrap_or(0);
-                if count_here != count_kept {
-                    return Err(format!(
-                        "ledger invariant broken for {operator}: {count_kept} bound tasks \
-                         counted, {count_here} bindings"
-                    ));
-                }
-            }
             if walk_bindings && a.active != bound_here {
                 return Err(format!(
                     "ledger invariant broken for {operator}: active {} != sum of its bindings {}",

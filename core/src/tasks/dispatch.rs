@@ -10,6 +10,7 @@ use crate::admission::{
     admit, AgentSnapshot, AgentVerdict, Assignment, Outcome, Placement, RankedFleet,
 };
 use proofrack_common::{OperatorId, StakeUnits, TaskId, UnixMillis};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Retention ends are handled on whole seconds: tasks that finished in the same second are
@@ -29,28 +30,38 @@ impl CoordinatorCore {
         if self.stake_frozen.is_some() {
             offerable.values_mut().for_each(|s| *s = StakeUnits::ZERO);
         }
-        let mut promise = |operator: &OperatorId, collateral: StakeUnits| {
+        for (operator, promised) in self.promised_collateral().iter() {
             if let Some(free) = offerable.get_mut(operator) {
-                *free = free.saturating_sub(collateral);
-            }
-        };
-        match self.index.offered() {
-            Some(promised) => promised.iter().for_each(|(op, sum)| promise(op, *sum)),
-            // Mid-event (tests' `assert_settled` between events): the same sums by a scan.
-            None => {
-                for task in self.tasks.values() {
-                    if let TaskState::Offered {
-                        placement,
-                        handover_from: None,
-                        ..
-                    } = &task.state
-                    {
-                        promise(&placement.agent.operator, task.spec.collateral);
-                    }
-                }
+                *free = free.saturating_sub(*promised);
             }
         }
         offerable
+    }
+
+    /// Collateral promised per operator by plain offers (not handovers, whose stake is
+    /// bound): the task index's sums, or, mid-event while the index is stale (tests'
+    /// `assert_settled`), the same sums by a scan of the tasks.
+    pub(crate) fn promised_collateral(&self) -> Cow<'_, BTreeMap<OperatorId, StakeUnits>> {
+        if let Some(kept) = self.index.offered() {
+            return Cow::Borrowed(kept);
+        }
+        let mut promised: BTreeMap<OperatorId, StakeUnits> = BTreeMap::new();
+        for task in self.tasks.values() {
+            if let TaskState::Offered {
+                placement,
+                handover_from: None,
+                ..
+            } = &task.state
+            {
+                let sum = promised
+                    .entry(placement.agent.operator.clone())
+                    .or_default();
+                *sum = sum
+                    .checked_add(task.spec.collateral)
+                    .unwrap_or(StakeUnits(u128::MAX));
+            }
+        }
+        Cow::Owned(promised)
     }
 
     /// Tries waiting tasks against the fleet in fair order (the client holding the fewest

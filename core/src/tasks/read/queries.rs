@@ -8,7 +8,7 @@ use proofrack_common::protocol::OperatorStanding;
 use proofrack_common::telemetry::ProverBackend;
 use proofrack_common::{AgentId, KeyId, OperatorId, StakeUnits, TaskId, UnixMillis};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// One operator's stake.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,18 +93,7 @@ impl CoordinatorCore {
     /// Costs the operators (the index keeps each one's promised collateral), not operators ×
     /// tasks: any client may ask for it, under the core's lock.
     pub fn ledger_rows(&self) -> Vec<OperatorRow> {
-        let offerable = self.offerable_stake();
-        let promised_by_scan;
-        let promised_per_operator = match self.index.offered() {
-            Some(kept) => kept,
-            // Mid-event only (tests); between events the index is fresh.
-            None => {
-                promised_by_scan = self.promised_by_scan();
-                &promised_by_scan
-            }
-        };
-        #[cfg(debug_assertions)]
-        let scanned = self.promised_by_scan();
+        let promised_per_operator = self.promised_collateral();
         self.ledger
             .rows()
             .into_iter()
@@ -113,17 +102,6 @@ impl CoordinatorCore {
                     .get(&r.operator)
                     .copied()
                     .unwrap_or(StakeUnits::ZERO);
-                debug_assert_eq!(offerable[&r.operator], r.free.saturating_sub(promised));
-                #[cfg(debug_assertions)]
-                assert_eq!(
-                    promised,
-                    scanned
-                        .get(&r.operator)
-                        .copied()
-                        .unwrap_or(StakeUnits::ZERO),
-                    "{}: promised collateral kept by the index differs from the tasks",
-                    r.operator
-                );
                 OperatorRow {
                     operator: r.operator,
                     delegated: r.delegated,
@@ -137,27 +115,6 @@ impl CoordinatorCore {
                 }
             })
             .collect()
-    }
-
-    /// Collateral promised per operator by plain offers, from the tasks themselves.
-    fn promised_by_scan(&self) -> BTreeMap<OperatorId, StakeUnits> {
-        let mut promised: BTreeMap<OperatorId, StakeUnits> = BTreeMap::new();
-        for t in self.tasks.values() {
-            if let TaskState::Offered {
-                placement,
-                handover_from: None,
-                ..
-            } = &t.state
-            {
-                let sum = promised
-                    .entry(placement.agent.operator.clone())
-                    .or_default();
-                *sum = sum
-                    .checked_add(t.spec.collateral)
-                    .unwrap_or(StakeUnits(u128::MAX));
-            }
-        }
-        promised
     }
 
     /// Every tracked agent, in id order.
